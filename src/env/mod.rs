@@ -1,0 +1,3 @@
+//! Environment files: loading, layering, Terraform references and validation.
+
+pub mod model;

@@ -1,0 +1,3 @@
+//! Job spec files: TrainJobs and resumable custom trainer Jobs.
+
+pub mod spec;

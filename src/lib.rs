@@ -1,0 +1,5 @@
+//! trainstack: render, validate, diff and apply an ML training platform on Kubernetes.
+
+pub mod env;
+pub mod jobs;
+pub mod yaml;

@@ -1,0 +1,270 @@
+//! All YAML reading and writing goes through this module, so the deprecated `serde_yaml` can be
+//! swapped for another crate in one place.
+//!
+//! Values are parsed with `serde_yaml`; source positions of every key and value are indexed with
+//! `yaml-rust2`'s event parser, so errors found after deserialisation can still point at a line.
+
+use std::collections::HashMap;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+/// A YAML value.
+pub type Value = serde_yaml::Value;
+
+/// A 1-based line and column in a source text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pos {
+    /// Line, from 1.
+    pub line: usize,
+    /// Column, from 1.
+    pub column: usize,
+}
+
+/// A YAML syntax error with its position.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct SyntaxError {
+    /// What went wrong, without the position.
+    pub message: String,
+    /// Where, when known.
+    pub pos: Option<Pos>,
+}
+
+impl From<serde_yaml::Error> for SyntaxError {
+    fn from(e: serde_yaml::Error) -> Self {
+        let pos = e.location().map(|l| Pos { line: l.line(), column: l.column() });
+        // serde_yaml appends " at line X column Y" to its message; the position is reported
+        // separately, in the file:line:column prefix.
+        let mut message = e.to_string();
+        if let Some(i) = message.find(" at line ") {
+            message.truncate(i);
+        }
+        SyntaxError { message, pos }
+    }
+}
+
+/// Where each path of a document was written. Paths look like `a.b[2].c`.
+#[derive(Debug, Clone, Default)]
+pub struct PosIndex {
+    keys: HashMap<String, Pos>,
+    values: HashMap<String, Pos>,
+}
+
+impl PosIndex {
+    /// Position of the key that introduces `path` (falls back to the value's position).
+    pub fn key(&self, path: &str) -> Option<Pos> {
+        self.keys.get(path).or_else(|| self.values.get(path)).copied()
+    }
+
+    /// Position of the value at `path` (falls back to its key).
+    pub fn value(&self, path: &str) -> Option<Pos> {
+        self.values.get(path).or_else(|| self.keys.get(path)).copied()
+    }
+
+    /// Whether the document wrote `path` at all.
+    pub fn contains(&self, path: &str) -> bool {
+        self.values.contains_key(path) || self.keys.contains_key(path)
+    }
+}
+
+/// Parses one YAML document and indexes the position of every key and value.
+pub fn parse_located(text: &str) -> Result<(Value, PosIndex), SyntaxError> {
+    let value: Value = serde_yaml::from_str(text)?;
+    let mut indexer = Indexer::default();
+    // serde_yaml accepted the text, so the event parser will too; a disagreement only costs
+    // positions, never correctness.
+    let _ = Parser::new_from_str(text).load(&mut indexer, false);
+    Ok((value, indexer.index))
+}
+
+/// Parses a multi-document YAML stream, skipping empty documents.
+pub fn parse_stream(text: &str) -> Result<Vec<Value>, SyntaxError> {
+    let mut out = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(text) {
+        let v = Value::deserialize_from(doc)?;
+        if !v.is_null() {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+/// Parses a multi-document YAML stream into any deserialisable type per document.
+pub fn parse_stream_as<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, SyntaxError> {
+    let mut out = Vec::new();
+    for v in parse_stream(text)? {
+        out.push(serde_yaml::from_value(v).map_err(SyntaxError::from)?);
+    }
+    Ok(out)
+}
+
+/// Deserialises a typed value from text.
+pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, SyntaxError> {
+    Ok(serde_yaml::from_str(text)?)
+}
+
+/// Converts a YAML value into a typed value, reporting the path of the first mismatch.
+pub fn from_value_with_path<T: DeserializeOwned>(
+    value: Value,
+) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = path_string(e.path());
+        let mut msg = e.into_inner().to_string();
+        if let Some(i) = msg.find(" at line ") {
+            msg.truncate(i);
+        }
+        (path, msg)
+    })
+}
+
+fn path_string(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Enum { variant } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(variant);
+            }
+            Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+/// Serialises a value as one YAML document (no leading `---`).
+pub fn to_string<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_yaml::to_string(value).expect("values built from YAML or JSON always serialise")
+}
+
+/// Converts any serialisable value into a YAML value.
+pub fn to_value<T: Serialize>(value: &T) -> Value {
+    serde_yaml::to_value(value).expect("values built from YAML or JSON always serialise")
+}
+
+trait DeserializeFrom {
+    fn deserialize_from(doc: serde_yaml::Deserializer<'_>) -> Result<Value, serde_yaml::Error>;
+}
+
+impl DeserializeFrom for Value {
+    fn deserialize_from(doc: serde_yaml::Deserializer<'_>) -> Result<Value, serde_yaml::Error> {
+        serde::Deserialize::deserialize(doc)
+    }
+}
+
+enum Frame {
+    Map { path: String, key: Option<String> },
+    Seq { path: String, next: usize },
+}
+
+#[derive(Default)]
+struct Indexer {
+    stack: Vec<Frame>,
+    index: PosIndex,
+}
+
+impl Indexer {
+    /// The path of the node that starts now, and whether it is a key of a mapping.
+    fn next_path(&mut self) -> (String, bool) {
+        match self.stack.last_mut() {
+            None => (String::new(), false),
+            Some(Frame::Seq { path, next }) => {
+                let p = format!("{path}[{next}]");
+                *next += 1;
+                (p, false)
+            }
+            Some(Frame::Map { path, key }) => match key.take() {
+                None => (path.clone(), true),
+                Some(k) => (join(path, &k), false),
+            },
+        }
+    }
+
+    fn record_value(&mut self, path: &str, mark: Marker) {
+        self.index.values.insert(path.to_string(), pos(mark));
+    }
+}
+
+fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+fn pos(mark: Marker) -> Pos {
+    Pos { line: mark.line(), column: mark.col() + 1 }
+}
+
+impl MarkedEventReceiver for Indexer {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        match ev {
+            Event::Scalar(text, ..) => {
+                let (path, is_key) = self.next_path();
+                if is_key {
+                    let full = join(&path, &text);
+                    self.index.keys.insert(full, pos(mark));
+                    if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
+                        *key = Some(text);
+                    }
+                } else {
+                    self.record_value(&path, mark);
+                }
+            }
+            Event::Alias(_) => {
+                let (path, is_key) = self.next_path();
+                if !is_key {
+                    self.record_value(&path, mark);
+                }
+            }
+            Event::MappingStart(..) => {
+                let (path, _) = self.next_path();
+                self.record_value(&path, mark);
+                self.stack.push(Frame::Map { path, key: None });
+            }
+            Event::SequenceStart(..) => {
+                let (path, _) = self.next_path();
+                self.record_value(&path, mark);
+                self.stack.push(Frame::Seq { path, next: 0 });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexes_nested_keys_and_list_items() {
+        let text = "a:\n  b: 1\n  list:\n    - x: 2\n    - y: 3\n";
+        let (_, idx) = parse_located(text).unwrap();
+        assert_eq!(idx.key("a.b"), Some(Pos { line: 2, column: 3 }));
+        assert_eq!(idx.value("a.b"), Some(Pos { line: 2, column: 6 }));
+        assert_eq!(idx.key("a.list[1].y"), Some(Pos { line: 5, column: 7 }));
+        assert_eq!(idx.key("a.list[0].x"), Some(Pos { line: 4, column: 7 }));
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let err = parse_located("a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(err.pos.is_some(), "{err:?}");
+    }
+}
