@@ -1,5 +1,33 @@
 //! trainstack: render, validate, diff and apply an ML training platform on Kubernetes.
 
+pub mod cli;
+pub mod commands;
+pub mod diag;
 pub mod env;
+pub mod error;
 pub mod jobs;
+pub mod manifest;
+pub mod render;
 pub mod yaml;
+
+use std::process::ExitCode;
+
+pub use error::Error;
+
+/// Runs a parsed command line and maps the outcome to the process exit code.
+pub fn main_with(cli: cli::Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{}", e.report());
+            ExitCode::from(1)
+        }
+    }
+}

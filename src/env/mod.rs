@@ -1,3 +1,174 @@
 //! Environment files: loading, layering, Terraform references and validation.
 
+pub mod merge;
 pub mod model;
+pub mod names;
+pub mod quantity;
+pub mod terraform;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::yaml::{self, Pos, PosIndex};
+
+pub use model::Environment;
+
+/// One file of a layered environment, with the positions of everything it wrote.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// The path as the user gave it.
+    pub path: PathBuf,
+    index: PosIndex,
+}
+
+/// The files an environment was merged from, to point errors at the line that set a field.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    layers: Vec<Layer>,
+}
+
+impl Sources {
+    /// The layer that last wrote `field` (or its nearest written parent), and the position.
+    /// `key` picks the key's position rather than the value's.
+    pub fn locate(&self, field: &str, key: bool) -> (Option<&Layer>, Option<Pos>) {
+        let mut path = field.to_string();
+        loop {
+            for layer in self.layers.iter().rev() {
+                if layer.index.contains(&path) {
+                    let pos = if key { layer.index.key(&path) } else { layer.index.value(&path) };
+                    return (Some(layer), pos);
+                }
+            }
+            match parent_path(&path) {
+                Some(p) => path = p,
+                None => return (self.layers.last(), None),
+            }
+        }
+    }
+
+    /// A diagnostic for `field`, pointing at the value that set it.
+    pub fn error(&self, field: &str, message: impl Into<String>) -> Diagnostic {
+        self.diag(field, message, false)
+    }
+
+    /// A diagnostic for `field`, pointing at its key (for unknown or misplaced keys).
+    pub fn key_error(&self, field: &str, message: impl Into<String>) -> Diagnostic {
+        self.diag(field, message, true)
+    }
+
+    fn diag(&self, field: &str, message: impl Into<String>, key: bool) -> Diagnostic {
+        let (layer, pos) = self.locate(field, key);
+        Diagnostic {
+            file: layer.map(|l| l.path.display().to_string()).unwrap_or_default(),
+            pos,
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Directory of the file that set `field`: relative paths in that field resolve against it.
+    pub fn base_dir(&self, field: &str) -> PathBuf {
+        let (layer, _) = self.locate(field, false);
+        layer
+            .and_then(|l| l.path.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// The files, in layering order.
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        self.layers.iter().map(|l| l.path.as_path())
+    }
+}
+
+/// `a.b[2].c` -> `a.b[2]` -> `a.b` -> `a` -> None.
+fn parent_path(path: &str) -> Option<String> {
+    if path.is_empty() {
+        return None;
+    }
+    let cut = path.rfind(['.', '[']).unwrap_or(0);
+    Some(path[..cut].to_string())
+}
+
+/// Options that change how an environment is loaded.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// A `terraform output -json` file that overrides the environment's `terraform` setting.
+    pub terraform_outputs: Option<PathBuf>,
+}
+
+/// A loaded, merged, resolved and validated environment.
+#[derive(Debug, Clone)]
+pub struct LoadedEnv {
+    /// The typed environment.
+    pub env: Environment,
+    /// Where each setting came from.
+    pub sources: Sources,
+}
+
+/// Reads, layers, resolves Terraform references in, deserialises and validates environment files.
+/// Every problem found is returned at once; an environment with any problem is never returned.
+pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<LoadedEnv, Diagnostics> {
+    if files.is_empty() {
+        return Err(Diagnostic {
+            file: "<command line>".into(),
+            pos: None,
+            field: String::new(),
+            message: "no environment file given; pass -e environments/base.yaml -e environments/kind.yaml".into(),
+        }
+        .into());
+    }
+    let mut sources = Sources::default();
+    let mut merged = yaml::Value::Null;
+    let mut diags = Diagnostics::default();
+    for path in files {
+        let shown = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                diags.push(Diagnostic { file: shown, pos: None, field: String::new(), message: format!("cannot read: {e}") });
+                continue;
+            }
+        };
+        match yaml::parse_located(&text) {
+            Ok((value, index)) => {
+                if !value.is_mapping() && !value.is_null() {
+                    diags.push(Diagnostic {
+                        file: shown,
+                        pos: Some(Pos { line: 1, column: 1 }),
+                        field: String::new(),
+                        message: "an environment file must be a mapping of keys (name, target, components, ...)".into(),
+                    });
+                    continue;
+                }
+                merge::merge(&mut merged, value);
+                sources.layers.push(Layer { path: path.clone(), index });
+            }
+            Err(e) => diags.push(Diagnostic { file: shown, pos: e.pos, field: String::new(), message: format!("invalid YAML: {}", e.message) }),
+        }
+    }
+    diags.into_result()?;
+
+    terraform::resolve(&mut merged, &sources, opts)?;
+
+    let env: Environment = yaml::from_value_with_path(merged).map_err(|(field, message)| {
+        let key = message.starts_with("unknown field");
+        let message = explain_serde(&message);
+        Diagnostics::from(if key { sources.key_error(&field, message) } else { sources.error(&field, message) })
+    })?;
+    validate::check(&env, &sources).into_result()?;
+    Ok(LoadedEnv { env, sources })
+}
+
+/// serde's messages name Rust types (`u32`, `a string`); say it in the user's terms.
+pub(crate) fn explain_serde(message: &str) -> String {
+    message
+        .replace("expected u32", "expected a whole number ≥ 0")
+        .replace("expected u64", "expected a whole number ≥ 0")
+        .replace("expected i64", "expected a whole number")
+        .replace("expected f64", "expected a number")
+        .replace("expected struct ", "expected a mapping: ")
+        .replace("expected a sequence", "expected a list")
+        .replace("expected a map", "expected a mapping")
+}

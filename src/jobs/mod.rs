@@ -1,3 +1,279 @@
-//! Job spec files: TrainJobs and resumable custom trainer Jobs.
+//! Job spec files: TrainJobs and resumable custom trainer Jobs, loaded from the environment's
+//! `components.trainer.jobs_dir` and checked against the environment.
 
 pub mod spec;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::env::validate::limits;
+use crate::env::{names, quantity, LoadedEnv};
+use crate::yaml::{self, PosIndex};
+use spec::{Framework, JobSpec};
+
+/// A job spec with its scripts read in, ready to render.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    /// The spec as written.
+    #[serde(flatten)]
+    pub spec: JobSpec,
+    /// Script file name -> content, for the `<tenant>-train-script` ConfigMap.
+    pub script_contents: BTreeMap<String, String>,
+    /// File the spec came from.
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+/// Environment variables the custom trainer contract sets itself; a job may not override them.
+const CONTRACT_ENV: &[&str] = &[
+    "JOB_ID", "CALLBACK_URL", "MODEL_NAME", "DATASET_S3_URI", "CONFIG", "EPOCHS", "BATCH_SIZE",
+    "LEARNING_RATE", "IMGSZ", "DEVICE", "EXTERNAL_STORAGE_ENDPOINT", "EXTERNAL_BUCKET_DATASETS",
+    "INTERNAL_STORAGE_ENDPOINT", "INTERNAL_BUCKET_CHECKPOINTS",
+];
+
+/// The directory the environment's job specs live in, if any.
+pub fn jobs_dir(loaded: &LoadedEnv) -> Option<PathBuf> {
+    let dir = loaded.env.components.trainer.jobs_dir.as_ref()?;
+    Some(loaded.sources.base_dir("components.trainer.jobs_dir").join(dir))
+}
+
+/// Loads and checks every `*.yaml`/`*.yml` in the jobs directory, in file name order.
+pub fn load(loaded: &LoadedEnv) -> Result<Vec<Job>, Diagnostics> {
+    let Some(dir) = jobs_dir(loaded) else { return Ok(Vec::new()) };
+    let entries = std::fs::read_dir(&dir).map_err(|e| {
+        Diagnostics::from(loaded.sources.error("components.trainer.jobs_dir", format!("cannot read job directory {}: {e}", dir.display())))
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    load_files(loaded, &files)
+}
+
+/// Loads and checks the given job spec files.
+pub fn load_files(loaded: &LoadedEnv, files: &[PathBuf]) -> Result<Vec<Job>, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let mut jobs = Vec::new();
+    for file in files {
+        if let Some(job) = load_one(loaded, file, &mut diags) {
+            jobs.push(job);
+        }
+    }
+    check_across(&jobs, &mut diags);
+    diags.into_result()?;
+    Ok(jobs)
+}
+
+struct JobFile<'a> {
+    shown: String,
+    index: PosIndex,
+    diags: &'a mut Diagnostics,
+}
+
+impl JobFile<'_> {
+    fn err(&mut self, field: &str, message: impl Into<String>) {
+        let pos = self.index.value(field).or_else(|| {
+            let mut p = field.to_string();
+            while let Some(i) = p.rfind(['.', '[']) {
+                p.truncate(i);
+                if let Some(pos) = self.index.value(&p) {
+                    return Some(pos);
+                }
+            }
+            None
+        });
+        self.diags.push(Diagnostic { file: self.shown.clone(), pos, field: field.into(), message: message.into() });
+    }
+
+    fn quantity(&mut self, field: &str, q: &str) -> Option<f64> {
+        quantity::parse(q).map_err(|m| self.err(field, m)).ok()
+    }
+}
+
+fn load_one(loaded: &LoadedEnv, file: &Path, diags: &mut Diagnostics) -> Option<Job> {
+    let shown = file.display().to_string();
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            diags.push(Diagnostic { file: shown, pos: None, field: String::new(), message: format!("cannot read: {e}") });
+            return None;
+        }
+    };
+    let (value, index) = match yaml::parse_located(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            diags.push(Diagnostic { file: shown, pos: e.pos, field: String::new(), message: format!("invalid YAML: {}", e.message) });
+            return None;
+        }
+    };
+    let mut jf = JobFile { shown, index, diags };
+    let spec: JobSpec = match yaml::from_value_with_path(value) {
+        Ok(s) => s,
+        Err((field, message)) => {
+            let pos = if message.starts_with("unknown field") { jf.index.key(&field) } else { jf.index.value(&field) };
+            jf.diags.push(Diagnostic { file: jf.shown.clone(), pos, field, message: crate::env::explain_serde(&message) });
+            return None;
+        }
+    };
+    check_spec(loaded, &spec, &mut jf);
+    let script_contents = read_scripts(&spec, file, &mut jf);
+    Some(Job { spec, script_contents, file: file.to_path_buf() })
+}
+
+fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut JobFile) {
+    let env = &loaded.env;
+    if let Err(m) = names::check_label(&s.name) {
+        jf.err("name", m);
+    }
+    if !env.components.tenants.list.iter().any(|t| t.name == s.tenant) {
+        let known: Vec<&str> = env.components.tenants.list.iter().map(|t| t.name.as_str()).collect();
+        jf.err("tenant", format!("tenant {:?} is not declared in the environment (components.tenants.list: {})", s.tenant, known.join(", ")));
+    }
+    if s.num_nodes < 1 {
+        jf.err("num_nodes", "0 is below the minimum of 1");
+    } else if s.num_nodes > limits::JOB_MAX_NODES {
+        jf.err("num_nodes", format!("{} is above the maximum of {}", s.num_nodes, limits::JOB_MAX_NODES));
+    }
+    for (name, rl) in [("cpu", &s.resources.cpu), ("memory", &s.resources.memory)] {
+        let r = jf.quantity(&format!("resources.{name}.request"), rl.request.as_str());
+        let l = jf.quantity(&format!("resources.{name}.limit"), rl.limit.as_str());
+        if let (Some(r), Some(l)) = (r, l) {
+            if r > l {
+                jf.err(
+                    &format!("resources.{name}.request"),
+                    format!("request {} is more than limit {}; the request must not exceed the limit", rl.request, rl.limit),
+                );
+            }
+        }
+    }
+    if let Some(g) = &s.resources.gpu {
+        if g.request != g.limit {
+            jf.err(
+                "resources.gpu.request",
+                format!("GPU request {} differs from limit {}; Kubernetes requires GPU requests to equal limits", g.request, g.limit),
+            );
+        }
+        if g.limit > limits::GPUS_PER_NODE {
+            jf.err("resources.gpu.limit", format!("{} is above the maximum of {} GPUs per node", g.limit, limits::GPUS_PER_NODE));
+        }
+        if g.limit > 0 && !env.components.gpu.enabled {
+            jf.err("resources.gpu", "the job asks for GPUs but the environment has no GPU pool (components.gpu.enabled is false)");
+        }
+    }
+    for key in s.env.keys() {
+        if let Err(m) = names::check_env_var(key) {
+            jf.err(&format!("env.{key}"), m);
+        }
+    }
+    for (field, pvc) in [("volumes.dataset_pvc", &s.volumes.dataset_pvc), ("volumes.models_pvc", &s.volumes.models_pvc)] {
+        if let Some(p) = pvc {
+            if let Err(m) = names::check_subdomain(p) {
+                jf.err(field, m);
+            }
+        }
+    }
+    match (s.framework, &s.custom) {
+        (Framework::Custom, None) => jf.err("custom", "framework custom needs a custom: block (job_id, model_name, dataset_s3_uri)"),
+        (Framework::Custom, Some(c)) => {
+            if s.image.is_none() {
+                jf.err("image", "framework custom needs the trainer image");
+            }
+            if s.num_nodes != 1 {
+                jf.err("num_nodes", "custom trainer Jobs run on exactly one node; use framework pytorch or tensorflow for multi-node");
+            }
+            if !c.dataset_s3_uri.starts_with("s3://") {
+                jf.err("custom.dataset_s3_uri", format!("{:?} is not an s3:// URI", c.dataset_s3_uri));
+            }
+            if c.job_id.is_empty() || !c.job_id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
+                jf.err("custom.job_id", format!("{:?} must be letters, digits, '-' or '_' (it names the checkpoint path)", c.job_id));
+            }
+            if c.config.as_ref().is_some_and(|v| !v.is_object()) {
+                jf.err("custom.config", "CONFIG must be a mapping (it is passed to the trainer as a JSON object)");
+            }
+            if c.active_deadline_seconds == Some(0) {
+                jf.err("custom.active_deadline_seconds", "0 is below the minimum of 1");
+            }
+            for key in s.env.keys() {
+                if CONTRACT_ENV.contains(&key.as_str()) {
+                    jf.err(&format!("env.{key}"), format!("{key} is set by the trainer contract; use the custom: block instead"));
+                }
+            }
+            if !env.components.custom_jobs.enabled {
+                jf.err("framework", "custom trainer Jobs are disabled in this environment (components.custom_jobs.enabled)");
+            }
+        }
+        (_, Some(_)) => jf.err("custom", "only framework custom takes a custom: block"),
+        (_, None) => {
+            if !env.components.trainer.enabled {
+                jf.err("framework", "Kubeflow Trainer is disabled in this environment (components.trainer.enabled)");
+            }
+        }
+    }
+}
+
+fn read_scripts(s: &JobSpec, file: &Path, jf: &mut JobFile) -> BTreeMap<String, String> {
+    let base = file.parent().unwrap_or(Path::new("."));
+    let mut out = BTreeMap::new();
+    for (name, src) in &s.scripts {
+        let field = format!("scripts.{name}");
+        if let Err(m) = names::check_config_key(name) {
+            jf.err(&field, m);
+            continue;
+        }
+        let content = match (&src.file, &src.content) {
+            (Some(f), None) => match std::fs::read_to_string(base.join(f)) {
+                Ok(c) => c,
+                Err(e) => {
+                    jf.err(&format!("{field}.file"), format!("cannot read {}: {e}", base.join(f).display()));
+                    continue;
+                }
+            },
+            (None, Some(c)) => c.clone(),
+            _ => {
+                jf.err(&field, "give exactly one of file or content");
+                continue;
+            }
+        };
+        out.insert(name.clone(), content);
+    }
+    out
+}
+
+/// Checks that need all jobs: unique names per tenant and one script per ConfigMap key.
+fn check_across(jobs: &[Job], diags: &mut Diagnostics) {
+    let mut names = BTreeSet::new();
+    let mut scripts: BTreeMap<(&str, &str), (&str, &Job)> = BTreeMap::new();
+    for job in jobs {
+        let shown = job.file.display().to_string();
+        if !names.insert((job.spec.tenant.as_str(), job.spec.name.as_str())) {
+            diags.push(Diagnostic {
+                file: shown.clone(),
+                pos: None,
+                field: "name".into(),
+                message: format!("job {:?} is declared twice for tenant {:?}", job.spec.name, job.spec.tenant),
+            });
+        }
+        for (key, content) in &job.script_contents {
+            let k = (job.spec.tenant.as_str(), key.as_str());
+            match scripts.get(&k) {
+                Some((other, other_job)) if *other != content.as_str() => diags.push(Diagnostic {
+                    file: shown.clone(),
+                    pos: None,
+                    field: format!("scripts.{key}"),
+                    message: format!(
+                        "script {key:?} differs from the one job {:?} puts in the same ConfigMap {}-train-script; rename one of them",
+                        other_job.spec.name, job.spec.tenant
+                    ),
+                }),
+                Some(_) => {}
+                None => {
+                    scripts.insert(k, (content.as_str(), job));
+                }
+            }
+        }
+    }
+}

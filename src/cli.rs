@@ -1,0 +1,113 @@
+//! Command-line interface: clap definitions, converted to plain settings before any work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Deploy an ML training platform to Kubernetes from one environment file.
+///
+/// An environment file (environments/*.yaml) declares tenants, Kubeflow Trainer runtimes and
+/// TrainJobs, custom trainer Jobs, GPU pools, MLflow and Ray. Layer files with -e: a base file
+/// first, then overlays (maps merge, lists replace, null removes).
+#[derive(Debug, Parser)]
+#[command(name = "trainstack", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "Examples:\n  \
+    trainstack render -e environments/base.yaml -e environments/kind.yaml\n  \
+    trainstack render -e environments/base.yaml -e environments/eks-dev.yaml --out deploy/eks-dev\n  \
+    trainstack validate -e environments/base.yaml -e environments/kind.yaml --crds ../crds")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Environment file; repeat to layer overlays on a base (later files win).
+    #[arg(short = 'e', long = "env", value_name = "FILE", global = true)]
+    pub env: Vec<PathBuf>,
+    /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, value_name = "FILE", global = true, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the environment's target.context, else kind-<cluster_name> on kind).
+    #[arg(long, value_name = "NAME", global = true)]
+    pub context: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, global = true, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// More log output (-v, -vv).
+    #[arg(short = 'v', long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// `terraform output -json` file to fill ${terraform.NAME} references (overrides the
+    /// environment's terraform setting).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub terraform_outputs: Option<PathBuf>,
+    /// Directory of templates that replace built-in ones of the same name (e.g. DIR/mlflow/deployment.yaml).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub templates: Option<PathBuf>,
+}
+
+/// Output format of a command's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable (for render: the YAML stream).
+    Text,
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render the environment's manifests: one YAML stream on stdout, or one file per object.
+    ///
+    /// Output order is stable: apply phase (CRDs, namespaces, config, operators, workloads),
+    /// then kind, namespace, name. The same inputs always give byte-identical output.
+    Render(RenderArgs),
+    /// Check the environment, job specs and rendered objects; exit 0 when valid, 1 otherwise.
+    ///
+    /// Built-in kinds must parse into the Kubernetes API types with no field dropped; custom
+    /// resources are checked against CRD schemas from --crds and from add-ons in the set.
+    Validate(ValidateArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Options of `render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Write one file per object under DIR (DIR/<NN-phase>/<namespace>/<kind>-<name>.yaml)
+    /// for Argo CD or Flux, replacing what an earlier render wrote there.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub addons: AddonArgs,
+}
+
+/// Options of `validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Directory of CRD YAML files (the pinned upstream versions); repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub crds: Vec<PathBuf>,
+    #[command(flatten)]
+    pub addons: AddonArgs,
+}
+
+/// Add-on options shared by commands that render.
+#[derive(Debug, Args)]
+pub struct AddonArgs {
+    /// Leave out upstream add-ons (operators and their CRDs).
+    #[arg(long)]
+    pub no_addons: bool,
+    /// Cache directory for downloaded add-ons (default: $XDG_CACHE_HOME/trainstack).
+    #[arg(long, value_name = "DIR", env = "TRAINSTACK_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}

@@ -1,0 +1,50 @@
+//! Command implementations: each turns settings into work on the pure core and adapters.
+
+pub mod render;
+
+use std::process::ExitCode;
+
+use clap::CommandFactory;
+
+use crate::cli::{AddonArgs, Cli, Command, GlobalArgs};
+use crate::env::{self, LoadOptions, LoadedEnv};
+use crate::jobs::{self, Job};
+use crate::manifest::Manifest;
+use crate::render::Templates;
+use crate::Error;
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
+    match cli.command {
+        Command::Render(args) => render::run(&cli.global, &args).await,
+        Command::Validate(_args) => Err(anyhow::anyhow!("validate is not wired yet").into()),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "trainstack", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The inputs of every command that renders: environment, job specs and the manifest set.
+pub struct Prepared {
+    /// The loaded environment.
+    pub loaded: LoadedEnv,
+    /// Job specs.
+    pub jobs: Vec<Job>,
+    /// The ordered manifest set.
+    pub set: Vec<Manifest>,
+}
+
+/// Loads and checks all inputs, then renders. Nothing is rendered while any input is invalid.
+pub async fn prepare(global: &GlobalArgs, addons: &AddonArgs) -> Result<Prepared, Error> {
+    let loaded = env::load(&global.env, &LoadOptions { terraform_outputs: global.terraform_outputs.clone() })?;
+    let jobs = jobs::load(&loaded)?;
+    let templates = Templates::load(global.templates.as_deref())?;
+    let addon_objects = load_addons(&loaded, addons).await?;
+    let set = crate::render::render(&loaded, &jobs, &templates, addon_objects)?;
+    Ok(Prepared { loaded, jobs, set })
+}
+
+async fn load_addons(_loaded: &LoadedEnv, _args: &AddonArgs) -> Result<Vec<(String, Vec<serde_json::Value>)>, Error> {
+    Ok(Vec::new())
+}

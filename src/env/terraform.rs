@@ -1,0 +1,182 @@
+//! `${terraform.NAME}` references in environment files, filled from `terraform output -json`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::env::{LoadOptions, Sources};
+use crate::yaml::{self, Value};
+
+const PREFIX: &str = "${terraform.";
+
+/// Outputs of `terraform output -json`: name -> value.
+pub type Outputs = BTreeMap<String, serde_json::Value>;
+
+/// Replaces every `${terraform.NAME}` in `root` with the output's value.
+/// Outputs are read only when a reference exists, so kind environments need no Terraform.
+pub fn resolve(root: &mut Value, sources: &Sources, opts: &LoadOptions) -> Result<(), Diagnostics> {
+    let mut refs = Vec::new();
+    collect(root, String::new(), &mut refs);
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let outputs = load_outputs(root, sources, opts, &refs[0].0)?;
+    let mut diags = Diagnostics::default();
+    substitute(root, String::new(), &outputs, sources, &mut diags);
+    diags.into_result()
+}
+
+fn collect(v: &Value, path: String, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::String(s) if s.contains(PREFIX) => out.push((path, s.clone())),
+        Value::Mapping(m) => {
+            for (k, v) in m {
+                if let Some(k) = k.as_str() {
+                    collect(v, join(&path, k), out);
+                }
+            }
+        }
+        Value::Sequence(s) => {
+            for (i, v) in s.iter().enumerate() {
+                collect(v, format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
+}
+
+fn load_outputs(root: &Value, sources: &Sources, opts: &LoadOptions, first_ref: &str) -> Result<Outputs, Diagnostics> {
+    if let Some(file) = &opts.terraform_outputs {
+        return read_outputs_file(file).map_err(|m| {
+            Diagnostics::from(Diagnostic { file: file.display().to_string(), pos: None, field: String::new(), message: m })
+        });
+    }
+    let tf = root.get("terraform");
+    let file = tf.and_then(|t| t.get("outputs_file")).and_then(Value::as_str);
+    let dir = tf.and_then(|t| t.get("dir")).and_then(Value::as_str);
+    match (file, dir) {
+        (Some(f), _) => {
+            let path = sources.base_dir("terraform.outputs_file").join(f);
+            read_outputs_file(&path).map_err(|m| sources.error("terraform.outputs_file", format!("{}: {m}", path.display())).into())
+        }
+        (None, Some(d)) => {
+            let path = sources.base_dir("terraform.dir").join(d);
+            run_terraform_output(&path).map_err(|m| sources.error("terraform.dir", m).into())
+        }
+        (None, None) => Err(sources
+            .error(
+                first_ref,
+                "references a Terraform output, but no outputs are configured: set terraform.outputs_file or terraform.dir, or pass --terraform-outputs FILE",
+            )
+            .into()),
+    }
+}
+
+/// Reads a saved `terraform output -json`.
+pub fn read_outputs_file(path: &Path) -> Result<Outputs, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read Terraform outputs: {e}"))?;
+    parse_outputs(&text)
+}
+
+fn parse_outputs(text: &str) -> Result<Outputs, String> {
+    let raw: BTreeMap<String, serde_json::Value> = serde_json::from_str(text)
+        .map_err(|e| format!("not the JSON of `terraform output -json` (line {}, column {}): {e}", e.line(), e.column()))?;
+    raw.into_iter()
+        .map(|(k, v)| match v.get("value") {
+            Some(value) => Ok((k, value.clone())),
+            None => Err(format!("output {k:?} has no \"value\"; expected the format of `terraform output -json`")),
+        })
+        .collect()
+}
+
+fn run_terraform_output(dir: &PathBuf) -> Result<Outputs, String> {
+    let out = Command::new("terraform")
+        .arg(format!("-chdir={}", dir.display()))
+        .args(["output", "-json"])
+        .output()
+        .map_err(|e| format!("cannot run `terraform output -json` in {}: {e} (is terraform installed?)", dir.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`terraform output -json` in {} failed ({}): {}",
+            dir.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    parse_outputs(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn substitute(v: &mut Value, path: String, outputs: &Outputs, sources: &Sources, diags: &mut Diagnostics) {
+    match v {
+        Value::String(s) if s.contains(PREFIX) => match expand(s, outputs) {
+            Ok(new) => *v = new,
+            Err(m) => diags.push(sources.error(&path, m)),
+        },
+        Value::Mapping(m) => {
+            for (k, v) in m.iter_mut() {
+                if let Some(k) = k.as_str() {
+                    substitute(v, join(&path, k), outputs, sources, diags);
+                }
+            }
+        }
+        Value::Sequence(s) => {
+            for (i, v) in s.iter_mut().enumerate() {
+                substitute(v, format!("{path}[{i}]"), outputs, sources, diags);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Expands the references in one string. A string that is exactly one reference takes the
+/// output's own type (a list of subnet ids stays a list).
+fn expand(s: &str, outputs: &Outputs) -> Result<Value, String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(start) = rest.find(PREFIX) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + PREFIX.len()..];
+        let end = after.find('}').ok_or_else(|| format!("unterminated reference in {s:?}; write ${{terraform.NAME}}"))?;
+        let name = &after[..end];
+        let value = outputs.get(name).ok_or_else(|| {
+            let known: Vec<&str> = outputs.keys().map(String::as_str).collect();
+            format!("Terraform output {name:?} does not exist; available outputs: {}", known.join(", "))
+        })?;
+        let whole = out.is_empty() && after[end + 1..].is_empty();
+        match value {
+            serde_json::Value::String(v) => out.push_str(v),
+            other if whole => return Ok(yaml::to_value(other)),
+            serde_json::Value::Number(n) => out.push_str(&n.to_string()),
+            serde_json::Value::Bool(b) => out.push_str(&b.to_string()),
+            _ => return Err(format!("Terraform output {name:?} is not a string and cannot be part of {s:?}")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(Value::String(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outputs() -> Outputs {
+        parse_outputs(r#"{"bucket":{"sensitive":false,"type":"string","value":"b-1"},"subnets":{"type":["list","string"],"value":["s1","s2"]}}"#).unwrap()
+    }
+
+    #[test]
+    fn expands_inside_strings_and_keeps_types_for_whole_references() {
+        assert_eq!(expand("s3://${terraform.bucket}/x", &outputs()).unwrap(), Value::String("s3://b-1/x".into()));
+        assert!(expand("${terraform.subnets}", &outputs()).unwrap().is_sequence());
+        assert!(expand("x-${terraform.subnets}", &outputs()).is_err());
+        assert_eq!(
+            expand("${terraform.nope}", &outputs()).unwrap_err(),
+            "Terraform output \"nope\" does not exist; available outputs: bucket, subnets"
+        );
+    }
+}

@@ -1,0 +1,315 @@
+//! Semantic checks of a typed environment: names, quantities, ranges and cross-references.
+//! Every limit enforced here is listed in docs/environment.md.
+
+use std::collections::BTreeSet;
+
+use crate::diag::Diagnostics;
+use crate::env::model::{Environment, GpuProvider, Quota, RequestLimit, Resources, TargetKind};
+use crate::env::{names, quantity, Sources};
+
+/// Documented maxima.
+pub mod limits {
+    /// Nodes in one GPU pool.
+    pub const POOL_MAX_SIZE: u32 = 100;
+    /// GPUs per node.
+    pub const GPUS_PER_NODE: u32 = 8;
+    /// MLflow replicas.
+    pub const MLFLOW_MAX_REPLICAS: u32 = 20;
+    /// Ray workers in one group.
+    pub const RAY_MAX_WORKERS: u32 = 100;
+    /// Nodes of one training job.
+    pub const JOB_MAX_NODES: u32 = 64;
+    /// Pods in one tenant's quota.
+    pub const TENANT_MAX_PODS: u32 = 1000;
+    /// GPUs in one tenant's quota.
+    pub const TENANT_MAX_GPUS: u32 = 256;
+    /// Tenants in one environment.
+    pub const MAX_TENANTS: usize = 1000;
+}
+
+/// Collects problems for one environment.
+pub(crate) struct Checker<'a> {
+    pub sources: &'a Sources,
+    pub diags: Diagnostics,
+}
+
+impl Checker<'_> {
+    pub fn err(&mut self, field: &str, msg: impl Into<String>) {
+        self.diags.push(self.sources.error(field, msg));
+    }
+
+    pub fn label(&mut self, field: &str, name: &str) {
+        if let Err(m) = names::check_label(name) {
+            self.err(field, m);
+        }
+    }
+
+    pub fn subdomain(&mut self, field: &str, name: &str) {
+        if let Err(m) = names::check_subdomain(name) {
+            self.err(field, m);
+        }
+    }
+
+    /// Parses a quantity, reporting it when invalid.
+    pub fn quantity(&mut self, field: &str, q: &str) -> Option<f64> {
+        match quantity::parse(q) {
+            Ok(v) => Some(v),
+            Err(m) => {
+                self.err(field, m);
+                None
+            }
+        }
+    }
+
+    pub fn request_limit(&mut self, field: &str, rl: &RequestLimit) {
+        let req = self.quantity(&format!("{field}.request"), rl.request.as_str());
+        let lim = self.quantity(&format!("{field}.limit"), rl.limit.as_str());
+        if let (Some(r), Some(l)) = (req, lim) {
+            if r > l {
+                self.err(
+                    &format!("{field}.request"),
+                    format!("request {} is more than limit {}; the request must not exceed the limit", rl.request, rl.limit),
+                );
+            }
+        }
+    }
+
+    pub fn resources(&mut self, field: &str, r: &Resources) {
+        self.request_limit(&format!("{field}.cpu"), &r.cpu);
+        self.request_limit(&format!("{field}.memory"), &r.memory);
+    }
+
+    pub fn at_most(&mut self, field: &str, value: u32, max: u32) {
+        if value > max {
+            self.err(field, format!("{value} is above the maximum of {max}"));
+        }
+    }
+
+    /// min ≤ max, and max ≥ 1.
+    pub fn range(&mut self, min_field: &str, min: u32, max_field: &str, max: u32) {
+        if max < 1 {
+            self.err(max_field, format!("{max} is below the minimum of 1"));
+        } else if min > max {
+            self.err(min_field, format!("{min} is more than the maximum {max} ({max_field})"));
+        }
+    }
+
+    fn quota(&mut self, field: &str, q: &Quota) {
+        self.quantity(&format!("{field}.cpu"), q.cpu.as_str());
+        self.quantity(&format!("{field}.memory"), q.memory.as_str());
+        self.at_most(&format!("{field}.gpu"), q.gpu, limits::TENANT_MAX_GPUS);
+        self.at_most(&format!("{field}.pods"), q.pods, limits::TENANT_MAX_PODS);
+        if q.pods < 1 {
+            self.err(&format!("{field}.pods"), "0 is below the minimum of 1");
+        }
+    }
+}
+
+/// Checks everything the types cannot: names, quantities, ranges, maxima, references.
+pub fn check(env: &Environment, sources: &Sources) -> Diagnostics {
+    let mut c = Checker { sources, diags: Diagnostics::default() };
+    c.label("name", &env.name);
+    c.label("platform_namespace", &env.platform_namespace);
+    check_target(env, &mut c);
+    check_addons(env, &mut c);
+    check_tenants(env, &mut c);
+    check_trainer(env, &mut c);
+    check_gpu(env, &mut c);
+    check_services(env, &mut c);
+    c.diags
+}
+
+fn check_target(env: &Environment, c: &mut Checker) {
+    let t = &env.target;
+    c.label("target.cluster_name", &t.cluster_name);
+    let v = &t.kubernetes_version;
+    let ok = v
+        .split_once('.')
+        .is_some_and(|(maj, min)| maj == "1" && min.parse::<u32>().is_ok_and(|m| (29..=37).contains(&m)));
+    if !ok {
+        c.err("target.kubernetes_version", format!("{v:?} is not a supported Kubernetes version; use \"1.29\" to \"1.37\""));
+    }
+    match t.kind {
+        TargetKind::Eks if t.region.is_none() => {
+            c.err("target.region", "an eks target needs a region (e.g. us-east-1)")
+        }
+        TargetKind::Kind if t.region.is_some() => {
+            c.err("target.region", "a kind target has no region; remove it")
+        }
+        _ => {}
+    }
+}
+
+fn check_addons(env: &Environment, c: &mut Checker) {
+    let mut seen = BTreeSet::new();
+    for (i, a) in env.addons.iter().enumerate() {
+        let f = format!("addons[{i}]");
+        c.label(&format!("{f}.name"), &a.name);
+        if !seen.insert(a.name.as_str()) {
+            c.err(&format!("{f}.name"), format!("add-on {:?} is declared twice", a.name));
+        }
+        if !a.version.starts_with('v') || a.version.len() < 2 {
+            c.err(&format!("{f}.version"), format!("{:?} is not a pinned version; write it like \"v2.3.0\"", a.version));
+        }
+    }
+}
+
+fn check_tenants(env: &Environment, c: &mut Checker) {
+    let t = &env.components.tenants;
+    c.subdomain("components.tenants.backend.service_account", &t.backend.service_account);
+    c.quota("components.tenants.defaults.quota", &t.defaults.quota);
+    c.resources("components.tenants.defaults.limit_range.default", &t.defaults.limit_range.default);
+    for (i, ns) in t.defaults.allow_from_namespaces.iter().enumerate() {
+        c.label(&format!("components.tenants.defaults.allow_from_namespaces[{i}]"), ns);
+    }
+    if t.list.len() > limits::MAX_TENANTS {
+        c.err("components.tenants.list", format!("{} tenants are above the maximum of {}", t.list.len(), limits::MAX_TENANTS));
+    }
+    let reserved = ["default", "kube-system", "kube-public", "kube-node-lease", env.platform_namespace.as_str()];
+    let mut seen = BTreeSet::new();
+    for (i, tenant) in t.list.iter().enumerate() {
+        let f = format!("components.tenants.list[{i}]");
+        c.label(&format!("{f}.name"), &tenant.name);
+        if reserved.contains(&tenant.name.as_str()) {
+            c.err(&format!("{f}.name"), format!("{:?} is a reserved namespace and cannot be a tenant", tenant.name));
+        }
+        if !seen.insert(tenant.name.as_str()) {
+            c.err(&format!("{f}.name"), format!("tenant {:?} is declared twice", tenant.name));
+        }
+        if let Some(q) = &tenant.quota {
+            c.quota(&format!("{f}.quota"), q);
+        }
+        if let Some(l) = &tenant.limit_range {
+            c.resources(&format!("{f}.limit_range.default"), &l.default);
+        }
+        for (j, ns) in tenant.allow_from_namespaces.iter().flatten().enumerate() {
+            c.label(&format!("{f}.allow_from_namespaces[{j}]"), ns);
+        }
+    }
+}
+
+fn check_trainer(env: &Environment, c: &mut Checker) {
+    let tr = &env.components.trainer;
+    if crate::render::trainer_api(&tr.version).is_none() {
+        c.err(
+            "components.trainer.version",
+            format!("Kubeflow Trainer {:?} is not supported; use v2.1.x, v2.2.x or v2.3.x", tr.version),
+        );
+    }
+    let cj = &env.components.custom_jobs;
+    if cj.active_deadline_seconds == 0 {
+        c.err("components.custom_jobs.active_deadline_seconds", "0 is below the minimum of 1");
+    }
+    c.at_most("components.custom_jobs.backoff_limit", cj.backoff_limit, 20);
+    c.label("components.custom_jobs.storage.datasets_bucket", &cj.storage.datasets_bucket.replace('.', "-"));
+    c.label("components.custom_jobs.storage.checkpoints_bucket", &cj.storage.checkpoints_bucket.replace('.', "-"));
+    if let Some(s) = &cj.storage.credentials_secret {
+        c.subdomain("components.custom_jobs.storage.credentials_secret", s);
+    }
+}
+
+fn check_gpu(env: &Environment, c: &mut Checker) {
+    let g = &env.components.gpu;
+    if !g.enabled {
+        return;
+    }
+    match (env.target.kind, g.provider) {
+        (TargetKind::Kind, GpuProvider::Kind) | (TargetKind::Eks, GpuProvider::ManagedNodeGroups | GpuProvider::Karpenter) => {}
+        (TargetKind::Kind, _) => c.err("components.gpu.provider", "a kind target has no EC2 nodes; use provider: kind"),
+        (TargetKind::Eks, _) => c.err("components.gpu.provider", "provider kind only works on a kind target; use managed_node_groups or karpenter"),
+    }
+    if g.pools.is_empty() {
+        c.err("components.gpu.pools", "GPU support is enabled but no pool is declared; add a pool or set enabled: false");
+    }
+    let mut seen = BTreeSet::new();
+    for (i, p) in g.pools.iter().enumerate() {
+        let f = format!("components.gpu.pools[{i}]");
+        c.label(&format!("{f}.name"), &p.name);
+        if !seen.insert(p.name.as_str()) {
+            c.err(&format!("{f}.name"), format!("pool {:?} is declared twice", p.name));
+        }
+        c.range(&format!("{f}.min_size"), p.min_size, &format!("{f}.max_size"), p.max_size);
+        c.at_most(&format!("{f}.max_size"), p.max_size, limits::POOL_MAX_SIZE);
+        if p.desired_size < p.min_size || p.desired_size > p.max_size.max(p.min_size) {
+            c.err(
+                &format!("{f}.desired_size"),
+                format!("{} is outside min_size..max_size ({}..{})", p.desired_size, p.min_size, p.max_size),
+            );
+        }
+        if p.gpus_per_node < 1 {
+            c.err(&format!("{f}.gpus_per_node"), "0 is below the minimum of 1");
+        }
+        c.at_most(&format!("{f}.gpus_per_node"), p.gpus_per_node, limits::GPUS_PER_NODE);
+        if p.instance_types.is_empty() {
+            c.err(&format!("{f}.instance_types"), "at least one instance type is needed (e.g. p3.2xlarge)");
+        }
+        if !(20..=16384).contains(&p.disk_size_gib) {
+            c.err(&format!("{f}.disk_size_gib"), format!("{} is outside 20..16384", p.disk_size_gib));
+        }
+    }
+}
+
+fn check_services(env: &Environment, c: &mut Checker) {
+    let comps = &env.components;
+    let m = &comps.mlflow;
+    if m.enabled {
+        c.resources("components.mlflow.resources", &m.resources);
+        let a = &m.autoscaling;
+        c.range("components.mlflow.autoscaling.min_replicas", a.min_replicas, "components.mlflow.autoscaling.max_replicas", a.max_replicas);
+        c.at_most("components.mlflow.autoscaling.max_replicas", a.max_replicas, limits::MLFLOW_MAX_REPLICAS);
+        if a.min_replicas < 1 {
+            c.err("components.mlflow.autoscaling.min_replicas", "0 is below the minimum of 1");
+        }
+        if !(1..=100).contains(&a.target_cpu_percent) {
+            c.err("components.mlflow.autoscaling.target_cpu_percent", format!("{} is outside 1..100", a.target_cpu_percent));
+        }
+        c.subdomain("components.mlflow.backend_store.secret", &m.backend_store.secret);
+        if m.auth.enabled {
+            c.subdomain("components.mlflow.auth.admin_secret", &m.auth.admin_secret);
+        }
+        if m.ingress.enabled && m.ingress.host.is_none() {
+            c.err("components.mlflow.ingress.host", "an enabled ingress needs a host (e.g. mlflow.example.com)");
+        }
+        if m.ingress.certificate_arn.as_deref().is_some_and(|a| !a.starts_with("arn:aws:acm:")) {
+            c.err("components.mlflow.ingress.certificate_arn", "must be an ACM certificate ARN (arn:aws:acm:...)");
+        }
+    }
+    if comps.postgres.enabled {
+        if let Some(v) = c.quantity("components.postgres.storage", comps.postgres.storage.as_str()) {
+            if v > 1024f64.powi(4) {
+                c.err("components.postgres.storage", format!("{} is above the maximum of 1Ti", comps.postgres.storage));
+            }
+        }
+        c.subdomain("components.postgres.credentials_secret", &comps.postgres.credentials_secret);
+    }
+    if comps.minio.enabled {
+        if let Some(v) = c.quantity("components.minio.storage", comps.minio.storage.as_str()) {
+            if v > 1024f64.powi(4) {
+                c.err("components.minio.storage", format!("{} is above the maximum of 1Ti", comps.minio.storage));
+            }
+        }
+        for (i, b) in comps.minio.buckets.iter().enumerate() {
+            c.label(&format!("components.minio.buckets[{i}]"), b);
+        }
+    }
+    let r = &comps.ray;
+    if r.enabled {
+        c.label("components.ray.name", &r.name);
+        c.resources("components.ray.head", &r.head);
+        let pools: BTreeSet<&str> = comps.gpu.pools.iter().map(|p| p.name.as_str()).collect();
+        let groups = [("gpu_workers", Some(&r.gpu_workers)), ("cpu_workers", r.cpu_workers.as_ref())];
+        for (name, w) in groups {
+            let Some(w) = w else { continue };
+            let f = format!("components.ray.{name}");
+            c.range(&format!("{f}.min_replicas"), w.min_replicas, &format!("{f}.max_replicas"), w.max_replicas);
+            c.at_most(&format!("{f}.max_replicas"), w.max_replicas, limits::RAY_MAX_WORKERS);
+            c.at_most(&format!("{f}.gpus"), w.gpus, limits::GPUS_PER_NODE);
+            c.resources(&format!("{f}.resources"), &w.resources);
+            if let Some(p) = &w.pool {
+                if !comps.gpu.enabled || !pools.contains(p.as_str()) {
+                    c.err(&format!("{f}.pool"), format!("pool {p:?} is not declared in components.gpu.pools"));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The top-level error: every module's error, reported once at the edge.
+
+use crate::diag::Diagnostics;
+
+/// Anything that stops a command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Problems in the user's environment files, job specs or flags.
+    #[error("{0}")]
+    Input(#[from] Diagnostics),
+    /// Rendering failed (template or its output).
+    #[error(transparent)]
+    Render(#[from] crate::render::RenderError),
+    /// Writing rendered files failed.
+    #[error(transparent)]
+    Output(#[from] crate::manifest::OutError),
+    /// Anything else, with context.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl Error {
+    /// The text shown to the user: diagnostics already carry `error:` per line.
+    pub fn report(&self) -> String {
+        match self {
+            Error::Input(d) => {
+                let n = d.0.len();
+                format!("{d}\n{n} problem{} found; nothing was rendered or applied", if n == 1 { "" } else { "s" })
+            }
+            Error::Other(e) => format!("error: {e:#}"),
+            other => format!("error: {other}"),
+        }
+    }
+}
+
+impl From<crate::render::TemplateError> for Error {
+    fn from(e: crate::render::TemplateError) -> Self {
+        Error::Render(e.into())
+    }
+}

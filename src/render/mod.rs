@@ -1,0 +1,259 @@
+//! Rendering: environment + job specs + templates -> the ordered manifest set.
+
+pub mod templates;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::env::model::{Environment, LimitRange, Quota, TargetKind};
+use crate::env::LoadedEnv;
+use crate::jobs::spec::Framework;
+use crate::jobs::Job;
+use crate::manifest::{self, Manifest, Origin};
+use crate::yaml;
+pub use templates::{TemplateError, Templates};
+
+/// A problem turning templates into objects.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The template itself failed.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// The template rendered text that is not YAML.
+    #[error("{file}: rendered invalid YAML ({message}) at output line {line}: {text:?}")]
+    Yaml {
+        /// Template file.
+        file: String,
+        /// Parser message.
+        message: String,
+        /// Line of the rendered output.
+        line: usize,
+        /// That line's text.
+        text: String,
+    },
+    /// A rendered document is not a Kubernetes object.
+    #[error("{file}: rendered document {index} is not a Kubernetes object: {what}")]
+    NotAnObject {
+        /// Template file.
+        file: String,
+        /// 1-based document number in the template's output.
+        index: usize,
+        /// What is missing.
+        what: String,
+    },
+    /// Two objects with the same identity.
+    #[error("{id} is rendered twice: by {first} and by {second}")]
+    Duplicate {
+        /// `kind/namespace/name`.
+        id: String,
+        /// First origin.
+        first: String,
+        /// Second origin.
+        second: String,
+    },
+}
+
+/// The Kubeflow Trainer API shape for a pinned Trainer version: v2.1 takes pod overrides in
+/// `podTemplateOverrides`, v2.2 and later in `runtimePatches`. None when unsupported.
+pub fn trainer_api(version: &str) -> Option<&'static str> {
+    let v = version.strip_prefix('v')?;
+    let mut parts = v.split('.');
+    let (major, minor) = (parts.next()?, parts.next()?);
+    let patch_ok = parts.next().is_none_or(|p| p.split('-').next().is_some_and(|n| n.parse::<u32>().is_ok()));
+    if major != "2" || !patch_ok {
+        return None;
+    }
+    match minor.parse::<u32>().ok()? {
+        1 => Some("podTemplateOverrides"),
+        2 | 3 => Some("runtimePatches"),
+        _ => None,
+    }
+}
+
+/// A tenant with the defaults filled in, as templates see it.
+#[derive(Debug, Serialize)]
+struct TenantView<'a> {
+    name: &'a str,
+    irsa_role_arn: Option<&'a str>,
+    quota: &'a Quota,
+    limit_range: &'a LimitRange,
+    allow_from_namespaces: &'a [String],
+    /// Script file name -> content for this tenant's `<tenant>-train-script` ConfigMap.
+    scripts: BTreeMap<&'a str, &'a str>,
+}
+
+/// Everything a template can use.
+#[derive(Debug, Serialize)]
+struct Context<'a> {
+    env: &'a Environment,
+    target: TargetKind,
+    platform_namespace: &'a str,
+    trainer_api: &'static str,
+    tenants: Vec<TenantView<'a>>,
+    /// Kubeflow TrainJobs (framework pytorch or tensorflow).
+    trainjobs: Vec<&'a Job>,
+    /// Resumable custom trainer Jobs.
+    custom_jobs: Vec<&'a Job>,
+}
+
+/// A component: its template directory and whether the environment enables it.
+struct Component {
+    name: &'static str,
+    enabled: fn(&Environment, &[Job]) -> bool,
+}
+
+const COMPONENTS: &[Component] = &[
+    Component { name: "platform", enabled: |_, _| true },
+    Component { name: "tenants", enabled: |e, _| e.components.tenants.enabled },
+    Component { name: "trainer", enabled: |e, _| e.components.trainer.enabled },
+    Component {
+        name: "custom-jobs",
+        enabled: |e, jobs| e.components.custom_jobs.enabled && jobs.iter().any(|j| j.spec.framework == Framework::Custom),
+    },
+    Component { name: "gpu", enabled: |e, _| e.components.gpu.enabled },
+    Component { name: "mlflow", enabled: |e, _| e.components.mlflow.enabled },
+    Component { name: "postgres", enabled: |e, _| e.components.postgres.enabled },
+    Component { name: "minio", enabled: |e, _| e.components.minio.enabled },
+    Component { name: "ray", enabled: |e, _| e.components.ray.enabled },
+];
+
+/// Names of all components, in render order.
+pub fn component_names() -> impl Iterator<Item = &'static str> {
+    COMPONENTS.iter().map(|c| c.name)
+}
+
+/// Renders every enabled component; add-on objects are passed in already loaded.
+/// The result is labelled, checked for duplicates and sorted in apply order.
+pub fn render(
+    loaded: &LoadedEnv,
+    jobs: &[Job],
+    templates: &Templates,
+    addons: Vec<(String, Vec<serde_json::Value>)>,
+) -> Result<Vec<Manifest>, RenderError> {
+    let env = &loaded.env;
+    let ctx = minijinja::Value::from(minijinja::value::Serde(&build_context(env, jobs)));
+    let mut set = Vec::new();
+    for comp in COMPONENTS {
+        if !(comp.enabled)(env, jobs) {
+            continue;
+        }
+        for name in templates.component_templates(comp.name) {
+            let text = templates.render(name, &ctx)?;
+            let file = templates.file_of(name);
+            for (i, obj) in parse_output(&text, &file)?.into_iter().enumerate() {
+                check_object(&obj, &file, i + 1)?;
+                let mut m = Manifest { obj, origin: Origin::Template { component: comp.name.into(), template: name.into() } };
+                m.add_labels(&standard_labels(env, comp.name));
+                set.push(m);
+            }
+        }
+    }
+    for (addon, objs) in addons {
+        let labels = BTreeMap::from([
+            ("app.kubernetes.io/part-of", "trainstack".to_string()),
+            ("trainstack.io/addon", addon.clone()),
+            ("trainstack.io/environment", env.name.clone()),
+        ]);
+        for obj in objs {
+            let mut m = Manifest { obj, origin: Origin::Addon { name: addon.clone() } };
+            m.add_labels(&labels);
+            set.push(m);
+        }
+    }
+    check_duplicates(&set)?;
+    manifest::sort(&mut set);
+    Ok(set)
+}
+
+fn build_context<'a>(env: &'a Environment, jobs: &'a [Job]) -> Context<'a> {
+    let t = &env.components.tenants;
+    let tenants = t
+        .list
+        .iter()
+        .map(|tenant| TenantView {
+            name: &tenant.name,
+            irsa_role_arn: tenant.irsa_role_arn.as_deref(),
+            quota: tenant.quota.as_ref().unwrap_or(&t.defaults.quota),
+            limit_range: tenant.limit_range.as_ref().unwrap_or(&t.defaults.limit_range),
+            allow_from_namespaces: tenant.allow_from_namespaces.as_deref().unwrap_or(&t.defaults.allow_from_namespaces),
+            scripts: jobs
+                .iter()
+                .filter(|j| j.spec.tenant == tenant.name && j.spec.framework != Framework::Custom)
+                .flat_map(|j| j.script_contents.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .collect(),
+        })
+        .collect();
+    Context {
+        env,
+        target: env.target.kind,
+        platform_namespace: &env.platform_namespace,
+        trainer_api: trainer_api(&env.components.trainer.version).unwrap_or("runtimePatches"),
+        tenants,
+        trainjobs: jobs.iter().filter(|j| j.spec.framework != Framework::Custom).collect(),
+        custom_jobs: jobs.iter().filter(|j| j.spec.framework == Framework::Custom).collect(),
+    }
+}
+
+fn standard_labels(env: &Environment, component: &str) -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name", component.to_string()),
+        ("app.kubernetes.io/part-of", "trainstack".to_string()),
+        ("app.kubernetes.io/managed-by", "trainstack".to_string()),
+        ("trainstack.io/environment", env.name.clone()),
+    ])
+}
+
+fn parse_output(text: &str, file: &str) -> Result<Vec<serde_json::Value>, RenderError> {
+    let docs = yaml::parse_stream(text).map_err(|e| {
+        let line = e.pos.map(|p| p.line).unwrap_or(0);
+        RenderError::Yaml {
+            file: file.to_string(),
+            message: e.message.clone(),
+            line,
+            text: text.lines().nth(line.saturating_sub(1)).unwrap_or("").to_string(),
+        }
+    })?;
+    docs.into_iter()
+        .map(|d| serde_json::to_value(d).map_err(|e| RenderError::NotAnObject { file: file.into(), index: 0, what: e.to_string() }))
+        .collect()
+}
+
+fn check_object(obj: &serde_json::Value, file: &str, index: usize) -> Result<(), RenderError> {
+    let missing = |what: &str| RenderError::NotAnObject { file: file.into(), index, what: what.into() };
+    if !obj.is_object() {
+        return Err(missing("not a mapping"));
+    }
+    for (ptr, what) in [("/apiVersion", "no apiVersion"), ("/kind", "no kind"), ("/metadata/name", "no metadata.name")] {
+        if obj.pointer(ptr).and_then(|v| v.as_str()).is_none_or(str::is_empty) {
+            return Err(missing(what));
+        }
+    }
+    Ok(())
+}
+
+fn check_duplicates(set: &[Manifest]) -> Result<(), RenderError> {
+    let mut seen: HashMap<(String, String, String, String), &Manifest> = HashMap::new();
+    for m in set {
+        let key = (m.group().to_string(), m.kind().to_string(), m.namespace().unwrap_or("").to_string(), m.name().to_string());
+        if let Some(first) = seen.insert(key, m) {
+            return Err(RenderError::Duplicate { id: m.id(), first: first.origin.to_string(), second: m.origin.to_string() });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trainer_api;
+
+    #[test]
+    fn trainer_api_follows_the_pinned_version() {
+        assert_eq!(trainer_api("v2.1.0"), Some("podTemplateOverrides"));
+        assert_eq!(trainer_api("v2.2.1"), Some("runtimePatches"));
+        assert_eq!(trainer_api("v2.3.0"), Some("runtimePatches"));
+        assert_eq!(trainer_api("v2.0.0"), None);
+        assert_eq!(trainer_api("2.3.0"), None);
+        assert_eq!(trainer_api("v3.0.0"), None);
+    }
+}
