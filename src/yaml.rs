@@ -72,11 +72,21 @@ impl PosIndex {
 
 /// Parses one YAML document and indexes the position of every key and value.
 pub fn parse_located(text: &str) -> Result<(Value, PosIndex), SyntaxError> {
-    let value: Value = serde_yaml::from_str(text)?;
     let mut indexer = Indexer::default();
-    // serde_yaml accepted the text, so the event parser will too; a disagreement only costs
-    // positions, never correctness.
+    // A failure here is reported by serde_yaml below, with its own message; the event parser
+    // only contributes positions.
     let _ = Parser::new_from_str(text).load(&mut indexer, false);
+    let value: Value = serde_yaml::from_str(text).map_err(|e| {
+        let mut err = SyntaxError::from(e);
+        // serde_yaml places a duplicate key at its mapping; point at the second occurrence.
+        if err.message.starts_with("duplicate entry") {
+            if let Some((path, pos)) = indexer.duplicates.first() {
+                err.message = format!("{} (at {path})", err.message);
+                err.pos = Some(*pos);
+            }
+        }
+        err
+    })?;
     Ok((value, indexer.index))
 }
 
@@ -173,6 +183,7 @@ enum Frame {
 struct Indexer {
     stack: Vec<Frame>,
     index: PosIndex,
+    duplicates: Vec<(String, Pos)>,
 }
 
 impl Indexer {
@@ -216,7 +227,10 @@ impl MarkedEventReceiver for Indexer {
                 let (path, is_key) = self.next_path();
                 if is_key {
                     let full = join(&path, &text);
-                    self.index.keys.insert(full, pos(mark));
+                    if let Some(first) = self.index.keys.insert(full.clone(), pos(mark)) {
+                        self.index.keys.insert(full.clone(), first);
+                        self.duplicates.push((full, pos(mark)));
+                    }
                     if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
                         *key = Some(text);
                     }

@@ -177,7 +177,7 @@ fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut JobFile) {
         }
     }
     match (s.framework, &s.custom) {
-        (Framework::Custom, None) => jf.err("custom", "framework custom needs a custom: block (job_id, model_name, dataset_s3_uri)"),
+        (Framework::Custom, None) => jf.err("framework", "framework custom needs a custom: block (job_id, model_name, dataset_s3_uri)"),
         (Framework::Custom, Some(c)) => {
             if s.image.is_none() {
                 jf.err("image", "framework custom needs the trainer image");
