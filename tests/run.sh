@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The one test command (README, .ci/run): installs what the tests need on a fresh machine
+# (Rust toolchain and Python 3 present), then runs every offline check and test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== toolchain components"
+rustup component add clippy rustfmt >/dev/null 2>&1 || true
+
+echo "== formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+
+echo "== terraform (offline: fmt and the provider-free naming module)"
+if ! command -v terraform >/dev/null; then
+  echo "terraform is required for the offline Terraform checks (it ships with this machine image)" >&2
+  exit 1
+fi
+terraform fmt -check -recursive terraform/
+(
+  cd terraform/modules/naming
+  export TF_DATA_DIR
+  TF_DATA_DIR="$(mktemp -d)"
+  terraform init -backend=false -input=false >/dev/null
+  terraform validate
+  terraform test
+)
+
+echo "== cargo test"
+cargo test --locked
