@@ -177,14 +177,14 @@ pub enum AddonError {
     },
 
     /// `kubectl kustomize` did not finish in time (remote targets clone repositories).
-    #[error("add-on `{addon}` ({from}): `kubectl kustomize` did not finish within {seconds} s")]
+    #[error("add-on `{addon}` ({from}): `kubectl kustomize` did not finish within {timeout:?}")]
     KustomizeTimeout {
         /// Add-on name.
         addon: String,
         /// The source.
         from: String,
         /// The timeout that expired.
-        seconds: u64,
+        timeout: std::time::Duration,
     },
 }
 

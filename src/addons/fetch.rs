@@ -2,7 +2,7 @@
 //!
 //! The cache is keyed by the expected sha256, so a cached file is found without the network (an
 //! air-gapped re-run needs no connectivity) and is re-hashed before use: a corrupt or tampered file
-//! is deleted and downloaded again. Downloads are verified in memory and only then written to a
+//! is downloaded again and replaced. Downloads are verified in memory and only then written to a
 //! temporary file that is renamed into place, so an interrupted run never leaves a partial file
 //! under the final name.
 
@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use super::AddonError;
+use sha2::{Digest, Sha256};
 
 /// Upstream add-on manifests are a few MB; anything far larger is not a manifest and should not
 /// be buffered in memory.
@@ -80,8 +80,12 @@ pub(crate) async fn fetch_cached(
         message: format!("not UTF-8 text: {e}"),
     })?;
 
-    tokio::fs::create_dir_all(&dir).await.map_err(|e| cache_err(&dir, e))?;
-    write_atomically(&path, text.as_bytes()).await.map_err(|(p, e)| cache_err(&p, e))?;
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| cache_err(&dir, e))?;
+    write_atomically(&path, text.as_bytes())
+        .await
+        .map_err(|(p, e)| cache_err(&p, e))?;
     Ok((text, path))
 }
 
@@ -91,7 +95,10 @@ async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std
     // whichever rename lands last wins, and both wrote identical verified bytes.
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{file_name}.{}.{n}.tmp", std::process::id()));
 
     let (tmp_in, path_in, bytes) = (tmp.clone(), path.to_path_buf(), bytes.to_vec());
@@ -120,7 +127,11 @@ struct Failure {
     error: AddonError,
 }
 
-async fn download(client: &reqwest::Client, retry: Retry, pinned: &Pinned<'_>) -> Result<Vec<u8>, AddonError> {
+async fn download(
+    client: &reqwest::Client,
+    retry: Retry,
+    pinned: &Pinned<'_>,
+) -> Result<Vec<u8>, AddonError> {
     let mut delay = retry.first_delay;
     let mut attempt = 1;
     loop {
@@ -168,7 +179,10 @@ async fn download_once(client: &reqwest::Client, pinned: &Pinned<'_>) -> Result<
                 error: AddonError::Download {
                     addon: pinned.addon.to_string(),
                     url: pinned.url.to_string(),
-                    cause: format!("response is larger than {} MiB", MAX_DOWNLOAD_BYTES / (1024 * 1024)),
+                    cause: format!(
+                        "response is larger than {} MiB",
+                        MAX_DOWNLOAD_BYTES / (1024 * 1024)
+                    ),
                 },
             });
         }
@@ -215,7 +229,10 @@ mod tests {
         std::fs::write(&path, "old").unwrap();
         write_atomically(&path, b"new").await.unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, ["x.yaml"]);
     }
 }

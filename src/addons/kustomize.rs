@@ -30,7 +30,7 @@ pub(crate) async fn render(
             return Err(AddonError::KustomizeTimeout {
                 addon: addon.to_string(),
                 from: from.to_string(),
-                seconds: timeout.as_secs(),
+                timeout,
             })
         }
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -15,7 +15,11 @@ pub(crate) struct Origin<'a> {
 }
 
 /// Parses `text` and appends its objects to `out`, in document order.
-pub(crate) fn parse_objects(text: &str, origin: &Origin<'_>, out: &mut Vec<Value>) -> Result<(), AddonError> {
+pub(crate) fn parse_objects(
+    text: &str,
+    origin: &Origin<'_>,
+    out: &mut Vec<Value>,
+) -> Result<(), AddonError> {
     let yaml_err = |line: Option<usize>, message: String| AddonError::Yaml {
         addon: origin.addon.to_string(),
         from: origin.from.to_string(),
@@ -33,7 +37,8 @@ pub(crate) fn parse_objects(text: &str, origin: &Origin<'_>, out: &mut Vec<Value
             problem,
         };
         // Kubernetes objects are JSON; YAML-only shapes (non-string keys) cannot be objects.
-        let value = serde_json::to_value(&doc).map_err(|e| not_object(format!("not representable as JSON: {e}")))?;
+        let value = serde_json::to_value(&doc)
+            .map_err(|e| not_object(format!("not representable as JSON: {e}")))?;
         push_flattened(value, &not_object, out)?;
     }
     Ok(())
@@ -70,7 +75,10 @@ fn push_flattened(
 /// `Deployment foo` when kind and name are known, so the user can find the object.
 fn describe(map: &serde_json::Map<String, Value>) -> String {
     let kind = map.get("kind").and_then(Value::as_str);
-    let name = map.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str);
+    let name = map
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str);
     match (kind, name) {
         (Some(k), Some(n)) if !k.is_empty() => format!("object {k} `{n}`"),
         (_, Some(n)) => format!("object `{n}`"),
@@ -84,7 +92,11 @@ mod tests {
 
     fn parse(text: &str) -> Result<Vec<Value>, String> {
         let mut out = Vec::new();
-        let origin = Origin { addon: "jobset", from: "file /m/jobset.yaml", file: "/m/jobset.yaml" };
+        let origin = Origin {
+            addon: "jobset",
+            from: "file /m/jobset.yaml",
+            file: "/m/jobset.yaml",
+        };
         parse_objects(text, &origin, &mut out).map_err(|e| e.to_string())?;
         Ok(out)
     }
@@ -137,10 +149,14 @@ mod tests {
 
     #[test]
     fn invalid_yaml_names_the_line() {
-        let err = parse("apiVersion: v1\nkind: Namespace\n---\napiVersion: v1\nkind: [Service\nmetadata: {}\n")
-            .unwrap_err();
+        let err = parse(
+            "apiVersion: v1\nkind: Namespace\n---\napiVersion: v1\nkind: [Service\nmetadata: {}\n",
+        )
+        .unwrap_err();
         assert!(
-            err.starts_with("add-on `jobset` (file /m/jobset.yaml): /m/jobset.yaml:6: invalid YAML: "),
+            err.starts_with(
+                "add-on `jobset` (file /m/jobset.yaml): /m/jobset.yaml:6: invalid YAML: "
+            ),
             "{err}"
         );
     }

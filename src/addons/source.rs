@@ -37,7 +37,11 @@ pub fn check_source(source: &AddonSource) -> Vec<(String, String)> {
         }
     }
 
-    for (field, value) in [("file", &source.file), ("dir", &source.dir), ("kustomize", &source.kustomize)] {
+    for (field, value) in [
+        ("file", &source.file),
+        ("dir", &source.dir),
+        ("kustomize", &source.kustomize),
+    ] {
         if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
             push(field, "must not be empty".into());
         }
@@ -65,7 +69,10 @@ pub fn check_source(source: &AddonSource) -> Vec<(String, String)> {
         } else if !is_sha256(sha) {
             push(
                 "sha256",
-                format!("`{sha}` is not a sha256: expected 64 hex characters, got {} characters", sha.chars().count()),
+                format!(
+                    "`{sha}` is not a sha256: expected 64 hex characters, got {} characters",
+                    sha.chars().count()
+                ),
             );
         }
     }
@@ -73,11 +80,9 @@ pub fn check_source(source: &AddonSource) -> Vec<(String, String)> {
 }
 
 fn check_url(url: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
-    let loopback = matches!(
-        parsed.host_str(),
-        Some("127.0.0.1" | "localhost" | "[::1]")
-    );
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
+    let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
     match parsed.scheme() {
         "https" => Ok(()),
         "http" if loopback => Ok(()),
@@ -111,16 +116,18 @@ impl Resolved {
         if !check_source(source).is_empty() {
             return None;
         }
-        Some(match (&source.url, &source.file, &source.dir, &source.kustomize) {
-            (Some(url), ..) => Resolved::Url {
-                url: url.clone(),
-                sha256: source.sha256.as_deref()?.to_ascii_lowercase(),
+        Some(
+            match (&source.url, &source.file, &source.dir, &source.kustomize) {
+                (Some(url), ..) => Resolved::Url {
+                    url: url.clone(),
+                    sha256: source.sha256.as_deref()?.to_ascii_lowercase(),
+                },
+                (_, Some(file), ..) => Resolved::File(base_dir.join(file)),
+                (_, _, Some(dir), _) => Resolved::Dir(base_dir.join(dir)),
+                (.., Some(target)) => resolve_kustomize(target, base_dir),
+                _ => return None,
             },
-            (_, Some(file), ..) => Resolved::File(base_dir.join(file)),
-            (_, _, Some(dir), _) => Resolved::Dir(base_dir.join(dir)),
-            (.., Some(target)) => resolve_kustomize(target, base_dir),
-            _ => return None,
-        })
+        )
     }
 
     /// How errors name this source.
@@ -139,12 +146,19 @@ impl Resolved {
 /// so look like relative paths. Explicit paths (`./`, `../`, absolute) and anything that exists
 /// next to the environment file are local; everything else is handed to kubectl verbatim.
 fn resolve_kustomize(target: &str, base_dir: &Path) -> Resolved {
-    let explicit_path = target.starts_with("./") || target.starts_with("../") || Path::new(target).is_absolute();
+    let explicit_path =
+        target.starts_with("./") || target.starts_with("../") || Path::new(target).is_absolute();
     let joined = base_dir.join(target);
     if explicit_path || joined.exists() {
-        Resolved::Kustomize { target: joined.to_string_lossy().into_owned(), local: true }
+        Resolved::Kustomize {
+            target: joined.to_string_lossy().into_owned(),
+            local: true,
+        }
     } else {
-        Resolved::Kustomize { target: target.to_string(), local: false }
+        Resolved::Kustomize {
+            target: target.to_string(),
+            local: false,
+        }
     }
 }
 
@@ -192,7 +206,10 @@ mod tests {
     fn requires_exactly_one_source() {
         assert_eq!(
             check_source(&AddonSource::default()),
-            vec![(String::new(), "one of url, file, dir or kustomize is required".to_string())]
+            vec![(
+                String::new(),
+                "one of url, file, dir or kustomize is required".to_string()
+            )]
         );
         let two = src(|s| {
             s.file = Some("a.yaml".into());
@@ -202,7 +219,8 @@ mod tests {
             check_source(&two),
             vec![(
                 "kustomize".to_string(),
-                "only one of url, file, dir or kustomize may be set; `file` is already set".to_string()
+                "only one of url, file, dir or kustomize may be set; `file` is already set"
+                    .to_string()
             )]
         );
     }
@@ -220,7 +238,8 @@ mod tests {
             check_source(&short),
             vec![(
                 "sha256".to_string(),
-                "`abc123` is not a sha256: expected 64 hex characters, got 6 characters".to_string()
+                "`abc123` is not a sha256: expected 64 hex characters, got 6 characters"
+                    .to_string()
             )]
         );
 
@@ -233,7 +252,11 @@ mod tests {
 
     #[test]
     fn url_must_be_https_except_loopback() {
-        for url in ["http://example.com/m.yaml", "ftp://127.0.0.1/m.yaml", "http://10.0.0.1/m.yaml"] {
+        for url in [
+            "http://example.com/m.yaml",
+            "ftp://127.0.0.1/m.yaml",
+            "http://10.0.0.1/m.yaml",
+        ] {
             let s = src(|s| {
                 s.url = Some(url.into());
                 s.sha256 = Some(SHA.into());
@@ -263,7 +286,8 @@ mod tests {
             check_source(&s),
             vec![(
                 "sha256".to_string(),
-                "only valid with url; file, dir and kustomize sources are not downloaded".to_string()
+                "only valid with url; file, dir and kustomize sources are not downloaded"
+                    .to_string()
             )]
         );
     }
@@ -271,24 +295,36 @@ mod tests {
     #[test]
     fn empty_paths_are_errors() {
         let s = src(|s| s.dir = Some(" ".into()));
-        assert_eq!(check_source(&s), vec![("dir".to_string(), "must not be empty".to_string())]);
+        assert_eq!(
+            check_source(&s),
+            vec![("dir".to_string(), "must not be empty".to_string())]
+        );
     }
 
     #[test]
     fn resolves_paths_against_the_environment_directory() {
         let base = Path::new("/envs");
         let file = src(|s| s.file = Some("addons/a.yaml".into()));
-        assert_eq!(Resolved::new(&file, base), Some(Resolved::File("/envs/addons/a.yaml".into())));
+        assert_eq!(
+            Resolved::new(&file, base),
+            Some(Resolved::File("/envs/addons/a.yaml".into()))
+        );
         let local = src(|s| s.kustomize = Some("./overlays/kind".into()));
         assert_eq!(
             Resolved::new(&local, base),
-            Some(Resolved::Kustomize { target: "/envs/./overlays/kind".into(), local: true })
+            Some(Resolved::Kustomize {
+                target: "/envs/./overlays/kind".into(),
+                local: true
+            })
         );
         let remote = "github.com/kubeflow/trainer/manifests/overlays/manager?ref=v2.1.0";
         let remote_src = src(|s| s.kustomize = Some(remote.into()));
         assert_eq!(
             Resolved::new(&remote_src, base),
-            Some(Resolved::Kustomize { target: remote.into(), local: false })
+            Some(Resolved::Kustomize {
+                target: remote.into(),
+                local: false
+            })
         );
         let url = src(|s| {
             s.url = Some("https://example.com/m.yaml".into());
@@ -296,7 +332,10 @@ mod tests {
         });
         assert_eq!(
             Resolved::new(&url, base),
-            Some(Resolved::Url { url: "https://example.com/m.yaml".into(), sha256: SHA.into() })
+            Some(Resolved::Url {
+                url: "https://example.com/m.yaml".into(),
+                sha256: SHA.into()
+            })
         );
         assert_eq!(Resolved::new(&AddonSource::default(), base), None);
     }
