@@ -1,5 +1,6 @@
 //! trainstack: render, validate, diff and apply an ML training platform on Kubernetes.
 
+pub mod addons;
 pub mod cli;
 pub mod commands;
 pub mod diag;

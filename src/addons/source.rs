@@ -1,0 +1,342 @@
+//! Checking an add-on source declaration and resolving it against the environment file's directory.
+
+use std::path::{Path, PathBuf};
+
+use crate::env::model::AddonSource;
+
+/// Syntactic checks of a source, for environment validation before anything runs.
+///
+/// Exactly one of `url`, `file`, `dir`, `kustomize` must be set; `url` requires a `sha256` of 64
+/// hex characters and must be `https` (plain `http` only to `127.0.0.1`, `localhost` or `[::1]`,
+/// which tests use); `sha256` without `url` is an error. Returns `(field, message)` pairs with the
+/// field relative to the source (`"sha256"`); an empty field means the source as a whole.
+/// Nothing is read from disk or the network.
+pub fn check_source(source: &AddonSource) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let mut push = |field: &str, message: String| problems.push((field.to_string(), message));
+
+    let set: Vec<&str> = [
+        ("url", source.url.is_some()),
+        ("file", source.file.is_some()),
+        ("dir", source.dir.is_some()),
+        ("kustomize", source.kustomize.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, present)| present.then_some(name))
+    .collect();
+    match set.as_slice() {
+        [] => push("", "one of url, file, dir or kustomize is required".into()),
+        [_] => {}
+        [first, rest @ ..] => {
+            for other in rest {
+                push(
+                    other,
+                    format!("only one of url, file, dir or kustomize may be set; `{first}` is already set"),
+                );
+            }
+        }
+    }
+
+    for (field, value) in [
+        ("file", &source.file),
+        ("dir", &source.dir),
+        ("kustomize", &source.kustomize),
+    ] {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            push(field, "must not be empty".into());
+        }
+    }
+
+    if let Some(url) = &source.url {
+        if let Err(message) = check_url(url) {
+            push("url", message);
+        }
+        if source.sha256.is_none() {
+            push(
+                "sha256",
+                "required with url: the sha256 of the file as 64 hex characters (`sha256sum FILE`)"
+                    .into(),
+            );
+        }
+    }
+
+    if let Some(sha) = &source.sha256 {
+        if source.url.is_none() {
+            push(
+                "sha256",
+                "only valid with url; file, dir and kustomize sources are not downloaded".into(),
+            );
+        } else if !is_sha256(sha) {
+            push(
+                "sha256",
+                format!(
+                    "`{sha}` is not a sha256: expected 64 hex characters, got {} characters",
+                    sha.chars().count()
+                ),
+            );
+        }
+    }
+    problems
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
+    let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(format!(
+            "`{url}` must use https (http is accepted only for 127.0.0.1 and localhost)"
+        )),
+    }
+}
+
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A source that passed [`check_source`], with local paths made absolute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Resolved {
+    /// Download `url`, expecting the lowercase hex `sha256`.
+    Url { url: String, sha256: String },
+    /// One local multi-document YAML file.
+    File(PathBuf),
+    /// A local directory of YAML files.
+    Dir(PathBuf),
+    /// A `kubectl kustomize` target: a local directory (joined to the environment's directory)
+    /// or a remote target, verbatim.
+    Kustomize { target: String, local: bool },
+}
+
+impl Resolved {
+    /// Resolves a source that [`check_source`] accepted; `None` if it did not.
+    pub(crate) fn new(source: &AddonSource, base_dir: &Path) -> Option<Resolved> {
+        if !check_source(source).is_empty() {
+            return None;
+        }
+        Some(
+            match (&source.url, &source.file, &source.dir, &source.kustomize) {
+                (Some(url), ..) => Resolved::Url {
+                    url: url.clone(),
+                    sha256: source.sha256.as_deref()?.to_ascii_lowercase(),
+                },
+                (_, Some(file), ..) => Resolved::File(base_dir.join(file)),
+                (_, _, Some(dir), _) => Resolved::Dir(base_dir.join(dir)),
+                (.., Some(target)) => resolve_kustomize(target, base_dir),
+                _ => return None,
+            },
+        )
+    }
+
+    /// How errors name this source.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Resolved::Url { url, .. } => format!("url {url}"),
+            Resolved::File(p) => format!("file {}", p.display()),
+            Resolved::Dir(p) => format!("dir {}", p.display()),
+            Resolved::Kustomize { target, .. } => format!("kustomize {target}"),
+        }
+    }
+}
+
+/// kustomize accepts both paths and remote targets such as
+/// `github.com/kubeflow/trainer/manifests/overlays/manager?ref=v2.1.0`, which have no scheme and
+/// so look like relative paths. Explicit paths (`./`, `../`, absolute) and anything that exists
+/// next to the environment file are local; everything else is handed to kubectl verbatim.
+fn resolve_kustomize(target: &str, base_dir: &Path) -> Resolved {
+    let explicit_path =
+        target.starts_with("./") || target.starts_with("../") || Path::new(target).is_absolute();
+    let joined = base_dir.join(target);
+    if explicit_path || joined.exists() {
+        Resolved::Kustomize {
+            target: joined.to_string_lossy().into_owned(),
+            local: true,
+        }
+    } else {
+        Resolved::Kustomize {
+            target: target.to_string(),
+            local: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn src(f: impl FnOnce(&mut AddonSource)) -> AddonSource {
+        let mut s = AddonSource::default();
+        f(&mut s);
+        s
+    }
+
+    fn fields(problems: &[(String, String)]) -> Vec<&str> {
+        problems.iter().map(|(f, _)| f.as_str()).collect()
+    }
+
+    #[test]
+    fn accepts_each_single_source() {
+        let ok = [
+            src(|s| {
+                s.url = Some("https://github.com/x/y/releases/download/v1/m.yaml".into());
+                s.sha256 = Some(SHA.into());
+            }),
+            src(|s| {
+                s.url = Some("http://127.0.0.1:8080/m.yaml".into());
+                s.sha256 = Some(SHA.to_uppercase());
+            }),
+            src(|s| {
+                s.url = Some("http://localhost/m.yaml".into());
+                s.sha256 = Some(SHA.into());
+            }),
+            src(|s| s.file = Some("addons/trainer.yaml".into())),
+            src(|s| s.dir = Some("addons/kuberay".into())),
+            src(|s| s.kustomize = Some("github.com/kubeflow/trainer/manifests?ref=v2.1.0".into())),
+        ];
+        for s in &ok {
+            assert_eq!(check_source(s), vec![], "{s:?}");
+        }
+    }
+
+    #[test]
+    fn requires_exactly_one_source() {
+        assert_eq!(
+            check_source(&AddonSource::default()),
+            vec![(
+                String::new(),
+                "one of url, file, dir or kustomize is required".to_string()
+            )]
+        );
+        let two = src(|s| {
+            s.file = Some("a.yaml".into());
+            s.kustomize = Some("k".into());
+        });
+        assert_eq!(
+            check_source(&two),
+            vec![(
+                "kustomize".to_string(),
+                "only one of url, file, dir or kustomize may be set; `file` is already set"
+                    .to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn url_needs_a_well_formed_sha256() {
+        let missing = src(|s| s.url = Some("https://example.com/m.yaml".into()));
+        assert_eq!(fields(&check_source(&missing)), ["sha256"]);
+
+        let short = src(|s| {
+            s.url = Some("https://example.com/m.yaml".into());
+            s.sha256 = Some("abc123".into());
+        });
+        assert_eq!(
+            check_source(&short),
+            vec![(
+                "sha256".to_string(),
+                "`abc123` is not a sha256: expected 64 hex characters, got 6 characters"
+                    .to_string()
+            )]
+        );
+
+        let not_hex = src(|s| {
+            s.url = Some("https://example.com/m.yaml".into());
+            s.sha256 = Some(SHA.replace('9', "g"));
+        });
+        assert_eq!(fields(&check_source(&not_hex)), ["sha256"]);
+    }
+
+    #[test]
+    fn url_must_be_https_except_loopback() {
+        for url in [
+            "http://example.com/m.yaml",
+            "ftp://127.0.0.1/m.yaml",
+            "http://10.0.0.1/m.yaml",
+        ] {
+            let s = src(|s| {
+                s.url = Some(url.into());
+                s.sha256 = Some(SHA.into());
+            });
+            assert_eq!(
+                check_source(&s),
+                vec![(
+                    "url".to_string(),
+                    format!("`{url}` must use https (http is accepted only for 127.0.0.1 and localhost)")
+                )]
+            );
+        }
+        let garbage = src(|s| {
+            s.url = Some("not a url".into());
+            s.sha256 = Some(SHA.into());
+        });
+        assert_eq!(fields(&check_source(&garbage)), ["url"]);
+    }
+
+    #[test]
+    fn sha256_without_url_is_an_error() {
+        let s = src(|s| {
+            s.file = Some("a.yaml".into());
+            s.sha256 = Some(SHA.into());
+        });
+        assert_eq!(
+            check_source(&s),
+            vec![(
+                "sha256".to_string(),
+                "only valid with url; file, dir and kustomize sources are not downloaded"
+                    .to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn empty_paths_are_errors() {
+        let s = src(|s| s.dir = Some(" ".into()));
+        assert_eq!(
+            check_source(&s),
+            vec![("dir".to_string(), "must not be empty".to_string())]
+        );
+    }
+
+    #[test]
+    fn resolves_paths_against_the_environment_directory() {
+        let base = Path::new("/envs");
+        let file = src(|s| s.file = Some("addons/a.yaml".into()));
+        assert_eq!(
+            Resolved::new(&file, base),
+            Some(Resolved::File("/envs/addons/a.yaml".into()))
+        );
+        let local = src(|s| s.kustomize = Some("./overlays/kind".into()));
+        assert_eq!(
+            Resolved::new(&local, base),
+            Some(Resolved::Kustomize {
+                target: "/envs/./overlays/kind".into(),
+                local: true
+            })
+        );
+        let remote = "github.com/kubeflow/trainer/manifests/overlays/manager?ref=v2.1.0";
+        let remote_src = src(|s| s.kustomize = Some(remote.into()));
+        assert_eq!(
+            Resolved::new(&remote_src, base),
+            Some(Resolved::Kustomize {
+                target: remote.into(),
+                local: false
+            })
+        );
+        let url = src(|s| {
+            s.url = Some("https://example.com/m.yaml".into());
+            s.sha256 = Some(SHA.to_uppercase());
+        });
+        assert_eq!(
+            Resolved::new(&url, base),
+            Some(Resolved::Url {
+                url: "https://example.com/m.yaml".into(),
+                sha256: SHA.into()
+            })
+        );
+        assert_eq!(Resolved::new(&AddonSource::default(), base), None);
+    }
+}
