@@ -11,6 +11,9 @@ pub enum Error {
     /// Rendering failed (template or its output).
     #[error(transparent)]
     Render(#[from] crate::render::RenderError),
+    /// An add-on could not be loaded.
+    #[error(transparent)]
+    Addon(#[from] crate::addons::AddonError),
     /// Writing rendered files failed.
     #[error(transparent)]
     Output(#[from] crate::manifest::OutError),

@@ -4,6 +4,7 @@ pub mod addons;
 pub mod cli;
 pub mod commands;
 pub mod diag;
+pub mod engine;
 pub mod env;
 pub mod error;
 pub mod jobs;

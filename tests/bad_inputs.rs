@@ -137,3 +137,8 @@ snap!(template_override_not_an_object, fails(
     &[("env.yaml", MINIMAL_ENV), ("tpl/platform/namespace.yaml", "apiVersion: v1\nmetadata:\n  name: {{ platform_namespace }}\n")],
     &["render", "-e", "env.yaml", "--templates", "tpl"],
 ));
+
+// ---- add-ons
+snap!(addon_url_without_checksum, env_fails("addons:\n  - name: kuberay\n    version: v1.7.0\n    source: {url: \"https://example.com/kuberay.yaml\"}\n"));
+snap!(addon_two_sources, env_fails("addons:\n  - name: kuberay\n    version: v1.7.0\n    source: {file: a.yaml, dir: manifests}\n"));
+snap!(addon_missing_file, env_fails("addons:\n  - name: kuberay\n    version: v1.7.0\n    source: {file: kuberay.yaml}\n"));

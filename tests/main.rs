@@ -2,4 +2,6 @@
 
 mod harness;
 
+mod addons;
 mod bad_inputs;
+mod render;

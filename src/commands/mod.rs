@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::CommandFactory;
 
+use crate::addons::AddonLoader;
 use crate::cli::{AddonArgs, Cli, Command, GlobalArgs};
 use crate::env::{self, LoadOptions, LoadedEnv};
 use crate::jobs::{self, Job};
@@ -45,6 +46,18 @@ pub async fn prepare(global: &GlobalArgs, addons: &AddonArgs) -> Result<Prepared
     Ok(Prepared { loaded, jobs, set })
 }
 
-async fn load_addons(_loaded: &LoadedEnv, _args: &AddonArgs) -> Result<Vec<(String, Vec<serde_json::Value>)>, Error> {
-    Ok(Vec::new())
+/// Loads every enabled add-on, concurrently (downloads and kustomize runs are slow).
+async fn load_addons(loaded: &LoadedEnv, args: &AddonArgs) -> Result<Vec<(String, Vec<serde_json::Value>)>, Error> {
+    if args.no_addons {
+        return Ok(Vec::new());
+    }
+    let cache = args.cache_dir.clone().unwrap_or_else(AddonLoader::default_cache_dir);
+    let loader = AddonLoader::new(cache);
+    let jobs = loaded.env.addons.iter().enumerate().filter(|(_, a)| a.enabled).map(|(i, addon)| {
+        let base = loaded.sources.base_dir(&format!("addons[{i}].source"));
+        let loader = &loader;
+        async move { loader.load(addon, &base).await.map(|objs| (addon.name.clone(), objs)) }
+    });
+    let loaded: Vec<_> = futures::future::join_all(jobs).await;
+    loaded.into_iter().map(|r| r.map_err(Error::from)).collect()
 }

@@ -151,6 +151,18 @@ fn check_addons(env: &Environment, c: &mut Checker) {
         if !a.version.starts_with('v') || a.version.len() < 2 {
             c.err(&format!("{f}.version"), format!("{:?} is not a pinned version; write it like \"v2.3.0\"", a.version));
         }
+        for (field, path) in [("file", &a.source.file), ("dir", &a.source.dir)] {
+            let Some(path) = path else { continue };
+            let field = format!("{f}.source.{field}");
+            let full = c.sources.base_dir(&field).join(path);
+            if a.enabled && !full.exists() {
+                c.err(&field, format!("{} does not exist", full.display()));
+            }
+        }
+        for (field, msg) in crate::addons::check_source(&a.source) {
+            let field = if field.is_empty() { format!("{f}.source") } else { format!("{f}.source.{field}") };
+            c.err(&field, msg);
+        }
     }
 }
 

@@ -1,0 +1,128 @@
+//! `render`: shipped environments are pinned as snapshots and byte-identical across runs;
+//! add-ons join the set in the right phases; `--out` writes a GitOps tree.
+
+use crate::harness::{run_in_repo, Test, MINIMAL_ENV};
+
+const OPERATOR: &str = "\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: widget-system
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: widget-controller
+  namespace: widget-system
+spec:
+  selector: {matchLabels: {app: widget}}
+  template:
+    metadata: {labels: {app: widget}}
+    spec:
+      containers:
+        - name: manager
+          image: example.com/widget:v1.0.0
+";
+
+fn addon_env() -> String {
+    format!("{MINIMAL_ENV}addons:\n  - name: widgets\n    version: v1.0.0\n    source: {{file: addons/widgets.yaml}}\n")
+}
+
+/// (kind, name) of each object, in output order.
+fn kinds(stream: &str) -> Vec<(String, String)> {
+    stream
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| {
+            let v: serde_json::Value = serde_yaml::from_str(d).unwrap();
+            (v["kind"].as_str().unwrap().to_string(), v["metadata"]["name"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn addons_join_the_set_in_apply_phase_order() {
+    let t = Test::new().file("env.yaml", &addon_env()).file("addons/widgets.yaml", OPERATOR);
+    let out = t.args(&["render", "-e", "env.yaml"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let got = kinds(&out.stdout);
+    let pos = |k: &str| got.iter().position(|(kind, _)| kind == k).unwrap_or_else(|| panic!("{k} missing in {got:?}"));
+    // CRDs first, then namespaces, then config, then the operator, then workloads.
+    assert_eq!(pos("CustomResourceDefinition"), 0);
+    assert!(pos("Namespace") < pos("Deployment"));
+    assert!(out.stdout.contains("trainstack.io/addon: widgets"));
+}
+
+#[test]
+fn no_addons_leaves_them_out() {
+    let t = Test::new().file("env.yaml", &addon_env()).file("addons/widgets.yaml", OPERATOR);
+    let out = t.args(&["render", "-e", "env.yaml", "--no-addons"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stdout.contains("widget"), "{}", out.stdout);
+}
+
+#[test]
+fn out_dir_writes_one_file_per_object_and_replaces_stale_files() {
+    let t = Test::new().file("env.yaml", &addon_env()).file("addons/widgets.yaml", OPERATOR).args(&[
+        "render", "-e", "env.yaml", "--out", "deploy",
+    ]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let crd = t.path().join("deploy/00-crds/_cluster/customresourcedefinition-widgets.example.com.yaml");
+    assert!(crd.exists());
+    let dep = t.path().join("deploy/03-operators/widget-system/deployment-widget-controller.yaml");
+    assert!(dep.exists());
+    // Rendering again without the add-on removes its files.
+    std::fs::write(t.path().join("env.yaml"), MINIMAL_ENV).unwrap();
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!dep.exists() && !crd.exists());
+}
+
+#[test]
+fn out_dir_refuses_a_directory_it_did_not_write() {
+    let t = Test::new().file("env.yaml", MINIMAL_ENV).file("deploy/README.md", "mine\n").args(&[
+        "render", "-e", "env.yaml", "--out", "deploy",
+    ]);
+    let out = t.run();
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr.trim(),
+        "error: deploy is not empty and was not written by trainstack render (no .trainstack-render file); choose an empty or new directory"
+    );
+    assert!(t.path().join("deploy/README.md").exists());
+}
+
+#[test]
+fn json_output_is_a_list() {
+    let out = Test::new().file("env.yaml", MINIMAL_ENV).args(&["render", "-e", "env.yaml", "-o", "json"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "List");
+    assert!(!v["items"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn help_and_completions() {
+    let out = run_in_repo(&["render", "--help"]);
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("--no-addons") && out.stdout.contains("--out <DIR>"));
+    let out = run_in_repo(&["completions", "bash"]);
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("_trainstack"));
+}
