@@ -20,6 +20,7 @@ locals {
     ray     = "${local.base}-ray"
     trainer = "${local.base}-trainer"
     backend = "${local.base}-backend"
+    ebs_csi = "${local.base}-ebs-csi"
   }
 
   # Same label and taint as the node groups trainstack reconciles itself (platform spec, GPU

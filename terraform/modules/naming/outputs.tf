@@ -31,7 +31,7 @@ output "rds_identifier" {
 }
 
 output "iam_role_names" {
-  description = "IAM role names of the IRSA roles by workload: mlflow, ray, trainer, backend."
+  description = "IAM role names of the IRSA roles by workload: mlflow, ray, trainer, backend, ebs_csi (the EBS CSI driver add-on)."
   value       = local.iam_role_names
 
   precondition {

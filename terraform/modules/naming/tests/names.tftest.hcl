@@ -32,6 +32,7 @@ run "default_names" {
       ray     = "trainstack-dev-ray"
       trainer = "trainstack-dev-trainer"
       backend = "trainstack-dev-backend"
+      ebs_csi = "trainstack-dev-ebs-csi"
     }
     error_message = "unexpected role names: ${jsonencode(output.iam_role_names)}"
   }
