@@ -1,0 +1,76 @@
+# trainstack environment files reference these as ${terraform.NAME}: keep the names stable.
+
+output "cluster_name" {
+  description = "EKS cluster name."
+  value       = module.platform.cluster_name
+}
+
+output "region" {
+  description = "AWS region of the cluster and buckets."
+  value       = var.region
+}
+
+output "cluster_endpoint" {
+  description = "Kubernetes API server endpoint."
+  value       = module.platform.cluster_endpoint
+}
+
+output "oidc_provider_arn" {
+  description = "ARN of the cluster's IAM OIDC provider (IRSA)."
+  value       = module.platform.oidc_provider_arn
+}
+
+output "mlflow_role_arn" {
+  description = "IRSA role of the MLflow ServiceAccount (artifact bucket read/write)."
+  value       = module.platform.role_arns.mlflow
+}
+
+output "ray_role_arn" {
+  description = "IRSA role of the Ray ServiceAccount (datasets read, checkpoints read/write)."
+  value       = module.platform.role_arns.ray
+}
+
+output "trainer_role_arn" {
+  description = "IRSA role of training job ServiceAccounts (datasets read, checkpoints read/write)."
+  value       = module.platform.role_arns.trainer
+}
+
+output "backend_role_arn" {
+  description = "IRSA role of the platform backend ServiceAccount (datasets read, checkpoints read/write)."
+  value       = module.platform.role_arns.backend
+}
+
+output "artifacts_bucket" {
+  description = "S3 bucket of MLflow artifacts."
+  value       = module.platform.bucket_names.artifacts
+}
+
+output "datasets_bucket" {
+  description = "S3 bucket of training datasets."
+  value       = module.platform.bucket_names.datasets
+}
+
+output "checkpoints_bucket" {
+  description = "S3 bucket of training checkpoints."
+  value       = module.platform.bucket_names.checkpoints
+}
+
+output "rds_endpoint" {
+  description = "PostgreSQL endpoint of the MLflow backend store, as host:port."
+  value       = module.platform.rds_endpoint
+}
+
+output "rds_secret_arn" {
+  description = "Secrets Manager secret (managed by RDS) with the PostgreSQL master user name and password."
+  value       = module.platform.rds_secret_arn
+}
+
+output "node_security_group_id" {
+  description = "Security group of the Terraform-managed EKS nodes."
+  value       = module.platform.node_security_group_id
+}
+
+output "private_subnet_ids" {
+  description = "Private subnet IDs, one per AZ."
+  value       = tolist(module.platform.private_subnet_ids)
+}

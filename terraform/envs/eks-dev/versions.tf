@@ -1,0 +1,11 @@
+terraform {
+  required_version = ">= 1.6"
+
+  required_providers {
+    aws = {
+      source = "hashicorp/aws"
+      # 5.x: the pinned terraform-aws-modules releases (eks 20.37) need >= 5.95 and < 6.0.
+      version = "~> 5.95"
+    }
+  }
+}
