@@ -73,6 +73,21 @@ pub enum Command {
     /// Built-in kinds must parse into the Kubernetes API types with no field dropped; custom
     /// resources are checked against CRD schemas from --crds and from add-ons in the set.
     Validate(ValidateArgs),
+    /// Show what apply would change: server-side dry-run of every object against the cluster.
+    ///
+    /// Exit code 0: in sync; 2: changes present (including objects prune would delete); 1: error.
+    /// Secret values are redacted unless --show-secrets.
+    Diff(DiffArgs),
+    /// Make the cluster match the environment: server-side apply in phases, then wait and prune.
+    ///
+    /// Phases: CRDs (waited until Established), Namespaces, config (RBAC, ConfigMaps, Secrets,
+    /// PVCs), add-on operators (waited until ready), custom resources and workloads. Only objects
+    /// that differ are written; a re-run with no changes writes nothing.
+    Apply(ApplyArgs),
+    /// Delete everything the environment renders, in reverse phase order, waiting for finalizers.
+    Delete(DeleteArgs),
+    /// Drift and readiness of every rendered object, per component.
+    Status(StatusArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -110,4 +125,97 @@ pub struct AddonArgs {
     /// Cache directory for downloaded add-ons (default: $XDG_CACHE_HOME/trainstack).
     #[arg(long, value_name = "DIR", env = "TRAINSTACK_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+}
+
+/// Options shared by commands that talk to the cluster.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Objects diffed or applied at once within a phase.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Bound on each wait, e.g. 90s, 5m, 1h.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+/// Options of `diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub addons: AddonArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Print Secret values instead of redacting them.
+    #[arg(long)]
+    pub show_secrets: bool,
+    /// Diff as if taking over fields other field managers own.
+    #[arg(long)]
+    pub force_conflicts: bool,
+}
+
+/// Options of `apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub addons: AddonArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Take ownership of fields other field managers own (otherwise a conflict fails the object).
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Show what would happen (server-side dry-run); write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete objects this environment applied before and no longer declares (after every apply succeeded).
+    #[arg(long)]
+    pub prune: bool,
+    /// Let --prune delete Namespaces.
+    #[arg(long, requires = "prune")]
+    pub prune_namespaces: bool,
+    /// Let --prune delete CustomResourceDefinitions (and with them all their objects).
+    #[arg(long, requires = "prune")]
+    pub prune_crds: bool,
+    /// Do not wait for operators and workloads to become ready (CRDs are always waited on).
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Also wait for Jobs and TrainJobs to complete.
+    #[arg(long, conflicts_with = "no_wait")]
+    pub wait_jobs: bool,
+}
+
+/// Options of `delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub addons: AddonArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Do not ask for confirmation (required when not on a terminal).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Show what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Options of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub addons: AddonArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// Parses `90`, `90s`, `5m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map(|i| s.split_at(i)).unwrap_or((s, "s"));
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration; write e.g. 90s, 5m or 1h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{s:?} has an unknown unit; use s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }

@@ -14,6 +14,12 @@ pub enum Error {
     /// An add-on could not be loaded.
     #[error(transparent)]
     Addon(#[from] crate::addons::AddonError),
+    /// The cluster could not be reached or configured.
+    #[error(transparent)]
+    Cluster(#[from] crate::engine::cluster::ClusterError),
+    /// A diff, apply or delete stopped.
+    #[error(transparent)]
+    Run(#[from] crate::engine::run::RunError),
     /// Writing rendered files failed.
     #[error(transparent)]
     Output(#[from] crate::manifest::OutError),

@@ -154,14 +154,170 @@ fn path_string(path: &serde_path_to_error::Path) -> String {
     out
 }
 
-/// Serialises a value as one YAML document (no leading `---`).
+/// Serialises a value as one YAML document (no leading `---`), block style, keys in their
+/// order. Strings that a YAML 1.1 reader (kubectl, Argo CD, Flux via go-yaml) would take for
+/// something else (`yes`, `on`, `0755`, `1e3`, `~`) are always quoted.
 pub fn to_string<T: Serialize + ?Sized>(value: &T) -> String {
-    serde_yaml::to_string(value).expect("values built from YAML or JSON always serialise")
+    let v = serde_json::to_value(value).expect("values built from YAML or JSON always serialise");
+    let mut out = String::new();
+    emit::document(&v, &mut out);
+    out
 }
 
 /// Converts any serialisable value into a YAML value.
 pub fn to_value<T: Serialize>(value: &T) -> Value {
     serde_yaml::to_value(value).expect("values built from YAML or JSON always serialise")
+}
+
+mod emit {
+    //! A block-style YAML emitter for JSON-shaped values, with conservative quoting.
+    use serde_json::Value;
+
+    pub fn document(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(m) if !m.is_empty() => map(m, 0, out),
+            Value::Array(a) if !a.is_empty() => seq(a, 0, out),
+            other => {
+                out.push_str(&inline(other));
+                out.push('\n');
+            }
+        }
+    }
+
+    fn pad(out: &mut String, n: usize) {
+        out.extend(std::iter::repeat_n(' ', n));
+    }
+
+    fn map(m: &serde_json::Map<String, Value>, indent: usize, out: &mut String) {
+        for (k, v) in m {
+            pad(out, indent);
+            out.push_str(&scalar(k));
+            out.push(':');
+            value_after_key(v, indent, out);
+        }
+    }
+
+    fn seq(a: &[Value], indent: usize, out: &mut String) {
+        for v in a {
+            pad(out, indent);
+            out.push('-');
+            match v {
+                Value::Object(m) if !m.is_empty() => {
+                    // The first key sits on the dash line; the rest align under it.
+                    let mut first = true;
+                    for (k, val) in m {
+                        if first {
+                            out.push(' ');
+                            first = false;
+                        } else {
+                            pad(out, indent + 2);
+                        }
+                        out.push_str(&scalar(k));
+                        out.push(':');
+                        value_after_key(val, indent + 2, out);
+                    }
+                }
+                Value::Array(inner) if !inner.is_empty() => {
+                    out.push('\n');
+                    seq(inner, indent + 2, out);
+                }
+                Value::String(s) if block_ok(s) => block(s, indent + 2, out),
+                other => {
+                    out.push(' ');
+                    out.push_str(&inline(other));
+                    out.push('\n');
+                }
+            }
+        }
+    }
+
+    fn value_after_key(v: &Value, indent: usize, out: &mut String) {
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                out.push('\n');
+                map(m, indent + 2, out);
+            }
+            Value::Array(a) if !a.is_empty() => {
+                out.push('\n');
+                seq(a, indent + 2, out);
+            }
+            Value::String(s) if block_ok(s) => block(s, indent + 2, out),
+            other => {
+                out.push(' ');
+                out.push_str(&inline(other));
+                out.push('\n');
+            }
+        }
+    }
+
+    /// Multi-line strings without awkward whitespace read best as literal blocks.
+    fn block_ok(s: &str) -> bool {
+        s.contains('\n')
+            && !s.starts_with([' ', '\n'])
+            && !s.chars().any(|c| c.is_control() && c != '\n')
+            && s.lines().all(|l| !l.ends_with(' '))
+    }
+
+    fn block(s: &str, indent: usize, out: &mut String) {
+        let trailing = s.len() - s.trim_end_matches('\n').len();
+        out.push_str(match trailing {
+            0 => " |-\n",
+            1 => " |\n",
+            _ => " |+\n",
+        });
+        for line in s.trim_end_matches('\n').split('\n') {
+            if !line.is_empty() {
+                pad(out, indent);
+                out.push_str(line);
+            }
+            out.push('\n');
+        }
+        for _ in 1..trailing {
+            out.push('\n');
+        }
+    }
+
+    fn inline(v: &Value) -> String {
+        match v {
+            Value::Null => "null".into(),
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => scalar(s),
+            Value::Array(_) => "[]".into(),
+            Value::Object(_) => "{}".into(),
+        }
+    }
+
+    /// A string as a plain scalar when that is unambiguous, quoted otherwise.
+    pub fn scalar(s: &str) -> String {
+        if plain_ok(s) {
+            s.to_string()
+        } else if !s.chars().any(|c| c.is_control()) {
+            format!("'{}'", s.replace('\'', "''"))
+        } else {
+            serde_json::to_string(s).expect("strings serialise")
+        }
+    }
+
+    const YAML11_WORDS: &[&str] = &[
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false", "False",
+        "FALSE", "on", "On", "ON", "off", "Off", "OFF", "null", "Null", "NULL", "~",
+    ];
+
+    fn plain_ok(s: &str) -> bool {
+        let Some(first) = s.chars().next() else { return false };
+        // Anything that could start a number, a timestamp or an indicator is quoted.
+        if !(first.is_ascii_alphabetic() || first == '/' || first == '_') {
+            return false;
+        }
+        if YAML11_WORDS.contains(&s) || s.ends_with(' ') || s.ends_with(':') {
+            return false;
+        }
+        if s.contains(": ") || s.contains(" #") {
+            return false;
+        }
+        s.chars().all(|c| c.is_ascii_alphanumeric() || " ._/-:@+=,()$".contains(c))
+    }
 }
 
 trait DeserializeFrom {
@@ -274,6 +430,21 @@ mod tests {
         assert_eq!(idx.value("a.b"), Some(Pos { line: 2, column: 6 }));
         assert_eq!(idx.key("a.list[1].y"), Some(Pos { line: 5, column: 7 }));
         assert_eq!(idx.key("a.list[0].x"), Some(Pos { line: 4, column: 7 }));
+    }
+
+    #[test]
+    fn emitter_quotes_what_yaml_1_1_would_misread_and_round_trips() {
+        let v = serde_json::json!({
+            "yes": "yes", "mode": "0755", "cpu": "2", "mem": "16Gi", "on": "on", "tilde": "~",
+            "cmd": "a: b", "script": "line1\nline2\n", "empty": "", "list": [{"name": "a", "x": [1, 2]}, "b"],
+            "obj": {}, "arr": [], "quote": "it's", "ctl": "tab\there", "num": 1.5, "null": null,
+        });
+        let text = to_string(&v);
+        for needle in ["'yes': 'yes'", "mode: '0755'", "cpu: '2'", "mem: '16Gi'", "tilde: '~'", "cmd: 'a: b'", "script: |\n    line1\n    line2\n"] {
+            assert!(text.contains(needle), "{needle} missing in\n{text}");
+        }
+        let back: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(back, v, "{text}");
     }
 
     #[test]

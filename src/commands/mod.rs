@@ -1,5 +1,6 @@
 //! Command implementations: each turns settings into work on the pure core and adapters.
 
+pub mod cluster;
 pub mod render;
 
 use std::process::ExitCode;
@@ -18,6 +19,10 @@ use crate::Error;
 pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Render(args) => render::run(&cli.global, &args).await,
+        Command::Diff(args) => cluster::diff(&cli.global, &args).await,
+        Command::Apply(args) => cluster::apply(&cli.global, &args).await,
+        Command::Delete(args) => cluster::delete(&cli.global, &args).await,
+        Command::Status(args) => cluster::status(&cli.global, &args).await,
         Command::Validate(_args) => Err(anyhow::anyhow!("validate is not wired yet").into()),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "trainstack", &mut std::io::stdout());

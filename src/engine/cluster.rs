@@ -1,0 +1,239 @@
+//! The Kubernetes adapter: client construction (the one place a client is made, so EKS token
+//! auth can plug in), discovery-based resolution, and retried API calls.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::discovery::{Discovery, Scope};
+use kube::Client;
+use serde_json::Value;
+
+use crate::env::model::{Environment, TargetKind};
+
+/// The field manager of every write.
+pub const FIELD_MANAGER: &str = "trainstack";
+
+/// Errors talking to the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The kubeconfig file cannot be read or parsed.
+    #[error("kubeconfig {path}: {message}")]
+    Kubeconfig {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The requested context does not exist.
+    #[error("kubeconfig {path}: context {context:?} does not exist; available contexts: {available} (pass --context NAME or set target.context)")]
+    NoContext {
+        /// The file.
+        path: String,
+        /// The context asked for.
+        context: String,
+        /// Contexts in the file.
+        available: String,
+    },
+    /// An API call failed.
+    #[error("{what}: {message}")]
+    Api {
+        /// Which call, on which object.
+        what: String,
+        /// The server's answer.
+        message: String,
+        /// HTTP status, 0 for connection problems.
+        code: u16,
+    },
+}
+
+impl ClusterError {
+    /// HTTP status of an API error (0 when the connection failed).
+    pub fn code(&self) -> u16 {
+        match self {
+            ClusterError::Api { code, .. } => *code,
+            _ => 0,
+        }
+    }
+}
+
+/// Where to find the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// Kubeconfig path (`--kubeconfig`, `$KUBECONFIG`); default `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Context (`--context`); default from the environment.
+    pub context: Option<String>,
+}
+
+/// The context an environment deploys to when `--context` is not given.
+pub fn default_context(env: &Environment) -> Option<String> {
+    env.target.context.clone().or_else(|| match env.target.kind {
+        TargetKind::Kind => Some(format!("kind-{}", env.target.cluster_name)),
+        TargetKind::Eks => None,
+    })
+}
+
+/// Builds a client from a kubeconfig file and context. Errors name the file and the context.
+pub async fn connect(opts: &ConnectOptions, env: &Environment) -> Result<Client, ClusterError> {
+    let path = opts
+        .kubeconfig
+        .clone()
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".kube/config")))
+        .unwrap_or_else(|| PathBuf::from(".kube/config"));
+    let shown = path.display().to_string();
+    let kubeconfig = Kubeconfig::read_from(&path)
+        .map_err(|e| ClusterError::Kubeconfig { path: shown.clone(), message: format!("{e}") })?;
+    let context = opts.context.clone().or_else(|| default_context(env));
+    if let Some(ctx) = &context {
+        if !kubeconfig.contexts.iter().any(|c| &c.name == ctx) {
+            let available: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
+            return Err(ClusterError::NoContext {
+                path: shown,
+                context: ctx.clone(),
+                available: if available.is_empty() { "(none)".into() } else { available.join(", ") },
+            });
+        }
+    }
+    let options = KubeConfigOptions { context, ..Default::default() };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| ClusterError::Kubeconfig { path: shown.clone(), message: format!("{e}") })?;
+    // kube's client retries 429/503/504 itself, honouring Retry-After with jittered backoff;
+    // `retry` below adds 500s and dropped connections for idempotent calls.
+    Client::try_from(config).map_err(|e| ClusterError::Kubeconfig { path: shown, message: format!("{e}") })
+}
+
+/// A resolved resource: how to reach objects of one kind.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// Group, version, kind, plural.
+    pub resource: ApiResource,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+}
+
+/// The cluster's served kinds, from discovery.
+pub struct Catalog {
+    discovery: Discovery,
+}
+
+impl Catalog {
+    /// Runs discovery.
+    pub async fn discover(client: &Client) -> Result<Self, ClusterError> {
+        let discovery = retry("discovery", || Discovery::new(client.clone()).run()).await?;
+        Ok(Catalog { discovery })
+    }
+
+    /// Resolves an object's apiVersion/kind to its resource, if the cluster serves it.
+    pub fn resolve(&self, api_version: &str, kind: &str) -> Option<Resolved> {
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version),
+        };
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        self.discovery
+            .resolve_gvk(&gvk)
+            .map(|(resource, caps)| Resolved { resource, namespaced: caps.scope == Scope::Namespaced })
+    }
+}
+
+/// The dynamic API for an object's resource in its namespace.
+pub fn api_for(client: &Client, r: &Resolved, namespace: Option<&str>) -> Api<DynamicObject> {
+    match (r.namespaced, namespace) {
+        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &r.resource),
+        (true, None) => Api::all_with(client.clone(), &r.resource),
+        (false, _) => Api::all_with(client.clone(), &r.resource),
+    }
+}
+
+fn to_cluster_error(what: &str, e: kube::Error) -> ClusterError {
+    match e {
+        kube::Error::Api(status) => {
+            let mut message = status.message.clone();
+            if let Some(causes) = status.details.as_ref().map(|d| &d.causes).filter(|c| !c.is_empty()) {
+                for c in causes {
+                    message.push_str(&format!("\n    {}: {}", c.field, c.message));
+                }
+            }
+            ClusterError::Api { what: what.to_string(), message, code: status.code }
+        }
+        other => ClusterError::Api { what: what.to_string(), message: format!("{other}"), code: 0 },
+    }
+}
+
+/// Runs an idempotent call, retrying 500s and dropped connections with jittered backoff.
+/// (429, 503 and 504 are already retried inside the client, honouring Retry-After.)
+pub async fn retry<T, F, Fut>(what: &str, mut call: F) -> Result<T, ClusterError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    const ATTEMPTS: u32 = 6;
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                let err = to_cluster_error(what, e);
+                let transient = matches!(err.code(), 0 | 500 | 502 | 503 | 504 | 429);
+                if !transient || attempt >= ATTEMPTS {
+                    return Err(err);
+                }
+                tokio::time::sleep(delay + jitter(delay)).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Up to half of `d`, from the clock's low bits: enough to spread retries of many objects.
+fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.subsec_nanos()).unwrap_or(0);
+    d.mul_f64(f64::from(nanos % 1000) / 2000.0)
+}
+
+/// GET, mapping 404 to None.
+pub async fn get(api: &Api<DynamicObject>, name: &str, what: &str) -> Result<Option<Value>, ClusterError> {
+    let r = retry(what, || api.get_opt(name)).await?;
+    Ok(r.map(|o| serde_json::to_value(o).unwrap_or(Value::Null)))
+}
+
+/// Server-side apply (optionally dry-run, optionally forcing conflicts).
+pub async fn apply(
+    api: &Api<DynamicObject>,
+    name: &str,
+    obj: &Value,
+    dry_run: bool,
+    force: bool,
+    what: &str,
+) -> Result<Value, ClusterError> {
+    let mut params = PatchParams::apply(FIELD_MANAGER);
+    params.dry_run = dry_run;
+    params.force = force;
+    let patch = Patch::Apply(obj);
+    let out = retry(what, || api.patch(name, &params, &patch)).await?;
+    Ok(serde_json::to_value(out).unwrap_or(Value::Null))
+}
+
+/// DELETE with background propagation; a missing object is not an error.
+pub async fn delete(api: &Api<DynamicObject>, name: &str, dry_run: bool, what: &str) -> Result<(), ClusterError> {
+    let params = DeleteParams { dry_run, ..DeleteParams::background() };
+    match retry(what, || api.delete(name, &params)).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// LIST with a label selector.
+pub async fn list(api: &Api<DynamicObject>, selector: &str, what: &str) -> Result<Vec<Value>, ClusterError> {
+    let lp = ListParams::default().labels(selector);
+    let list = retry(what, || api.list(&lp)).await?;
+    Ok(list.items.into_iter().map(|o| serde_json::to_value(o).unwrap_or(Value::Null)).collect())
+}

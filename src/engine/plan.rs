@@ -1,0 +1,135 @@
+//! Per-object planning: what a server-side apply would change, as a redacted unified diff.
+
+use serde::Serialize;
+use serde_json::Value;
+use similar::TextDiff;
+
+use crate::engine::normalize::{is_secret, normalize, redact_pair};
+use crate::manifest::Phase;
+use crate::yaml;
+
+/// What happens to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Does not exist yet.
+    Create,
+    /// Exists and differs.
+    Update,
+    /// Exists and matches.
+    Unchanged,
+    /// Applied by this environment before, no longer declared: deleted with `--prune`.
+    Prune,
+}
+
+/// The plan (and, after apply, the outcome) for one object.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectChange {
+    /// Kind.
+    pub kind: String,
+    /// Namespace, if namespaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Apply phase.
+    pub phase: Phase,
+    /// What happens.
+    pub action: Action,
+    /// Unified diff (secrets redacted unless asked otherwise).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub diff: String,
+    /// Why the object failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ObjectChange {
+    /// `Kind namespace/name` or `Kind name`.
+    pub fn display_id(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} {}/{}", self.kind, ns, self.name),
+            None => format!("{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// Compares live state with the server's dry-run result of applying the desired object.
+/// Both come from the server, so defaulted fields appear on both sides and cancel out.
+pub fn compare(live: Option<&Value>, dry_run: &Value, desired: &Value, show_secrets: bool) -> (Action, String) {
+    match live {
+        None => {
+            // A new object is shown as declared, without server defaults.
+            let mut shown = desired.clone();
+            if is_secret(desired) && !show_secrets {
+                redact_pair(None, Some(&mut shown));
+            }
+            (Action::Create, unified(None, Some(&shown)))
+        }
+        Some(live) => {
+            let mut before = normalize(live);
+            let mut after = normalize(dry_run);
+            if before == after {
+                return (Action::Unchanged, String::new());
+            }
+            if is_secret(desired) && !show_secrets {
+                redact_pair(Some(&mut before), Some(&mut after));
+            }
+            (Action::Update, unified(Some(&before), Some(&after)))
+        }
+    }
+}
+
+/// A unified diff of two objects' YAML, three lines of context.
+pub fn unified(before: Option<&Value>, after: Option<&Value>) -> String {
+    let a = before.map(yaml::to_string).unwrap_or_default();
+    let b = after.map(yaml::to_string).unwrap_or_default();
+    TextDiff::from_lines(&a, &b).unified_diff().context_radius(3).header("live", "desired").to_string()
+}
+
+/// Colours a unified diff for a terminal.
+pub fn colorize(diff: &str) -> String {
+    diff.lines()
+        .map(|l| {
+            if l.starts_with("+++") || l.starts_with("---") {
+                format!("\x1b[1m{l}\x1b[0m")
+            } else if l.starts_with('+') {
+                format!("\x1b[32m{l}\x1b[0m")
+            } else if l.starts_with('-') {
+                format!("\x1b[31m{l}\x1b[0m")
+            } else if l.starts_with("@@") {
+                format!("\x1b[36m{l}\x1b[0m")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn one_changed_field_is_one_changed_line() {
+        let live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "3"}, "data": {"x": "1", "y": "2"}});
+        let dry = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "3"}, "data": {"x": "1", "y": "3"}});
+        let (action, diff) = compare(Some(&live), &dry, &dry, false);
+        assert_eq!(action, Action::Update);
+        let changed: Vec<&str> = diff.lines().filter(|l| (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---")).collect();
+        assert_eq!(changed, vec!["-  y: '2'", "+  y: '3'"]);
+    }
+
+    #[test]
+    fn new_secret_is_shown_redacted() {
+        let s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"password": "hunter2"}});
+        let (action, diff) = compare(None, &s, &s, false);
+        assert_eq!(action, Action::Create);
+        assert!(!diff.contains("hunter2") && diff.contains("<redacted"), "{diff}");
+        let (_, shown) = compare(None, &s, &s, true);
+        assert!(shown.contains("hunter2"));
+    }
+}

@@ -1,0 +1,70 @@
+//! Progress of long runs: a bar per phase on a terminal, plain lines otherwise (CI logs).
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Reports phases and per-object progress on stderr.
+pub struct Progress {
+    interactive: bool,
+    state: Mutex<Option<(String, usize, usize, Option<ProgressBar>)>>,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Progress {
+    /// Bars when stderr is a terminal, lines otherwise.
+    pub fn new() -> Self {
+        Progress { interactive: std::io::stderr().is_terminal(), state: Mutex::new(None) }
+    }
+
+    /// Starts a phase of `total` objects.
+    pub fn phase(&self, name: &str, total: usize) {
+        let bar = self.interactive.then(|| {
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(name.to_string());
+            bar
+        });
+        if !self.interactive {
+            eprintln!("{name}: {total} object{}", if total == 1 { "" } else { "s" });
+        }
+        if let Ok(mut s) = self.state.lock() {
+            *s = Some((name.to_string(), 0, total, bar));
+        }
+    }
+
+    /// One object of the phase is done.
+    pub fn inc(&self, what: &str) {
+        if let Ok(mut s) = self.state.lock() {
+            if let Some((_, done, _, bar)) = s.as_mut() {
+                *done += 1;
+                if let Some(b) = bar {
+                    b.set_message(what.to_string());
+                    b.inc(1);
+                }
+            }
+        }
+    }
+
+    /// Ends the phase.
+    pub fn finish(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            if let Some((name, done, total, bar)) = s.take() {
+                match bar {
+                    Some(b) => b.finish_and_clear(),
+                    None => eprintln!("{name}: {done}/{total} done"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,683 @@
+//! The engine's runs: diff (plan only), apply (phases, concurrency, waits, prune) and delete.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+use kube::Client;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::engine::applyset::{self, Parent};
+use crate::engine::cluster::{self, Catalog, ClusterError, Resolved};
+use crate::engine::plan::{self, Action, ObjectChange};
+use crate::engine::progress::Progress;
+use crate::engine::ready::{readiness, ClusterFacts, Readiness};
+use crate::manifest::{Manifest, Origin, Phase};
+
+/// How a run behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Objects diffed/applied at once within a phase.
+    pub concurrency: usize,
+    /// Take ownership of fields other managers own.
+    pub force_conflicts: bool,
+    /// Plan only (server-side dry-run); write nothing.
+    pub dry_run: bool,
+    /// Delete objects this environment applied before and no longer declares.
+    pub prune: bool,
+    /// Allow pruning Namespaces.
+    pub prune_namespaces: bool,
+    /// Allow pruning CustomResourceDefinitions.
+    pub prune_crds: bool,
+    /// Wait for readiness after operator and workload phases.
+    pub wait: bool,
+    /// Wait also for Jobs and TrainJobs to complete.
+    pub wait_complete: bool,
+    /// Bound on each wait.
+    pub timeout: Duration,
+    /// Show Secret values in diffs.
+    pub show_secrets: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            concurrency: 8,
+            force_conflicts: false,
+            dry_run: false,
+            prune: false,
+            prune_namespaces: false,
+            prune_crds: false,
+            wait: true,
+            wait_complete: false,
+            timeout: Duration::from_secs(300),
+            show_secrets: false,
+        }
+    }
+}
+
+/// Errors that stop a run before or during writes.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Kinds the cluster does not serve and no CRD in the set provides.
+    #[error("the cluster does not serve these kinds and no CRD in the environment provides them (nothing was written):\n{0}")]
+    Unserved(String),
+    /// An object of a namespaced kind without a namespace.
+    #[error("{0} is namespaced but has no metadata.namespace (nothing was written)")]
+    NoNamespace(String),
+    /// A cluster call failed outside any single object.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
+/// Counts of what a run did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    /// Objects created.
+    pub created: usize,
+    /// Objects changed.
+    pub configured: usize,
+    /// Objects already in sync.
+    pub unchanged: usize,
+    /// Objects pruned.
+    pub pruned: usize,
+    /// Objects that failed.
+    pub failed: usize,
+}
+
+/// The result of a diff or apply.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Per object, in apply order, then prunes.
+    pub changes: Vec<ObjectChange>,
+    /// Totals.
+    pub summary: Summary,
+    /// Objects not ready when a wait timed out, with reasons.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_ready: Vec<String>,
+    /// Objects left in place that prune would delete without the safety flags.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
+}
+
+impl Report {
+    /// Whether anything differs from the cluster.
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| c.action != Action::Unchanged)
+    }
+
+    /// Whether anything failed.
+    pub fn failed(&self) -> bool {
+        self.summary.failed > 0 || !self.not_ready.is_empty()
+    }
+}
+
+/// One desired object, resolved.
+struct Desired {
+    obj: Value,
+    phase: Phase,
+    resolved: Option<Resolved>,
+}
+
+impl Desired {
+    fn s(&self, ptr: &str) -> &str {
+        self.obj.pointer(ptr).and_then(Value::as_str).unwrap_or("")
+    }
+    fn name(&self) -> &str {
+        self.s("/metadata/name")
+    }
+    fn namespace(&self) -> Option<&str> {
+        self.obj.pointer("/metadata/namespace").and_then(Value::as_str)
+    }
+    fn kind(&self) -> &str {
+        self.s("/kind")
+    }
+    fn id(&self) -> String {
+        match self.namespace() {
+            Some(ns) => format!("{} {}/{}", self.kind(), ns, self.name()),
+            None => format!("{} {}", self.kind(), self.name()),
+        }
+    }
+    fn key(&self) -> (String, String, String, String) {
+        key_of(&self.obj)
+    }
+}
+
+fn key_of(obj: &Value) -> (String, String, String, String) {
+    let s = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+    let group = s("/apiVersion").rsplit_once('/').map(|(g, _)| g.to_string()).unwrap_or_default();
+    (group, s("/kind"), s("/metadata/namespace"), s("/metadata/name"))
+}
+
+/// A cluster and the environment's inventory in it.
+pub struct Engine {
+    client: Client,
+    parent: Parent,
+    facts: ClusterFacts,
+    opts: Options,
+    progress: Progress,
+    /// Writes issued (creates, updates, deletes), for summaries and tests.
+    pub writes: AtomicUsize,
+}
+
+impl Engine {
+    /// An engine for one environment.
+    pub fn new(client: Client, env_name: &str, platform_namespace: &str, facts: ClusterFacts, opts: Options) -> Self {
+        Engine {
+            client,
+            parent: Parent::for_env(env_name, platform_namespace),
+            facts,
+            opts,
+            progress: Progress::new(),
+            writes: AtomicUsize::new(0),
+        }
+    }
+
+    /// The desired set with ApplySet labels, plus the parent, resolved against discovery.
+    /// Fails before anything is written if a kind is not served and no CRD in the set adds it.
+    async fn prepare(&self, set: &[Manifest]) -> Result<(Vec<Desired>, Catalog), RunError> {
+        let catalog = Catalog::discover(&self.client).await?;
+        let id = self.parent.id();
+        let mut desired: Vec<Desired> = set
+            .iter()
+            .map(|m| {
+                let mut obj = m.obj.clone();
+                applyset::label_member(&mut obj, &id);
+                Desired { obj, phase: m.phase(), resolved: None }
+            })
+            .collect();
+        let (gks, nss) = self.inventory(&desired);
+        desired.push(Desired { obj: self.parent.object(&gks, &nss), phase: Phase::Config, resolved: None });
+
+        let crd_kinds: BTreeSet<(String, String)> = set
+            .iter()
+            .filter(|m| m.kind() == "CustomResourceDefinition")
+            .filter_map(|m| {
+                let group = m.obj.pointer("/spec/group")?.as_str()?.to_string();
+                let kind = m.obj.pointer("/spec/names/kind")?.as_str()?.to_string();
+                Some((group, kind))
+            })
+            .collect();
+        let mut unserved = Vec::new();
+        for d in desired.iter_mut() {
+            let api = d.s("/apiVersion").to_string();
+            d.resolved = catalog.resolve(&api, d.kind());
+            match &d.resolved {
+                Some(r) if r.namespaced && d.namespace().is_none() => return Err(RunError::NoNamespace(d.id())),
+                Some(_) => {}
+                None => {
+                    let group = api.rsplit_once('/').map(|(g, _)| g.to_string()).unwrap_or_default();
+                    if !crd_kinds.contains(&(group, d.kind().to_string())) {
+                        unserved.push(format!("  {} ({api})", d.id()));
+                    }
+                }
+            }
+        }
+        if !unserved.is_empty() {
+            return Err(RunError::Unserved(unserved.join("\n")));
+        }
+        Ok((desired, catalog))
+    }
+
+    /// Group-kinds and namespaces of the desired members.
+    fn inventory(&self, desired: &[Desired]) -> (BTreeSet<String>, BTreeSet<String>) {
+        let gks = desired.iter().map(|d| applyset::group_kind(d.s("/apiVersion"), d.kind())).collect();
+        let mut nss: BTreeSet<String> = desired.iter().filter_map(|d| d.namespace().map(str::to_string)).collect();
+        nss.insert(self.parent.namespace.clone());
+        (gks, nss)
+    }
+
+    /// Plans one object: GET live, server-side dry-run apply, compare.
+    async fn plan_one(&self, d: &Desired) -> ObjectChange {
+        let mut change = ObjectChange {
+            kind: d.kind().to_string(),
+            namespace: d.namespace().map(str::to_string),
+            name: d.name().to_string(),
+            phase: d.phase,
+            action: Action::Create,
+            diff: String::new(),
+            error: None,
+        };
+        let Some(r) = &d.resolved else {
+            // Its CRD is part of this apply and not established yet: it can only be new.
+            let (action, diff) = plan::compare(None, &d.obj, &d.obj, self.opts.show_secrets);
+            change.action = action;
+            change.diff = diff;
+            return change;
+        };
+        let api = cluster::api_for(&self.client, r, d.namespace());
+        let what = d.id();
+        let live = match cluster::get(&api, d.name(), &what).await {
+            Ok(l) => l,
+            Err(e) => {
+                change.error = Some(e.to_string());
+                return change;
+            }
+        };
+        let dry = match cluster::apply(&api, d.name(), &d.obj, true, self.opts.force_conflicts, &what).await {
+            Ok(v) => v,
+            Err(e) => {
+                change.error = Some(conflict_hint(e));
+                return change;
+            }
+        };
+        let (action, diff) = plan::compare(live.as_ref(), &dry, &d.obj, self.opts.show_secrets);
+        change.action = action;
+        change.diff = diff;
+        change
+    }
+
+    /// Plans and, unless dry-run, applies one object.
+    async fn apply_one(&self, d: &Desired) -> ObjectChange {
+        let mut change = self.plan_one(d).await;
+        if change.error.is_some() || self.opts.dry_run || change.action == Action::Unchanged {
+            return change;
+        }
+        let Some(r) = &d.resolved else {
+            change.error = Some("its kind is still not served after its CRD was established".into());
+            return change;
+        };
+        let api = cluster::api_for(&self.client, r, d.namespace());
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = cluster::apply(&api, d.name(), &d.obj, false, self.opts.force_conflicts, &d.id()).await {
+            change.error = Some(conflict_hint(e));
+        }
+        change
+    }
+
+    /// `diff`: the plan for every object plus what prune would delete. Writes nothing.
+    pub async fn diff(&self, set: &[Manifest]) -> Result<Report, RunError> {
+        let (desired, catalog) = self.prepare(set).await?;
+        self.progress.phase("diff", desired.len());
+        let mut changes: Vec<ObjectChange> = stream::iter(desired.iter())
+            .map(|d| async move {
+                let c = self.plan_one(d).await;
+                self.progress.inc(&c.display_id());
+                c
+            })
+            .buffered(self.opts.concurrency.max(1))
+            .collect()
+            .await;
+        self.progress.finish();
+        let (prunes, kept) = self.prune_candidates(&desired, &catalog).await?;
+        changes.extend(prunes.iter().map(|p| p.change.clone()));
+        Ok(self.report(changes, Vec::new(), kept))
+    }
+
+    /// `apply`: phase by phase, concurrently within a phase; waits; prune after full success.
+    pub async fn apply(&self, set: &[Manifest]) -> Result<Report, RunError> {
+        let (mut desired, mut catalog) = self.prepare(set).await?;
+        let mut changes = Vec::new();
+        let mut not_ready = Vec::new();
+        for phase in Phase::ALL {
+            let idx: Vec<usize> = (0..desired.len()).filter(|&i| desired[i].phase == phase).collect();
+            if idx.is_empty() {
+                continue;
+            }
+            // Custom resources whose CRDs were applied in this run resolve only now.
+            if phase != Phase::Crds && idx.iter().any(|&i| desired[i].resolved.is_none()) && !self.opts.dry_run {
+                catalog = Catalog::discover(&self.client).await?;
+                for &i in &idx {
+                    if desired[i].resolved.is_none() {
+                        desired[i].resolved = catalog.resolve(desired[i].s("/apiVersion"), desired[i].kind());
+                    }
+                }
+            }
+            self.progress.phase(phase.name(), idx.len());
+            let results: Vec<ObjectChange> = stream::iter(idx.iter().map(|&i| &desired[i]))
+                .map(|d| async move {
+                    let c = self.apply_one(d).await;
+                    self.progress.inc(&c.display_id());
+                    c
+                })
+                .buffered(self.opts.concurrency.max(1))
+                .collect()
+                .await;
+            self.progress.finish();
+            let failed = results.iter().any(|c| c.error.is_some());
+            changes.extend(results);
+            if failed {
+                // Later phases depend on this one, and nothing is pruned after a failure.
+                return Ok(self.report(changes, not_ready, Vec::new()));
+            }
+            let must_wait = phase == Phase::Crds || (self.opts.wait && matches!(phase, Phase::Operators | Phase::Workloads));
+            if must_wait && !self.opts.dry_run {
+                let targets: Vec<&Desired> = idx.iter().map(|&i| &desired[i]).collect();
+                not_ready = self.wait_ready(&targets, phase).await;
+                if !not_ready.is_empty() {
+                    return Ok(self.report(changes, not_ready, Vec::new()));
+                }
+            }
+        }
+        let mut kept = Vec::new();
+        if self.opts.prune {
+            let (prunes, k) = self.prune_candidates(&desired, &catalog).await?;
+            kept = k;
+            changes.extend(self.delete_all(prunes).await);
+            if !changes.iter().any(|c| c.error.is_some()) && !self.opts.dry_run {
+                self.shrink_parent(&desired).await;
+            }
+        }
+        Ok(self.report(changes, not_ready, kept))
+    }
+
+    /// Rewrites the parent with exactly the current inventory once old members are gone.
+    async fn shrink_parent(&self, desired: &[Desired]) {
+        let members: Vec<&Desired> = desired.iter().filter(|d| d.obj.pointer("/metadata/labels/applyset.kubernetes.io~1id").is_none()).collect();
+        let gks: BTreeSet<String> = members.iter().map(|d| applyset::group_kind(d.s("/apiVersion"), d.kind())).collect();
+        let mut nss: BTreeSet<String> = members.iter().filter_map(|d| d.namespace().map(str::to_string)).collect();
+        nss.insert(self.parent.namespace.clone());
+        if let Some(p) = desired.iter().find(|d| d.obj.pointer("/metadata/labels/applyset.kubernetes.io~1id").is_some()) {
+            if let Some(r) = &p.resolved {
+                let api = cluster::api_for(&self.client, r, p.namespace());
+                let obj = self.parent.object(&gks, &nss);
+                let _ = cluster::apply(&api, p.name(), &obj, false, true, "ApplySet parent").await;
+            }
+        }
+    }
+
+    /// Objects carrying this environment's ApplySet label that the set no longer declares.
+    async fn prune_candidates(&self, desired: &[Desired], catalog: &Catalog) -> Result<(Vec<PruneTarget>, Vec<String>), RunError> {
+        let parent_res = catalog.resolve("v1", "Secret").ok_or_else(|| ClusterError::Api {
+            what: "discovery".into(),
+            message: "the cluster does not serve v1 Secrets".into(),
+            code: 0,
+        })?;
+        let parent_api = cluster::api_for(&self.client, &parent_res, Some(&self.parent.namespace));
+        let (mut gks, _) = match cluster::get(&parent_api, &self.parent.name, "ApplySet parent").await? {
+            Some(p) => applyset::read_parent(&p),
+            None => return Ok((Vec::new(), Vec::new())),
+        };
+        // Kinds declared now may have members left from older runs too.
+        gks.extend(desired.iter().map(|d| applyset::group_kind(d.s("/apiVersion"), d.kind())));
+        let wanted: BTreeSet<_> = desired.iter().map(Desired::key).collect();
+        let selector = format!("{}={}", applyset::PART_OF, self.parent.id());
+        let mut targets = Vec::new();
+        let mut kept = Vec::new();
+        for gk in gks {
+            let (kind, group) = gk.split_once('.').map(|(k, g)| (k.to_string(), g.to_string())).unwrap_or((gk.clone(), String::new()));
+            let Some(r) = resolve_group_kind(catalog, desired, &group, &kind) else { continue };
+            let api = cluster::api_for(&self.client, &r, None);
+            for obj in cluster::list(&api, &selector, &format!("list {gk}")).await? {
+                let key = key_of(&with_type(obj.clone(), &r));
+                if wanted.contains(&key) {
+                    continue;
+                }
+                let d = Desired { obj: with_type(obj, &r), phase: Phase::Workloads, resolved: Some(r.clone()) };
+                let phase = Manifest { obj: d.obj.clone(), origin: Origin::Addon { name: String::new() } }.phase();
+                let guarded = (kind == "Namespace" && !self.opts.prune_namespaces)
+                    || (kind == "CustomResourceDefinition" && !self.opts.prune_crds);
+                if guarded {
+                    let flag = if kind == "Namespace" { "--prune-namespaces" } else { "--prune-crds" };
+                    kept.push(format!("{} (no longer declared; prune it with {flag})", d.id()));
+                    continue;
+                }
+                targets.push(PruneTarget {
+                    change: ObjectChange {
+                        kind: kind.clone(),
+                        namespace: d.namespace().map(str::to_string),
+                        name: d.name().to_string(),
+                        phase,
+                        action: Action::Prune,
+                        diff: plan::unified(Some(&crate::engine::normalize::normalize(&d.obj)), None),
+                        error: None,
+                    },
+                    resolved: r.clone(),
+                });
+            }
+        }
+        targets.sort_by(|a, b| b.change.phase.cmp(&a.change.phase));
+        Ok((targets, kept))
+    }
+
+    /// Deletes prune targets in reverse phase order.
+    async fn delete_all(&self, targets: Vec<PruneTarget>) -> Vec<ObjectChange> {
+        let mut out = Vec::new();
+        let mut by_phase: BTreeMap<Phase, Vec<PruneTarget>> = BTreeMap::new();
+        for t in targets {
+            by_phase.entry(t.change.phase).or_default().push(t);
+        }
+        for (_, group) in by_phase.into_iter().rev() {
+            self.progress.phase("prune", group.len());
+            let done: Vec<ObjectChange> = stream::iter(group)
+                .map(|t| async move {
+                    let mut c = t.change.clone();
+                    let api = cluster::api_for(&self.client, &t.resolved, c.namespace.as_deref());
+                    if !self.opts.dry_run {
+                        self.writes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Err(e) = cluster::delete(&api, &c.name, self.opts.dry_run, &c.display_id()).await {
+                        c.error = Some(e.to_string());
+                    }
+                    self.progress.inc(&c.display_id());
+                    c
+                })
+                .buffered(self.opts.concurrency.max(1))
+                .collect()
+                .await;
+            self.progress.finish();
+            out.extend(done);
+        }
+        out
+    }
+
+    /// Polls objects until ready, failed or timed out; returns the ones not ready with reasons.
+    async fn wait_ready(&self, targets: &[&Desired], phase: Phase) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + self.opts.timeout;
+        self.progress.phase(&format!("wait {phase}"), targets.len());
+        let results: Vec<Option<String>> = stream::iter(targets.iter().copied())
+            .map(|d| async move {
+                let r = self.wait_one(d, deadline).await;
+                self.progress.inc(&d.id());
+                r
+            })
+            .buffered(self.opts.concurrency.max(1))
+            .collect()
+            .await;
+        self.progress.finish();
+        results.into_iter().flatten().collect()
+    }
+
+    async fn wait_one(&self, d: &Desired, deadline: tokio::time::Instant) -> Option<String> {
+        let r = d.resolved.as_ref()?;
+        let api = cluster::api_for(&self.client, r, d.namespace());
+        let mut last;
+        loop {
+            match cluster::get(&api, d.name(), &d.id()).await {
+                Ok(Some(live)) => match readiness(&live, self.facts, self.opts.wait_complete) {
+                    Readiness::Ready => return None,
+                    Readiness::Failed(why) => return Some(format!("{}: {why}{}", d.id(), self.events(d).await)),
+                    Readiness::Pending(why) => last = why,
+                },
+                Ok(None) => last = "not found".into(),
+                Err(e) => last = e.to_string(),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Some(format!("{}: not ready after {:?}: {last}{}", d.id(), self.opts.timeout, self.events(d).await));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Recent events of an object, as indented lines (empty when none or unavailable).
+    async fn events(&self, d: &Desired) -> String {
+        let Some(ns) = d.namespace() else { return String::new() };
+        let api: kube::Api<k8s_openapi::api::core::v1::Event> = kube::Api::namespaced(self.client.clone(), ns);
+        let lp = kube::api::ListParams::default().fields(&format!("involvedObject.name={}", d.name()));
+        let Ok(list) = api.list(&lp).await else { return String::new() };
+        let mut lines: Vec<String> = list
+            .items
+            .iter()
+            .rev()
+            .take(5)
+            .map(|e| format!("\n    event {}: {}", e.reason.clone().unwrap_or_default(), e.message.clone().unwrap_or_default()))
+            .collect();
+        lines.reverse();
+        lines.concat()
+    }
+
+    /// `delete`: every object of the set, in reverse phase order, waiting until each is gone
+    /// (finalizers included); then the ApplySet parent.
+    pub async fn delete(&self, set: &[Manifest]) -> Result<Report, RunError> {
+        let catalog = Catalog::discover(&self.client).await?;
+        let mut targets = Vec::new();
+        for m in set {
+            let Some(r) = catalog.resolve(m.api_version(), m.kind()) else { continue };
+            targets.push(PruneTarget {
+                change: ObjectChange {
+                    kind: m.kind().to_string(),
+                    namespace: m.namespace().map(str::to_string),
+                    name: m.name().to_string(),
+                    phase: m.phase(),
+                    action: Action::Prune,
+                    diff: String::new(),
+                    error: None,
+                },
+                resolved: r,
+            });
+        }
+        if let Some(r) = catalog.resolve("v1", "Secret") {
+            targets.push(PruneTarget {
+                change: ObjectChange {
+                    kind: "Secret".into(),
+                    namespace: Some(self.parent.namespace.clone()),
+                    name: self.parent.name.clone(),
+                    phase: Phase::Config,
+                    action: Action::Prune,
+                    diff: String::new(),
+                    error: None,
+                },
+                resolved: r,
+            });
+        }
+        let mut by_phase: BTreeMap<Phase, Vec<PruneTarget>> = BTreeMap::new();
+        for t in targets {
+            by_phase.entry(t.change.phase).or_default().push(t);
+        }
+        let mut changes = Vec::new();
+        let mut not_ready = Vec::new();
+        for (phase, group) in by_phase.into_iter().rev() {
+            let gone_check: Vec<(Resolved, Option<String>, String, String)> = group
+                .iter()
+                .map(|t| (t.resolved.clone(), t.change.namespace.clone(), t.change.name.clone(), t.change.display_id()))
+                .collect();
+            changes.extend(self.delete_all(group).await);
+            if self.opts.dry_run || changes.iter().any(|c| c.error.is_some()) {
+                break;
+            }
+            // The next phase (e.g. a namespace) waits until this one is really gone.
+            let deadline = tokio::time::Instant::now() + self.opts.timeout;
+            for (r, ns, name, id) in gone_check {
+                let api = cluster::api_for(&self.client, &r, ns.as_deref());
+                loop {
+                    match cluster::get(&api, &name, &id).await {
+                        Ok(None) => break,
+                        Ok(Some(_)) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(250)).await,
+                        Ok(Some(live)) => {
+                            let fins = live.pointer("/metadata/finalizers").cloned().unwrap_or(Value::Null);
+                            not_ready.push(format!("{id}: still present after {:?} in phase {phase} (finalizers: {fins})", self.opts.timeout));
+                            break;
+                        }
+                        Err(e) => {
+                            not_ready.push(format!("{id}: {e}"));
+                            break;
+                        }
+                    }
+                }
+            }
+            if !not_ready.is_empty() {
+                break;
+            }
+        }
+        Ok(self.report(changes, not_ready, Vec::new()))
+    }
+
+    /// Readiness of each object of the set, in order: `ready`, `missing`, `pending: ...`,
+    /// `failed: ...` (the same rules the waits use).
+    pub async fn readiness(&self, set: &[Manifest]) -> Result<Vec<String>, RunError> {
+        let catalog = Catalog::discover(&self.client).await?;
+        let out = stream::iter(set.iter())
+            .map(|m| {
+                let catalog = &catalog;
+                async move {
+                    let Some(r) = catalog.resolve(m.api_version(), m.kind()) else { return "kind not served".to_string() };
+                    let api = cluster::api_for(&self.client, &r, m.namespace());
+                    match cluster::get(&api, m.name(), &m.id()).await {
+                        Ok(None) => "missing".to_string(),
+                        Ok(Some(live)) => match readiness(&live, self.facts, false) {
+                            Readiness::Ready => "ready".to_string(),
+                            Readiness::Pending(w) => format!("pending: {w}"),
+                            Readiness::Failed(w) => format!("failed: {w}"),
+                        },
+                        Err(e) => format!("error: {e}"),
+                    }
+                }
+            })
+            .buffered(self.opts.concurrency.max(1))
+            .collect()
+            .await;
+        Ok(out)
+    }
+
+    fn report(&self, changes: Vec<ObjectChange>, not_ready: Vec<String>, kept: Vec<String>) -> Report {
+        let mut s = Summary::default();
+        for c in &changes {
+            if c.error.is_some() {
+                s.failed += 1;
+                continue;
+            }
+            match c.action {
+                Action::Create => s.created += 1,
+                Action::Update => s.configured += 1,
+                Action::Unchanged => s.unchanged += 1,
+                Action::Prune => s.pruned += 1,
+            }
+        }
+        Report { changes, summary: s, not_ready, kept }
+    }
+}
+
+/// A live object to delete.
+struct PruneTarget {
+    change: ObjectChange,
+    resolved: Resolved,
+}
+
+/// Listed objects carry no apiVersion/kind in some servers' list items; restore them.
+fn with_type(mut obj: Value, r: &Resolved) -> Value {
+    if let Some(map) = obj.as_object_mut() {
+        map.insert("apiVersion".into(), Value::String(r.resource.api_version.clone()));
+        map.insert("kind".into(), Value::String(r.resource.kind.clone()));
+    }
+    obj
+}
+
+fn resolve_group_kind(catalog: &Catalog, desired: &[Desired], group: &str, kind: &str) -> Option<Resolved> {
+    // Prefer the version the set itself uses; else any served version via the set's CRDs.
+    let from_set = desired.iter().find_map(|d| {
+        let api = d.s("/apiVersion");
+        let g = api.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+        (g == group && d.kind() == kind).then(|| api.to_string())
+    });
+    if let Some(api) = from_set {
+        return catalog.resolve(&api, kind);
+    }
+    for version in ["v1", "v1beta1", "v1alpha1", "v2", "v1beta2"] {
+        let api = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+        if let Some(r) = catalog.resolve(&api, kind) {
+            return Some(r);
+        }
+    }
+    None
+}
+
+/// Explains a conflict (409 from a dry-run or apply) and how to resolve it.
+fn conflict_hint(e: ClusterError) -> String {
+    if e.code() == 409 {
+        format!("{e}\n    another field manager owns these fields; change them there, or pass --force-conflicts to take them over")
+    } else {
+        e.to_string()
+    }
+}
