@@ -440,7 +440,7 @@ mod tests {
             "obj": {}, "arr": [], "quote": "it's", "ctl": "tab\there", "num": 1.5, "null": null,
         });
         let text = to_string(&v);
-        for needle in ["'yes': 'yes'", "mode: '0755'", "cpu: '2'", "mem: '16Gi'", "tilde: '~'", "cmd: 'a: b'", "script: |\n    line1\n    line2\n"] {
+        for needle in ["'yes': 'yes'", "mode: '0755'", "cpu: '2'", "mem: '16Gi'", "tilde: '~'", "cmd: 'a: b'", "script: |\n  line1\n  line2\n"] {
             assert!(text.contains(needle), "{needle} missing in\n{text}");
         }
         let back: serde_json::Value = serde_yaml::from_str(&text).unwrap();

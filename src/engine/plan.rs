@@ -115,12 +115,12 @@ mod tests {
 
     #[test]
     fn one_changed_field_is_one_changed_line() {
-        let live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "3"}, "data": {"x": "1", "y": "2"}});
-        let dry = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "3"}, "data": {"x": "1", "y": "3"}});
+        let live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "3"}, "data": {"x": "1", "z": "2"}});
+        let dry = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "3"}, "data": {"x": "1", "z": "3"}});
         let (action, diff) = compare(Some(&live), &dry, &dry, false);
         assert_eq!(action, Action::Update);
         let changed: Vec<&str> = diff.lines().filter(|l| (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---")).collect();
-        assert_eq!(changed, vec!["-  y: '2'", "+  y: '3'"]);
+        assert_eq!(changed, vec!["-  z: '2'", "+  z: '3'"]);
     }
 
     #[test]
