@@ -126,3 +126,52 @@ fn help_and_completions() {
     assert_eq!(out.code, 0);
     assert!(out.stdout.contains("_trainstack"));
 }
+
+const TF_OUTPUTS: &str = "terraform/envs/eks-dev/outputs.example.json";
+
+/// Renders shipped environment files from the repository twice and checks the runs agree.
+fn shipped(files: &[&str]) -> String {
+    let mut args = vec!["render", "--no-addons", "--terraform-outputs", TF_OUTPUTS];
+    for f in files {
+        args.extend(["-e", f]);
+    }
+    let first = run_in_repo(&args);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let second = run_in_repo(&args);
+    assert_eq!(first.stdout, second.stdout, "render is not byte-identical across runs");
+    first.stdout
+}
+
+#[test]
+fn shipped_kind() {
+    insta::assert_snapshot!("kind", shipped(&["environments/base.yaml", "environments/kind.yaml"]));
+}
+
+#[test]
+fn shipped_eks_dev() {
+    insta::assert_snapshot!("eks-dev", shipped(&["environments/base.yaml", "environments/eks-dev.yaml"]));
+}
+
+#[test]
+fn shipped_eks_prod() {
+    insta::assert_snapshot!("eks-prod", shipped(&["environments/base.yaml", "environments/eks-prod.yaml"]));
+}
+
+#[test]
+fn trainer_v2_1_renders_pod_template_overrides() {
+    let out = shipped(&["environments/base.yaml", "environments/eks-dev.yaml", "tests/fixtures/trainer-v2.1.yaml"]);
+    assert!(out.contains("podTemplateOverrides:") && !out.contains("runtimePatches:"));
+    let v23 = shipped(&["environments/base.yaml", "environments/eks-dev.yaml"]);
+    assert!(v23.contains("runtimePatches:") && !v23.contains("podTemplateOverrides:"));
+    insta::assert_snapshot!("eks-dev-trainer-v2.1", out);
+}
+
+#[test]
+fn gpu_request_is_absent_for_cpu_jobs() {
+    let out = shipped(&["environments/base.yaml", "environments/kind.yaml"]);
+    // Quotas may say 0 GPUs; container resources must not carry the key at all.
+    let gpu_keys: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with("nvidia.com/gpu:")).collect();
+    assert!(gpu_keys.is_empty(), "kind renders no GPU resources: {gpu_keys:?}");
+    let eks = shipped(&["environments/base.yaml", "environments/eks-dev.yaml"]);
+    assert!(eks.lines().any(|l| l.trim_start() == "nvidia.com/gpu: 1"), "GPU jobs request GPUs on EKS");
+}

@@ -743,7 +743,7 @@ pub struct Mlflow {
 }
 
 fn default_mlflow_image() -> String {
-    "ghcr.io/mlflow/mlflow:v3.6.0".into()
+    "ghcr.io/mlflow/mlflow:v3.9.0-full".into()
 }
 fn default_mlflow_resources() -> Resources {
     Resources::new(("500m", "2"), ("1Gi", "4Gi"))

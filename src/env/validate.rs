@@ -25,6 +25,8 @@ pub mod limits {
     pub const TENANT_MAX_GPUS: u32 = 256;
     /// Tenants in one environment.
     pub const MAX_TENANTS: usize = 1000;
+    /// Length of a TrainJob name (its pods are `<name>-node-0-<index>-<suffix>`).
+    pub const TRAINJOB_MAX_NAME: usize = 46;
 }
 
 /// Collects problems for one environment.
@@ -316,6 +318,9 @@ fn check_services(env: &Environment, c: &mut Checker) {
             c.range(&format!("{f}.min_replicas"), w.min_replicas, &format!("{f}.max_replicas"), w.max_replicas);
             c.at_most(&format!("{f}.max_replicas"), w.max_replicas, limits::RAY_MAX_WORKERS);
             c.at_most(&format!("{f}.gpus"), w.gpus, limits::GPUS_PER_NODE);
+            if name == "cpu_workers" && w.gpus != 0 {
+                c.err(&format!("{f}.gpus"), format!("{} GPUs in the CPU worker group; set gpus: 0 (use gpu_workers for GPUs)", w.gpus));
+            }
             c.resources(&format!("{f}.resources"), &w.resources);
             if let Some(p) = &w.pool {
                 if !comps.gpu.enabled || !pools.contains(p.as_str()) {

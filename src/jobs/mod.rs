@@ -128,6 +128,16 @@ fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut JobFile) {
     let env = &loaded.env;
     if let Err(m) = names::check_label(&s.name) {
         jf.err("name", m);
+    } else if s.framework != Framework::Custom {
+        // JobSet names pods `<name>-node-0-<index>-<5 chars>`, which must fit in 63 characters.
+        if !s.name.starts_with(|c: char| c.is_ascii_lowercase()) {
+            jf.err("name", format!("{:?} must start with a letter (Kubeflow TrainJob names do)", s.name));
+        } else if s.name.len() > limits::TRAINJOB_MAX_NAME {
+            jf.err("name", format!("{:?} is {} characters long; TrainJob names have at most {} so pod names fit in 63", s.name, s.name.len(), limits::TRAINJOB_MAX_NAME));
+        }
+        if s.command.is_empty() {
+            jf.err("command", "a TrainJob needs a command (e.g. [python, /workspace/scripts/train.py])");
+        }
     }
     if !env.components.tenants.list.iter().any(|t| t.name == s.tenant) {
         let known: Vec<&str> = env.components.tenants.list.iter().map(|t| t.name.as_str()).collect();
@@ -162,6 +172,19 @@ fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut JobFile) {
         }
         if g.limit > 0 && !env.components.gpu.enabled {
             jf.err("resources.gpu", "the job asks for GPUs but the environment has no GPU pool (components.gpu.enabled is false)");
+        } else if g.limit > 0 && s.framework != Framework::Custom && !env.components.trainer.gpu_runtimes {
+            jf.err("resources.gpu", "the job asks for GPUs but components.trainer.gpu_runtimes is false, so no runtime tolerates the GPU nodes");
+        }
+        let tenant_gpus = env.components.tenants.list.iter().find(|t| t.name == s.tenant).map(|t| {
+            t.quota.as_ref().unwrap_or(&env.components.tenants.defaults.quota).gpu
+        });
+        if let Some(q) = tenant_gpus {
+            if g.limit * s.num_nodes > q {
+                jf.err(
+                    "resources.gpu",
+                    format!("the job needs {} GPUs in total but tenant {:?} has a GPU quota of {q}", g.limit * s.num_nodes, s.tenant),
+                );
+            }
         }
     }
     for key in s.env.keys() {
