@@ -42,7 +42,8 @@ fn generate(dir: &std::path::Path) -> PathBuf {
 }
 
 fn render_once(env_file: &PathBuf) -> (usize, usize) {
-    let loaded = env::load(std::slice::from_ref(env_file), &LoadOptions::default()).expect("valid environment");
+    let loaded =
+        env::load(std::slice::from_ref(env_file), &LoadOptions::default()).expect("valid environment");
     let jobs = jobs::load(&loaded).expect("valid jobs");
     let templates = Templates::load(None).expect("templates");
     let set = render::render(&loaded, &jobs, &templates, Vec::new()).expect("render");

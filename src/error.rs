@@ -34,7 +34,10 @@ impl Error {
         match self {
             Error::Input(d) => {
                 let n = d.0.len();
-                format!("{d}\n{n} problem{} found; nothing was rendered or applied", if n == 1 { "" } else { "s" })
+                format!(
+                    "{d}\n{n} problem{} found; nothing was rendered or applied",
+                    if n == 1 { "" } else { "s" }
+                )
             }
             Error::Other(e) => format!("error: {e:#}"),
             other => format!("error: {other}"),

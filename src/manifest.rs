@@ -26,7 +26,8 @@ pub enum Phase {
 
 impl Phase {
     /// All phases in apply order.
-    pub const ALL: [Phase; 5] = [Phase::Crds, Phase::Namespaces, Phase::Config, Phase::Operators, Phase::Workloads];
+    pub const ALL: [Phase; 5] =
+        [Phase::Crds, Phase::Namespaces, Phase::Config, Phase::Operators, Phase::Workloads];
 
     /// Short name used in directories and progress lines.
     pub fn name(self) -> &'static str {
@@ -82,9 +83,21 @@ pub struct Manifest {
 }
 
 const CONFIG_KINDS: &[&str] = &[
-    "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Secret",
-    "PersistentVolumeClaim", "PriorityClass", "StorageClass", "ResourceQuota", "LimitRange", "NetworkPolicy",
-    "IngressClass", "RuntimeClass",
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ConfigMap",
+    "Secret",
+    "PersistentVolumeClaim",
+    "PriorityClass",
+    "StorageClass",
+    "ResourceQuota",
+    "LimitRange",
+    "NetworkPolicy",
+    "IngressClass",
+    "RuntimeClass",
 ];
 
 impl Manifest {

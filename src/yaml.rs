@@ -117,9 +117,7 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, SyntaxError> {
 }
 
 /// Converts a YAML value into a typed value, reporting the path of the first mismatch.
-pub fn from_value_with_path<T: DeserializeOwned>(
-    value: Value,
-) -> Result<T, (String, String)> {
+pub fn from_value_with_path<T: DeserializeOwned>(value: Value) -> Result<T, (String, String)> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = path_string(e.path());
         let mut msg = e.into_inner().to_string();
@@ -440,7 +438,15 @@ mod tests {
             "obj": {}, "arr": [], "quote": "it's", "ctl": "tab\there", "num": 1.5, "null": null,
         });
         let text = to_string(&v);
-        for needle in ["'yes': 'yes'", "mode: '0755'", "cpu: '2'", "mem: '16Gi'", "tilde: '~'", "cmd: 'a: b'", "script: |\n  line1\n  line2\n"] {
+        for needle in [
+            "'yes': 'yes'",
+            "mode: '0755'",
+            "cpu: '2'",
+            "mem: '16Gi'",
+            "tilde: '~'",
+            "cmd: 'a: b'",
+            "script: |\n  line1\n  line2\n",
+        ] {
             assert!(text.contains(needle), "{needle} missing in\n{text}");
         }
         let back: serde_json::Value = serde_yaml::from_str(&text).unwrap();

@@ -94,11 +94,7 @@ impl Server {
                     head.push(byte[0]);
                 }
                 let head = String::from_utf8(head).unwrap();
-                let path = head
-                    .split_whitespace()
-                    .nth(1)
-                    .unwrap_or_default()
-                    .to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or_default().to_string();
                 let n = {
                     let mut r = reqs.lock().unwrap();
                     r.push(path.clone());
@@ -113,12 +109,7 @@ impl Server {
                 stream.write_all(response.as_bytes()).unwrap();
             }
         });
-        Server {
-            addr,
-            requests,
-            stop,
-            thread: Some(thread),
-        }
+        Server { addr, requests, stop, thread: Some(thread) }
     }
 
     /// Always answers 200 with `body`.
@@ -150,23 +141,11 @@ impl Drop for Server {
 }
 
 fn addon(name: &str, source: AddonSource) -> Addon {
-    Addon {
-        name: name.into(),
-        version: "v1.0.0".into(),
-        enabled: true,
-        source,
-    }
+    Addon { name: name.into(), version: "v1.0.0".into(), enabled: true, source }
 }
 
 fn url_addon(url: &str, sha256: &str) -> Addon {
-    addon(
-        "demo",
-        AddonSource {
-            url: Some(url.into()),
-            sha256: Some(sha256.into()),
-            ..Default::default()
-        },
-    )
+    addon("demo", AddonSource { url: Some(url.into()), sha256: Some(sha256.into()), ..Default::default() })
 }
 
 /// A loader with a fresh cache and fast retries, so failing tests do not wait seconds.
@@ -178,19 +157,13 @@ fn kinds_and_names(objects: &[serde_json::Value]) -> Vec<(String, String)> {
     objects
         .iter()
         .map(|o| {
-            (
-                o["kind"].as_str().unwrap().to_string(),
-                o["metadata"]["name"].as_str().unwrap().to_string(),
-            )
+            (o["kind"].as_str().unwrap().to_string(), o["metadata"]["name"].as_str().unwrap().to_string())
         })
         .collect()
 }
 
 fn expected_objects() -> Vec<(String, String)> {
-    STREAM_OBJECTS
-        .iter()
-        .map(|(k, n)| (k.to_string(), n.to_string()))
-        .collect()
+    STREAM_OBJECTS.iter().map(|(k, n)| (k.to_string(), n.to_string())).collect()
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
@@ -208,19 +181,14 @@ async fn download_is_verified_cached_and_returned_as_objects() {
     let cache = tempfile::tempdir().unwrap();
     let sha = sha256(STREAM);
 
-    let objects = loader(cache.path())
-        .load(&url_addon(&server.url("/demo.yaml"), &sha), Path::new("/"))
-        .await
-        .unwrap();
+    let objects =
+        loader(cache.path()).load(&url_addon(&server.url("/demo.yaml"), &sha), Path::new("/")).await.unwrap();
 
     assert_eq!(kinds_and_names(&objects), expected_objects());
     assert_eq!(objects[3]["spec"]["replicas"], 1);
     assert_eq!(server.requests(), ["/demo.yaml"]);
     // Only the final file, no temporary leftovers.
-    assert_eq!(
-        files_in(&cache.path().join("addons")),
-        [format!("{sha}.yaml")]
-    );
+    assert_eq!(files_in(&cache.path().join("addons")), [format!("{sha}.yaml")]);
     assert_eq!(
         std::fs::read_to_string(cache.path().join("addons").join(format!("{sha}.yaml"))).unwrap(),
         STREAM
@@ -233,19 +201,10 @@ async fn uppercase_sha256_finds_the_same_cache_entry() {
     let cache = tempfile::tempdir().unwrap();
     let sha = sha256(STREAM);
     let url = server.url("/demo.yaml");
-    loader(cache.path())
-        .load(&url_addon(&url, &sha.to_uppercase()), Path::new("/"))
-        .await
-        .unwrap();
-    loader(cache.path())
-        .load(&url_addon(&url, &sha), Path::new("/"))
-        .await
-        .unwrap();
+    loader(cache.path()).load(&url_addon(&url, &sha.to_uppercase()), Path::new("/")).await.unwrap();
+    loader(cache.path()).load(&url_addon(&url, &sha), Path::new("/")).await.unwrap();
     assert_eq!(server.requests().len(), 1);
-    assert_eq!(
-        files_in(&cache.path().join("addons")),
-        [format!("{sha}.yaml")]
-    );
+    assert_eq!(files_in(&cache.path().join("addons")), [format!("{sha}.yaml")]);
 }
 
 #[tokio::test]
@@ -255,10 +214,7 @@ async fn checksum_mismatch_names_both_hashes_and_caches_nothing() {
     let pinned = sha256("a different release\n");
     let url = server.url("/demo.yaml");
 
-    let err = loader(cache.path())
-        .load(&url_addon(&url, &pinned), Path::new("/"))
-        .await
-        .unwrap_err();
+    let err = loader(cache.path()).load(&url_addon(&url, &pinned), Path::new("/")).await.unwrap_err();
 
     assert_eq!(
         err.to_string(),
@@ -279,17 +235,11 @@ async fn second_load_is_served_from_cache_without_network() {
     let mut server = Server::serving(STREAM);
     let cache = tempfile::tempdir().unwrap();
     let addon = url_addon(&server.url("/demo.yaml"), &sha256(STREAM));
-    loader(cache.path())
-        .load(&addon, Path::new("/"))
-        .await
-        .unwrap();
+    loader(cache.path()).load(&addon, Path::new("/")).await.unwrap();
     server.shutdown();
 
     // A new loader, as in a later air-gapped run; the server's port now refuses connections.
-    let objects = loader(cache.path())
-        .load(&addon, Path::new("/"))
-        .await
-        .unwrap();
+    let objects = loader(cache.path()).load(&addon, Path::new("/")).await.unwrap();
 
     assert_eq!(kinds_and_names(&objects), expected_objects());
     assert_eq!(server.requests().len(), 1);
@@ -302,20 +252,11 @@ async fn without_cache_a_dead_server_is_a_download_error() {
     server.shutdown();
     let cache = tempfile::tempdir().unwrap();
 
-    let err = loader(cache.path())
-        .load(&url_addon(&url, &sha256(STREAM)), Path::new("/"))
-        .await
-        .unwrap_err();
+    let err = loader(cache.path()).load(&url_addon(&url, &sha256(STREAM)), Path::new("/")).await.unwrap_err();
 
     let text = err.to_string();
-    assert!(
-        text.starts_with(&format!("add-on `demo` (url {url}): download failed: ")),
-        "{text}"
-    );
-    assert!(
-        text.to_lowercase().contains("connect"),
-        "the cause should say what failed: {text}"
-    );
+    assert!(text.starts_with(&format!("add-on `demo` (url {url}): download failed: ")), "{text}");
+    assert!(text.to_lowercase().contains("connect"), "the cause should say what failed: {text}");
     assert!(matches!(err, AddonError::Download { .. }));
 }
 
@@ -329,10 +270,8 @@ async fn corrupt_cache_file_is_downloaded_again() {
     // Truncated, as a crash of some other tool or a bad disk might leave it.
     std::fs::write(&cached, &STREAM[..40]).unwrap();
 
-    let objects = loader(cache.path())
-        .load(&url_addon(&server.url("/demo.yaml"), &sha), Path::new("/"))
-        .await
-        .unwrap();
+    let objects =
+        loader(cache.path()).load(&url_addon(&server.url("/demo.yaml"), &sha), Path::new("/")).await.unwrap();
 
     assert_eq!(kinds_and_names(&objects), expected_objects());
     assert_eq!(server.requests().len(), 1);
@@ -345,15 +284,9 @@ async fn not_found_names_url_and_status_and_is_not_retried() {
     let cache = tempfile::tempdir().unwrap();
     let url = server.url("/missing.yaml");
 
-    let err = loader(cache.path())
-        .load(&url_addon(&url, &sha256(STREAM)), Path::new("/"))
-        .await
-        .unwrap_err();
+    let err = loader(cache.path()).load(&url_addon(&url, &sha256(STREAM)), Path::new("/")).await.unwrap_err();
 
-    assert_eq!(
-        err.to_string(),
-        format!("add-on `demo` (url {url}): download failed: HTTP 404 Not Found")
-    );
+    assert_eq!(err.to_string(), format!("add-on `demo` (url {url}): download failed: HTTP 404 Not Found"));
     assert_eq!(server.requests().len(), 1);
 }
 
@@ -367,10 +300,7 @@ async fn transient_server_errors_are_retried() {
     let cache = tempfile::tempdir().unwrap();
 
     let objects = loader(cache.path())
-        .load(
-            &url_addon(&server.url("/demo.yaml"), &sha256(STREAM)),
-            Path::new("/"),
-        )
+        .load(&url_addon(&server.url("/demo.yaml"), &sha256(STREAM)), Path::new("/"))
         .await
         .unwrap();
 
@@ -384,33 +314,19 @@ async fn persistent_server_errors_give_up_after_the_configured_attempts() {
     let cache = tempfile::tempdir().unwrap();
     let url = server.url("/demo.yaml");
 
-    let err = loader(cache.path())
-        .load(&url_addon(&url, &sha256(STREAM)), Path::new("/"))
-        .await
-        .unwrap_err();
+    let err = loader(cache.path()).load(&url_addon(&url, &sha256(STREAM)), Path::new("/")).await.unwrap_err();
 
-    assert_eq!(
-        err.to_string(),
-        format!("add-on `demo` (url {url}): download failed: HTTP 502 Bad Gateway")
-    );
+    assert_eq!(err.to_string(), format!("add-on `demo` (url {url}): download failed: HTTP 502 Bad Gateway"));
     assert_eq!(server.requests().len(), 3);
 }
 
 #[tokio::test]
 async fn invalid_source_is_refused_before_any_request() {
     let cache = tempfile::tempdir().unwrap();
-    let bad = addon(
-        "demo",
-        AddonSource {
-            url: Some("http://example.com/demo.yaml".into()),
-            ..Default::default()
-        },
-    );
+    let bad =
+        addon("demo", AddonSource { url: Some("http://example.com/demo.yaml".into()), ..Default::default() });
 
-    let err = loader(cache.path())
-        .load(&bad, Path::new("/"))
-        .await
-        .unwrap_err();
+    let err = loader(cache.path()).load(&bad, Path::new("/")).await.unwrap_err();
 
     assert_eq!(
         err.to_string(),
@@ -423,19 +339,11 @@ async fn invalid_source_is_refused_before_any_request() {
 #[tokio::test]
 async fn disabled_addon_yields_nothing_and_reads_nothing() {
     let cache = tempfile::tempdir().unwrap();
-    let mut off = addon(
-        "demo",
-        AddonSource {
-            file: Some("does-not-exist.yaml".into()),
-            ..Default::default()
-        },
-    );
+    let mut off =
+        addon("demo", AddonSource { file: Some("does-not-exist.yaml".into()), ..Default::default() });
     off.enabled = false;
     assert_eq!(
-        loader(cache.path())
-            .load(&off, Path::new("/nowhere"))
-            .await
-            .unwrap(),
+        loader(cache.path()).load(&off, Path::new("/nowhere")).await.unwrap(),
         Vec::<serde_json::Value>::new()
     );
 }
@@ -446,15 +354,9 @@ async fn local_file_resolves_against_the_environment_directory() {
     std::fs::create_dir(env_dir.path().join("vendor")).unwrap();
     std::fs::write(env_dir.path().join("vendor/demo.yaml"), STREAM).unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let src = AddonSource {
-        file: Some("vendor/demo.yaml".into()),
-        ..Default::default()
-    };
+    let src = AddonSource { file: Some("vendor/demo.yaml".into()), ..Default::default() };
 
-    let objects = loader(cache.path())
-        .load(&addon("demo", src), env_dir.path())
-        .await
-        .unwrap();
+    let objects = loader(cache.path()).load(&addon("demo", src), env_dir.path()).await.unwrap();
 
     assert_eq!(kinds_and_names(&objects), expected_objects());
     // Local sources never populate the download cache.
@@ -465,24 +367,14 @@ async fn local_file_resolves_against_the_environment_directory() {
 async fn missing_local_file_names_the_resolved_path() {
     let env_dir = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let src = AddonSource {
-        file: Some("vendor/demo.yaml".into()),
-        ..Default::default()
-    };
+    let src = AddonSource { file: Some("vendor/demo.yaml".into()), ..Default::default() };
 
-    let err = loader(cache.path())
-        .load(&addon("demo", src), env_dir.path())
-        .await
-        .unwrap_err();
+    let err = loader(cache.path()).load(&addon("demo", src), env_dir.path()).await.unwrap_err();
 
     let path = env_dir.path().join("vendor/demo.yaml");
     assert_eq!(
         err.to_string(),
-        format!(
-            "add-on `demo` (file {}): {} does not exist",
-            path.display(),
-            path.display()
-        )
+        format!("add-on `demo` (file {}): {} does not exist", path.display(), path.display())
     );
 }
 
@@ -490,33 +382,18 @@ async fn missing_local_file_names_the_resolved_path() {
 async fn invalid_yaml_in_a_file_names_file_and_line() {
     let env_dir = tempfile::tempdir().unwrap();
     let path = env_dir.path().join("demo.yaml");
-    std::fs::write(
-        &path,
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n  labels: {x: 1\n",
-    )
-    .unwrap();
+    std::fs::write(&path, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n  labels: {x: 1\n")
+        .unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let src = AddonSource {
-        file: Some("demo.yaml".into()),
-        ..Default::default()
-    };
+    let src = AddonSource { file: Some("demo.yaml".into()), ..Default::default() };
 
-    let err = loader(cache.path())
-        .load(&addon("demo", src), env_dir.path())
-        .await
-        .unwrap_err();
+    let err = loader(cache.path()).load(&addon("demo", src), env_dir.path()).await.unwrap_err();
 
-    let AddonError::Yaml { file, line, .. } = &err else {
-        panic!("{err}")
-    };
+    let AddonError::Yaml { file, line, .. } = &err else { panic!("{err}") };
     assert_eq!(file, &path.display().to_string());
     // The flow mapping opened on line 5 is never closed; the parser notices at the end.
     assert!(matches!(line, Some(5 | 6)), "{err}");
-    assert!(
-        err.to_string()
-            .starts_with(&format!("add-on `demo` (file {0}): {0}:", path.display())),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with(&format!("add-on `demo` (file {0}): {0}:", path.display())), "{err}");
 }
 
 #[tokio::test]
@@ -524,15 +401,9 @@ async fn empty_file_is_an_error() {
     let env_dir = tempfile::tempdir().unwrap();
     std::fs::write(env_dir.path().join("demo.yaml"), "# nothing here\n---\n").unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let src = AddonSource {
-        file: Some("demo.yaml".into()),
-        ..Default::default()
-    };
+    let src = AddonSource { file: Some("demo.yaml".into()), ..Default::default() };
 
-    let err = loader(cache.path())
-        .load(&addon("demo", src), env_dir.path())
-        .await
-        .unwrap_err();
+    let err = loader(cache.path()).load(&addon("demo", src), env_dir.path()).await.unwrap_err();
 
     assert_eq!(
         err.to_string(),
@@ -551,29 +422,16 @@ async fn dir_reads_yaml_files_in_name_order_and_ignores_the_rest() {
     let cm = |name: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n");
     // Written out of order so a listing-order implementation would be caught.
     std::fs::write(dir.join("20-b.yml"), cm("b")).unwrap();
-    std::fs::write(
-        dir.join("10-a.yaml"),
-        format!("{}---\n{}", cm("a1"), cm("a2")),
-    )
-    .unwrap();
+    std::fs::write(dir.join("10-a.yaml"), format!("{}---\n{}", cm("a1"), cm("a2"))).unwrap();
     std::fs::write(dir.join("30-c.yaml"), cm("c")).unwrap();
     std::fs::write(dir.join("README.md"), "not yaml").unwrap();
     std::fs::write(dir.join("nested/00-deep.yaml"), cm("deep")).unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let src = AddonSource {
-        dir: Some("vendor/demo".into()),
-        ..Default::default()
-    };
+    let src = AddonSource { dir: Some("vendor/demo".into()), ..Default::default() };
 
-    let objects = loader(cache.path())
-        .load(&addon("demo", src), env_dir.path())
-        .await
-        .unwrap();
+    let objects = loader(cache.path()).load(&addon("demo", src), env_dir.path()).await.unwrap();
 
-    let names: Vec<&str> = objects
-        .iter()
-        .map(|o| o["metadata"]["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = objects.iter().map(|o| o["metadata"]["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["a1", "a2", "b", "c"]);
 }
 
@@ -581,36 +439,18 @@ async fn dir_reads_yaml_files_in_name_order_and_ignores_the_rest() {
 async fn missing_dir_and_dir_without_yaml_are_errors() {
     let env_dir = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let src = AddonSource {
-        dir: Some("vendor".into()),
-        ..Default::default()
-    };
+    let src = AddonSource { dir: Some("vendor".into()), ..Default::default() };
     let path = env_dir.path().join("vendor");
 
-    let err = loader(cache.path())
-        .load(&addon("demo", src.clone()), env_dir.path())
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "add-on `demo` (dir {0}): {0} does not exist",
-            path.display()
-        )
-    );
+    let err = loader(cache.path()).load(&addon("demo", src.clone()), env_dir.path()).await.unwrap_err();
+    assert_eq!(err.to_string(), format!("add-on `demo` (dir {0}): {0} does not exist", path.display()));
 
     std::fs::create_dir(&path).unwrap();
     std::fs::write(path.join("notes.txt"), "x").unwrap();
-    let err = loader(cache.path())
-        .load(&addon("demo", src), env_dir.path())
-        .await
-        .unwrap_err();
+    let err = loader(cache.path()).load(&addon("demo", src), env_dir.path()).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        format!(
-            "add-on `demo` (dir {}): no Kubernetes objects found",
-            path.display()
-        )
+        format!("add-on `demo` (dir {}): no Kubernetes objects found", path.display())
     );
 }
 
@@ -627,14 +467,8 @@ fn fake_kubectl(dir: &Path, body: &str) -> (PathBuf, PathBuf) {
     use std::os::unix::fs::PermissionsExt;
     let program = dir.join("kubectl");
     let args = dir.join("args");
-    std::fs::write(
-        &program,
-        format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n{body}\n",
-            args.display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&program, format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n{body}\n", args.display()))
+        .unwrap();
     std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
     (program, args)
 }
@@ -652,35 +486,17 @@ async fn kustomize_runs_kubectl_kustomize_on_the_resolved_target() {
     let cache = tempfile::tempdir().unwrap();
     let loader = loader(cache.path()).with_kubectl(&program);
 
-    let local = AddonSource {
-        kustomize: Some("overlays/kind".into()),
-        ..Default::default()
-    };
-    let objects = loader
-        .load(&addon("demo", local), env_dir.path())
-        .await
-        .unwrap();
+    let local = AddonSource { kustomize: Some("overlays/kind".into()), ..Default::default() };
+    let objects = loader.load(&addon("demo", local), env_dir.path()).await.unwrap();
     assert_eq!(kinds_and_names(&objects), expected_objects());
     let target = env_dir.path().join("overlays/kind");
-    assert_eq!(
-        std::fs::read_to_string(&args).unwrap(),
-        format!("kustomize\n{}\n", target.display())
-    );
+    assert_eq!(std::fs::read_to_string(&args).unwrap(), format!("kustomize\n{}\n", target.display()));
 
     // Remote targets have no scheme; they must reach kubectl untouched, not joined to a path.
     let remote = "github.com/example/demo/config/default?ref=v1.0.0";
-    let src = AddonSource {
-        kustomize: Some(remote.into()),
-        ..Default::default()
-    };
-    loader
-        .load(&addon("demo", src), env_dir.path())
-        .await
-        .unwrap();
-    assert_eq!(
-        std::fs::read_to_string(&args).unwrap(),
-        format!("kustomize\n{remote}\n")
-    );
+    let src = AddonSource { kustomize: Some(remote.into()), ..Default::default() };
+    loader.load(&addon("demo", src), env_dir.path()).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&args).unwrap(), format!("kustomize\n{remote}\n"));
 }
 
 #[tokio::test]
@@ -693,10 +509,7 @@ async fn kustomize_failure_reports_exit_code_and_stderr_tail() {
         "echo 'warning: something harmless' >&2\necho 'error: accumulating resources: missing kustomization.yaml' >&2\nexit 3",
     );
     let cache = tempfile::tempdir().unwrap();
-    let src = AddonSource {
-        kustomize: Some("github.com/example/nope".into()),
-        ..Default::default()
-    };
+    let src = AddonSource { kustomize: Some("github.com/example/nope".into()), ..Default::default() };
 
     let err = loader(cache.path())
         .with_kubectl(&program)
@@ -718,19 +531,12 @@ async fn kustomize_that_hangs_is_killed_after_the_timeout() {
     let bin = tempfile::tempdir().unwrap();
     let (program, _) = fake_kubectl(bin.path(), "exec sleep 30");
     let cache = tempfile::tempdir().unwrap();
-    let src = AddonSource {
-        kustomize: Some("github.com/example/slow".into()),
-        ..Default::default()
-    };
-    let loader = loader(cache.path())
-        .with_kubectl(&program)
-        .with_kustomize_timeout(Duration::from_millis(300));
+    let src = AddonSource { kustomize: Some("github.com/example/slow".into()), ..Default::default() };
+    let loader =
+        loader(cache.path()).with_kubectl(&program).with_kustomize_timeout(Duration::from_millis(300));
 
     let started = std::time::Instant::now();
-    let err = loader
-        .load(&addon("demo", src), Path::new("/"))
-        .await
-        .unwrap_err();
+    let err = loader.load(&addon("demo", src), Path::new("/")).await.unwrap_err();
 
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(
@@ -744,10 +550,7 @@ async fn missing_kubectl_says_what_to_install() {
     let bin = tempfile::tempdir().unwrap();
     let program = bin.path().join("no-such-kubectl");
     let cache = tempfile::tempdir().unwrap();
-    let src = AddonSource {
-        kustomize: Some("github.com/example/demo".into()),
-        ..Default::default()
-    };
+    let src = AddonSource { kustomize: Some("github.com/example/demo".into()), ..Default::default() };
 
     let err = loader(cache.path())
         .with_kubectl(&program)
@@ -769,24 +572,12 @@ async fn missing_kubectl_says_what_to_install() {
 async fn missing_local_kustomize_directory_is_reported_before_running_kubectl() {
     let env_dir = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let src = AddonSource {
-        kustomize: Some("./overlays/missing".into()),
-        ..Default::default()
-    };
+    let src = AddonSource { kustomize: Some("./overlays/missing".into()), ..Default::default() };
     // A kubectl that would fail loudly proves it is never reached.
     let loader = loader(cache.path()).with_kubectl(env_dir.path().join("absent-kubectl"));
 
-    let err = loader
-        .load(&addon("demo", src), env_dir.path())
-        .await
-        .unwrap_err();
+    let err = loader.load(&addon("demo", src), env_dir.path()).await.unwrap_err();
 
     let path = env_dir.path().join("./overlays/missing");
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "add-on `demo` (kustomize {0}): {0} does not exist",
-            path.display()
-        )
-    );
+    assert_eq!(err.to_string(), format!("add-on `demo` (kustomize {0}): {0} does not exist", path.display()));
 }

@@ -45,8 +45,14 @@ macro_rules! snap {
 
 // ---- environment files
 snap!(env_unknown_top_level_key, env_fails("nmae: typo\n"));
-snap!(env_unknown_nested_key, env_fails("components:\n  tenants:\n    list:\n      - name: alice\n        qouta: {}\n"));
-snap!(env_wrong_type, env_fails("components:\n  tenants:\n    defaults:\n      quota:\n        pods: many\n"));
+snap!(
+    env_unknown_nested_key,
+    env_fails("components:\n  tenants:\n    list:\n      - name: alice\n        qouta: {}\n")
+);
+snap!(
+    env_wrong_type,
+    env_fails("components:\n  tenants:\n    defaults:\n      quota:\n        pods: many\n")
+);
 snap!(env_invalid_tenant_name, env_fails("components:\n  tenants:\n    list:\n      - name: Team_A\n"));
 snap!(env_invalid_quantity, env_fails("components:\n  tenants:\n    list:\n      - name: alice\n        quota: {cpu: \"4\", memory: 8Gb, gpu: 0, pods: 10}\n"));
 snap!(env_pool_min_above_max, env_fails("components:\n  gpu:\n    enabled: true\n    provider: kind\n    pools:\n      - name: gpu\n        min_size: 3\n        desired_size: 3\n        max_size: 2\n"));
@@ -54,38 +60,83 @@ snap!(env_pool_max_zero, env_fails("components:\n  gpu:\n    enabled: true\n    
 snap!(env_pool_above_maximum, env_fails("components:\n  gpu:\n    enabled: true\n    provider: kind\n    pools:\n      - name: gpu\n        max_size: 500\n"));
 snap!(env_pool_desired_outside_range, env_fails("components:\n  gpu:\n    enabled: true\n    provider: kind\n    pools:\n      - name: gpu\n        min_size: 1\n        desired_size: 0\n        max_size: 2\n"));
 snap!(env_pool_bad_capacity_type, env_fails("components:\n  gpu:\n    enabled: true\n    provider: kind\n    pools:\n      - name: gpu\n        capacity_type: spot\n"));
-snap!(env_gpu_enabled_without_pools, env_fails("components:\n  gpu:\n    enabled: true\n    provider: kind\n"));
+snap!(
+    env_gpu_enabled_without_pools,
+    env_fails("components:\n  gpu:\n    enabled: true\n    provider: kind\n")
+);
 snap!(env_hpa_above_maximum, env_fails("components:\n  mlflow:\n    enabled: true\n    autoscaling:\n      min_replicas: 2\n      max_replicas: 50\n"));
-snap!(env_hpa_min_zero, env_fails("components:\n  mlflow:\n    enabled: true\n    autoscaling:\n      min_replicas: 0\n"));
-snap!(env_eks_without_region, fails(&[("env.yaml", "name: prod\ntarget:\n  kind: eks\n  cluster_name: prod\n")], &["render", "-e", "env.yaml"]));
+snap!(
+    env_hpa_min_zero,
+    env_fails("components:\n  mlflow:\n    enabled: true\n    autoscaling:\n      min_replicas: 0\n")
+);
+snap!(
+    env_eks_without_region,
+    fails(
+        &[("env.yaml", "name: prod\ntarget:\n  kind: eks\n  cluster_name: prod\n")],
+        &["render", "-e", "env.yaml"]
+    )
+);
 snap!(env_kind_with_managed_node_groups, env_fails("components:\n  gpu:\n    enabled: true\n    provider: managed_node_groups\n    pools:\n      - name: gpu\n"));
 snap!(env_unsupported_trainer_version, env_fails("components:\n  trainer:\n    version: v2.0.0\n"));
-snap!(env_ray_unknown_pool, env_fails("components:\n  ray:\n    enabled: true\n    gpu_workers:\n      pool: gpu-a100\n"));
+snap!(
+    env_ray_unknown_pool,
+    env_fails("components:\n  ray:\n    enabled: true\n    gpu_workers:\n      pool: gpu-a100\n")
+);
 snap!(env_yaml_syntax_error, env_fails("components:\n  tenants: [alice\n"));
 snap!(env_duplicate_key, env_fails("name: again\n"));
-snap!(env_duplicate_tenant, env_fails("components:\n  tenants:\n    list:\n      - name: alice\n      - name: alice\n"));
+snap!(
+    env_duplicate_tenant,
+    env_fails("components:\n  tenants:\n    list:\n      - name: alice\n      - name: alice\n")
+);
 snap!(env_reserved_tenant, env_fails("components:\n  tenants:\n    list:\n      - name: kube-system\n"));
 snap!(env_limit_range_request_above_limit, env_fails("components:\n  tenants:\n    defaults:\n      limit_range:\n        default:\n          cpu: {request: \"2\", limit: 500m}\n          memory: {request: 1Gi, limit: 2Gi}\n"));
-snap!(env_unsupported_kubernetes_version, fails(&[("env.yaml", "name: test\ntarget:\n  kind: kind\n  cluster_name: test\n  kubernetes_version: \"1.20\"\n")], &["render", "-e", "env.yaml"]));
-snap!(env_ingress_without_host, env_fails("components:\n  mlflow:\n    enabled: true\n    ingress:\n      enabled: true\n"));
+snap!(
+    env_unsupported_kubernetes_version,
+    fails(
+        &[(
+            "env.yaml",
+            "name: test\ntarget:\n  kind: kind\n  cluster_name: test\n  kubernetes_version: \"1.20\"\n"
+        )],
+        &["render", "-e", "env.yaml"]
+    )
+);
+snap!(
+    env_ingress_without_host,
+    env_fails("components:\n  mlflow:\n    enabled: true\n    ingress:\n      enabled: true\n")
+);
 snap!(env_not_a_mapping, fails(&[("env.yaml", "- name: test\n")], &["render", "-e", "env.yaml"]));
 snap!(env_missing_file, fails(&[], &["render", "-e", "missing.yaml"]));
 snap!(env_no_file_given, fails(&[], &["render"]));
-snap!(env_invalid_environment_name, fails(&[("env.yaml", "name: Prod_1\ntarget:\n  kind: kind\n  cluster_name: test\n")], &["render", "-e", "env.yaml"]));
-snap!(env_addon_unpinned_version, env_fails("addons:\n  - name: kuberay\n    version: latest\n    source: {file: kuberay.yaml}\n"));
+snap!(
+    env_invalid_environment_name,
+    fails(
+        &[("env.yaml", "name: Prod_1\ntarget:\n  kind: kind\n  cluster_name: test\n")],
+        &["render", "-e", "env.yaml"]
+    )
+);
+snap!(
+    env_addon_unpinned_version,
+    env_fails("addons:\n  - name: kuberay\n    version: latest\n    source: {file: kuberay.yaml}\n")
+);
 
 // ---- layering: the error points at the overlay that set the bad value
 snap!(layer_error_in_overlay, fails(
     &[("base.yaml", MINIMAL_ENV), ("overlay.yaml", "components:\n  gpu:\n    enabled: true\n    provider: kind\n    pools:\n      - name: gpu\n        min_size: 4\n        max_size: 2\n")],
     &["render", "-e", "base.yaml", "-e", "overlay.yaml"],
 ));
-snap!(layer_null_removes_required_field, fails(
-    &[("base.yaml", MINIMAL_ENV), ("overlay.yaml", "target: null\n")],
-    &["render", "-e", "base.yaml", "-e", "overlay.yaml"],
-));
+snap!(
+    layer_null_removes_required_field,
+    fails(
+        &[("base.yaml", MINIMAL_ENV), ("overlay.yaml", "target: null\n")],
+        &["render", "-e", "base.yaml", "-e", "overlay.yaml"],
+    )
+);
 
 // ---- Terraform references
-snap!(terraform_reference_without_outputs, env_fails("components:\n  mlflow:\n    enabled: true\n    irsa_role_arn: ${terraform.mlflow_role_arn}\n"));
+snap!(
+    terraform_reference_without_outputs,
+    env_fails("components:\n  mlflow:\n    enabled: true\n    irsa_role_arn: ${terraform.mlflow_role_arn}\n")
+);
 snap!(terraform_missing_output, fails(
     &[
         ("env.yaml", &format!("{MINIMAL_ENV}components:\n  mlflow:\n    enabled: true\n    irsa_role_arn: ${{terraform.mlflow_role}}\n")),
@@ -95,7 +146,13 @@ snap!(terraform_missing_output, fails(
 ));
 
 // ---- job specs
-snap!(job_gpu_request_differs_from_limit, job_fails_with(&format!("{JOB}  gpu: {{request: 1, limit: 2}}\n"), "  gpu:\n    enabled: true\n    provider: kind\n    pools: [{name: gpu}]\n"));
+snap!(
+    job_gpu_request_differs_from_limit,
+    job_fails_with(
+        &format!("{JOB}  gpu: {{request: 1, limit: 2}}\n"),
+        "  gpu:\n    enabled: true\n    provider: kind\n    pools: [{name: gpu}]\n"
+    )
+);
 snap!(job_unknown_tenant, job_fails(&JOB.replace("tenant: alice", "tenant: bob")));
 snap!(job_zero_nodes, job_fails(&format!("{JOB}num_nodes: 0\n")));
 snap!(job_too_many_nodes, job_fails(&format!("{JOB}num_nodes: 65\n")));
@@ -104,41 +161,85 @@ snap!(job_invalid_memory, job_fails(&JOB.replace("limit: 2Gi", "limit: 8Gb")));
 snap!(job_request_above_limit, job_fails(&JOB.replace("request: 1Gi", "request: 4Gi")));
 snap!(job_invalid_env_name, job_fails(&format!("{JOB}env:\n  1BAD: x\n")));
 snap!(job_missing_script_file, job_fails(&format!("{JOB}scripts:\n  train.py: {{file: train.py}}\n")));
-snap!(job_custom_without_contract, job_fails(&JOB.replace("framework: pytorch", "framework: custom\nimage: trainer:1")));
-snap!(job_custom_multi_node, job_fails(&format!(
-    "{}num_nodes: 2\ncustom:\n  job_id: \"1\"\n  model_name: m\n  dataset_s3_uri: s3://d/x\n",
-    JOB.replace("framework: pytorch", "framework: custom\nimage: trainer:1")
-)));
-snap!(job_custom_dataset_not_s3, job_fails(&format!(
-    "{}custom:\n  job_id: \"1\"\n  model_name: m\n  dataset_s3_uri: /data/x\n",
-    JOB.replace("framework: pytorch", "framework: custom\nimage: trainer:1")
-)));
+snap!(
+    job_custom_without_contract,
+    job_fails(&JOB.replace("framework: pytorch", "framework: custom\nimage: trainer:1"))
+);
+snap!(
+    job_custom_multi_node,
+    job_fails(&format!(
+        "{}num_nodes: 2\ncustom:\n  job_id: \"1\"\n  model_name: m\n  dataset_s3_uri: s3://d/x\n",
+        JOB.replace("framework: pytorch", "framework: custom\nimage: trainer:1")
+    ))
+);
+snap!(
+    job_custom_dataset_not_s3,
+    job_fails(&format!(
+        "{}custom:\n  job_id: \"1\"\n  model_name: m\n  dataset_s3_uri: /data/x\n",
+        JOB.replace("framework: pytorch", "framework: custom\nimage: trainer:1")
+    ))
+);
 snap!(job_gpu_without_gpu_pool, job_fails(&format!("{JOB}  gpu: {{request: 1, limit: 1}}\n")));
 snap!(job_bad_framework, job_fails(&JOB.replace("framework: pytorch", "framework: jax")));
 
 // ---- template overrides
-snap!(template_override_unknown_name, fails(
-    &[("env.yaml", MINIMAL_ENV), ("tpl/platform/namspace.yaml", "x: 1\n")],
-    &["render", "-e", "env.yaml", "--templates", "tpl"],
-));
-snap!(template_override_undefined_value, fails(
-    &[("env.yaml", MINIMAL_ENV), ("tpl/platform/namespace.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ env.namespace }}\n")],
-    &["render", "-e", "env.yaml", "--templates", "tpl"],
-));
-snap!(template_override_syntax_error, fails(
-    &[("env.yaml", MINIMAL_ENV), ("tpl/platform/namespace.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ platform_namespace }\n")],
-    &["render", "-e", "env.yaml", "--templates", "tpl"],
-));
+snap!(
+    template_override_unknown_name,
+    fails(
+        &[("env.yaml", MINIMAL_ENV), ("tpl/platform/namspace.yaml", "x: 1\n")],
+        &["render", "-e", "env.yaml", "--templates", "tpl"],
+    )
+);
+snap!(
+    template_override_undefined_value,
+    fails(
+        &[
+            ("env.yaml", MINIMAL_ENV),
+            (
+                "tpl/platform/namespace.yaml",
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ env.namespace }}\n"
+            )
+        ],
+        &["render", "-e", "env.yaml", "--templates", "tpl"],
+    )
+);
+snap!(
+    template_override_syntax_error,
+    fails(
+        &[
+            ("env.yaml", MINIMAL_ENV),
+            (
+                "tpl/platform/namespace.yaml",
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ platform_namespace }\n"
+            )
+        ],
+        &["render", "-e", "env.yaml", "--templates", "tpl"],
+    )
+);
 snap!(template_override_invalid_yaml, fails(
     &[("env.yaml", MINIMAL_ENV), ("tpl/platform/namespace.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ platform_namespace }}\n   labels: x\n")],
     &["render", "-e", "env.yaml", "--templates", "tpl"],
 ));
-snap!(template_override_not_an_object, fails(
-    &[("env.yaml", MINIMAL_ENV), ("tpl/platform/namespace.yaml", "apiVersion: v1\nmetadata:\n  name: {{ platform_namespace }}\n")],
-    &["render", "-e", "env.yaml", "--templates", "tpl"],
-));
+snap!(
+    template_override_not_an_object,
+    fails(
+        &[
+            ("env.yaml", MINIMAL_ENV),
+            ("tpl/platform/namespace.yaml", "apiVersion: v1\nmetadata:\n  name: {{ platform_namespace }}\n")
+        ],
+        &["render", "-e", "env.yaml", "--templates", "tpl"],
+    )
+);
 
 // ---- add-ons
 snap!(addon_url_without_checksum, env_fails("addons:\n  - name: kuberay\n    version: v1.7.0\n    source: {url: \"https://example.com/kuberay.yaml\"}\n"));
-snap!(addon_two_sources, env_fails("addons:\n  - name: kuberay\n    version: v1.7.0\n    source: {file: a.yaml, dir: manifests}\n"));
-snap!(addon_missing_file, env_fails("addons:\n  - name: kuberay\n    version: v1.7.0\n    source: {file: kuberay.yaml}\n"));
+snap!(
+    addon_two_sources,
+    env_fails(
+        "addons:\n  - name: kuberay\n    version: v1.7.0\n    source: {file: a.yaml, dir: manifests}\n"
+    )
+);
+snap!(
+    addon_missing_file,
+    env_fails("addons:\n  - name: kuberay\n    version: v1.7.0\n    source: {file: kuberay.yaml}\n")
+);

@@ -61,7 +61,9 @@ fn addons_join_the_set_in_apply_phase_order() {
     let out = t.args(&["render", "-e", "env.yaml"]).run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     let got = kinds(&out.stdout);
-    let pos = |k: &str| got.iter().position(|(kind, _)| kind == k).unwrap_or_else(|| panic!("{k} missing in {got:?}"));
+    let pos = |k: &str| {
+        got.iter().position(|(kind, _)| kind == k).unwrap_or_else(|| panic!("{k} missing in {got:?}"))
+    };
     // CRDs first, then namespaces, then config, then the operator, then workloads.
     assert_eq!(pos("CustomResourceDefinition"), 0);
     assert!(pos("Namespace") < pos("Deployment"));
@@ -78,9 +80,10 @@ fn no_addons_leaves_them_out() {
 
 #[test]
 fn out_dir_writes_one_file_per_object_and_replaces_stale_files() {
-    let t = Test::new().file("env.yaml", &addon_env()).file("addons/widgets.yaml", OPERATOR).args(&[
-        "render", "-e", "env.yaml", "--out", "deploy",
-    ]);
+    let t = Test::new()
+        .file("env.yaml", &addon_env())
+        .file("addons/widgets.yaml", OPERATOR)
+        .args(&["render", "-e", "env.yaml", "--out", "deploy"]);
     let out = t.run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     let crd = t.path().join("deploy/00-crds/_cluster/customresourcedefinition-widgets.example.com.yaml");
@@ -96,9 +99,10 @@ fn out_dir_writes_one_file_per_object_and_replaces_stale_files() {
 
 #[test]
 fn out_dir_refuses_a_directory_it_did_not_write() {
-    let t = Test::new().file("env.yaml", MINIMAL_ENV).file("deploy/README.md", "mine\n").args(&[
-        "render", "-e", "env.yaml", "--out", "deploy",
-    ]);
+    let t = Test::new()
+        .file("env.yaml", MINIMAL_ENV)
+        .file("deploy/README.md", "mine\n")
+        .args(&["render", "-e", "env.yaml", "--out", "deploy"]);
     let out = t.run();
     assert_eq!(out.code, 1);
     assert_eq!(
@@ -110,7 +114,8 @@ fn out_dir_refuses_a_directory_it_did_not_write() {
 
 #[test]
 fn json_output_is_a_list() {
-    let out = Test::new().file("env.yaml", MINIMAL_ENV).args(&["render", "-e", "env.yaml", "-o", "json"]).run();
+    let out =
+        Test::new().file("env.yaml", MINIMAL_ENV).args(&["render", "-e", "env.yaml", "-o", "json"]).run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["kind"], "List");
@@ -159,7 +164,8 @@ fn shipped_eks_prod() {
 
 #[test]
 fn trainer_v2_1_renders_pod_template_overrides() {
-    let out = shipped(&["environments/base.yaml", "environments/eks-dev.yaml", "tests/fixtures/trainer-v2.1.yaml"]);
+    let out =
+        shipped(&["environments/base.yaml", "environments/eks-dev.yaml", "tests/fixtures/trainer-v2.1.yaml"]);
     assert!(out.contains("podTemplateOverrides:") && !out.contains("runtimePatches:"));
     let v23 = shipped(&["environments/base.yaml", "environments/eks-dev.yaml"]);
     assert!(v23.contains("runtimePatches:") && !v23.contains("podTemplateOverrides:"));

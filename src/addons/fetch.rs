@@ -80,12 +80,8 @@ pub(crate) async fn fetch_cached(
         message: format!("not UTF-8 text: {e}"),
     })?;
 
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| cache_err(&dir, e))?;
-    write_atomically(&path, text.as_bytes())
-        .await
-        .map_err(|(p, e)| cache_err(&p, e))?;
+    tokio::fs::create_dir_all(&dir).await.map_err(|e| cache_err(&dir, e))?;
+    write_atomically(&path, text.as_bytes()).await.map_err(|(p, e)| cache_err(&p, e))?;
     Ok((text, path))
 }
 
@@ -95,10 +91,7 @@ async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std
     // whichever rename lands last wins, and both wrote identical verified bytes.
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{file_name}.{}.{n}.tmp", std::process::id()));
 
     let (tmp_in, path_in, bytes) = (tmp.clone(), path.to_path_buf(), bytes.to_vec());
@@ -179,10 +172,7 @@ async fn download_once(client: &reqwest::Client, pinned: &Pinned<'_>) -> Result<
                 error: AddonError::Download {
                     addon: pinned.addon.to_string(),
                     url: pinned.url.to_string(),
-                    cause: format!(
-                        "response is larger than {} MiB",
-                        MAX_DOWNLOAD_BYTES / (1024 * 1024)
-                    ),
+                    cause: format!("response is larger than {} MiB", MAX_DOWNLOAD_BYTES / (1024 * 1024)),
                 },
             });
         }
@@ -216,10 +206,7 @@ mod tests {
 
     #[test]
     fn sha256_matches_known_vector() {
-        assert_eq!(
-            sha256_hex(b"test"),
-            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-        );
+        assert_eq!(sha256_hex(b"test"), "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
     }
 
     #[tokio::test]
@@ -229,10 +216,7 @@ mod tests {
         std::fs::write(&path, "old").unwrap();
         write_atomically(&path, b"new").await.unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["x.yaml"]);
     }
 }

@@ -54,10 +54,7 @@ impl AddonLoader {
             cache_dir,
             kubectl,
             client,
-            retry: Retry {
-                attempts: 4,
-                first_delay: Duration::from_millis(500),
-            },
+            retry: Retry { attempts: 4, first_delay: Duration::from_millis(500) },
             kustomize_timeout: Duration::from_secs(180),
         }
     }
@@ -65,11 +62,7 @@ impl AddonLoader {
     /// `$TRAINSTACK_CACHE_DIR`, else `$XDG_CACHE_HOME/trainstack`, else `~/.cache/trainstack`,
     /// else `trainstack` under the system temporary directory (no home, e.g. in a bare container).
     pub fn default_cache_dir() -> PathBuf {
-        let var = |name: &str| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
         if let Some(dir) = var("TRAINSTACK_CACHE_DIR") {
             return dir;
         }
@@ -92,10 +85,7 @@ impl AddonLoader {
     /// Makes `attempts` tries (at least 1) at a download that fails transiently (connection
     /// errors, timeouts, HTTP 5xx, 408, 429), waiting `first_delay` and then twice as long each time.
     pub fn with_retry(mut self, attempts: u32, first_delay: Duration) -> Self {
-        self.retry = Retry {
-            attempts: attempts.max(1),
-            first_delay,
-        };
+        self.retry = Retry { attempts: attempts.max(1), first_delay };
         self
     }
 
@@ -116,99 +106,52 @@ impl AddonLoader {
         if !addon.enabled {
             return Ok(Vec::new());
         }
-        let resolved =
-            Resolved::new(&addon.source, base_dir).ok_or_else(|| AddonError::InvalidSource {
-                addon: addon.name.clone(),
-                problems: check_source(&addon.source),
-            })?;
+        let resolved = Resolved::new(&addon.source, base_dir).ok_or_else(|| AddonError::InvalidSource {
+            addon: addon.name.clone(),
+            problems: check_source(&addon.source),
+        })?;
         let from = resolved.describe();
         let name = addon.name.as_str();
         let mut out = Vec::new();
         match &resolved {
             Resolved::Url { url, sha256 } => {
-                let pinned = Pinned {
-                    addon: name,
-                    url,
-                    sha256,
-                };
+                let pinned = Pinned { addon: name, url, sha256 };
                 let (text, path) =
                     fetch::fetch_cached(&self.client, &self.cache_dir, self.retry, &pinned).await?;
                 let file = path.display().to_string();
-                parse_objects(
-                    &text,
-                    &Origin {
-                        addon: name,
-                        from: &from,
-                        file: &file,
-                    },
-                    &mut out,
-                )?;
+                parse_objects(&text, &Origin { addon: name, from: &from, file: &file }, &mut out)?;
             }
             Resolved::File(path) => {
                 let text = read_text(path, name, &from).await?;
                 let file = path.display().to_string();
-                parse_objects(
-                    &text,
-                    &Origin {
-                        addon: name,
-                        from: &from,
-                        file: &file,
-                    },
-                    &mut out,
-                )?;
+                parse_objects(&text, &Origin { addon: name, from: &from, file: &file }, &mut out)?;
             }
             Resolved::Dir(dir) => {
                 for path in yaml_files(dir, name, &from).await? {
                     let text = read_text(&path, name, &from).await?;
                     let file = path.display().to_string();
-                    parse_objects(
-                        &text,
-                        &Origin {
-                            addon: name,
-                            from: &from,
-                            file: &file,
-                        },
-                        &mut out,
-                    )?;
+                    parse_objects(&text, &Origin { addon: name, from: &from, file: &file }, &mut out)?;
                 }
             }
             Resolved::Kustomize { target, local } => {
                 if *local && !Path::new(target).exists() {
-                    return Err(AddonError::NotFound {
-                        addon: name.into(),
-                        from,
-                        path: target.into(),
-                    });
+                    return Err(AddonError::NotFound { addon: name.into(), from, path: target.into() });
                 }
                 let text =
-                    kustomize::render(&self.kubectl, target, self.kustomize_timeout, name, &from)
-                        .await?;
+                    kustomize::render(&self.kubectl, target, self.kustomize_timeout, name, &from).await?;
                 let file = format!("output of `kubectl kustomize {target}`");
-                parse_objects(
-                    &text,
-                    &Origin {
-                        addon: name,
-                        from: &from,
-                        file: &file,
-                    },
-                    &mut out,
-                )?;
+                parse_objects(&text, &Origin { addon: name, from: &from, file: &file }, &mut out)?;
             }
         }
         if out.is_empty() {
-            return Err(AddonError::Empty {
-                addon: name.into(),
-                from,
-            });
+            return Err(AddonError::Empty { addon: name.into(), from });
         }
         Ok(out)
     }
 }
 
 async fn read_text(path: &Path, addon: &str, from: &str) -> Result<String, AddonError> {
-    let bytes = tokio::fs::read(path)
-        .await
-        .map_err(|e| io_error(path, e, addon, from))?;
+    let bytes = tokio::fs::read(path).await.map_err(|e| io_error(path, e, addon, from))?;
     String::from_utf8(bytes).map_err(|e| AddonError::Yaml {
         addon: addon.into(),
         from: from.into(),
@@ -221,20 +164,11 @@ async fn read_text(path: &Path, addon: &str, from: &str) -> Result<String, Addon
 /// The `*.yaml`/`*.yml` regular files (symlinks followed) directly in `dir`, sorted by name so the
 /// output does not depend on the filesystem's listing order.
 async fn yaml_files(dir: &Path, addon: &str, from: &str) -> Result<Vec<PathBuf>, AddonError> {
-    let mut entries = tokio::fs::read_dir(dir)
-        .await
-        .map_err(|e| io_error(dir, e, addon, from))?;
+    let mut entries = tokio::fs::read_dir(dir).await.map_err(|e| io_error(dir, e, addon, from))?;
     let mut files = Vec::new();
-    while let Some(entry) = entries
-        .next_entry()
-        .await
-        .map_err(|e| io_error(dir, e, addon, from))?
-    {
+    while let Some(entry) = entries.next_entry().await.map_err(|e| io_error(dir, e, addon, from))? {
         let path = entry.path();
-        let is_yaml = matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
-        );
+        let is_yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
         if is_yaml && tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_file()) {
             files.push(path);
         }
@@ -245,17 +179,8 @@ async fn yaml_files(dir: &Path, addon: &str, from: &str) -> Result<Vec<PathBuf>,
 
 fn io_error(path: &Path, e: std::io::Error, addon: &str, from: &str) -> AddonError {
     if e.kind() == std::io::ErrorKind::NotFound {
-        AddonError::NotFound {
-            addon: addon.into(),
-            from: from.into(),
-            path: path.to_path_buf(),
-        }
+        AddonError::NotFound { addon: addon.into(), from: from.into(), path: path.to_path_buf() }
     } else {
-        AddonError::Unreadable {
-            addon: addon.into(),
-            from: from.into(),
-            path: path.to_path_buf(),
-            source: e,
-        }
+        AddonError::Unreadable { addon: addon.into(), from: from.into(), path: path.to_path_buf(), source: e }
     }
 }

@@ -15,11 +15,7 @@ pub(crate) struct Origin<'a> {
 }
 
 /// Parses `text` and appends its objects to `out`, in document order.
-pub(crate) fn parse_objects(
-    text: &str,
-    origin: &Origin<'_>,
-    out: &mut Vec<Value>,
-) -> Result<(), AddonError> {
+pub(crate) fn parse_objects(text: &str, origin: &Origin<'_>, out: &mut Vec<Value>) -> Result<(), AddonError> {
     let yaml_err = |line: Option<usize>, message: String| AddonError::Yaml {
         addon: origin.addon.to_string(),
         from: origin.from.to_string(),
@@ -37,8 +33,8 @@ pub(crate) fn parse_objects(
             problem,
         };
         // Kubernetes objects are JSON; YAML-only shapes (non-string keys) cannot be objects.
-        let value = serde_json::to_value(&doc)
-            .map_err(|e| not_object(format!("not representable as JSON: {e}")))?;
+        let value =
+            serde_json::to_value(&doc).map_err(|e| not_object(format!("not representable as JSON: {e}")))?;
         push_flattened(value, &not_object, out)?;
     }
     Ok(())
@@ -75,10 +71,7 @@ fn push_flattened(
 /// `Deployment foo` when kind and name are known, so the user can find the object.
 fn describe(map: &serde_json::Map<String, Value>) -> String {
     let kind = map.get("kind").and_then(Value::as_str);
-    let name = map
-        .get("metadata")
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str);
+    let name = map.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str);
     match (kind, name) {
         (Some(k), Some(n)) if !k.is_empty() => format!("object {k} `{n}`"),
         (_, Some(n)) => format!("object `{n}`"),
@@ -92,11 +85,7 @@ mod tests {
 
     fn parse(text: &str) -> Result<Vec<Value>, String> {
         let mut out = Vec::new();
-        let origin = Origin {
-            addon: "jobset",
-            from: "file /m/jobset.yaml",
-            file: "/m/jobset.yaml",
-        };
+        let origin = Origin { addon: "jobset", from: "file /m/jobset.yaml", file: "/m/jobset.yaml" };
         parse_objects(text, &origin, &mut out).map_err(|e| e.to_string())?;
         Ok(out)
     }
@@ -142,21 +131,19 @@ mod tests {
             "add-on `jobset` (file /m/jobset.yaml): /m/jobset.yaml: document 1: is not a mapping"
         );
         assert_eq!(
-            parse("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, metadata: {name: y}}\n").unwrap_err(),
+            parse("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, metadata: {name: y}}\n")
+                .unwrap_err(),
             "add-on `jobset` (file /m/jobset.yaml): /m/jobset.yaml: document 1: object `y` has no `kind`"
         );
     }
 
     #[test]
     fn invalid_yaml_names_the_line() {
-        let err = parse(
-            "apiVersion: v1\nkind: Namespace\n---\napiVersion: v1\nkind: [Service\nmetadata: {}\n",
-        )
-        .unwrap_err();
+        let err =
+            parse("apiVersion: v1\nkind: Namespace\n---\napiVersion: v1\nkind: [Service\nmetadata: {}\n")
+                .unwrap_err();
         assert!(
-            err.starts_with(
-                "add-on `jobset` (file /m/jobset.yaml): /m/jobset.yaml:6: invalid YAML: "
-            ),
+            err.starts_with("add-on `jobset` (file /m/jobset.yaml): /m/jobset.yaml:6: invalid YAML: "),
             "{err}"
         );
     }

@@ -37,11 +37,7 @@ pub fn check_source(source: &AddonSource) -> Vec<(String, String)> {
         }
     }
 
-    for (field, value) in [
-        ("file", &source.file),
-        ("dir", &source.dir),
-        ("kustomize", &source.kustomize),
-    ] {
+    for (field, value) in [("file", &source.file), ("dir", &source.dir), ("kustomize", &source.kustomize)] {
         if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
             push(field, "must not be empty".into());
         }
@@ -54,18 +50,14 @@ pub fn check_source(source: &AddonSource) -> Vec<(String, String)> {
         if source.sha256.is_none() {
             push(
                 "sha256",
-                "required with url: the sha256 of the file as 64 hex characters (`sha256sum FILE`)"
-                    .into(),
+                "required with url: the sha256 of the file as 64 hex characters (`sha256sum FILE`)".into(),
             );
         }
     }
 
     if let Some(sha) = &source.sha256 {
         if source.url.is_none() {
-            push(
-                "sha256",
-                "only valid with url; file, dir and kustomize sources are not downloaded".into(),
-            );
+            push("sha256", "only valid with url; file, dir and kustomize sources are not downloaded".into());
         } else if !is_sha256(sha) {
             push(
                 "sha256",
@@ -80,15 +72,12 @@ pub fn check_source(source: &AddonSource) -> Vec<(String, String)> {
 }
 
 fn check_url(url: &str) -> Result<(), String> {
-    let parsed =
-        reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
     let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
     match parsed.scheme() {
         "https" => Ok(()),
         "http" if loopback => Ok(()),
-        _ => Err(format!(
-            "`{url}` must use https (http is accepted only for 127.0.0.1 and localhost)"
-        )),
+        _ => Err(format!("`{url}` must use https (http is accepted only for 127.0.0.1 and localhost)")),
     }
 }
 
@@ -116,18 +105,15 @@ impl Resolved {
         if !check_source(source).is_empty() {
             return None;
         }
-        Some(
-            match (&source.url, &source.file, &source.dir, &source.kustomize) {
-                (Some(url), ..) => Resolved::Url {
-                    url: url.clone(),
-                    sha256: source.sha256.as_deref()?.to_ascii_lowercase(),
-                },
-                (_, Some(file), ..) => Resolved::File(base_dir.join(file)),
-                (_, _, Some(dir), _) => Resolved::Dir(base_dir.join(dir)),
-                (.., Some(target)) => resolve_kustomize(target, base_dir),
-                _ => return None,
-            },
-        )
+        Some(match (&source.url, &source.file, &source.dir, &source.kustomize) {
+            (Some(url), ..) => {
+                Resolved::Url { url: url.clone(), sha256: source.sha256.as_deref()?.to_ascii_lowercase() }
+            }
+            (_, Some(file), ..) => Resolved::File(base_dir.join(file)),
+            (_, _, Some(dir), _) => Resolved::Dir(base_dir.join(dir)),
+            (.., Some(target)) => resolve_kustomize(target, base_dir),
+            _ => return None,
+        })
     }
 
     /// How errors name this source.
@@ -150,15 +136,9 @@ fn resolve_kustomize(target: &str, base_dir: &Path) -> Resolved {
         target.starts_with("./") || target.starts_with("../") || Path::new(target).is_absolute();
     let joined = base_dir.join(target);
     if explicit_path || joined.exists() {
-        Resolved::Kustomize {
-            target: joined.to_string_lossy().into_owned(),
-            local: true,
-        }
+        Resolved::Kustomize { target: joined.to_string_lossy().into_owned(), local: true }
     } else {
-        Resolved::Kustomize {
-            target: target.to_string(),
-            local: false,
-        }
+        Resolved::Kustomize { target: target.to_string(), local: false }
     }
 }
 
@@ -206,10 +186,7 @@ mod tests {
     fn requires_exactly_one_source() {
         assert_eq!(
             check_source(&AddonSource::default()),
-            vec![(
-                String::new(),
-                "one of url, file, dir or kustomize is required".to_string()
-            )]
+            vec![(String::new(), "one of url, file, dir or kustomize is required".to_string())]
         );
         let two = src(|s| {
             s.file = Some("a.yaml".into());
@@ -219,8 +196,7 @@ mod tests {
             check_source(&two),
             vec![(
                 "kustomize".to_string(),
-                "only one of url, file, dir or kustomize may be set; `file` is already set"
-                    .to_string()
+                "only one of url, file, dir or kustomize may be set; `file` is already set".to_string()
             )]
         );
     }
@@ -238,8 +214,7 @@ mod tests {
             check_source(&short),
             vec![(
                 "sha256".to_string(),
-                "`abc123` is not a sha256: expected 64 hex characters, got 6 characters"
-                    .to_string()
+                "`abc123` is not a sha256: expected 64 hex characters, got 6 characters".to_string()
             )]
         );
 
@@ -252,11 +227,7 @@ mod tests {
 
     #[test]
     fn url_must_be_https_except_loopback() {
-        for url in [
-            "http://example.com/m.yaml",
-            "ftp://127.0.0.1/m.yaml",
-            "http://10.0.0.1/m.yaml",
-        ] {
+        for url in ["http://example.com/m.yaml", "ftp://127.0.0.1/m.yaml", "http://10.0.0.1/m.yaml"] {
             let s = src(|s| {
                 s.url = Some(url.into());
                 s.sha256 = Some(SHA.into());
@@ -286,8 +257,7 @@ mod tests {
             check_source(&s),
             vec![(
                 "sha256".to_string(),
-                "only valid with url; file, dir and kustomize sources are not downloaded"
-                    .to_string()
+                "only valid with url; file, dir and kustomize sources are not downloaded".to_string()
             )]
         );
     }
@@ -295,36 +265,24 @@ mod tests {
     #[test]
     fn empty_paths_are_errors() {
         let s = src(|s| s.dir = Some(" ".into()));
-        assert_eq!(
-            check_source(&s),
-            vec![("dir".to_string(), "must not be empty".to_string())]
-        );
+        assert_eq!(check_source(&s), vec![("dir".to_string(), "must not be empty".to_string())]);
     }
 
     #[test]
     fn resolves_paths_against_the_environment_directory() {
         let base = Path::new("/envs");
         let file = src(|s| s.file = Some("addons/a.yaml".into()));
-        assert_eq!(
-            Resolved::new(&file, base),
-            Some(Resolved::File("/envs/addons/a.yaml".into()))
-        );
+        assert_eq!(Resolved::new(&file, base), Some(Resolved::File("/envs/addons/a.yaml".into())));
         let local = src(|s| s.kustomize = Some("./overlays/kind".into()));
         assert_eq!(
             Resolved::new(&local, base),
-            Some(Resolved::Kustomize {
-                target: "/envs/./overlays/kind".into(),
-                local: true
-            })
+            Some(Resolved::Kustomize { target: "/envs/./overlays/kind".into(), local: true })
         );
         let remote = "github.com/kubeflow/trainer/manifests/overlays/manager?ref=v2.1.0";
         let remote_src = src(|s| s.kustomize = Some(remote.into()));
         assert_eq!(
             Resolved::new(&remote_src, base),
-            Some(Resolved::Kustomize {
-                target: remote.into(),
-                local: false
-            })
+            Some(Resolved::Kustomize { target: remote.into(), local: false })
         );
         let url = src(|s| {
             s.url = Some("https://example.com/m.yaml".into());
@@ -332,10 +290,7 @@ mod tests {
         });
         assert_eq!(
             Resolved::new(&url, base),
-            Some(Resolved::Url {
-                url: "https://example.com/m.yaml".into(),
-                sha256: SHA.into()
-            })
+            Some(Resolved::Url { url: "https://example.com/m.yaml".into(), sha256: SHA.into() })
         );
         assert_eq!(Resolved::new(&AddonSource::default(), base), None);
     }

@@ -29,7 +29,9 @@ async fn engine(global: &GlobalArgs, prepared: &Prepared, opts: Options) -> Resu
     let gpu = &env.components.gpu;
     let facts = ClusterFacts {
         // kind workers only stand in for GPU pools; they never run the device plugin.
-        expects_gpu_nodes: gpu.enabled && env.target.kind == TargetKind::Eks && gpu.provider != GpuProvider::Kind,
+        expects_gpu_nodes: gpu.enabled
+            && env.target.kind == TargetKind::Eks
+            && gpu.provider != GpuProvider::Kind,
     };
     Ok(Engine::new(client, &env.name, &env.platform_namespace, facts, opts))
 }
@@ -37,7 +39,11 @@ async fn engine(global: &GlobalArgs, prepared: &Prepared, opts: Options) -> Resu
 /// `diff`: exit 0 in sync, 2 with changes, 1 on error.
 pub async fn diff(global: &GlobalArgs, args: &DiffArgs) -> Result<ExitCode, Error> {
     let prepared = super::prepare(global, &args.addons).await?;
-    let opts = Options { show_secrets: args.show_secrets, force_conflicts: args.force_conflicts, ..options(&args.cluster) };
+    let opts = Options {
+        show_secrets: args.show_secrets,
+        force_conflicts: args.force_conflicts,
+        ..options(&args.cluster)
+    };
     let report = engine(global, &prepared, opts).await?.diff(&prepared.set).await?;
     print_report(global.output, &report, "diff")?;
     Ok(if report.summary.failed > 0 {
@@ -73,13 +79,21 @@ pub async fn delete(global: &GlobalArgs, args: &DeleteArgs) -> Result<ExitCode, 
     let env = &prepared.loaded.env;
     if !args.yes && !args.dry_run {
         if !std::io::stdin().is_terminal() {
-            return Err(anyhow::anyhow!("refusing to delete environment {:?} without confirmation: pass --yes", env.name).into());
+            return Err(anyhow::anyhow!(
+                "refusing to delete environment {:?} without confirmation: pass --yes",
+                env.name
+            )
+            .into());
         }
         eprint!(
             "Delete all {} objects of environment {:?} (context {})? Type the environment name to confirm: ",
             prepared.set.len(),
             env.name,
-            global.context.clone().or_else(|| cluster::default_context(env)).unwrap_or_else(|| "current".into())
+            global
+                .context
+                .clone()
+                .or_else(|| cluster::default_context(env))
+                .unwrap_or_else(|| "current".into())
         );
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer).map_err(anyhow::Error::from)?;
@@ -111,7 +125,10 @@ pub async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitCode, 
     let live = engine.readiness(&prepared.set).await?;
     let mut rows = Vec::new();
     for (m, ready) in prepared.set.iter().zip(live) {
-        let c = report.changes.iter().find(|c| c.kind == m.kind() && c.name == m.name() && c.namespace.as_deref() == m.namespace());
+        let c = report
+            .changes
+            .iter()
+            .find(|c| c.kind == m.kind() && c.name == m.name() && c.namespace.as_deref() == m.namespace());
         let state = match c {
             Some(c) if c.error.is_some() => "error",
             Some(c) if c.action == Action::Create => "missing",
@@ -127,14 +144,20 @@ pub async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitCode, 
     let healthy = rows.iter().all(|r| r.state == "in sync" && r.ready == "ready");
     let mut out = std::io::stdout().lock();
     match global.output {
-        OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rows).map_err(anyhow::Error::from)?),
+        OutputFormat::Json => {
+            writeln!(out, "{}", serde_json::to_string_pretty(&rows).map_err(anyhow::Error::from)?)
+        }
         OutputFormat::Yaml => write!(out, "{}", crate::yaml::to_string(&rows)),
         OutputFormat::Text => {
             let w = rows.iter().map(|r| r.object.len()).max().unwrap_or(6).max(6);
             let cw = rows.iter().map(|r| r.component.len()).max().unwrap_or(9).max(9);
             let mut res = writeln!(out, "{:cw$}  {:w$}  {:8}  READY", "COMPONENT", "OBJECT", "STATE");
             for r in &rows {
-                res = res.and(writeln!(out, "{:cw$}  {:w$}  {:8}  {}", r.component, r.object, r.state, r.ready));
+                res = res.and(writeln!(
+                    out,
+                    "{:cw$}  {:w$}  {:8}  {}",
+                    r.component, r.object, r.state, r.ready
+                ));
             }
             res
         }

@@ -43,7 +43,8 @@ pub struct Prepared {
 
 /// Loads and checks all inputs, then renders. Nothing is rendered while any input is invalid.
 pub async fn prepare(global: &GlobalArgs, addons: &AddonArgs) -> Result<Prepared, Error> {
-    let loaded = env::load(&global.env, &LoadOptions { terraform_outputs: global.terraform_outputs.clone() })?;
+    let loaded =
+        env::load(&global.env, &LoadOptions { terraform_outputs: global.terraform_outputs.clone() })?;
     let jobs = jobs::load(&loaded)?;
     let templates = Templates::load(global.templates.as_deref())?;
     let addon_objects = load_addons(&loaded, addons).await?;
@@ -52,7 +53,10 @@ pub async fn prepare(global: &GlobalArgs, addons: &AddonArgs) -> Result<Prepared
 }
 
 /// Loads every enabled add-on, concurrently (downloads and kustomize runs are slow).
-async fn load_addons(loaded: &LoadedEnv, args: &AddonArgs) -> Result<Vec<(String, Vec<serde_json::Value>)>, Error> {
+async fn load_addons(
+    loaded: &LoadedEnv,
+    args: &AddonArgs,
+) -> Result<Vec<(String, Vec<serde_json::Value>)>, Error> {
     if args.no_addons {
         return Ok(Vec::new());
     }

@@ -43,7 +43,8 @@ impl Parent {
 
     /// The parent Secret listing `group_kinds` and `namespaces`.
     pub fn object(&self, group_kinds: &BTreeSet<String>, namespaces: &BTreeSet<String>) -> Value {
-        let extra: Vec<&str> = namespaces.iter().map(String::as_str).filter(|ns| *ns != self.namespace).collect();
+        let extra: Vec<&str> =
+            namespaces.iter().map(String::as_str).filter(|ns| *ns != self.namespace).collect();
         json!({
             "apiVersion": "v1",
             "kind": "Secret",

@@ -194,7 +194,10 @@ where
 
 /// Up to half of `d`, from the clock's low bits: enough to spread retries of many objects.
 fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.subsec_nanos())
+        .unwrap_or(0);
     d.mul_f64(f64::from(nanos % 1000) / 2000.0)
 }
 
@@ -222,7 +225,12 @@ pub async fn apply(
 }
 
 /// DELETE with background propagation; a missing object is not an error.
-pub async fn delete(api: &Api<DynamicObject>, name: &str, dry_run: bool, what: &str) -> Result<(), ClusterError> {
+pub async fn delete(
+    api: &Api<DynamicObject>,
+    name: &str,
+    dry_run: bool,
+    what: &str,
+) -> Result<(), ClusterError> {
     let params = DeleteParams { dry_run, ..DeleteParams::background() };
     match retry(what, || api.delete(name, &params)).await {
         Ok(_) => Ok(()),

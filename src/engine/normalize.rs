@@ -81,7 +81,10 @@ mod tests {
         let live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "uid": "1",
             "resourceVersion": "5", "managedFields": [], "annotations": {"deployment.kubernetes.io/revision": "2"}},
             "data": {"k": "v"}, "status": {}});
-        assert_eq!(normalize(&live), json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}}));
+        assert_eq!(
+            normalize(&live),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}})
+        );
     }
 
     #[test]

@@ -56,7 +56,12 @@ impl ObjectChange {
 
 /// Compares live state with the server's dry-run result of applying the desired object.
 /// Both come from the server, so defaulted fields appear on both sides and cancel out.
-pub fn compare(live: Option<&Value>, dry_run: &Value, desired: &Value, show_secrets: bool) -> (Action, String) {
+pub fn compare(
+    live: Option<&Value>,
+    dry_run: &Value,
+    desired: &Value,
+    show_secrets: bool,
+) -> (Action, String) {
     match live {
         None => {
             // A new object is shown as declared, without server defaults.
@@ -119,7 +124,12 @@ mod tests {
         let dry = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "3"}, "data": {"x": "1", "z": "3"}});
         let (action, diff) = compare(Some(&live), &dry, &dry, false);
         assert_eq!(action, Action::Update);
-        let changed: Vec<&str> = diff.lines().filter(|l| (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---")).collect();
+        let changed: Vec<&str> = diff
+            .lines()
+            .filter(|l| {
+                (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---")
+            })
+            .collect();
         assert_eq!(changed, vec!["-  z: '2'", "+  z: '3'"]);
     }
 

@@ -5,10 +5,13 @@ use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// The running phase: name, done, total, and its bar on a terminal.
+type PhaseState = (String, usize, usize, Option<ProgressBar>);
+
 /// Reports phases and per-object progress on stderr.
 pub struct Progress {
     interactive: bool,
-    state: Mutex<Option<(String, usize, usize, Option<ProgressBar>)>>,
+    state: Mutex<Option<PhaseState>>,
 }
 
 impl Default for Progress {

@@ -26,7 +26,10 @@ fn int(v: &Value, ptr: &str) -> i64 {
 }
 
 fn condition<'a>(v: &'a Value, ty: &str) -> Option<&'a Value> {
-    v.pointer("/status/conditions")?.as_array()?.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(ty))
+    v.pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(ty))
 }
 
 fn condition_true(v: &Value, ty: &str) -> bool {
@@ -45,7 +48,8 @@ fn condition_message(v: &Value, ty: &str) -> String {
 
 /// The controller has seen the latest spec.
 fn observed(v: &Value) -> bool {
-    v.pointer("/status/observedGeneration").and_then(Value::as_i64).unwrap_or(0) >= int(v, "/metadata/generation")
+    v.pointer("/status/observedGeneration").and_then(Value::as_i64).unwrap_or(0)
+        >= int(v, "/metadata/generation")
 }
 
 /// Readiness of one live object. `want_complete` makes Jobs and TrainJobs wait for completion.
@@ -62,11 +66,21 @@ pub fn readiness(obj: &Value, facts: ClusterFacts, want_complete: bool) -> Readi
         }
         ("apps/v1", "Deployment") => {
             let want = obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
-            let (updated, available) = (int(obj, "/status/updatedReplicas"), int(obj, "/status/availableReplicas"));
-            if condition(obj, "Progressing").and_then(|c| c.get("reason")).and_then(Value::as_str) == Some("ProgressDeadlineExceeded") {
-                return Readiness::Failed(format!("rollout stuck: {}", condition_message(obj, "Progressing")));
+            let (updated, available) =
+                (int(obj, "/status/updatedReplicas"), int(obj, "/status/availableReplicas"));
+            if condition(obj, "Progressing").and_then(|c| c.get("reason")).and_then(Value::as_str)
+                == Some("ProgressDeadlineExceeded")
+            {
+                return Readiness::Failed(format!(
+                    "rollout stuck: {}",
+                    condition_message(obj, "Progressing")
+                ));
             }
-            if observed(obj) && updated >= want && available >= want && int(obj, "/status/replicas") <= want.max(updated) {
+            if observed(obj)
+                && updated >= want
+                && available >= want
+                && int(obj, "/status/replicas") <= want.max(updated)
+            {
                 Readiness::Ready
             } else {
                 Readiness::Pending(format!("{available}/{want} replicas available, {updated} updated"))
@@ -102,7 +116,11 @@ pub fn readiness(obj: &Value, facts: ClusterFacts, want_complete: bool) -> Readi
             } else if !want_complete || condition_true(obj, "Complete") {
                 Readiness::Ready
             } else {
-                Readiness::Pending(format!("{} succeeded, {} active", int(obj, "/status/succeeded"), int(obj, "/status/active")))
+                Readiness::Pending(format!(
+                    "{} succeeded, {} active",
+                    int(obj, "/status/succeeded"),
+                    int(obj, "/status/active")
+                ))
             }
         }
         ("ray.io/v1", "RayCluster") => {
@@ -110,9 +128,15 @@ pub fn readiness(obj: &Value, facts: ClusterFacts, want_complete: bool) -> Readi
             if state == "ready" || condition_true(obj, "HeadPodReady") {
                 Readiness::Ready
             } else if state == "failed" {
-                Readiness::Failed(format!("RayCluster failed: {}", obj.pointer("/status/reason").and_then(Value::as_str).unwrap_or("")))
+                Readiness::Failed(format!(
+                    "RayCluster failed: {}",
+                    obj.pointer("/status/reason").and_then(Value::as_str).unwrap_or("")
+                ))
             } else {
-                Readiness::Pending(format!("state {:?}, head pod not ready", if state.is_empty() { "unknown" } else { state }))
+                Readiness::Pending(format!(
+                    "state {:?}, head pod not ready",
+                    if state.is_empty() { "unknown" } else { state }
+                ))
             }
         }
         ("trainer.kubeflow.org/v1alpha1", "TrainJob") => {
@@ -147,14 +171,20 @@ mod tests {
         let ds = json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"generation": 1},
             "spec": {"template": {"spec": {"tolerations": [{"key": "nvidia.com/gpu"}]}}},
             "status": {"observedGeneration": 1, "desiredNumberScheduled": 0, "numberReady": 0}});
-        assert!(matches!(readiness(&ds, ClusterFacts { expects_gpu_nodes: true }, false), Readiness::Failed(_)));
+        assert!(matches!(
+            readiness(&ds, ClusterFacts { expects_gpu_nodes: true }, false),
+            Readiness::Failed(_)
+        ));
         assert_eq!(readiness(&ds, ClusterFacts { expects_gpu_nodes: false }, false), Readiness::Ready);
     }
 
     #[test]
     fn job_and_trainjob_completion() {
         let j = json!({"apiVersion": "batch/v1", "kind": "Job", "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}});
-        assert_eq!(readiness(&j, ClusterFacts::default(), true), Readiness::Failed("job failed: BackoffLimitExceeded".into()));
+        assert_eq!(
+            readiness(&j, ClusterFacts::default(), true),
+            Readiness::Failed("job failed: BackoffLimitExceeded".into())
+        );
         let t = json!({"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "status": {}});
         assert_eq!(readiness(&t, ClusterFacts::default(), false), Readiness::Ready);
         assert!(matches!(readiness(&t, ClusterFacts::default(), true), Readiness::Pending(_)));

@@ -164,7 +164,13 @@ pub struct Engine {
 
 impl Engine {
     /// An engine for one environment.
-    pub fn new(client: Client, env_name: &str, platform_namespace: &str, facts: ClusterFacts, opts: Options) -> Self {
+    pub fn new(
+        client: Client,
+        env_name: &str,
+        platform_namespace: &str,
+        facts: ClusterFacts,
+        opts: Options,
+    ) -> Self {
         Engine {
             client,
             parent: Parent::for_env(env_name, platform_namespace),
@@ -205,7 +211,9 @@ impl Engine {
             let api = d.s("/apiVersion").to_string();
             d.resolved = catalog.resolve(&api, d.kind());
             match &d.resolved {
-                Some(r) if r.namespaced && d.namespace().is_none() => return Err(RunError::NoNamespace(d.id())),
+                Some(r) if r.namespaced && d.namespace().is_none() => {
+                    return Err(RunError::NoNamespace(d.id()))
+                }
                 Some(_) => {}
                 None => {
                     let group = api.rsplit_once('/').map(|(g, _)| g.to_string()).unwrap_or_default();
@@ -224,7 +232,8 @@ impl Engine {
     /// Group-kinds and namespaces of the desired members.
     fn inventory(&self, desired: &[Desired]) -> (BTreeSet<String>, BTreeSet<String>) {
         let gks = desired.iter().map(|d| applyset::group_kind(d.s("/apiVersion"), d.kind())).collect();
-        let mut nss: BTreeSet<String> = desired.iter().filter_map(|d| d.namespace().map(str::to_string)).collect();
+        let mut nss: BTreeSet<String> =
+            desired.iter().filter_map(|d| d.namespace().map(str::to_string)).collect();
         nss.insert(self.parent.namespace.clone());
         (gks, nss)
     }
@@ -281,7 +290,9 @@ impl Engine {
         };
         let api = cluster::api_for(&self.client, r, d.namespace());
         self.writes.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = cluster::apply(&api, d.name(), &d.obj, false, self.opts.force_conflicts, &d.id()).await {
+        if let Err(e) =
+            cluster::apply(&api, d.name(), &d.obj, false, self.opts.force_conflicts, &d.id()).await
+        {
             change.error = Some(conflict_hint(e));
         }
         change
@@ -317,7 +328,10 @@ impl Engine {
                 continue;
             }
             // Custom resources whose CRDs were applied in this run resolve only now.
-            if phase != Phase::Crds && idx.iter().any(|&i| desired[i].resolved.is_none()) && !self.opts.dry_run {
+            if phase != Phase::Crds
+                && idx.iter().any(|&i| desired[i].resolved.is_none())
+                && !self.opts.dry_run
+            {
                 catalog = Catalog::discover(&self.client).await?;
                 for &i in &idx {
                     if desired[i].resolved.is_none() {
@@ -342,7 +356,8 @@ impl Engine {
                 // Later phases depend on this one, and nothing is pruned after a failure.
                 return Ok(self.report(changes, not_ready, Vec::new()));
             }
-            let must_wait = phase == Phase::Crds || (self.opts.wait && matches!(phase, Phase::Operators | Phase::Workloads));
+            let must_wait = phase == Phase::Crds
+                || (self.opts.wait && matches!(phase, Phase::Operators | Phase::Workloads));
             if must_wait && !self.opts.dry_run {
                 let targets: Vec<&Desired> = idx.iter().map(|&i| &desired[i]).collect();
                 not_ready = self.wait_ready(&targets, phase).await;
@@ -365,11 +380,18 @@ impl Engine {
 
     /// Rewrites the parent with exactly the current inventory once old members are gone.
     async fn shrink_parent(&self, desired: &[Desired]) {
-        let members: Vec<&Desired> = desired.iter().filter(|d| d.obj.pointer("/metadata/labels/applyset.kubernetes.io~1id").is_none()).collect();
-        let gks: BTreeSet<String> = members.iter().map(|d| applyset::group_kind(d.s("/apiVersion"), d.kind())).collect();
-        let mut nss: BTreeSet<String> = members.iter().filter_map(|d| d.namespace().map(str::to_string)).collect();
+        let members: Vec<&Desired> = desired
+            .iter()
+            .filter(|d| d.obj.pointer("/metadata/labels/applyset.kubernetes.io~1id").is_none())
+            .collect();
+        let gks: BTreeSet<String> =
+            members.iter().map(|d| applyset::group_kind(d.s("/apiVersion"), d.kind())).collect();
+        let mut nss: BTreeSet<String> =
+            members.iter().filter_map(|d| d.namespace().map(str::to_string)).collect();
         nss.insert(self.parent.namespace.clone());
-        if let Some(p) = desired.iter().find(|d| d.obj.pointer("/metadata/labels/applyset.kubernetes.io~1id").is_some()) {
+        if let Some(p) =
+            desired.iter().find(|d| d.obj.pointer("/metadata/labels/applyset.kubernetes.io~1id").is_some())
+        {
             if let Some(r) = &p.resolved {
                 let api = cluster::api_for(&self.client, r, p.namespace());
                 let obj = self.parent.object(&gks, &nss);
@@ -379,7 +401,11 @@ impl Engine {
     }
 
     /// Objects carrying this environment's ApplySet label that the set no longer declares.
-    async fn prune_candidates(&self, desired: &[Desired], catalog: &Catalog) -> Result<(Vec<PruneTarget>, Vec<String>), RunError> {
+    async fn prune_candidates(
+        &self,
+        desired: &[Desired],
+        catalog: &Catalog,
+    ) -> Result<(Vec<PruneTarget>, Vec<String>), RunError> {
         let parent_res = catalog.resolve("v1", "Secret").ok_or_else(|| ClusterError::Api {
             what: "discovery".into(),
             message: "the cluster does not serve v1 Secrets".into(),
@@ -397,7 +423,10 @@ impl Engine {
         let mut targets = Vec::new();
         let mut kept = Vec::new();
         for gk in gks {
-            let (kind, group) = gk.split_once('.').map(|(k, g)| (k.to_string(), g.to_string())).unwrap_or((gk.clone(), String::new()));
+            let (kind, group) = gk
+                .split_once('.')
+                .map(|(k, g)| (k.to_string(), g.to_string()))
+                .unwrap_or((gk.clone(), String::new()));
             let Some(r) = resolve_group_kind(catalog, desired, &group, &kind) else { continue };
             let api = cluster::api_for(&self.client, &r, None);
             for obj in cluster::list(&api, &selector, &format!("list {gk}")).await? {
@@ -405,8 +434,10 @@ impl Engine {
                 if wanted.contains(&key) {
                     continue;
                 }
-                let d = Desired { obj: with_type(obj, &r), phase: Phase::Workloads, resolved: Some(r.clone()) };
-                let phase = Manifest { obj: d.obj.clone(), origin: Origin::Addon { name: String::new() } }.phase();
+                let d =
+                    Desired { obj: with_type(obj, &r), phase: Phase::Workloads, resolved: Some(r.clone()) };
+                let phase =
+                    Manifest { obj: d.obj.clone(), origin: Origin::Addon { name: String::new() } }.phase();
                 let guarded = (kind == "Namespace" && !self.opts.prune_namespaces)
                     || (kind == "CustomResourceDefinition" && !self.opts.prune_crds);
                 if guarded {
@@ -428,7 +459,7 @@ impl Engine {
                 });
             }
         }
-        targets.sort_by(|a, b| b.change.phase.cmp(&a.change.phase));
+        targets.sort_by_key(|t| std::cmp::Reverse(t.change.phase));
         Ok((targets, kept))
     }
 
@@ -488,14 +519,21 @@ impl Engine {
             match cluster::get(&api, d.name(), &d.id()).await {
                 Ok(Some(live)) => match readiness(&live, self.facts, self.opts.wait_complete) {
                     Readiness::Ready => return None,
-                    Readiness::Failed(why) => return Some(format!("{}: {why}{}", d.id(), self.events(d).await)),
+                    Readiness::Failed(why) => {
+                        return Some(format!("{}: {why}{}", d.id(), self.events(d).await))
+                    }
                     Readiness::Pending(why) => last = why,
                 },
                 Ok(None) => last = "not found".into(),
                 Err(e) => last = e.to_string(),
             }
             if tokio::time::Instant::now() >= deadline {
-                return Some(format!("{}: not ready after {:?}: {last}{}", d.id(), self.opts.timeout, self.events(d).await));
+                return Some(format!(
+                    "{}: not ready after {:?}: {last}{}",
+                    d.id(),
+                    self.opts.timeout,
+                    self.events(d).await
+                ));
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -504,7 +542,8 @@ impl Engine {
     /// Recent events of an object, as indented lines (empty when none or unavailable).
     async fn events(&self, d: &Desired) -> String {
         let Some(ns) = d.namespace() else { return String::new() };
-        let api: kube::Api<k8s_openapi::api::core::v1::Event> = kube::Api::namespaced(self.client.clone(), ns);
+        let api: kube::Api<k8s_openapi::api::core::v1::Event> =
+            kube::Api::namespaced(self.client.clone(), ns);
         let lp = kube::api::ListParams::default().fields(&format!("involvedObject.name={}", d.name()));
         let Ok(list) = api.list(&lp).await else { return String::new() };
         let mut lines: Vec<String> = list
@@ -512,7 +551,13 @@ impl Engine {
             .iter()
             .rev()
             .take(5)
-            .map(|e| format!("\n    event {}: {}", e.reason.clone().unwrap_or_default(), e.message.clone().unwrap_or_default()))
+            .map(|e| {
+                format!(
+                    "\n    event {}: {}",
+                    e.reason.clone().unwrap_or_default(),
+                    e.message.clone().unwrap_or_default()
+                )
+            })
             .collect();
         lines.reverse();
         lines.concat()
@@ -561,7 +606,14 @@ impl Engine {
         for (phase, group) in by_phase.into_iter().rev() {
             let gone_check: Vec<(Resolved, Option<String>, String, String)> = group
                 .iter()
-                .map(|t| (t.resolved.clone(), t.change.namespace.clone(), t.change.name.clone(), t.change.display_id()))
+                .map(|t| {
+                    (
+                        t.resolved.clone(),
+                        t.change.namespace.clone(),
+                        t.change.name.clone(),
+                        t.change.display_id(),
+                    )
+                })
                 .collect();
             changes.extend(self.delete_all(group).await);
             if self.opts.dry_run || changes.iter().any(|c| c.error.is_some()) {
@@ -574,10 +626,15 @@ impl Engine {
                 loop {
                     match cluster::get(&api, &name, &id).await {
                         Ok(None) => break,
-                        Ok(Some(_)) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(250)).await,
+                        Ok(Some(_)) if tokio::time::Instant::now() < deadline => {
+                            tokio::time::sleep(Duration::from_millis(250)).await
+                        }
                         Ok(Some(live)) => {
                             let fins = live.pointer("/metadata/finalizers").cloned().unwrap_or(Value::Null);
-                            not_ready.push(format!("{id}: still present after {:?} in phase {phase} (finalizers: {fins})", self.opts.timeout));
+                            not_ready.push(format!(
+                                "{id}: still present after {:?} in phase {phase} (finalizers: {fins})",
+                                self.opts.timeout
+                            ));
                             break;
                         }
                         Err(e) => {
@@ -602,7 +659,9 @@ impl Engine {
             .map(|m| {
                 let catalog = &catalog;
                 async move {
-                    let Some(r) = catalog.resolve(m.api_version(), m.kind()) else { return "kind not served".to_string() };
+                    let Some(r) = catalog.resolve(m.api_version(), m.kind()) else {
+                        return "kind not served".to_string();
+                    };
                     let api = cluster::api_for(&self.client, &r, m.namespace());
                     match cluster::get(&api, m.name(), &m.id()).await {
                         Ok(None) => "missing".to_string(),

@@ -70,10 +70,7 @@ impl Sources {
     /// Directory of the file that set `field`: relative paths in that field resolve against it.
     pub fn base_dir(&self, field: &str) -> PathBuf {
         let (layer, _) = self.locate(field, false);
-        layer
-            .and_then(|l| l.path.parent())
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."))
+        layer.and_then(|l| l.path.parent()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
     }
 
     /// The files, in layering order.
@@ -115,7 +112,8 @@ pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<LoadedEnv, Diagnost
             file: "<command line>".into(),
             pos: None,
             field: String::new(),
-            message: "no environment file given; pass -e environments/base.yaml -e environments/kind.yaml".into(),
+            message: "no environment file given; pass -e environments/base.yaml -e environments/kind.yaml"
+                .into(),
         }
         .into());
     }
@@ -127,7 +125,12 @@ pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<LoadedEnv, Diagnost
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {
-                diags.push(Diagnostic { file: shown, pos: None, field: String::new(), message: format!("cannot read: {e}") });
+                diags.push(Diagnostic {
+                    file: shown,
+                    pos: None,
+                    field: String::new(),
+                    message: format!("cannot read: {e}"),
+                });
                 continue;
             }
         };
@@ -138,14 +141,21 @@ pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<LoadedEnv, Diagnost
                         file: shown,
                         pos: Some(Pos { line: 1, column: 1 }),
                         field: String::new(),
-                        message: "an environment file must be a mapping of keys (name, target, components, ...)".into(),
+                        message:
+                            "an environment file must be a mapping of keys (name, target, components, ...)"
+                                .into(),
                     });
                     continue;
                 }
                 merge::merge(&mut merged, value);
                 sources.layers.push(Layer { path: path.clone(), index });
             }
-            Err(e) => diags.push(Diagnostic { file: shown, pos: e.pos, field: String::new(), message: format!("invalid YAML: {}", e.message) }),
+            Err(e) => diags.push(Diagnostic {
+                file: shown,
+                pos: e.pos,
+                field: String::new(),
+                message: format!("invalid YAML: {}", e.message),
+            }),
         }
     }
     diags.into_result()?;
@@ -155,7 +165,11 @@ pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<LoadedEnv, Diagnost
     let env: Environment = yaml::from_value_with_path(merged).map_err(|(field, message)| {
         let key = message.starts_with("unknown field");
         let message = explain_serde(&message);
-        Diagnostics::from(if key { sources.key_error(&field, message) } else { sources.error(&field, message) })
+        Diagnostics::from(if key {
+            sources.key_error(&field, message)
+        } else {
+            sources.error(&field, message)
+        })
     })?;
     validate::check(&env, &sources).into_result()?;
     Ok(LoadedEnv { env, sources })

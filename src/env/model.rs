@@ -268,7 +268,7 @@ impl Default for Backend {
 }
 
 /// Per-tenant limits. Missing values fall back to `tenants.defaults`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
     /// ResourceQuota.
@@ -281,16 +281,6 @@ pub struct TenantSettings {
     /// the tenant's pods.
     #[serde(default)]
     pub allow_from_namespaces: Vec<String>,
-}
-
-impl Default for TenantSettings {
-    fn default() -> Self {
-        TenantSettings {
-            quota: Quota::default(),
-            limit_range: LimitRange::default(),
-            allow_from_namespaces: Vec::new(),
-        }
-    }
 }
 
 /// ResourceQuota values.
@@ -323,12 +313,7 @@ fn default_quota_pods() -> u32 {
 
 impl Default for Quota {
     fn default() -> Self {
-        Quota {
-            cpu: default_quota_cpu(),
-            memory: default_quota_memory(),
-            gpu: 0,
-            pods: default_quota_pods(),
-        }
+        Quota { cpu: default_quota_cpu(), memory: default_quota_memory(), gpu: 0, pods: default_quota_pods() }
     }
 }
 

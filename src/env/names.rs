@@ -23,7 +23,10 @@ pub fn check_subdomain(name: &str) -> Result<(), String> {
         return Err("must not be empty".into());
     }
     if name.len() > 253 {
-        return Err(format!("{name:?} is {} characters long; a DNS-1123 subdomain has at most 253", name.len()));
+        return Err(format!(
+            "{name:?} is {} characters long; a DNS-1123 subdomain has at most 253",
+            name.len()
+        ));
     }
     if !name.split('.').all(|part| !part.is_empty() && label_chars_ok(part)) {
         return Err(format!(
@@ -37,18 +40,13 @@ pub fn check_subdomain(name: &str) -> Result<(), String> {
 fn label_chars_ok(s: &str) -> bool {
     let b = s.as_bytes();
     let ok = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    !b.is_empty()
-        && ok(b[0])
-        && ok(b[b.len() - 1])
-        && b.iter().all(|&c| ok(c) || c == b'-')
+    !b.is_empty() && ok(b[0]) && ok(b[b.len() - 1]) && b.iter().all(|&c| ok(c) || c == b'-')
 }
 
 /// A nearby valid spelling, to show in the message.
 fn suggest(name: &str) -> String {
-    let mut s: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
-        .collect();
+    let mut s: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
     while s.starts_with('-') {
         s.remove(0);
     }

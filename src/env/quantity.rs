@@ -13,9 +13,8 @@ pub fn parse(q: &str) -> Result<f64, String> {
     if q_trim.is_empty() || q_trim != q {
         return Err(invalid());
     }
-    let split = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(q.len());
+    let split =
+        q.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(q.len());
     let (num, suffix) = q.split_at(split);
     if num.is_empty() || num.matches('.').count() > 1 || num.starts_with('.') || num.ends_with('.') {
         return Err(invalid());

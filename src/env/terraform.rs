@@ -1,7 +1,7 @@
 //! `${terraform.NAME}` references in environment files, filled from `terraform output -json`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use crate::diag::{Diagnostic, Diagnostics};
@@ -47,13 +47,27 @@ fn collect(v: &Value, path: String, out: &mut Vec<(String, String)>) {
 }
 
 fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
 }
 
-fn load_outputs(root: &Value, sources: &Sources, opts: &LoadOptions, first_ref: &str) -> Result<Outputs, Diagnostics> {
+fn load_outputs(
+    root: &Value,
+    sources: &Sources,
+    opts: &LoadOptions,
+    first_ref: &str,
+) -> Result<Outputs, Diagnostics> {
     if let Some(file) = &opts.terraform_outputs {
         return read_outputs_file(file).map_err(|m| {
-            Diagnostics::from(Diagnostic { file: file.display().to_string(), pos: None, field: String::new(), message: m })
+            Diagnostics::from(Diagnostic {
+                file: file.display().to_string(),
+                pos: None,
+                field: String::new(),
+                message: m,
+            })
         });
     }
     let tf = root.get("terraform");
@@ -84,22 +98,27 @@ pub fn read_outputs_file(path: &Path) -> Result<Outputs, String> {
 }
 
 fn parse_outputs(text: &str) -> Result<Outputs, String> {
-    let raw: BTreeMap<String, serde_json::Value> = serde_json::from_str(text)
-        .map_err(|e| format!("not the JSON of `terraform output -json` (line {}, column {}): {e}", e.line(), e.column()))?;
+    let raw: BTreeMap<String, serde_json::Value> = serde_json::from_str(text).map_err(|e| {
+        format!("not the JSON of `terraform output -json` (line {}, column {}): {e}", e.line(), e.column())
+    })?;
     raw.into_iter()
         .map(|(k, v)| match v.get("value") {
             Some(value) => Ok((k, value.clone())),
-            None => Err(format!("output {k:?} has no \"value\"; expected the format of `terraform output -json`")),
+            None => {
+                Err(format!("output {k:?} has no \"value\"; expected the format of `terraform output -json`"))
+            }
         })
         .collect()
 }
 
-fn run_terraform_output(dir: &PathBuf) -> Result<Outputs, String> {
+fn run_terraform_output(dir: &Path) -> Result<Outputs, String> {
     let out = Command::new("terraform")
         .arg(format!("-chdir={}", dir.display()))
         .args(["output", "-json"])
         .output()
-        .map_err(|e| format!("cannot run `terraform output -json` in {}: {e} (is terraform installed?)", dir.display()))?;
+        .map_err(|e| {
+            format!("cannot run `terraform output -json` in {}: {e} (is terraform installed?)", dir.display())
+        })?;
     if !out.status.success() {
         return Err(format!(
             "`terraform output -json` in {} failed ({}): {}",
@@ -141,7 +160,9 @@ fn expand(s: &str, outputs: &Outputs) -> Result<Value, String> {
     while let Some(start) = rest.find(PREFIX) {
         out.push_str(&rest[..start]);
         let after = &rest[start + PREFIX.len()..];
-        let end = after.find('}').ok_or_else(|| format!("unterminated reference in {s:?}; write ${{terraform.NAME}}"))?;
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unterminated reference in {s:?}; write ${{terraform.NAME}}"))?;
         let name = &after[..end];
         let value = outputs.get(name).ok_or_else(|| {
             let known: Vec<&str> = outputs.keys().map(String::as_str).collect();
@@ -153,7 +174,9 @@ fn expand(s: &str, outputs: &Outputs) -> Result<Value, String> {
             other if whole => return Ok(yaml::to_value(other)),
             serde_json::Value::Number(n) => out.push_str(&n.to_string()),
             serde_json::Value::Bool(b) => out.push_str(&b.to_string()),
-            _ => return Err(format!("Terraform output {name:?} is not a string and cannot be part of {s:?}")),
+            _ => {
+                return Err(format!("Terraform output {name:?} is not a string and cannot be part of {s:?}"))
+            }
         }
         rest = &after[end + 1..];
     }
@@ -171,7 +194,10 @@ mod tests {
 
     #[test]
     fn expands_inside_strings_and_keeps_types_for_whole_references() {
-        assert_eq!(expand("s3://${terraform.bucket}/x", &outputs()).unwrap(), Value::String("s3://b-1/x".into()));
+        assert_eq!(
+            expand("s3://${terraform.bucket}/x", &outputs()).unwrap(),
+            Value::String("s3://b-1/x".into())
+        );
         assert!(expand("${terraform.subnets}", &outputs()).unwrap().is_sequence());
         assert!(expand("x-${terraform.subnets}", &outputs()).is_err());
         assert_eq!(

@@ -70,7 +70,10 @@ impl Checker<'_> {
             if r > l {
                 self.err(
                     &format!("{field}.request"),
-                    format!("request {} is more than limit {}; the request must not exceed the limit", rl.request, rl.limit),
+                    format!(
+                        "request {} is more than limit {}; the request must not exceed the limit",
+                        rl.request, rl.limit
+                    ),
                 );
             }
         }
@@ -129,7 +132,10 @@ fn check_target(env: &Environment, c: &mut Checker) {
         .split_once('.')
         .is_some_and(|(maj, min)| maj == "1" && min.parse::<u32>().is_ok_and(|m| (29..=37).contains(&m)));
     if !ok {
-        c.err("target.kubernetes_version", format!("{v:?} is not a supported Kubernetes version; use \"1.29\" to \"1.37\""));
+        c.err(
+            "target.kubernetes_version",
+            format!("{v:?} is not a supported Kubernetes version; use \"1.29\" to \"1.37\""),
+        );
     }
     match t.kind {
         TargetKind::Eks if t.region.is_none() => {
@@ -151,7 +157,10 @@ fn check_addons(env: &Environment, c: &mut Checker) {
             c.err(&format!("{f}.name"), format!("add-on {:?} is declared twice", a.name));
         }
         if !a.version.starts_with('v') || a.version.len() < 2 {
-            c.err(&format!("{f}.version"), format!("{:?} is not a pinned version; write it like \"v2.3.0\"", a.version));
+            c.err(
+                &format!("{f}.version"),
+                format!("{:?} is not a pinned version; write it like \"v2.3.0\"", a.version),
+            );
         }
         for (field, path) in [("file", &a.source.file), ("dir", &a.source.dir)] {
             let Some(path) = path else { continue };
@@ -177,15 +186,22 @@ fn check_tenants(env: &Environment, c: &mut Checker) {
         c.label(&format!("components.tenants.defaults.allow_from_namespaces[{i}]"), ns);
     }
     if t.list.len() > limits::MAX_TENANTS {
-        c.err("components.tenants.list", format!("{} tenants are above the maximum of {}", t.list.len(), limits::MAX_TENANTS));
+        c.err(
+            "components.tenants.list",
+            format!("{} tenants are above the maximum of {}", t.list.len(), limits::MAX_TENANTS),
+        );
     }
-    let reserved = ["default", "kube-system", "kube-public", "kube-node-lease", env.platform_namespace.as_str()];
+    let reserved =
+        ["default", "kube-system", "kube-public", "kube-node-lease", env.platform_namespace.as_str()];
     let mut seen = BTreeSet::new();
     for (i, tenant) in t.list.iter().enumerate() {
         let f = format!("components.tenants.list[{i}]");
         c.label(&format!("{f}.name"), &tenant.name);
         if reserved.contains(&tenant.name.as_str()) {
-            c.err(&format!("{f}.name"), format!("{:?} is a reserved namespace and cannot be a tenant", tenant.name));
+            c.err(
+                &format!("{f}.name"),
+                format!("{:?} is a reserved namespace and cannot be a tenant", tenant.name),
+            );
         }
         if !seen.insert(tenant.name.as_str()) {
             c.err(&format!("{f}.name"), format!("tenant {:?} is declared twice", tenant.name));
@@ -216,7 +232,10 @@ fn check_trainer(env: &Environment, c: &mut Checker) {
     }
     c.at_most("components.custom_jobs.backoff_limit", cj.backoff_limit, 20);
     c.label("components.custom_jobs.storage.datasets_bucket", &cj.storage.datasets_bucket.replace('.', "-"));
-    c.label("components.custom_jobs.storage.checkpoints_bucket", &cj.storage.checkpoints_bucket.replace('.', "-"));
+    c.label(
+        "components.custom_jobs.storage.checkpoints_bucket",
+        &cj.storage.checkpoints_bucket.replace('.', "-"),
+    );
     if let Some(s) = &cj.storage.credentials_secret {
         c.subdomain("components.custom_jobs.storage.credentials_secret", s);
     }
@@ -228,12 +247,21 @@ fn check_gpu(env: &Environment, c: &mut Checker) {
         return;
     }
     match (env.target.kind, g.provider) {
-        (TargetKind::Kind, GpuProvider::Kind) | (TargetKind::Eks, GpuProvider::ManagedNodeGroups | GpuProvider::Karpenter) => {}
-        (TargetKind::Kind, _) => c.err("components.gpu.provider", "a kind target has no EC2 nodes; use provider: kind"),
-        (TargetKind::Eks, _) => c.err("components.gpu.provider", "provider kind only works on a kind target; use managed_node_groups or karpenter"),
+        (TargetKind::Kind, GpuProvider::Kind)
+        | (TargetKind::Eks, GpuProvider::ManagedNodeGroups | GpuProvider::Karpenter) => {}
+        (TargetKind::Kind, _) => {
+            c.err("components.gpu.provider", "a kind target has no EC2 nodes; use provider: kind")
+        }
+        (TargetKind::Eks, _) => c.err(
+            "components.gpu.provider",
+            "provider kind only works on a kind target; use managed_node_groups or karpenter",
+        ),
     }
     if g.pools.is_empty() {
-        c.err("components.gpu.pools", "GPU support is enabled but no pool is declared; add a pool or set enabled: false");
+        c.err(
+            "components.gpu.pools",
+            "GPU support is enabled but no pool is declared; add a pool or set enabled: false",
+        );
     }
     let mut seen = BTreeSet::new();
     for (i, p) in g.pools.iter().enumerate() {
@@ -269,29 +297,46 @@ fn check_services(env: &Environment, c: &mut Checker) {
     if m.enabled {
         c.resources("components.mlflow.resources", &m.resources);
         let a = &m.autoscaling;
-        c.range("components.mlflow.autoscaling.min_replicas", a.min_replicas, "components.mlflow.autoscaling.max_replicas", a.max_replicas);
+        c.range(
+            "components.mlflow.autoscaling.min_replicas",
+            a.min_replicas,
+            "components.mlflow.autoscaling.max_replicas",
+            a.max_replicas,
+        );
         c.at_most("components.mlflow.autoscaling.max_replicas", a.max_replicas, limits::MLFLOW_MAX_REPLICAS);
         if a.min_replicas < 1 {
             c.err("components.mlflow.autoscaling.min_replicas", "0 is below the minimum of 1");
         }
         if !(1..=100).contains(&a.target_cpu_percent) {
-            c.err("components.mlflow.autoscaling.target_cpu_percent", format!("{} is outside 1..100", a.target_cpu_percent));
+            c.err(
+                "components.mlflow.autoscaling.target_cpu_percent",
+                format!("{} is outside 1..100", a.target_cpu_percent),
+            );
         }
         c.subdomain("components.mlflow.backend_store.secret", &m.backend_store.secret);
         if m.auth.enabled {
             c.subdomain("components.mlflow.auth.admin_secret", &m.auth.admin_secret);
         }
         if m.ingress.enabled && m.ingress.host.is_none() {
-            c.err("components.mlflow.ingress.host", "an enabled ingress needs a host (e.g. mlflow.example.com)");
+            c.err(
+                "components.mlflow.ingress.host",
+                "an enabled ingress needs a host (e.g. mlflow.example.com)",
+            );
         }
         if m.ingress.certificate_arn.as_deref().is_some_and(|a| !a.starts_with("arn:aws:acm:")) {
-            c.err("components.mlflow.ingress.certificate_arn", "must be an ACM certificate ARN (arn:aws:acm:...)");
+            c.err(
+                "components.mlflow.ingress.certificate_arn",
+                "must be an ACM certificate ARN (arn:aws:acm:...)",
+            );
         }
     }
     if comps.postgres.enabled {
         if let Some(v) = c.quantity("components.postgres.storage", comps.postgres.storage.as_str()) {
             if v > 1024f64.powi(4) {
-                c.err("components.postgres.storage", format!("{} is above the maximum of 1Ti", comps.postgres.storage));
+                c.err(
+                    "components.postgres.storage",
+                    format!("{} is above the maximum of 1Ti", comps.postgres.storage),
+                );
             }
         }
         c.subdomain("components.postgres.credentials_secret", &comps.postgres.credentials_secret);
@@ -299,7 +344,10 @@ fn check_services(env: &Environment, c: &mut Checker) {
     if comps.minio.enabled {
         if let Some(v) = c.quantity("components.minio.storage", comps.minio.storage.as_str()) {
             if v > 1024f64.powi(4) {
-                c.err("components.minio.storage", format!("{} is above the maximum of 1Ti", comps.minio.storage));
+                c.err(
+                    "components.minio.storage",
+                    format!("{} is above the maximum of 1Ti", comps.minio.storage),
+                );
             }
         }
         for (i, b) in comps.minio.buckets.iter().enumerate() {
@@ -315,16 +363,30 @@ fn check_services(env: &Environment, c: &mut Checker) {
         for (name, w) in groups {
             let Some(w) = w else { continue };
             let f = format!("components.ray.{name}");
-            c.range(&format!("{f}.min_replicas"), w.min_replicas, &format!("{f}.max_replicas"), w.max_replicas);
+            c.range(
+                &format!("{f}.min_replicas"),
+                w.min_replicas,
+                &format!("{f}.max_replicas"),
+                w.max_replicas,
+            );
             c.at_most(&format!("{f}.max_replicas"), w.max_replicas, limits::RAY_MAX_WORKERS);
             c.at_most(&format!("{f}.gpus"), w.gpus, limits::GPUS_PER_NODE);
             if name == "cpu_workers" && w.gpus != 0 {
-                c.err(&format!("{f}.gpus"), format!("{} GPUs in the CPU worker group; set gpus: 0 (use gpu_workers for GPUs)", w.gpus));
+                c.err(
+                    &format!("{f}.gpus"),
+                    format!(
+                        "{} GPUs in the CPU worker group; set gpus: 0 (use gpu_workers for GPUs)",
+                        w.gpus
+                    ),
+                );
             }
             c.resources(&format!("{f}.resources"), &w.resources);
             if let Some(p) = &w.pool {
                 if !comps.gpu.enabled || !pools.contains(p.as_str()) {
-                    c.err(&format!("{f}.pool"), format!("pool {p:?} is not declared in components.gpu.pools"));
+                    c.err(
+                        &format!("{f}.pool"),
+                        format!("pool {p:?} is not declared in components.gpu.pools"),
+                    );
                 }
             }
         }

@@ -29,9 +29,20 @@ pub struct Job {
 
 /// Environment variables the custom trainer contract sets itself; a job may not override them.
 const CONTRACT_ENV: &[&str] = &[
-    "JOB_ID", "CALLBACK_URL", "MODEL_NAME", "DATASET_S3_URI", "CONFIG", "EPOCHS", "BATCH_SIZE",
-    "LEARNING_RATE", "IMGSZ", "DEVICE", "EXTERNAL_STORAGE_ENDPOINT", "EXTERNAL_BUCKET_DATASETS",
-    "INTERNAL_STORAGE_ENDPOINT", "INTERNAL_BUCKET_CHECKPOINTS",
+    "JOB_ID",
+    "CALLBACK_URL",
+    "MODEL_NAME",
+    "DATASET_S3_URI",
+    "CONFIG",
+    "EPOCHS",
+    "BATCH_SIZE",
+    "LEARNING_RATE",
+    "IMGSZ",
+    "DEVICE",
+    "EXTERNAL_STORAGE_ENDPOINT",
+    "EXTERNAL_BUCKET_DATASETS",
+    "INTERNAL_STORAGE_ENDPOINT",
+    "INTERNAL_BUCKET_CHECKPOINTS",
 ];
 
 /// The directory the environment's job specs live in, if any.
@@ -44,7 +55,10 @@ pub fn jobs_dir(loaded: &LoadedEnv) -> Option<PathBuf> {
 pub fn load(loaded: &LoadedEnv) -> Result<Vec<Job>, Diagnostics> {
     let Some(dir) = jobs_dir(loaded) else { return Ok(Vec::new()) };
     let entries = std::fs::read_dir(&dir).map_err(|e| {
-        Diagnostics::from(loaded.sources.error("components.trainer.jobs_dir", format!("cannot read job directory {}: {e}", dir.display())))
+        Diagnostics::from(loaded.sources.error(
+            "components.trainer.jobs_dir",
+            format!("cannot read job directory {}: {e}", dir.display()),
+        ))
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -86,7 +100,12 @@ impl JobFile<'_> {
             }
             None
         });
-        self.diags.push(Diagnostic { file: self.shown.clone(), pos, field: field.into(), message: message.into() });
+        self.diags.push(Diagnostic {
+            file: self.shown.clone(),
+            pos,
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     fn quantity(&mut self, field: &str, q: &str) -> Option<f64> {
@@ -99,14 +118,24 @@ fn load_one(loaded: &LoadedEnv, file: &Path, diags: &mut Diagnostics) -> Option<
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => {
-            diags.push(Diagnostic { file: shown, pos: None, field: String::new(), message: format!("cannot read: {e}") });
+            diags.push(Diagnostic {
+                file: shown,
+                pos: None,
+                field: String::new(),
+                message: format!("cannot read: {e}"),
+            });
             return None;
         }
     };
     let (value, index) = match yaml::parse_located(&text) {
         Ok(v) => v,
         Err(e) => {
-            diags.push(Diagnostic { file: shown, pos: e.pos, field: String::new(), message: format!("invalid YAML: {}", e.message) });
+            diags.push(Diagnostic {
+                file: shown,
+                pos: e.pos,
+                field: String::new(),
+                message: format!("invalid YAML: {}", e.message),
+            });
             return None;
         }
     };
@@ -114,8 +143,17 @@ fn load_one(loaded: &LoadedEnv, file: &Path, diags: &mut Diagnostics) -> Option<
     let spec: JobSpec = match yaml::from_value_with_path(value) {
         Ok(s) => s,
         Err((field, message)) => {
-            let pos = if message.starts_with("unknown field") { jf.index.key(&field) } else { jf.index.value(&field) };
-            jf.diags.push(Diagnostic { file: jf.shown.clone(), pos, field, message: crate::env::explain_serde(&message) });
+            let pos = if message.starts_with("unknown field") {
+                jf.index.key(&field)
+            } else {
+                jf.index.value(&field)
+            };
+            jf.diags.push(Diagnostic {
+                file: jf.shown.clone(),
+                pos,
+                field,
+                message: crate::env::explain_serde(&message),
+            });
             return None;
         }
     };
@@ -133,7 +171,15 @@ fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut JobFile) {
         if !s.name.starts_with(|c: char| c.is_ascii_lowercase()) {
             jf.err("name", format!("{:?} must start with a letter (Kubeflow TrainJob names do)", s.name));
         } else if s.name.len() > limits::TRAINJOB_MAX_NAME {
-            jf.err("name", format!("{:?} is {} characters long; TrainJob names have at most {} so pod names fit in 63", s.name, s.name.len(), limits::TRAINJOB_MAX_NAME));
+            jf.err(
+                "name",
+                format!(
+                    "{:?} is {} characters long; TrainJob names have at most {} so pod names fit in 63",
+                    s.name,
+                    s.name.len(),
+                    limits::TRAINJOB_MAX_NAME
+                ),
+            );
         }
         if s.command.is_empty() {
             jf.err("command", "a TrainJob needs a command (e.g. [python, /workspace/scripts/train.py])");
@@ -141,7 +187,14 @@ fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut JobFile) {
     }
     if !env.components.tenants.list.iter().any(|t| t.name == s.tenant) {
         let known: Vec<&str> = env.components.tenants.list.iter().map(|t| t.name.as_str()).collect();
-        jf.err("tenant", format!("tenant {:?} is not declared in the environment (components.tenants.list: {})", s.tenant, known.join(", ")));
+        jf.err(
+            "tenant",
+            format!(
+                "tenant {:?} is not declared in the environment (components.tenants.list: {})",
+                s.tenant,
+                known.join(", ")
+            ),
+        );
     }
     if s.num_nodes < 1 {
         jf.err("num_nodes", "0 is below the minimum of 1");
@@ -155,7 +208,10 @@ fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut JobFile) {
             if r > l {
                 jf.err(
                     &format!("resources.{name}.request"),
-                    format!("request {} is more than limit {}; the request must not exceed the limit", rl.request, rl.limit),
+                    format!(
+                        "request {} is more than limit {}; the request must not exceed the limit",
+                        rl.request, rl.limit
+                    ),
                 );
             }
         }
@@ -164,25 +220,42 @@ fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut JobFile) {
         if g.request != g.limit {
             jf.err(
                 "resources.gpu.request",
-                format!("GPU request {} differs from limit {}; Kubernetes requires GPU requests to equal limits", g.request, g.limit),
+                format!(
+                    "GPU request {} differs from limit {}; Kubernetes requires GPU requests to equal limits",
+                    g.request, g.limit
+                ),
             );
         }
         if g.limit > limits::GPUS_PER_NODE {
-            jf.err("resources.gpu.limit", format!("{} is above the maximum of {} GPUs per node", g.limit, limits::GPUS_PER_NODE));
+            jf.err(
+                "resources.gpu.limit",
+                format!("{} is above the maximum of {} GPUs per node", g.limit, limits::GPUS_PER_NODE),
+            );
         }
         if g.limit > 0 && !env.components.gpu.enabled {
-            jf.err("resources.gpu", "the job asks for GPUs but the environment has no GPU pool (components.gpu.enabled is false)");
+            jf.err(
+                "resources.gpu",
+                "the job asks for GPUs but the environment has no GPU pool (components.gpu.enabled is false)",
+            );
         } else if g.limit > 0 && s.framework != Framework::Custom && !env.components.trainer.gpu_runtimes {
             jf.err("resources.gpu", "the job asks for GPUs but components.trainer.gpu_runtimes is false, so no runtime tolerates the GPU nodes");
         }
-        let tenant_gpus = env.components.tenants.list.iter().find(|t| t.name == s.tenant).map(|t| {
-            t.quota.as_ref().unwrap_or(&env.components.tenants.defaults.quota).gpu
-        });
+        let tenant_gpus = env
+            .components
+            .tenants
+            .list
+            .iter()
+            .find(|t| t.name == s.tenant)
+            .map(|t| t.quota.as_ref().unwrap_or(&env.components.tenants.defaults.quota).gpu);
         if let Some(q) = tenant_gpus {
             if g.limit * s.num_nodes > q {
                 jf.err(
                     "resources.gpu",
-                    format!("the job needs {} GPUs in total but tenant {:?} has a GPU quota of {q}", g.limit * s.num_nodes, s.tenant),
+                    format!(
+                        "the job needs {} GPUs in total but tenant {:?} has a GPU quota of {q}",
+                        g.limit * s.num_nodes,
+                        s.tenant
+                    ),
                 );
             }
         }
@@ -192,7 +265,9 @@ fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut JobFile) {
             jf.err(&format!("env.{key}"), m);
         }
     }
-    for (field, pvc) in [("volumes.dataset_pvc", &s.volumes.dataset_pvc), ("volumes.models_pvc", &s.volumes.models_pvc)] {
+    for (field, pvc) in
+        [("volumes.dataset_pvc", &s.volumes.dataset_pvc), ("volumes.models_pvc", &s.volumes.models_pvc)]
+    {
         if let Some(p) = pvc {
             if let Err(m) = names::check_subdomain(p) {
                 jf.err(field, m);
@@ -200,7 +275,9 @@ fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut JobFile) {
         }
     }
     match (s.framework, &s.custom) {
-        (Framework::Custom, None) => jf.err("framework", "framework custom needs a custom: block (job_id, model_name, dataset_s3_uri)"),
+        (Framework::Custom, None) => {
+            jf.err("framework", "framework custom needs a custom: block (job_id, model_name, dataset_s3_uri)")
+        }
         (Framework::Custom, Some(c)) => {
             if s.image.is_none() {
                 jf.err("image", "framework custom needs the trainer image");
@@ -211,28 +288,48 @@ fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut JobFile) {
             if !c.dataset_s3_uri.starts_with("s3://") {
                 jf.err("custom.dataset_s3_uri", format!("{:?} is not an s3:// URI", c.dataset_s3_uri));
             }
-            if c.job_id.is_empty() || !c.job_id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
-                jf.err("custom.job_id", format!("{:?} must be letters, digits, '-' or '_' (it names the checkpoint path)", c.job_id));
+            if c.job_id.is_empty()
+                || !c.job_id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+            {
+                jf.err(
+                    "custom.job_id",
+                    format!(
+                        "{:?} must be letters, digits, '-' or '_' (it names the checkpoint path)",
+                        c.job_id
+                    ),
+                );
             }
             if c.config.as_ref().is_some_and(|v| !v.is_object()) {
-                jf.err("custom.config", "CONFIG must be a mapping (it is passed to the trainer as a JSON object)");
+                jf.err(
+                    "custom.config",
+                    "CONFIG must be a mapping (it is passed to the trainer as a JSON object)",
+                );
             }
             if c.active_deadline_seconds == Some(0) {
                 jf.err("custom.active_deadline_seconds", "0 is below the minimum of 1");
             }
             for key in s.env.keys() {
                 if CONTRACT_ENV.contains(&key.as_str()) {
-                    jf.err(&format!("env.{key}"), format!("{key} is set by the trainer contract; use the custom: block instead"));
+                    jf.err(
+                        &format!("env.{key}"),
+                        format!("{key} is set by the trainer contract; use the custom: block instead"),
+                    );
                 }
             }
             if !env.components.custom_jobs.enabled {
-                jf.err("framework", "custom trainer Jobs are disabled in this environment (components.custom_jobs.enabled)");
+                jf.err(
+                    "framework",
+                    "custom trainer Jobs are disabled in this environment (components.custom_jobs.enabled)",
+                );
             }
         }
         (_, Some(_)) => jf.err("custom", "only framework custom takes a custom: block"),
         (_, None) => {
             if !env.components.trainer.enabled {
-                jf.err("framework", "Kubeflow Trainer is disabled in this environment (components.trainer.enabled)");
+                jf.err(
+                    "framework",
+                    "Kubeflow Trainer is disabled in this environment (components.trainer.enabled)",
+                );
             }
         }
     }
@@ -277,7 +374,10 @@ fn check_across(jobs: &[Job], diags: &mut Diagnostics) {
                 file: shown.clone(),
                 pos: None,
                 field: "name".into(),
-                message: format!("job {:?} is declared twice for tenant {:?}", job.spec.name, job.spec.tenant),
+                message: format!(
+                    "job {:?} is declared twice for tenant {:?}",
+                    job.spec.name, job.spec.tenant
+                ),
             });
         }
         for (key, content) in &job.script_contents {

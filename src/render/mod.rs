@@ -109,7 +109,9 @@ const COMPONENTS: &[Component] = &[
     Component { name: "trainer", enabled: |e, _| e.components.trainer.enabled },
     Component {
         name: "custom-jobs",
-        enabled: |e, jobs| e.components.custom_jobs.enabled && jobs.iter().any(|j| j.spec.framework == Framework::Custom),
+        enabled: |e, jobs| {
+            e.components.custom_jobs.enabled && jobs.iter().any(|j| j.spec.framework == Framework::Custom)
+        },
     },
     Component { name: "gpu", enabled: |e, _| e.components.gpu.enabled },
     Component { name: "mlflow", enabled: |e, _| e.components.mlflow.enabled },
@@ -143,7 +145,10 @@ pub fn render(
             let file = templates.file_of(name);
             for (i, obj) in parse_output(&text, &file)?.into_iter().enumerate() {
                 check_object(&obj, &file, i + 1)?;
-                let mut m = Manifest { obj, origin: Origin::Template { component: comp.name.into(), template: name.into() } };
+                let mut m = Manifest {
+                    obj,
+                    origin: Origin::Template { component: comp.name.into(), template: name.into() },
+                };
                 m.add_labels(&standard_labels(env, comp.name));
                 set.push(m);
             }
@@ -176,7 +181,10 @@ fn build_context<'a>(env: &'a Environment, jobs: &'a [Job]) -> Context<'a> {
             irsa_role_arn: tenant.irsa_role_arn.as_deref(),
             quota: tenant.quota.as_ref().unwrap_or(&t.defaults.quota),
             limit_range: tenant.limit_range.as_ref().unwrap_or(&t.defaults.limit_range),
-            allow_from_namespaces: tenant.allow_from_namespaces.as_deref().unwrap_or(&t.defaults.allow_from_namespaces),
+            allow_from_namespaces: tenant
+                .allow_from_namespaces
+                .as_deref()
+                .unwrap_or(&t.defaults.allow_from_namespaces),
             scripts: jobs
                 .iter()
                 .filter(|j| j.spec.tenant == tenant.name && j.spec.framework != Framework::Custom)
@@ -215,7 +223,13 @@ fn parse_output(text: &str, file: &str) -> Result<Vec<serde_json::Value>, Render
         }
     })?;
     docs.into_iter()
-        .map(|d| serde_json::to_value(d).map_err(|e| RenderError::NotAnObject { file: file.into(), index: 0, what: e.to_string() }))
+        .map(|d| {
+            serde_json::to_value(d).map_err(|e| RenderError::NotAnObject {
+                file: file.into(),
+                index: 0,
+                what: e.to_string(),
+            })
+        })
         .collect()
 }
 
@@ -224,7 +238,9 @@ fn check_object(obj: &serde_json::Value, file: &str, index: usize) -> Result<(),
     if !obj.is_object() {
         return Err(missing("not a mapping"));
     }
-    for (ptr, what) in [("/apiVersion", "no apiVersion"), ("/kind", "no kind"), ("/metadata/name", "no metadata.name")] {
+    for (ptr, what) in
+        [("/apiVersion", "no apiVersion"), ("/kind", "no kind"), ("/metadata/name", "no metadata.name")]
+    {
         if obj.pointer(ptr).and_then(|v| v.as_str()).is_none_or(str::is_empty) {
             return Err(missing(what));
         }
@@ -235,9 +251,18 @@ fn check_object(obj: &serde_json::Value, file: &str, index: usize) -> Result<(),
 fn check_duplicates(set: &[Manifest]) -> Result<(), RenderError> {
     let mut seen: HashMap<(String, String, String, String), &Manifest> = HashMap::new();
     for m in set {
-        let key = (m.group().to_string(), m.kind().to_string(), m.namespace().unwrap_or("").to_string(), m.name().to_string());
+        let key = (
+            m.group().to_string(),
+            m.kind().to_string(),
+            m.namespace().unwrap_or("").to_string(),
+            m.name().to_string(),
+        );
         if let Some(first) = seen.insert(key, m) {
-            return Err(RenderError::Duplicate { id: m.id(), first: first.origin.to_string(), second: m.origin.to_string() });
+            return Err(RenderError::Duplicate {
+                id: m.id(),
+                first: first.origin.to_string(),
+                second: m.origin.to_string(),
+            });
         }
     }
     Ok(())

@@ -23,7 +23,9 @@ pub enum TemplateError {
         message: String,
     },
     /// The override directory holds a template name trainstack does not have.
-    #[error("{file}: does not replace any built-in template; built-in templates of {component}/ are: {known}")]
+    #[error(
+        "{file}: does not replace any built-in template; built-in templates of {component}/ are: {known}"
+    )]
     UnknownOverride {
         /// The override file.
         file: String,
@@ -69,10 +71,15 @@ impl Templates {
                     return Err(TemplateError::UnknownOverride {
                         file: path.display().to_string(),
                         component,
-                        known: if known.is_empty() { "(none: no such component)".into() } else { known.join(", ") },
+                        known: if known.is_empty() {
+                            "(none: no such component)".into()
+                        } else {
+                            known.join(", ")
+                        },
                     });
                 }
-                let text = std::fs::read_to_string(&path).map_err(|source| TemplateError::Io { dir: path.clone(), source })?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|source| TemplateError::Io { dir: path.clone(), source })?;
                 sources.insert(name, (path.display().to_string(), text));
             }
         }
@@ -83,7 +90,13 @@ impl Templates {
         // Every `{{ value }}` in a .yaml template is written as a JSON scalar, which is also a
         // valid YAML flow scalar: a value like `yes`, `a: b` or a multi-line script cannot
         // change the document's structure.
-        env.set_auto_escape_callback(|name| if name.ends_with(".yaml") { AutoEscape::Json } else { AutoEscape::None });
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".yaml") {
+                AutoEscape::Json
+            } else {
+                AutoEscape::None
+            }
+        });
         let mut files = BTreeMap::new();
         for (name, (file, text)) in sources {
             env.add_template_owned(name.clone(), text).map_err(|e| from_minijinja(&e, &file))?;
@@ -95,7 +108,11 @@ impl Templates {
     /// Template names under `component/`, in name order.
     pub fn component_templates(&self, component: &str) -> Vec<&str> {
         let prefix = format!("{component}/");
-        self.files.keys().filter(|k| k.starts_with(&prefix) && k.ends_with(".yaml")).map(String::as_str).collect()
+        self.files
+            .keys()
+            .filter(|k| k.starts_with(&prefix) && k.ends_with(".yaml"))
+            .map(String::as_str)
+            .collect()
     }
 
     /// Renders one template.

@@ -11,7 +11,6 @@ pub const MINIMAL_ENV: &str = "name: test\ntarget:\n  kind: kind\n  cluster_name
 pub struct Test {
     dir: tempfile::TempDir,
     args: Vec<String>,
-    envs: Vec<(String, String)>,
 }
 
 /// What a run produced.
@@ -27,7 +26,7 @@ pub struct Output {
 
 impl Test {
     pub fn new() -> Self {
-        Test { dir: tempfile::tempdir().expect("tempdir"), args: Vec::new(), envs: Vec::new() }
+        Test { dir: tempfile::tempdir().expect("tempdir"), args: Vec::new() }
     }
 
     /// Writes a file (parent directories created) relative to the scratch directory.
@@ -43,11 +42,6 @@ impl Test {
         self
     }
 
-    pub fn env(mut self, k: &str, v: &str) -> Self {
-        self.envs.push((k.into(), v.into()));
-        self
-    }
-
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -58,7 +52,6 @@ impl Test {
             .current_dir(self.dir.path())
             .env_remove("KUBECONFIG")
             .env("TRAINSTACK_CACHE_DIR", self.dir.path().join(".cache"))
-            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run trainstack");
         Output {
