@@ -2,4 +2,5 @@
 
 pub mod env;
 pub mod jobs;
+pub mod validate;
 pub mod yaml;
