@@ -1,15 +1,19 @@
-//! Validation of rendered Kubernetes objects: built-in kinds against the k8s-openapi types.
+//! Validation of rendered Kubernetes objects: built-in kinds against the k8s-openapi types,
+//! custom resources against the OpenAPI v3 schemas of their CustomResourceDefinitions.
 //!
-//! Checks report [`Problem`]s at JSON paths such as
+//! Both checks report [`Problem`]s at JSON paths such as
 //! `.spec.template.spec.containers[0].imagePullPolicy`. Map keys are joined with `.` exactly as
 //! written (no quoting), so stripping the leading `.` gives the path format of
 //! [`crate::yaml::PosIndex`] and a problem can be pointed at a line of the source document.
 
 mod core;
+mod crd;
+mod schema;
 
 use std::fmt;
 
 pub use self::core::check_core;
+pub use self::crd::{CrdError, CrdSchemas};
 
 /// A problem found in one object, at a JSON path like
 /// `.spec.template.spec.containers[0].imagePullPolicy`.
@@ -52,6 +56,20 @@ fn child_key(parent: &str, key: &str) -> String {
 /// The path of item `index` inside the array at `parent`.
 fn child_index(parent: &str, index: usize) -> String {
     format!("{parent}[{index}]")
+}
+
+/// Short description of a JSON value for messages: its type, and the value itself when short.
+fn describe(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null".to_string(),
+        Value::Bool(b) => format!("boolean {b}"),
+        Value::Number(n) => format!("number {n}"),
+        Value::String(s) if s.chars().count() <= 40 => format!("string {s:?}"),
+        Value::String(_) => "a string".to_string(),
+        Value::Array(_) => "an array".to_string(),
+        Value::Object(_) => "an object".to_string(),
+    }
 }
 
 /// A serde_path_to_error path in the format of [`Problem::path`].
