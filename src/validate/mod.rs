@@ -9,6 +9,8 @@
 mod core;
 mod crd;
 mod schema;
+#[cfg(test)]
+mod upstream_tests;
 
 use std::fmt;
 
