@@ -5,3 +5,4 @@ mod harness;
 mod addons;
 mod bad_inputs;
 mod render;
+mod validate;

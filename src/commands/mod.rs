@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod render;
+pub mod validate;
 
 use std::process::ExitCode;
 
@@ -23,7 +24,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Apply(args) => cluster::apply(&cli.global, &args).await,
         Command::Delete(args) => cluster::delete(&cli.global, &args).await,
         Command::Status(args) => cluster::status(&cli.global, &args).await,
-        Command::Validate(_args) => Err(anyhow::anyhow!("validate is not wired yet").into()),
+        Command::Validate(args) => validate::run(&cli.global, &args).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "trainstack", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

@@ -74,10 +74,7 @@ pub enum CrdError {
         version: String,
     },
     /// A schema that cannot be compiled (an invalid pattern, an unknown type).
-    #[error(
-        "{}CustomResourceDefinition {crd:?}, version {version:?}: invalid schema",
-        origin(file)
-    )]
+    #[error("{}CustomResourceDefinition {crd:?}, version {version:?}: invalid schema", origin(file))]
     Schema {
         /// The file it came from; `None` for one of the rendered set.
         file: Option<PathBuf>,
@@ -109,9 +106,7 @@ pub enum CrdError {
 }
 
 fn origin(file: &Option<PathBuf>) -> String {
-    file.as_ref()
-        .map(|f| format!("{}: ", f.display()))
-        .unwrap_or_default()
+    file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default()
 }
 
 fn located(path: &Path, pos: Option<yaml::Pos>) -> String {
@@ -160,14 +155,10 @@ impl CrdSchemas {
         let mut schemas = Self::new();
         let mut compiler = Compiler::default();
         for file in files {
-            let text = std::fs::read_to_string(&file).map_err(|source| CrdError::Read {
-                path: file.clone(),
-                source,
-            })?;
-            let docs = yaml::parse_stream(&text).map_err(|source| CrdError::Yaml {
-                path: file.clone(),
-                source,
-            })?;
+            let text = std::fs::read_to_string(&file)
+                .map_err(|source| CrdError::Read { path: file.clone(), source })?;
+            let docs =
+                yaml::parse_stream(&text).map_err(|source| CrdError::Yaml { path: file.clone(), source })?;
             for doc in &docs {
                 for crd in crd_documents(doc) {
                     // Only YAML without a JSON equivalent fails here (non-string keys, tags).
@@ -191,6 +182,11 @@ impl CrdSchemas {
         let (key, entry) = compile_crd(crd, None, &mut Compiler::default())?;
         self.by_group_kind.insert(key, entry);
         Ok(())
+    }
+
+    /// Adds the CRDs of another set (from another `--crds` directory); later ones win.
+    pub fn extend(&mut self, other: CrdSchemas) {
+        self.by_group_kind.extend(other.by_group_kind);
     }
 
     /// Whether a CRD for this apiVersion's group and this kind is loaded, that is whether
@@ -230,10 +226,7 @@ impl CrdSchemas {
         if !v.served {
             return Some(vec![Problem::new(
                 ".apiVersion",
-                format!(
-                    "version {version:?} of CustomResourceDefinition {} is not served",
-                    crd.name
-                ),
+                format!("version {version:?} of CustomResourceDefinition {} is not served", crd.name),
             )]);
         }
         let mut problems = Vec::new();
@@ -244,18 +237,11 @@ impl CrdSchemas {
     fn lookup<'a>(&self, api_version: &'a str, kind: &str) -> Option<(&Crd, &'a str)> {
         // Custom resources always have a group; a bare `v1` is the core API.
         let (group, version) = api_version.split_once('/')?;
-        let crd = self
-            .by_group_kind
-            .get(&(group.to_string(), kind.to_string()))?;
+        let crd = self.by_group_kind.get(&(group.to_string(), kind.to_string()))?;
         Some((crd, version))
     }
 
-    fn insert(
-        &mut self,
-        crd: &Value,
-        file: Option<&Path>,
-        compiler: &mut Compiler,
-    ) -> Result<(), CrdError> {
+    fn insert(&mut self, crd: &Value, file: Option<&Path>, compiler: &mut Compiler) -> Result<(), CrdError> {
         let (key, entry) = compile_crd(crd, file, compiler)?;
         match self.by_group_kind.entry(key) {
             Entry::Vacant(slot) => {
@@ -277,10 +263,7 @@ impl CrdSchemas {
 }
 
 fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CrdError> {
-    let read_err = |source| CrdError::Read {
-        path: dir.to_path_buf(),
-        source,
-    };
+    let read_err = |source| CrdError::Read { path: dir.to_path_buf(), source };
     for entry in std::fs::read_dir(dir).map_err(read_err)? {
         let path = entry.map_err(read_err)?.path();
         if path.is_dir() {
@@ -314,15 +297,8 @@ fn compile_crd(
     compiler: &mut Compiler,
 ) -> Result<((String, String), Crd), CrdError> {
     let file_buf = file.map(Path::to_path_buf);
-    let name = crd
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let api_version = crd
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let api_version = crd.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
     if api_version != "apiextensions.k8s.io/v1" {
         return Err(CrdError::UnsupportedApiVersion {
             file: file_buf,
@@ -340,42 +316,22 @@ fn compile_crd(
     let spec = &parsed.spec;
     let mut versions = Vec::new();
     for (i, v) in spec.versions.iter().enumerate() {
-        let Some(props) = v
-            .schema
-            .as_ref()
-            .and_then(|s| s.open_api_v3_schema.as_ref())
-        else {
-            return Err(CrdError::MissingSchema {
-                file: file_buf,
-                crd: name,
-                version: v.name.clone(),
-            });
+        let Some(props) = v.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref()) else {
+            return Err(CrdError::MissingSchema { file: file_buf, crd: name, version: v.name.clone() });
         };
         let schema = compiler
-            .compile(
-                props,
-                &format!(".spec.versions[{i}].schema.openAPIV3Schema"),
-            )
+            .compile(props, &format!(".spec.versions[{i}].schema.openAPIV3Schema"))
             .map_err(|source| CrdError::Schema {
                 file: file_buf.clone(),
                 crd: name.clone(),
                 version: v.name.clone(),
                 source: Box::new(source),
             })?;
-        versions.push(Version {
-            name: v.name.clone(),
-            served: v.served,
-            schema,
-        });
+        versions.push(Version { name: v.name.clone(), served: v.served, schema });
     }
     let mut hasher = DefaultHasher::new();
     crd.get("spec").map(Value::to_string).hash(&mut hasher);
-    let entry = Crd {
-        name,
-        file: file_buf,
-        fingerprint: hasher.finish(),
-        versions,
-    };
+    let entry = Crd { name, file: file_buf, fingerprint: hasher.finish(), versions };
     Ok(((spec.group.clone(), spec.names.kind.clone()), entry))
 }
 
@@ -471,9 +427,7 @@ spec:
 
     fn widgets() -> CrdSchemas {
         let mut schemas = CrdSchemas::new();
-        schemas
-            .add_crd(&json(WIDGET_CRD))
-            .expect("the test CRD is valid");
+        schemas.add_crd(&json(WIDGET_CRD)).expect("the test CRD is valid");
         schemas
     }
 
@@ -508,12 +462,7 @@ status: {ready: true}
     }
 
     fn problems(schemas: &CrdSchemas, obj: &Value) -> Vec<String> {
-        schemas
-            .validate(obj)
-            .expect("a known kind")
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        schemas.validate(obj).expect("a known kind").iter().map(ToString::to_string).collect()
     }
 
     fn with_spec(field: &str, value: Value) -> Value {
@@ -559,18 +508,12 @@ status: {ready: true}
             problems(&s, &with_spec("size", serde_json::json!(2.5))),
             [".spec.size: must be of type integer, got number 2.5"]
         );
-        assert_eq!(
-            problems(&s, &with_spec("size", serde_json::json!(2.0))),
-            Vec::<String>::new()
-        );
+        assert_eq!(problems(&s, &with_spec("size", serde_json::json!(2.0))), Vec::<String>::new());
         assert_eq!(
             problems(&s, &with_spec("port", serde_json::json!(true))),
             [".spec.port: must be an integer or a string, got boolean true"]
         );
-        assert_eq!(
-            problems(&s, &with_spec("port", serde_json::json!(8080))),
-            Vec::<String>::new()
-        );
+        assert_eq!(problems(&s, &with_spec("port", serde_json::json!(8080))), Vec::<String>::new());
         assert_eq!(
             problems(&s, &with_spec("labels", serde_json::json!({"team": 1}))),
             [".spec.labels.team: must be of type string, got number 1"]
@@ -581,16 +524,10 @@ status: {ready: true}
         );
         let mut obj = valid_widget();
         obj["metadata"] = serde_json::json!("w");
-        assert_eq!(
-            problems(&s, &obj),
-            [r#".metadata: must be of type object, got string "w""#]
-        );
+        assert_eq!(problems(&s, &obj), [r#".metadata: must be of type object, got string "w""#]);
         let mut obj = valid_widget();
         obj["spec"]["template"]["kind"] = serde_json::json!(1);
-        assert_eq!(
-            problems(&s, &obj),
-            [".spec.template.kind: must be of type string, got number 1"]
-        );
+        assert_eq!(problems(&s, &obj), [".spec.template.kind: must be of type string, got number 1"]);
     }
 
     #[test]
@@ -601,20 +538,11 @@ status: {ready: true}
         obj["spec"]["mode"] = Value::Null;
         assert_eq!(
             problems(&s, &obj),
-            [
-                r#".spec: missing required field "size""#,
-                r#".spec: missing required field "mode""#
-            ]
+            [r#".spec: missing required field "size""#, r#".spec: missing required field "mode""#]
         );
         let mut obj = valid_widget();
-        obj["spec"]["ports"][1]
-            .as_object_mut()
-            .unwrap()
-            .remove("name");
-        assert_eq!(
-            problems(&s, &obj),
-            [r#".spec.ports[1]: missing required field "name""#]
-        );
+        obj["spec"]["ports"][1].as_object_mut().unwrap().remove("name");
+        assert_eq!(problems(&s, &obj), [r#".spec.ports[1]: missing required field "name""#]);
         assert_eq!(
             problems(&s, &with_spec("tags", serde_json::json!(["a", null]))),
             [".spec.tags[1]: must be of type string, got null"]
@@ -630,46 +558,22 @@ status: {ready: true}
                 serde_json::json!("Medium"),
                 r#".spec.mode: unsupported value "Medium"; supported values: "Fast", "Slow""#,
             ),
-            (
-                "size",
-                serde_json::json!(0),
-                ".spec.size: must be greater than or equal to 1, got 0",
-            ),
-            (
-                "size",
-                serde_json::json!(11),
-                ".spec.size: must be less than or equal to 10, got 11",
-            ),
-            (
-                "ratio",
-                serde_json::json!(0),
-                ".spec.ratio: must be greater than 0, got 0",
-            ),
+            ("size", serde_json::json!(0), ".spec.size: must be greater than or equal to 1, got 0"),
+            ("size", serde_json::json!(11), ".spec.size: must be less than or equal to 10, got 11"),
+            ("ratio", serde_json::json!(0), ".spec.ratio: must be greater than 0, got 0"),
             (
                 "name",
                 serde_json::json!("Gpu"),
                 r#".spec.name: "Gpu" does not match pattern "^[a-z][a-z0-9-]*$""#,
             ),
-            (
-                "name",
-                serde_json::json!("g"),
-                ".spec.name: must be at least 2 characters long, got 1",
-            ),
+            ("name", serde_json::json!("g"), ".spec.name: must be at least 2 characters long, got 1"),
             (
                 "name",
                 serde_json::json!("gpu-nodes-a"),
                 ".spec.name: must be at most 8 characters long, got 11",
             ),
-            (
-                "tags",
-                serde_json::json!(["a", "b", "c", "d"]),
-                ".spec.tags: must have at most 3 items, got 4",
-            ),
-            (
-                "tags",
-                serde_json::json!(["a", "a"]),
-                r#".spec.tags[1]: duplicate value "a""#,
-            ),
+            ("tags", serde_json::json!(["a", "b", "c", "d"]), ".spec.tags: must have at most 3 items, got 4"),
+            ("tags", serde_json::json!(["a", "a"]), r#".spec.tags[1]: duplicate value "a""#),
             (
                 "ports",
                 serde_json::json!([{"name": "a"}, {"name": "a", "port": 1}]),
@@ -705,8 +609,7 @@ status: {ready: true}
     fn int32_format_bounds_integers() {
         let mut crd = json(WIDGET_CRD);
         // Lift the maximum so only the format can object.
-        crd["spec"]["versions"][1]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
-            ["size"]
+        crd["spec"]["versions"][1]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["size"]
             .as_object_mut()
             .unwrap()
             .remove("maximum");
@@ -739,16 +642,14 @@ status: {ready: true}
                 r#".apiVersion: version "v2" is not defined by CustomResourceDefinition widgets.example.com (defined: v1beta1, v1)"#
             ]
         );
-        assert!(s
-            .validate(&serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap"}))
-            .is_none());
+        assert!(s.validate(&serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap"})).is_none());
     }
 
     #[test]
     fn broken_crds_are_errors_that_name_the_place() {
         let mut crd = json(WIDGET_CRD);
-        crd["spec"]["versions"][1]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-            ["properties"]["name"]["pattern"] = serde_json::json!("([a-z]");
+        crd["spec"]["versions"][1]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["name"]
+            ["pattern"] = serde_json::json!("([a-z]");
         let err = CrdSchemas::new().add_crd(&crd).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -764,16 +665,15 @@ status: {ready: true}
         crd["spec"]["versions"][0]["served"] = serde_json::json!("yes");
         let err = CrdSchemas::new().add_crd(&crd).unwrap_err();
         assert!(
-            err.to_string().starts_with(r#"CustomResourceDefinition "widgets.example.com": .spec.versions[0].served: invalid type"#),
+            err.to_string().starts_with(
+                r#"CustomResourceDefinition "widgets.example.com": .spec.versions[0].served: invalid type"#
+            ),
             "{err}"
         );
 
         let mut crd = json(WIDGET_CRD);
         crd["apiVersion"] = serde_json::json!("apiextensions.k8s.io/v1beta1");
-        assert!(matches!(
-            CrdSchemas::new().add_crd(&crd),
-            Err(CrdError::UnsupportedApiVersion { .. })
-        ));
+        assert!(matches!(CrdSchemas::new().add_crd(&crd), Err(CrdError::UnsupportedApiVersion { .. })));
     }
 
     #[test]
@@ -781,11 +681,7 @@ status: {ready: true}
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("addon")).unwrap();
         let other = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n";
-        std::fs::write(
-            dir.path().join("addon/crds.yaml"),
-            format!("{other}---\n{WIDGET_CRD}"),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("addon/crds.yaml"), format!("{other}---\n{WIDGET_CRD}")).unwrap();
         std::fs::write(dir.path().join("notes.txt"), "not yaml: [").unwrap();
         let loaded = CrdSchemas::load_dir(dir.path()).unwrap();
         assert_eq!(loaded.len(), 1);
@@ -794,11 +690,8 @@ status: {ready: true}
         // The same definition twice is harmless; a different one is a conflict.
         std::fs::write(dir.path().join("same.yml"), WIDGET_CRD).unwrap();
         assert_eq!(CrdSchemas::load_dir(dir.path()).unwrap().len(), 1);
-        std::fs::write(
-            dir.path().join("zz-other.yaml"),
-            WIDGET_CRD.replace("maxItems: 3", "maxItems: 4"),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("zz-other.yaml"), WIDGET_CRD.replace("maxItems: 3", "maxItems: 4"))
+            .unwrap();
         let err = CrdSchemas::load_dir(dir.path()).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -817,17 +710,11 @@ status: {ready: true}
         std::fs::write(&file, "kind: CustomResourceDefinition\nspec: [1, 2\n").unwrap();
         let err = CrdSchemas::load_dir(dir.path()).unwrap_err();
         assert!(matches!(err, CrdError::Yaml { .. }), "{err:?}");
-        assert!(
-            err.to_string().starts_with(&format!("{}:", file.display())),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with(&format!("{}:", file.display())), "{err}");
         assert!(err.to_string().ends_with(": invalid YAML"), "{err}");
 
         let missing = dir.path().join("nope");
         let err = CrdSchemas::load_dir(&missing).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!("cannot read {}", missing.display())
-        );
+        assert_eq!(err.to_string(), format!("cannot read {}", missing.display()));
     }
 }

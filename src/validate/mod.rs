@@ -32,15 +32,8 @@ pub struct Problem {
 
 impl Problem {
     fn new(path: &str, message: impl Into<String>) -> Self {
-        let path = if path.is_empty() {
-            ".".to_string()
-        } else {
-            path.to_string()
-        };
-        Problem {
-            path,
-            message: message.into(),
-        }
+        let path = if path.is_empty() { ".".to_string() } else { path.to_string() };
+        Problem { path, message: message.into() }
     }
 }
 

@@ -32,9 +32,7 @@ pub enum SchemaError {
         source: regex::Error,
     },
     /// A `type` that OpenAPI v3 does not define.
-    #[error(
-        "at {path}: unknown type {ty:?} (valid: object, array, string, integer, number, boolean)"
-    )]
+    #[error("at {path}: unknown type {ty:?} (valid: object, array, string, integer, number, boolean)")]
     Type {
         /// Schema path of the offending node.
         path: String,
@@ -87,9 +85,7 @@ impl Type {
 /// a float without a fractional part as an integer.
 fn is_integer(value: &Value) -> bool {
     match value {
-        Value::Number(n) => {
-            n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
-        }
+        Value::Number(n) => n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0),
         _ => false,
     }
 }
@@ -175,12 +171,7 @@ impl Compiler {
             Some("integer") => Some(Type::Integer),
             Some("number") => Some(Type::Number),
             Some("boolean") => Some(Type::Boolean),
-            Some(other) => {
-                return Err(SchemaError::Type {
-                    path: path.to_string(),
-                    ty: other.to_string(),
-                })
-            }
+            Some(other) => return Err(SchemaError::Type { path: path.to_string(), ty: other.to_string() }),
         };
         let format = match props.format.as_deref() {
             Some("int32") => Some(Format::Int32),
@@ -196,10 +187,7 @@ impl Compiler {
         };
         let mut properties = BTreeMap::new();
         for (name, sub) in props.properties.iter().flatten() {
-            properties.insert(
-                name.clone(),
-                self.compile(sub, &format!("{path}.properties.{name}"))?,
-            );
+            properties.insert(name.clone(), self.compile(sub, &format!("{path}.properties.{name}"))?);
         }
         let items = match &props.items {
             None => None,
@@ -207,24 +195,20 @@ impl Compiler {
                 Some(Box::new(self.compile(s, &format!("{path}.items"))?))
             }
             Some(JSONSchemaPropsOrArray::Schemas(_)) => {
-                return Err(SchemaError::ItemsList {
-                    path: path.to_string(),
-                })
+                return Err(SchemaError::ItemsList { path: path.to_string() })
             }
         };
         let additional = match &props.additional_properties {
             None => Additional::Pruned,
             Some(JSONSchemaPropsOrBool::Bool(true)) => Additional::Any,
             Some(JSONSchemaPropsOrBool::Bool(false)) => Additional::Forbidden,
-            Some(JSONSchemaPropsOrBool::Schema(s)) => Additional::Schema(Box::new(
-                self.compile(s, &format!("{path}.additionalProperties"))?,
-            )),
+            Some(JSONSchemaPropsOrBool::Schema(s)) => {
+                Additional::Schema(Box::new(self.compile(s, &format!("{path}.additionalProperties"))?))
+            }
         };
         let list_type = match props.x_kubernetes_list_type.as_deref() {
             Some("set") => ListType::Set,
-            Some("map") => {
-                ListType::Map(props.x_kubernetes_list_map_keys.clone().unwrap_or_default())
-            }
+            Some("map") => ListType::Map(props.x_kubernetes_list_map_keys.clone().unwrap_or_default()),
             _ => ListType::Atomic,
         };
         let mut junction = |list: &Option<Vec<JSONSchemaProps>>, name: &str| {
@@ -248,14 +232,12 @@ impl Compiler {
             enum_values: props.enum_.iter().flatten().map(|j| j.0.clone()).collect(),
             format,
             pattern,
-            minimum: props.minimum.map(|value| Bound {
-                value,
-                exclusive: props.exclusive_minimum == Some(true),
-            }),
-            maximum: props.maximum.map(|value| Bound {
-                value,
-                exclusive: props.exclusive_maximum == Some(true),
-            }),
+            minimum: props
+                .minimum
+                .map(|value| Bound { value, exclusive: props.exclusive_minimum == Some(true) }),
+            maximum: props
+                .maximum
+                .map(|value| Bound { value, exclusive: props.exclusive_maximum == Some(true) }),
             multiple_of: props.multiple_of,
             min_length: props.min_length,
             max_length: props.max_length,
@@ -311,10 +293,7 @@ impl Schema {
     /// ObjectMeta, whatever the CRD says.
     pub fn check_resource(&self, obj: &Value, out: &mut Vec<Problem>) {
         let Some(map) = obj.as_object() else {
-            out.push(Problem::new(
-                "",
-                format!("must be an object, got {}", describe(obj)),
-            ));
+            out.push(Problem::new("", format!("must be an object, got {}", describe(obj))));
             return;
         };
         self.check_object(map, "", Mode::Structural, true, out);
@@ -323,35 +302,23 @@ impl Schema {
     fn check(&self, value: &Value, path: &str, mode: Mode, out: &mut Vec<Problem>) {
         if value.is_null() {
             if !self.nullable {
-                out.push(Problem::new(
-                    path,
-                    format!("must be {}, got null", self.expected()),
-                ));
+                out.push(Problem::new(path, format!("must be {}, got null", self.expected())));
             }
             return;
         }
         let type_ok = match self.ty {
-            Some(ty) => {
-                ty.matches(value)
-                    || (self.int_or_string && (is_integer(value) || value.is_string()))
-            }
+            Some(ty) => ty.matches(value) || (self.int_or_string && (is_integer(value) || value.is_string())),
             None => !self.int_or_string || is_integer(value) || value.is_string(),
         };
         if !type_ok {
-            out.push(Problem::new(
-                path,
-                format!("must be {}, got {}", self.expected(), describe(value)),
-            ));
+            out.push(Problem::new(path, format!("must be {}, got {}", self.expected(), describe(value))));
             return;
         }
         if !self.enum_values.is_empty() && !self.enum_values.iter().any(|e| json_equal(e, value)) {
             let allowed: Vec<String> = self.enum_values.iter().map(Value::to_string).collect();
             out.push(Problem::new(
                 path,
-                format!(
-                    "unsupported value {value}; supported values: {}",
-                    allowed.join(", ")
-                ),
+                format!("unsupported value {value}; supported values: {}", allowed.join(", ")),
             ));
         }
         match value {
@@ -382,22 +349,13 @@ impl Schema {
         // Go's validator counts runes, not bytes.
         let len = s.chars().count() as i64;
         if let Some(min) = self.min_length.filter(|&min| len < min) {
-            out.push(Problem::new(
-                path,
-                format!("must be at least {min} characters long, got {len}"),
-            ));
+            out.push(Problem::new(path, format!("must be at least {min} characters long, got {len}")));
         }
         if let Some(max) = self.max_length.filter(|&max| len > max) {
-            out.push(Problem::new(
-                path,
-                format!("must be at most {max} characters long, got {len}"),
-            ));
+            out.push(Problem::new(path, format!("must be at most {max} characters long, got {len}")));
         }
         if let Some(re) = self.pattern.as_ref().filter(|re| !re.is_match(s)) {
-            out.push(Problem::new(
-                path,
-                format!("{s:?} does not match pattern {:?}", re.as_str()),
-            ));
+            out.push(Problem::new(path, format!("{s:?} does not match pattern {:?}", re.as_str())));
         }
         if let Some(Format::DateTime) = self.format {
             if !date_time().is_match(s) {
@@ -413,38 +371,18 @@ impl Schema {
         let Some(x) = value.as_f64() else { return };
         if let Some(b) = &self.minimum {
             if x < b.value || (b.exclusive && x == b.value) {
-                let op = if b.exclusive {
-                    "greater than"
-                } else {
-                    "greater than or equal to"
-                };
-                out.push(Problem::new(
-                    path,
-                    format!("must be {op} {}, got {value}", b.value),
-                ));
+                let op = if b.exclusive { "greater than" } else { "greater than or equal to" };
+                out.push(Problem::new(path, format!("must be {op} {}, got {value}", b.value)));
             }
         }
         if let Some(b) = &self.maximum {
             if x > b.value || (b.exclusive && x == b.value) {
-                let op = if b.exclusive {
-                    "less than"
-                } else {
-                    "less than or equal to"
-                };
-                out.push(Problem::new(
-                    path,
-                    format!("must be {op} {}, got {value}", b.value),
-                ));
+                let op = if b.exclusive { "less than" } else { "less than or equal to" };
+                out.push(Problem::new(path, format!("must be {op} {}, got {value}", b.value)));
             }
         }
-        if let Some(m) = self
-            .multiple_of
-            .filter(|&m| m != 0.0 && (x / m).fract() != 0.0)
-        {
-            out.push(Problem::new(
-                path,
-                format!("must be a multiple of {m}, got {value}"),
-            ));
+        if let Some(m) = self.multiple_of.filter(|&m| m != 0.0 && (x / m).fract() != 0.0) {
+            out.push(Problem::new(path, format!("must be a multiple of {m}, got {value}")));
         }
         let range = match self.format {
             Some(Format::Int32) => Some((i32::MIN as f64, i32::MAX as f64, "int32")),
@@ -457,26 +395,17 @@ impl Schema {
             None => value.as_u64().is_none() && (lo..=hi).contains(&x),
         };
         if let Some((lo, hi, name)) = range.filter(|&(lo, hi, _)| !fits(lo, hi)) {
-            out.push(Problem::new(
-                path,
-                format!("{value} does not fit in {name} ({lo}..={hi})"),
-            ));
+            out.push(Problem::new(path, format!("{value} does not fit in {name} ({lo}..={hi})")));
         }
     }
 
     fn check_array(&self, items: &[Value], path: &str, mode: Mode, out: &mut Vec<Problem>) {
         let len = items.len() as i64;
         if let Some(min) = self.min_items.filter(|&min| len < min) {
-            out.push(Problem::new(
-                path,
-                format!("must have at least {min} items, got {len}"),
-            ));
+            out.push(Problem::new(path, format!("must have at least {min} items, got {len}")));
         }
         if let Some(max) = self.max_items.filter(|&max| len > max) {
-            out.push(Problem::new(
-                path,
-                format!("must have at most {max} items, got {len}"),
-            ));
+            out.push(Problem::new(path, format!("must have at most {max} items, got {len}")));
         }
         if let Some(item_schema) = &self.items {
             for (i, item) in items.iter().enumerate() {
@@ -490,27 +419,19 @@ impl Schema {
             ListType::Set => {
                 for (i, item) in items.iter().enumerate() {
                     if items[..i].iter().any(|earlier| json_equal(earlier, item)) {
-                        out.push(Problem::new(
-                            &child_index(path, i),
-                            format!("duplicate value {item}"),
-                        ));
+                        out.push(Problem::new(&child_index(path, i), format!("duplicate value {item}")));
                     }
                 }
             }
             ListType::Map(keys) => {
                 let key_of = |item: &Value| -> Vec<Value> {
-                    keys.iter()
-                        .map(|k| item.get(k).cloned().unwrap_or(Value::Null))
-                        .collect()
+                    keys.iter().map(|k| item.get(k).cloned().unwrap_or(Value::Null)).collect()
                 };
                 for (i, item) in items.iter().enumerate() {
                     let key = key_of(item);
                     if items[..i].iter().any(|earlier| key_of(earlier) == key) {
-                        let shown: Vec<String> = keys
-                            .iter()
-                            .zip(&key)
-                            .map(|(k, v)| format!("{k}={v}"))
-                            .collect();
+                        let shown: Vec<String> =
+                            keys.iter().zip(&key).map(|(k, v)| format!("{k}={v}")).collect();
                         out.push(Problem::new(
                             &child_index(path, i),
                             format!("duplicate entry with key {}", shown.join(", ")),
@@ -531,16 +452,10 @@ impl Schema {
     ) {
         let len = map.len() as i64;
         if let Some(min) = self.min_properties.filter(|&min| len < min) {
-            out.push(Problem::new(
-                path,
-                format!("must have at least {min} fields, got {len}"),
-            ));
+            out.push(Problem::new(path, format!("must have at least {min} fields, got {len}")));
         }
         if let Some(max) = self.max_properties.filter(|&max| len > max) {
-            out.push(Problem::new(
-                path,
-                format!("must have at most {max} fields, got {len}"),
-            ));
+            out.push(Problem::new(path, format!("must have at most {max} fields, got {len}")));
         }
         for name in &self.required {
             let present = match (map.get(name), self.properties.get(name)) {
@@ -552,10 +467,7 @@ impl Schema {
                 (Some(_), _) => true,
             };
             if !present {
-                out.push(Problem::new(
-                    path,
-                    format!("missing required field {name:?}"),
-                ));
+                out.push(Problem::new(path, format!("missing required field {name:?}")));
             }
         }
         let implicit_resource_fields = is_resource || self.embedded_resource;
@@ -577,21 +489,10 @@ impl Schema {
                 continue;
             }
             if implicit_resource_fields && RESOURCE_FIELDS.contains(&key.as_str()) {
-                let ok = if key == "metadata" {
-                    value.is_object()
-                } else {
-                    value.is_string()
-                };
+                let ok = if key == "metadata" { value.is_object() } else { value.is_string() };
                 if !ok {
-                    let ty = if key == "metadata" {
-                        "object"
-                    } else {
-                        "string"
-                    };
-                    out.push(Problem::new(
-                        &child,
-                        format!("must be of type {ty}, got {}", describe(value)),
-                    ));
+                    let ty = if key == "metadata" { "object" } else { "string" };
+                    out.push(Problem::new(&child, format!("must be of type {ty}, got {}", describe(value))));
                 }
                 continue;
             }
@@ -627,10 +528,7 @@ impl Schema {
                 let reasons: Vec<String> = failures.iter().map(|f| f[0].message.clone()).collect();
                 out.push(Problem::new(
                     path,
-                    format!(
-                        "must match one of the anyOf schemas: {}",
-                        reasons.join("; or ")
-                    ),
+                    format!("must match one of the anyOf schemas: {}", reasons.join("; or ")),
                 ));
             }
         }
@@ -645,10 +543,7 @@ impl Schema {
         }
         if let Some(schema) = &self.not {
             if run(schema).is_empty() {
-                out.push(Problem::new(
-                    path,
-                    "must not match the schema under \"not\"",
-                ));
+                out.push(Problem::new(path, "must not match the schema under \"not\""));
             }
         }
     }

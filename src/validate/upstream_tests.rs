@@ -39,12 +39,7 @@ fn object(text: &str) -> Value {
 }
 
 fn problems(schemas: &CrdSchemas, obj: &Value) -> Vec<String> {
-    schemas
-        .validate(obj)
-        .expect("the CRD is loaded")
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+    schemas.validate(obj).expect("the CRD is loaded").iter().map(ToString::to_string).collect()
 }
 
 const NO_PROBLEMS: [&str; 0] = [];
@@ -236,18 +231,9 @@ fn valid_objects_pass_against_the_crds_of_their_release() {
 #[test]
 fn upstream_examples_pass_against_their_own_crds() {
     let cases = [
-        (
-            trainer_v2_3(),
-            "kubeflow-trainer-v2.3.0/example-02-runtime-patches.yaml",
-        ),
-        (
-            trainer_v2_3(),
-            "kubeflow-trainer-v2.3.0/runtime-torch_distributed.yaml",
-        ),
-        (
-            kuberay(),
-            "kuberay-v1.7.0/sample-ray-cluster.autoscaler-v2.yaml",
-        ),
+        (trainer_v2_3(), "kubeflow-trainer-v2.3.0/example-02-runtime-patches.yaml"),
+        (trainer_v2_3(), "kubeflow-trainer-v2.3.0/runtime-torch_distributed.yaml"),
+        (kuberay(), "kuberay-v1.7.0/sample-ray-cluster.autoscaler-v2.yaml"),
     ];
     for (schemas, file) in cases {
         let text = std::fs::read_to_string(upstream(file)).unwrap();
@@ -292,11 +278,7 @@ fn runtime_patches_is_unknown_in_trainer_v2_1() {
 fn num_proc_per_node_auto_is_only_valid_in_trainer_v2_1() {
     let mut job = object(TRAINJOB_V2_3);
     job["spec"]["trainer"]["numProcPerNode"] = json!("auto");
-    assert_eq!(
-        problems(trainer_v2_1(), &job).len(),
-        1,
-        "only runtimePatches is unknown in v2.1"
-    );
+    assert_eq!(problems(trainer_v2_1(), &job).len(), 1, "only runtimePatches is unknown in v2.1");
     assert_eq!(
         problems(trainer_v2_3(), &job),
         [r#".spec.trainer.numProcPerNode: must be of type integer, got string "auto""#]
@@ -315,10 +297,7 @@ fn num_proc_per_node_auto_is_only_valid_in_trainer_v2_1() {
 fn wrong_type_missing_required_and_unknown_fields_are_reported_at_their_paths() {
     let mut job = object(TRAINJOB_V2_1);
     job["spec"]["trainer"]["numNodes"] = json!("two");
-    job["spec"]["runtimeRef"]
-        .as_object_mut()
-        .unwrap()
-        .remove("name");
+    job["spec"]["runtimeRef"].as_object_mut().unwrap().remove("name");
     job["spec"]["podTemplateOverrides"][0]["spec"]["containers"][0]["volumeMount"] = json!([]);
     job["spec"]["podTemplateOverrides"][0]["targetJobs"][0]["name"] = json!("");
     assert_eq!(
@@ -356,9 +335,7 @@ fn enum_and_pattern_violations_in_karpenter_objects_are_reported() {
         r#".spec.template.spec.requirements[0].operator: unsupported value "Equals"; supported values: "Gte", "Lte", "In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt""#
     );
     assert!(
-        found[1].starts_with(
-            r#".spec.disruption.consolidateAfter: "5 minutes" does not match pattern"#
-        ),
+        found[1].starts_with(r#".spec.disruption.consolidateAfter: "5 minutes" does not match pattern"#),
         "{found:?}"
     );
 
@@ -368,14 +345,10 @@ fn enum_and_pattern_violations_in_karpenter_objects_are_reported() {
     class["spec"]["amiSelectorTerms"] = json!([]);
     let found = problems(karpenter(), &class);
     assert_eq!(found.len(), 3, "{found:?}");
-    assert_eq!(
-        found[0],
-        ".spec.amiSelectorTerms: must have at least 1 items, got 0"
-    );
+    assert_eq!(found[0], ".spec.amiSelectorTerms: must have at least 1 items, got 0");
     assert!(
-        found[1].starts_with(
-            r#".spec.blockDeviceMappings[0].ebs.volumeSize: "200GB" does not match pattern"#
-        ),
+        found[1]
+            .starts_with(r#".spec.blockDeviceMappings[0].ebs.volumeSize: "200GB" does not match pattern"#),
         "{found:?}"
     );
     assert_eq!(
@@ -404,15 +377,8 @@ fn two_trainer_releases_in_one_crds_dir_are_a_conflict() {
     for release in ["kubeflow-trainer-v2.1.0", "kubeflow-trainer-v2.3.0"] {
         let file = "trainer.kubeflow.org_trainjobs.yaml";
         std::fs::create_dir(dir.path().join(release)).unwrap();
-        std::fs::copy(
-            upstream(release).join(file),
-            dir.path().join(release).join(file),
-        )
-        .unwrap();
+        std::fs::copy(upstream(release).join(file), dir.path().join(release).join(file)).unwrap();
     }
     let err = CrdSchemas::load_dir(dir.path()).unwrap_err();
-    assert!(
-        matches!(&err, CrdError::Conflict { kind, .. } if kind == "TrainJob"),
-        "{err}"
-    );
+    assert!(matches!(&err, CrdError::Conflict { kind, .. } if kind == "TrainJob"), "{err}");
 }

@@ -1,0 +1,86 @@
+//! `validate`: every shipped environment passes the Kubernetes API types and the upstream CRD
+//! schemas of its pinned versions; mistakes in rendered objects are reported with their path.
+
+use crate::harness::{run_in_repo, Test, MINIMAL_ENV};
+
+const TF_OUTPUTS: &str = "terraform/envs/eks-dev/outputs.example.json";
+
+fn upstream(dir: &str) -> String {
+    format!("{}/../shared/upstream/{dir}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn validate(files: &[&str], crds: &[&str]) -> crate::harness::Output {
+    let mut args: Vec<String> =
+        vec!["validate".into(), "--no-addons".into(), "--terraform-outputs".into(), TF_OUTPUTS.into()];
+    for f in files {
+        args.extend(["-e".to_string(), f.to_string()]);
+    }
+    for c in crds {
+        args.extend(["--crds".to_string(), upstream(c)]);
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_in_repo(&refs)
+}
+
+const V23: &[&str] = &["kubeflow-trainer-v2.3.0", "jobset-v0.12.0", "kuberay-v1.7.0", "karpenter-v1.14.1"];
+
+#[test]
+fn shipped_environments_pass_types_and_upstream_crds() {
+    for env in ["kind", "eks-dev", "eks-prod"] {
+        let out = validate(&["environments/base.yaml", &format!("environments/{env}.yaml")], V23);
+        assert_eq!(out.code, 0, "{env}:\n{}{}", out.stdout, out.stderr);
+        let last = out.stdout.lines().last().unwrap();
+        assert!(last.starts_with("valid: ") && last.ends_with(", 0 not checked"), "{env}: {last}");
+    }
+}
+
+#[test]
+fn trainer_v2_1_shape_passes_v2_1_crds_and_fails_v2_3_crds() {
+    let files = ["environments/base.yaml", "environments/eks-dev.yaml", "tests/fixtures/trainer-v2.1.yaml"];
+    let ok = validate(&files, &["kubeflow-trainer-v2.1.0", "kuberay-v1.7.0"]);
+    assert_eq!(ok.code, 0, "{}", ok.stdout);
+    let bad = validate(&files, &["kubeflow-trainer-v2.3.0", "kuberay-v1.7.0"]);
+    assert_eq!(bad.code, 1, "{}", bad.stdout);
+    assert!(
+        bad.stdout.contains(
+            "error: templates/trainer/trainjobs.yaml: TrainJob/team-vision/resnet-ddp: .spec.podTemplateOverrides: unknown field \"podTemplateOverrides\""
+        ),
+        "{}",
+        bad.stdout
+    );
+}
+
+#[test]
+fn custom_resources_without_schemas_are_reported_not_checked() {
+    let out = validate(&["environments/base.yaml", "environments/kind.yaml"], &[]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(out.stdout.contains(
+        "warning: ClusterTrainingRuntime/pytorch-simple (trainer.kubeflow.org/v1alpha1 ClusterTrainingRuntime): no schema to check it against; pass --crds DIR with the CRDs of the pinned version"
+    ), "{}", out.stdout);
+}
+
+#[test]
+fn a_typo_in_a_template_override_is_found_at_its_path() {
+    let tpl =
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ platform_namespace }}\n  lables: {a: b}\n";
+    let out = Test::new()
+        .file("env.yaml", MINIMAL_ENV)
+        .file("tpl/platform/namespace.yaml", tpl)
+        .args(&["validate", "-e", "env.yaml", "--templates", "tpl"])
+        .run();
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert_eq!(
+        out.stdout.lines().next().unwrap(),
+        "error: tpl/platform/namespace.yaml: Namespace/trainstack-system: .metadata.lables: unknown field \"lables\""
+    );
+}
+
+#[test]
+fn json_report() {
+    let out =
+        Test::new().file("env.yaml", MINIMAL_ENV).args(&["validate", "-e", "env.yaml", "-o", "json"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["valid"], true);
+    assert!(v["core_checked"].as_u64().unwrap() > 0);
+}
