@@ -4,4 +4,6 @@ mod harness;
 
 mod addons;
 mod bad_inputs;
+#[cfg(unix)]
+mod kind;
 mod render;
