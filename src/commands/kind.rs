@@ -48,7 +48,7 @@ async fn create(global: &GlobalArgs, env: &Environment, args: &KindCreateArgs) -
     };
     let created = kind.create(env, &opts).await?;
     let name = &env.target.cluster_name;
-    let files: Vec<String> = global.env.iter().map(|f| format!("-e {}", f.display())).collect::<Vec<_>>();
+    let files: Vec<String> = global.env.iter().map(|f| format!("-e {}", f.display())).collect();
     eprintln!(
         "kind cluster {name:?} is {}; kubeconfig context {}. Next: trainstack apply {}",
         match created {
