@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(after_help = "Examples:\n  \
     trainstack render -e environments/base.yaml -e environments/kind.yaml\n  \
     trainstack render -e environments/base.yaml -e environments/eks-dev.yaml --out deploy/eks-dev\n  \
+    trainstack cluster create -e environments/base.yaml -e environments/kind.yaml\n  \
     trainstack validate -e environments/base.yaml -e environments/kind.yaml --crds ../crds")]
 pub struct Cli {
     #[command(flatten)]
@@ -88,6 +89,18 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Drift and readiness of every rendered object, per component.
     Status(StatusArgs),
+    /// Create, delete or show the local kind cluster a kind environment describes.
+    ///
+    /// The cluster config is generated from the environment: one control-plane with the ingress
+    /// ports, `target.workers` general workers, and per GPU pool labelled and tainted workers that
+    /// stand in for GPU nodes. Needs the `kind` and `docker` CLIs (set TRAINSTACK_KIND or
+    /// TRAINSTACK_DOCKER to use other executables).
+    #[command(after_help = "Examples:\n  \
+        trainstack cluster config -e environments/base.yaml -e environments/kind.yaml\n  \
+        trainstack cluster create -e environments/base.yaml -e environments/kind.yaml\n  \
+        trainstack apply -e environments/base.yaml -e environments/kind.yaml\n  \
+        trainstack cluster delete -e environments/base.yaml -e environments/kind.yaml --yes")]
+    Cluster(KindClusterArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -205,6 +218,59 @@ pub struct StatusArgs {
     pub addons: AddonArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+}
+
+/// Options of `cluster`.
+#[derive(Debug, Args)]
+pub struct KindClusterArgs {
+    /// What to do with the cluster.
+    #[command(subcommand)]
+    pub action: KindClusterAction,
+}
+
+/// `cluster` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KindClusterAction {
+    /// Create the kind cluster (unless it exists), wait for its nodes and load local images.
+    ///
+    /// Runs `kind create cluster` with the generated config, waits until every node is Ready,
+    /// then `kind load docker-image` for each of `target.load_images`. The kubeconfig context
+    /// `kind-<cluster_name>` is then ready for `apply`. Rerunning leaves an existing cluster as it
+    /// is and loads the images again.
+    #[command(after_help = "Examples:\n  \
+        trainstack cluster create -e environments/base.yaml -e environments/kind.yaml\n  \
+        trainstack cluster create -e environments/base.yaml -e environments/kind.yaml --timeout 10m")]
+    Create(KindCreateArgs),
+    /// Delete the kind cluster and everything in it (a missing cluster is not an error).
+    #[command(after_help = "Examples:\n  \
+        trainstack cluster delete -e environments/base.yaml -e environments/kind.yaml\n  \
+        trainstack cluster delete -e environments/base.yaml -e environments/kind.yaml --yes")]
+    Delete(KindDeleteArgs),
+    /// Print the generated kind cluster config (YAML; JSON with -o json) without running kind.
+    #[command(after_help = "Examples:\n  \
+        trainstack cluster config -e environments/base.yaml -e environments/kind.yaml\n  \
+        trainstack cluster config -e environments/base.yaml -e environments/kind.yaml > kind.yaml\n  \
+        kind create cluster --config kind.yaml")]
+    Config,
+}
+
+/// Options of `cluster create`.
+#[derive(Debug, Args)]
+pub struct KindCreateArgs {
+    /// Return once kind has started the nodes, without waiting for them to be Ready.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Bound on the wait for the control-plane and then for all nodes, e.g. 90s, 5m, 1h.
+    #[arg(long, default_value = "5m", value_parser = parse_duration, conflicts_with = "no_wait")]
+    pub timeout: std::time::Duration,
+}
+
+/// Options of `cluster delete`.
+#[derive(Debug, Args)]
+pub struct KindDeleteArgs {
+    /// Do not ask for confirmation (required when not on a terminal).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
 }
 
 /// Parses `90`, `90s`, `5m`, `1h`.

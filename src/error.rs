@@ -20,6 +20,9 @@ pub enum Error {
     /// A diff, apply or delete stopped.
     #[error(transparent)]
     Run(#[from] crate::engine::run::RunError),
+    /// A kind cluster could not be created or deleted.
+    #[error(transparent)]
+    Kind(#[from] crate::targets::kind::KindError),
     /// Writing rendered files failed.
     #[error(transparent)]
     Output(#[from] crate::manifest::OutError),

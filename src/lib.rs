@@ -10,6 +10,7 @@ pub mod error;
 pub mod jobs;
 pub mod manifest;
 pub mod render;
+pub mod targets;
 pub mod validate;
 pub mod yaml;
 

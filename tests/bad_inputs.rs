@@ -119,6 +119,23 @@ snap!(
     env_fails("addons:\n  - name: kuberay\n    version: latest\n    source: {file: kuberay.yaml}\n")
 );
 
+// ---- kind cluster settings of the target
+snap!(
+    env_kind_settings_on_eks,
+    fails(
+        &[(
+            "env.yaml",
+            "name: prod\ntarget:\n  kind: eks\n  cluster_name: prod\n  region: us-east-1\n  node_image: kindest/node:v1.33.1\n  workers: 2\n"
+        )],
+        &["render", "-e", "env.yaml"]
+    )
+);
+snap!(env_kind_ingress_ports_equal, env_fails("  ingress_ports: {http: 8080, https: 8080}\n"));
+snap!(env_kind_ingress_ports_out_of_range, env_fails("  ingress_ports: {http: 0, https: 70000}\n"));
+snap!(env_kind_no_node_image_for_version, env_fails("  kubernetes_version: \"1.35\"\n"));
+snap!(env_kind_bad_load_images, env_fails("  load_images: [trainer:dev, \"--privileged\", trainer:dev]\n"));
+snap!(env_kind_no_general_worker_with_tainted_pools, env_fails("  workers: 0\ncomponents:\n  gpu:\n    enabled: true\n    provider: kind\n    pools: [{name: gpu}]\n"));
+
 // ---- layering: the error points at the overlay that set the bad value
 snap!(layer_error_in_overlay, fails(
     &[("base.yaml", MINIMAL_ENV), ("overlay.yaml", "components:\n  gpu:\n    enabled: true\n    provider: kind\n    pools:\n      - name: gpu\n        min_size: 4\n        max_size: 2\n")],

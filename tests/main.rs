@@ -4,5 +4,7 @@ mod harness;
 
 mod addons;
 mod bad_inputs;
+#[cfg(unix)]
+mod kind;
 mod render;
 mod validate;

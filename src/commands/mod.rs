@@ -1,6 +1,7 @@
 //! Command implementations: each turns settings into work on the pure core and adapters.
 
 pub mod cluster;
+pub mod kind;
 pub mod render;
 pub mod validate;
 
@@ -24,6 +25,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Apply(args) => cluster::apply(&cli.global, &args).await,
         Command::Delete(args) => cluster::delete(&cli.global, &args).await,
         Command::Status(args) => cluster::status(&cli.global, &args).await,
+        Command::Cluster(args) => kind::run(&cli.global, &args.action).await,
         Command::Validate(args) => validate::run(&cli.global, &args).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "trainstack", &mut std::io::stdout());

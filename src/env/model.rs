@@ -62,10 +62,71 @@ pub struct Target {
     /// Kubernetes minor version the cluster runs, e.g. "1.33".
     #[serde(default = "default_kubernetes_version")]
     pub kubernetes_version: String,
+    /// kind only: node image override; default is the kindest/node image for
+    /// `kubernetes_version` (see `crate::targets::kind::default_node_image`).
+    #[serde(default)]
+    pub node_image: Option<String>,
+    /// kind only: host ports mapped to 80/443 on the control-plane for an ingress controller.
+    /// `None` means the defaults; kept optional so that setting it on EKS can be reported.
+    #[serde(default)]
+    pub ingress_ports: Option<IngressPorts>,
+    /// kind only: local images copied into the nodes with `kind load docker-image`.
+    #[serde(default)]
+    pub load_images: Option<Vec<String>>,
+    /// kind only: general-purpose workers besides the ones standing in for GPU pools.
+    #[serde(default)]
+    pub workers: Option<u32>,
 }
 
 fn default_kubernetes_version() -> String {
     "1.33".into()
+}
+
+impl Target {
+    /// Host ports of the ingress mapping (defaults when unset).
+    pub fn ingress_ports(&self) -> IngressPorts {
+        self.ingress_ports.clone().unwrap_or_default()
+    }
+
+    /// Images to load into a kind cluster (none when unset).
+    pub fn load_images(&self) -> &[String] {
+        self.load_images.as_deref().unwrap_or_default()
+    }
+
+    /// General kind workers (1 when unset).
+    pub fn workers(&self) -> u32 {
+        self.workers.unwrap_or(DEFAULT_KIND_WORKERS)
+    }
+}
+
+/// General workers of a kind cluster when `target.workers` is unset.
+pub const DEFAULT_KIND_WORKERS: u32 = 1;
+
+/// Host ports of a kind cluster that reach the ingress controller on the control-plane.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressPorts {
+    /// Host port mapped to container port 80.
+    #[serde(default = "default_http_port")]
+    pub http: u32,
+    /// Host port mapped to container port 443.
+    #[serde(default = "default_https_port")]
+    pub https: u32,
+}
+
+// Unprivileged ports, so that creating the cluster needs no root and rarely collides with a
+// web server already running on the workstation.
+fn default_http_port() -> u32 {
+    8080
+}
+fn default_https_port() -> u32 {
+    8443
+}
+
+impl Default for IngressPorts {
+    fn default() -> Self {
+        IngressPorts { http: default_http_port(), https: default_https_port() }
+    }
 }
 
 /// Terraform outputs: a saved `terraform output -json` file or a Terraform directory.

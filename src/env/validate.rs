@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use crate::diag::Diagnostics;
 use crate::env::model::{Environment, GpuProvider, Quota, RequestLimit, Resources, TargetKind};
 use crate::env::{names, quantity, Sources};
+use crate::targets::kind;
 
 /// Documented maxima.
 pub mod limits {
@@ -27,6 +28,8 @@ pub mod limits {
     pub const MAX_TENANTS: usize = 1000;
     /// Length of a TrainJob name (its pods are `<name>-node-0-<index>-<suffix>`).
     pub const TRAINJOB_MAX_NAME: usize = 46;
+    /// General workers of a kind cluster (each is a container on one workstation).
+    pub const KIND_MAX_WORKERS: u32 = 10;
 }
 
 /// Collects problems for one environment.
@@ -138,6 +141,23 @@ fn check_target(env: &Environment, c: &mut Checker) {
         );
     }
     match t.kind {
+        TargetKind::Kind => check_kind_target(env, ok, c),
+        TargetKind::Eks => {
+            let kind_only = [
+                ("node_image", t.node_image.is_some()),
+                ("ingress_ports", t.ingress_ports.is_some()),
+                ("load_images", t.load_images.is_some()),
+                ("workers", t.workers.is_some()),
+            ];
+            for (field, _) in kind_only.iter().filter(|(_, set)| *set) {
+                c.err(
+                    &format!("target.{field}"),
+                    format!("{field} only applies to kind targets; remove it from this eks target"),
+                );
+            }
+        }
+    }
+    match t.kind {
         TargetKind::Eks if t.region.is_none() => {
             c.err("target.region", "an eks target needs a region (e.g. us-east-1)")
         }
@@ -145,6 +165,64 @@ fn check_target(env: &Environment, c: &mut Checker) {
             c.err("target.region", "a kind target has no region; remove it")
         }
         _ => {}
+    }
+}
+
+/// The settings of a local kind cluster; `version_ok` says whether `kubernetes_version` is valid.
+fn check_kind_target(env: &Environment, version_ok: bool, c: &mut Checker) {
+    let t = &env.target;
+    match &t.node_image {
+        Some(image) => image_ref(c, "target.node_image", image),
+        None if version_ok && kind::default_node_image(&t.kubernetes_version).is_none() => c.err(
+            "target.kubernetes_version",
+            format!(
+                "no kindest/node image is known for {:?} (known: {}); set target.node_image, e.g. kindest/node:v{}.0",
+                t.kubernetes_version,
+                kind::known_versions(),
+                t.kubernetes_version
+            ),
+        ),
+        None => {}
+    }
+    let ports = t.ingress_ports();
+    for (field, port) in [("http", ports.http), ("https", ports.https)] {
+        if !(1..=65535).contains(&port) {
+            c.err(&format!("target.ingress_ports.{field}"), format!("{port} is outside 1..65535"));
+        }
+    }
+    if ports.http == ports.https {
+        c.err(
+            "target.ingress_ports.https",
+            format!("{} is also the http port; the two host ports must differ", ports.https),
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (i, image) in t.load_images().iter().enumerate() {
+        let field = format!("target.load_images[{i}]");
+        image_ref(c, &field, image);
+        if !seen.insert(image.as_str()) {
+            c.err(&field, format!("image {image:?} is listed twice"));
+        }
+    }
+    c.at_most("target.workers", t.workers(), limits::KIND_MAX_WORKERS);
+    let gpu = &env.components.gpu;
+    if t.workers() == 0 && gpu.enabled && gpu.pools.iter().any(|p| !p.taints.is_empty()) {
+        // kind keeps the control-plane tainted once any worker exists, so untolerating pods
+        // would have no node at all.
+        c.err(
+            "target.workers",
+            "0 general workers leaves ordinary pods without a node: the GPU pool workers are tainted; use at least 1",
+        );
+    }
+}
+
+/// An image reference kind and docker will take: not empty, no spaces, not read as a flag.
+fn image_ref(c: &mut Checker, field: &str, image: &str) {
+    if image.is_empty()
+        || image.starts_with('-')
+        || image.chars().any(|ch| ch.is_whitespace() || ch.is_control())
+    {
+        c.err(field, format!("{image:?} is not an image reference; write it like kindest/node:v1.33.1"));
     }
 }
 

@@ -11,6 +11,7 @@ pub const MINIMAL_ENV: &str = "name: test\ntarget:\n  kind: kind\n  cluster_name
 pub struct Test {
     dir: tempfile::TempDir,
     args: Vec<String>,
+    envs: Vec<(String, String)>,
 }
 
 /// What a run produced.
@@ -26,7 +27,7 @@ pub struct Output {
 
 impl Test {
     pub fn new() -> Self {
-        Test { dir: tempfile::tempdir().expect("tempdir"), args: Vec::new() }
+        Test { dir: tempfile::tempdir().expect("tempdir"), args: Vec::new(), envs: Vec::new() }
     }
 
     /// Writes a file (parent directories created) relative to the scratch directory.
@@ -34,6 +35,22 @@ impl Test {
         let p = self.dir.path().join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, content).unwrap();
+        self
+    }
+
+    /// Writes an executable file (a fake of a CLI the binary runs).
+    #[cfg(unix)]
+    pub fn executable(self, path: &str, content: &str) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let this = self.file(path, content);
+        let p = this.dir.path().join(path);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        this
+    }
+
+    /// Sets an environment variable of the child process (after the harness's own).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.envs.push((key.to_string(), value.to_string()));
         self
     }
 
@@ -51,7 +68,11 @@ impl Test {
             .args(&self.args)
             .current_dir(self.dir.path())
             .env_remove("KUBECONFIG")
+            // A developer's own kind/docker overrides must not leak into the fakes' tests.
+            .env_remove("TRAINSTACK_KIND")
+            .env_remove("TRAINSTACK_DOCKER")
             .env("TRAINSTACK_CACHE_DIR", self.dir.path().join(".cache"))
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run trainstack");
         Output {

@@ -1,0 +1,679 @@
+//! Local kind clusters: the cluster config derived from an environment, and the `kind` CLI
+//! driven to create, fill and delete the cluster.
+//!
+//! `kind_config` is pure; [`Kind`] is the adapter that runs `kind` and `docker` and waits for
+//! the nodes through the Kubernetes API.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ListParams};
+use kube::Client;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::engine::cluster::ClusterError;
+use crate::env::model::{Environment, GpuPool, GpuProvider, Target, TargetKind};
+
+/// Where to install kind from, shown when it is missing.
+pub const KIND_INSTALL: &str = "https://kind.sigs.k8s.io/docs/user/quick-start/#installation";
+/// Where to install Docker from, shown when it is missing.
+pub const DOCKER_INSTALL: &str = "https://docs.docker.com/engine/install/";
+
+/// Lines of a failed command's stderr kept for the error message.
+const STDERR_TAIL: usize = 15;
+
+/// kindest/node images per Kubernetes minor version: the images built for kind v0.29.0
+/// (1.30 to 1.33) and, for 1.29, for kind v0.27.0, the last release that built one.
+///
+/// Tags only: the release notes also give `@sha256:` digests, but they cannot be verified
+/// offline where this table is maintained, and a wrong digest would break every create. To pin
+/// a digest, set `target.node_image` to the full `kindest/node:vX.Y.Z@sha256:...` reference.
+const NODE_IMAGES: &[(&str, &str)] = &[
+    ("1.29", "kindest/node:v1.29.14"),
+    ("1.30", "kindest/node:v1.30.13"),
+    ("1.31", "kindest/node:v1.31.9"),
+    ("1.32", "kindest/node:v1.32.5"),
+    ("1.33", "kindest/node:v1.33.1"),
+];
+
+/// The kindest/node image for a Kubernetes minor version, if the table has one.
+pub fn default_node_image(kubernetes_version: &str) -> Option<&'static str> {
+    NODE_IMAGES.iter().find(|(v, _)| *v == kubernetes_version).map(|(_, image)| *image)
+}
+
+/// The Kubernetes versions [`default_node_image`] knows, for error messages.
+pub fn known_versions() -> String {
+    let versions: Vec<&str> = NODE_IMAGES.iter().map(|(v, _)| *v).collect();
+    versions.join(", ")
+}
+
+/// The node image of a kind target: `target.node_image`, else the table's image.
+pub fn node_image(target: &Target) -> Option<String> {
+    target.node_image.clone().or_else(|| default_node_image(&target.kubernetes_version).map(String::from))
+}
+
+/// The GPU pools that become kind workers (none unless GPU support is on with provider `kind`).
+fn kind_pools(env: &Environment) -> &[GpuPool] {
+    let gpu = &env.components.gpu;
+    if gpu.enabled && gpu.provider == GpuProvider::Kind {
+        &gpu.pools
+    } else {
+        &[]
+    }
+}
+
+/// The kind cluster config (`kind.x-k8s.io/v1alpha4` `Cluster`) for an environment.
+///
+/// One control-plane carries the ingress port mappings and the `ingress-ready=true` label the
+/// kind flavour of ingress-nginx selects. Then `target.workers` general workers, then per GPU
+/// pool `max(desired_size, 1)` workers with the labels and taints an EKS node of that pool
+/// would have, so GPU scheduling rules (selectors, tolerations) are exercised without GPUs.
+///
+/// Validation guarantees a node image for kind targets; without one the `image` keys are left
+/// out and kind uses its built-in default.
+pub fn kind_config(env: &Environment) -> Value {
+    let target = &env.target;
+    let image = node_image(target);
+    let node = |role: &str| {
+        let mut n = json!({ "role": role });
+        if let Some(image) = &image {
+            n["image"] = json!(image);
+        }
+        n
+    };
+
+    let ports = target.ingress_ports();
+    let mut control_plane = node("control-plane");
+    control_plane["labels"] = json!({ "ingress-ready": "true" });
+    control_plane["extraPortMappings"] = json!([
+        { "containerPort": 80, "hostPort": ports.http, "protocol": "TCP" },
+        { "containerPort": 443, "hostPort": ports.https, "protocol": "TCP" },
+    ]);
+
+    let mut nodes = vec![control_plane];
+    nodes.extend((0..target.workers()).map(|_| node("worker")));
+    for pool in kind_pools(env) {
+        let mut labels: BTreeMap<&str, &str> =
+            pool.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        // The defaults win over pool labels, as on EKS and Karpenter nodes: workloads select
+        // GPU nodes by them.
+        labels.insert("nvidia.com/gpu.present", "true");
+        labels.insert("trainstack.io/pool", &pool.name);
+        let mut worker = node("worker");
+        worker["labels"] = json!(labels);
+        if !pool.taints.is_empty() {
+            // kind has no taint field; kubeadm registers the node with these taints on join.
+            let patch = json!({
+                "kind": "JoinConfiguration",
+                "nodeRegistration": { "taints": pool.taints },
+            });
+            worker["kubeadmConfigPatches"] = json!([crate::yaml::to_string(&patch)]);
+        }
+        nodes.extend((0..pool.desired_size.max(1)).map(|_| worker.clone()));
+    }
+
+    json!({
+        "kind": "Cluster",
+        "apiVersion": "kind.x-k8s.io/v1alpha4",
+        "name": target.cluster_name,
+        "nodes": nodes,
+    })
+}
+
+/// Number of nodes a generated config declares.
+pub fn node_count(config: &Value) -> usize {
+    config["nodes"].as_array().map_or(0, Vec::len)
+}
+
+/// The kubeconfig context kind creates for a cluster.
+pub fn context_name(cluster: &str) -> String {
+    format!("kind-{cluster}")
+}
+
+/// Errors creating or deleting a kind cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum KindError {
+    /// The environment does not describe a kind cluster.
+    #[error("environment {environment:?} targets {kind}; `trainstack cluster` only manages kind clusters")]
+    NotKind {
+        /// Environment name.
+        environment: String,
+        /// Its target kind.
+        kind: &'static str,
+    },
+    /// A required program is not on PATH.
+    #[error("{program} is not installed: see {hint} ({looked_for} was not found{on_path})")]
+    NotInstalled {
+        /// `kind` or `docker`.
+        program: &'static str,
+        /// The name or path looked for.
+        looked_for: String,
+        /// " on PATH" when a bare name was searched.
+        on_path: &'static str,
+        /// Installation instructions.
+        hint: &'static str,
+    },
+    /// `docker info` failed: the client is there, the engine is not.
+    #[error(
+        "docker is installed but its engine is not running: start Docker (or Docker Desktop) and retry\n  `{command}` said:\n{stderr}"
+    )]
+    DockerNotRunning {
+        /// The command that was run.
+        command: String,
+        /// The end of its stderr, indented.
+        stderr: String,
+    },
+    /// A program could not be started.
+    #[error("cannot run `{command}`: {source}")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A program ran and failed.
+    #[error("`{command}` failed ({status}); the end of its output:\n{stderr}")]
+    Failed {
+        /// The command line.
+        command: String,
+        /// `exit code N` or `killed by a signal`.
+        status: String,
+        /// The end of its stderr, indented.
+        stderr: String,
+    },
+    /// The generated config could not be written for kind to read.
+    #[error("cannot write the kind config to a temporary file: {0}")]
+    WriteConfig(#[source] std::io::Error),
+    /// The new cluster could not be reached to wait for its nodes.
+    #[error("kind cluster {cluster:?} was created but cannot be reached: {source}")]
+    Connect {
+        /// Cluster name.
+        cluster: String,
+        /// Why.
+        #[source]
+        source: ClusterError,
+    },
+    /// Not every node became Ready in time.
+    #[error(
+        "nodes of kind cluster {cluster:?} not ready after {timeout}: {ready}/{total} ready{detail} \
+         (inspect with `kubectl --context kind-{cluster} describe nodes`, or rerun with a longer --timeout)"
+    )]
+    NodesNotReady {
+        /// Cluster name.
+        cluster: String,
+        /// The wait bound, e.g. `5m`.
+        timeout: String,
+        /// Ready nodes.
+        ready: usize,
+        /// Nodes expected.
+        total: usize,
+        /// Which nodes are not ready, or the last API error.
+        detail: String,
+    },
+}
+
+/// The programs to run, by name (looked up on PATH) or path.
+#[derive(Debug, Clone)]
+pub struct Programs {
+    /// The kind CLI.
+    pub kind: OsString,
+    /// The docker CLI.
+    pub docker: OsString,
+}
+
+impl Programs {
+    /// `kind` and `docker` from PATH, unless `TRAINSTACK_KIND` / `TRAINSTACK_DOCKER` name others
+    /// (a wrapper script, a pinned kind release, or a fake in tests).
+    pub fn from_env() -> Self {
+        Programs {
+            kind: std::env::var_os("TRAINSTACK_KIND").unwrap_or_else(|| "kind".into()),
+            docker: std::env::var_os("TRAINSTACK_DOCKER").unwrap_or_else(|| "docker".into()),
+        }
+    }
+}
+
+/// Settings of [`Kind::create`].
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// Wait this long for the control-plane (kind's `--wait`) and then for every node to be
+    /// Ready; `None` returns as soon as kind does.
+    pub wait: Option<Duration>,
+    /// Kubeconfig kind writes the context to and the nodes are watched through
+    /// (default: kind's and kube's default, `$KUBECONFIG` or `~/.kube/config`).
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// What [`Kind::create`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// A new cluster was created.
+    New,
+    /// The cluster existed already and was left as it was.
+    Existing,
+}
+
+/// The kind and docker CLIs, found and checked by [`Kind::preflight`].
+#[derive(Debug, Clone)]
+pub struct Kind {
+    kind: Program,
+    docker: Program,
+}
+
+/// A program: how the user named it (for messages) and where it is.
+#[derive(Debug, Clone)]
+struct Program {
+    shown: String,
+    path: PathBuf,
+}
+
+impl Kind {
+    /// Finds both programs and checks that the Docker engine answers, so that a missing tool
+    /// is reported with what to install before anything is attempted.
+    pub async fn preflight(programs: &Programs) -> Result<Kind, KindError> {
+        let kind = locate(&programs.kind, "kind", KIND_INSTALL)?;
+        let docker = locate(&programs.docker, "docker", DOCKER_INSTALL)?;
+        let this = Kind { kind, docker };
+        match this.run(&this.docker, &["info"], false).await {
+            Ok(_) => Ok(this),
+            Err(KindError::Failed { command, stderr, .. }) => {
+                Err(KindError::DockerNotRunning { command, stderr })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Names of the existing kind clusters.
+    pub async fn clusters(&self) -> Result<Vec<String>, KindError> {
+        let out = self.run(&self.kind, &["get", "clusters"], false).await?;
+        Ok(out.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
+    }
+
+    /// Creates the environment's cluster unless it exists, waits for its nodes (when asked),
+    /// and loads `target.load_images` into it. Safe to rerun.
+    pub async fn create(&self, env: &Environment, opts: &CreateOptions) -> Result<Created, KindError> {
+        let name = env.target.cluster_name.as_str();
+        let config = kind_config(env);
+        let created = if self.clusters().await?.iter().any(|c| c == name) {
+            eprintln!(
+                "kind cluster {name:?} already exists; leaving it as it is \
+                 (delete it first to change its nodes or node image)"
+            );
+            Created::Existing
+        } else {
+            self.create_cluster(env, &config, opts).await?;
+            Created::New
+        };
+        if let Some(timeout) = opts.wait {
+            // A cluster made by an earlier run may have another layout: wait for what it has.
+            let expected = if created == Created::New { node_count(&config) } else { 1 };
+            wait_for_nodes(name, opts.kubeconfig.clone(), env, expected, timeout).await?;
+        }
+        for image in env.target.load_images() {
+            eprintln!("loading image {image} into kind cluster {name:?}");
+            self.run(&self.kind, &["load", "docker-image", image, "--name", name], true).await?;
+        }
+        Ok(created)
+    }
+
+    async fn create_cluster(
+        &self,
+        env: &Environment,
+        config: &Value,
+        opts: &CreateOptions,
+    ) -> Result<(), KindError> {
+        let name = env.target.cluster_name.as_str();
+        let pool_workers = node_count(config) - 1 - env.target.workers() as usize;
+        eprintln!(
+            "creating kind cluster {name:?}: 1 control-plane, {} general worker(s), {pool_workers} GPU pool worker(s), image {}",
+            env.target.workers(),
+            node_image(&env.target).unwrap_or_else(|| "kind's default".into()),
+        );
+        // kind reads the config from a file; it lives until kind has exited.
+        let file = tempfile::Builder::new()
+            .prefix("trainstack-kind-")
+            .suffix(".yaml")
+            .tempfile()
+            .map_err(KindError::WriteConfig)?;
+        std::fs::write(file.path(), crate::yaml::to_string(config)).map_err(KindError::WriteConfig)?;
+        let config_path = file.path().to_string_lossy().into_owned();
+        let mut args = vec!["create", "cluster", "--name", name, "--config", &config_path];
+        let wait = opts.wait.map(go_duration);
+        if let Some(wait) = &wait {
+            args.extend(["--wait", wait]);
+        }
+        let kubeconfig = opts.kubeconfig.as_ref().map(|p| p.to_string_lossy().into_owned());
+        if let Some(k) = &kubeconfig {
+            args.extend(["--kubeconfig", k]);
+        }
+        self.run(&self.kind, &args, true).await?;
+        Ok(())
+    }
+
+    /// Deletes the cluster. Returns false when there was none, which is not an error.
+    pub async fn delete(&self, name: &str, kubeconfig: Option<&Path>) -> Result<bool, KindError> {
+        if !self.clusters().await?.iter().any(|c| c == name) {
+            eprintln!("kind cluster {name:?} does not exist; nothing to delete");
+            return Ok(false);
+        }
+        eprintln!("deleting kind cluster {name:?}");
+        let kubeconfig = kubeconfig.map(|p| p.to_string_lossy().into_owned());
+        let mut args = vec!["delete", "cluster", "--name", name];
+        if let Some(k) = &kubeconfig {
+            args.extend(["--kubeconfig", k]);
+        }
+        self.run(&self.kind, &args, true).await?;
+        Ok(true)
+    }
+
+    /// Runs a program to completion and returns its stdout. With `echo`, its stderr (where
+    /// kind reports progress) is passed through indented as it arrives. On failure the error
+    /// carries the command line, exit status and the end of stderr.
+    async fn run(&self, program: &Program, args: &[&str], echo: bool) -> Result<String, KindError> {
+        let command = std::iter::once(program.shown.as_str())
+            .chain(args.iter().copied())
+            .map(shell_word)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut child = Command::new(&program.path)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| KindError::Spawn { command: command.clone(), source })?;
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let read_stdout = async {
+            let mut buf = Vec::new();
+            if let Some(mut out) = stdout {
+                out.read_to_end(&mut buf).await?;
+            }
+            Ok::<_, std::io::Error>(String::from_utf8_lossy(&buf).into_owned())
+        };
+        let read_stderr = async {
+            let mut tail = VecDeque::with_capacity(STDERR_TAIL);
+            if let Some(err) = stderr {
+                let mut reader = BufReader::new(err);
+                let mut line = Vec::new();
+                while reader.read_until(b'\n', &mut line).await? > 0 {
+                    let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                    line.clear();
+                    if echo {
+                        eprintln!("  {text}");
+                    }
+                    if tail.len() == STDERR_TAIL {
+                        tail.pop_front();
+                    }
+                    tail.push_back(text);
+                }
+            }
+            Ok::<_, std::io::Error>(tail)
+        };
+        let io = |source| KindError::Spawn { command: command.clone(), source };
+        let (out, tail) = tokio::try_join!(read_stdout, read_stderr).map_err(io)?;
+        let status = child.wait().await.map_err(io)?;
+        if status.success() {
+            return Ok(out);
+        }
+        let stderr = if tail.iter().all(|l| l.trim().is_empty()) {
+            "    (no output on stderr)".to_string()
+        } else {
+            tail.iter().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+        };
+        let status = match status.code() {
+            Some(code) => format!("exit code {code}"),
+            None => "killed by a signal".into(),
+        };
+        Err(KindError::Failed { command, status, stderr })
+    }
+}
+
+/// Resolves a program name on PATH (or checks a path), the way a shell would.
+fn locate(name: &OsString, program: &'static str, hint: &'static str) -> Result<Program, KindError> {
+    let shown = name.to_string_lossy().into_owned();
+    let not_installed =
+        |on_path| KindError::NotInstalled { program, looked_for: shown.clone(), on_path, hint };
+    let given = Path::new(name);
+    if given.components().count() > 1 {
+        return if is_executable(given) {
+            Ok(Program { shown: shown.clone(), path: given.to_path_buf() })
+        } else {
+            Err(not_installed(""))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(given))
+        .find(|p| is_executable(p))
+        .map(|path| Program { shown: shown.clone(), path })
+        .ok_or_else(|| not_installed(" on PATH"))
+}
+
+#[cfg(unix)]
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    path.is_file() || path.with_extension("exe").is_file()
+}
+
+/// A duration the way kind's `--wait` (Go's `time.ParseDuration`) reads it: `5m`, `90s`, `1h`.
+pub fn go_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s > 0 && s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s > 0 && s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// An argument as it would be typed into a shell, for messages the user may copy.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Whether a node reports the `Ready` condition as `True`.
+pub fn node_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Polls the cluster's nodes through `kind-<name>` until at least `expected` exist and all are
+/// Ready. API errors while the cluster starts are retried until the deadline.
+async fn wait_for_nodes(
+    cluster: &str,
+    kubeconfig: Option<PathBuf>,
+    env: &Environment,
+    expected: usize,
+    timeout: Duration,
+) -> Result<(), KindError> {
+    let connect = crate::engine::cluster::ConnectOptions { kubeconfig, context: Some(context_name(cluster)) };
+    let client: Client = crate::engine::cluster::connect(&connect, env)
+        .await
+        .map_err(|source| KindError::Connect { cluster: cluster.to_string(), source })?;
+    let nodes: Api<Node> = Api::all(client);
+    let deadline = Instant::now() + timeout;
+    let mut last_shown = None;
+    let mut counts = (0, expected);
+    loop {
+        let detail = match nodes.list(&ListParams::default()).await {
+            Ok(list) => {
+                let waiting: Vec<String> = list
+                    .items
+                    .iter()
+                    .filter(|n| !node_ready(n))
+                    .map(|n| n.metadata.name.clone().unwrap_or_default())
+                    .collect();
+                let total = list.items.len().max(expected);
+                counts = (list.items.len() - waiting.len(), total);
+                if counts.0 == total {
+                    eprintln!("all {total} nodes of kind cluster {cluster:?} are Ready");
+                    return Ok(());
+                }
+                if last_shown != Some(counts) {
+                    eprintln!("waiting for nodes: {}/{} Ready", counts.0, counts.1);
+                    last_shown = Some(counts);
+                }
+                if waiting.is_empty() {
+                    format!("; {} of {expected} nodes registered", list.items.len())
+                } else {
+                    format!("; waiting on {}", waiting.join(", "))
+                }
+            }
+            Err(e) => format!("; last API error: {e}"),
+        };
+        if Instant::now() >= deadline {
+            return Err(KindError::NodesNotReady {
+                cluster: cluster.to_string(),
+                timeout: go_duration(timeout),
+                ready: counts.0,
+                total: counts.1,
+                detail,
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// The kind of a target, for messages.
+pub fn target_kind_name(kind: TargetKind) -> &'static str {
+    match kind {
+        TargetKind::Kind => "kind",
+        TargetKind::Eks => "eks",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(extra: &str) -> Environment {
+        let text = format!("name: t\ntarget:\n  kind: kind\n  cluster_name: dev\n{extra}");
+        crate::yaml::from_str(&text).expect("test environment parses")
+    }
+
+    const POOLS: &str = "components:\n  gpu:\n    enabled: true\n    provider: kind\n    pools:\n      - name: a100\n        desired_size: 2\n        labels: {team: vision}\n      - name: t4\n        taints: []\n";
+
+    #[test]
+    fn node_image_follows_the_kubernetes_version_unless_overridden() {
+        assert_eq!(node_image(&env("").target).as_deref(), Some("kindest/node:v1.33.1"));
+        let t = env("  kubernetes_version: \"1.29\"\n").target;
+        assert_eq!(node_image(&t).as_deref(), Some("kindest/node:v1.29.14"));
+        let t = env("  kubernetes_version: \"1.36\"\n").target;
+        assert_eq!(node_image(&t), None);
+        let t = env("  kubernetes_version: \"1.36\"\n  node_image: my/node:v1.36.0\n").target;
+        assert_eq!(node_image(&t).as_deref(), Some("my/node:v1.36.0"));
+    }
+
+    #[test]
+    fn control_plane_maps_ingress_ports_and_is_labelled_ingress_ready() {
+        let c = kind_config(&env("  ingress_ports: {http: 80, https: 443}\n"));
+        let cp = &c["nodes"][0];
+        assert_eq!(cp["role"], "control-plane");
+        assert_eq!(cp["labels"]["ingress-ready"], "true");
+        assert_eq!(
+            cp["extraPortMappings"][0],
+            json!({"containerPort": 80, "hostPort": 80, "protocol": "TCP"})
+        );
+        assert_eq!(cp["extraPortMappings"][1]["hostPort"], 443);
+        assert_eq!(c["name"], "dev");
+    }
+
+    #[test]
+    fn gpu_pools_become_labelled_tainted_workers() {
+        let c = kind_config(&env(&format!("  workers: 2\n{POOLS}")));
+        // control-plane + 2 general + 2 (a100, desired 2) + 1 (t4, desired 0 -> 1)
+        assert_eq!(node_count(&c), 6);
+        let nodes = c["nodes"].as_array().unwrap();
+        assert!(nodes[1..3].iter().all(|n| n["role"] == "worker" && n.get("labels").is_none()));
+        let a100 = &nodes[3];
+        assert_eq!(a100, &nodes[4]);
+        assert_eq!(
+            a100["labels"],
+            json!({"nvidia.com/gpu.present": "true", "team": "vision", "trainstack.io/pool": "a100"})
+        );
+        let patch: Value = serde_yaml::from_str(a100["kubeadmConfigPatches"][0].as_str().unwrap()).unwrap();
+        assert_eq!(patch["kind"], "JoinConfiguration");
+        assert_eq!(
+            patch["nodeRegistration"]["taints"],
+            json!([{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}])
+        );
+        // A pool without taints gets no patch at all rather than an empty taint list.
+        assert_eq!(nodes[5]["labels"]["trainstack.io/pool"], "t4");
+        assert!(nodes[5].get("kubeadmConfigPatches").is_none());
+        assert!(nodes.iter().all(|n| n["image"] == "kindest/node:v1.33.1"));
+    }
+
+    #[test]
+    fn pools_are_left_out_when_gpu_support_is_off() {
+        let c = kind_config(&env(&POOLS.replace("enabled: true", "enabled: false")));
+        assert_eq!(node_count(&c), 2);
+    }
+
+    #[test]
+    fn pool_labels_cannot_override_the_gpu_labels() {
+        let pools =
+            POOLS.replace("{team: vision}", "{trainstack.io/pool: other, nvidia.com/gpu.present: \"false\"}");
+        let c = kind_config(&env(&pools));
+        assert_eq!(c["nodes"][2]["labels"]["trainstack.io/pool"], "a100");
+        assert_eq!(c["nodes"][2]["labels"]["nvidia.com/gpu.present"], "true");
+    }
+
+    #[test]
+    fn durations_are_written_for_go() {
+        assert_eq!(go_duration(Duration::from_secs(300)), "5m");
+        assert_eq!(go_duration(Duration::from_secs(7200)), "2h");
+        assert_eq!(go_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(go_duration(Duration::from_secs(0)), "0s");
+    }
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(shell_word("kindest/node:v1.33.1"), "kindest/node:v1.33.1");
+        assert_eq!(shell_word("my image"), "'my image'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word(""), "''");
+    }
+
+    #[test]
+    fn readiness_needs_a_true_ready_condition() {
+        let node = |status: &str| -> Node {
+            serde_json::from_value(json!({
+                "metadata": {"name": "n"},
+                "status": {"conditions": [{"type": "Ready", "status": status}]}
+            }))
+            .unwrap()
+        };
+        assert!(node_ready(&node("True")));
+        assert!(!node_ready(&node("False")));
+        assert!(!node_ready(&serde_json::from_value(json!({"metadata": {"name": "n"}})).unwrap()));
+    }
+
+    #[test]
+    fn a_missing_program_names_what_to_install() {
+        let err = locate(&"/nonexistent/kind".into(), "kind", KIND_INSTALL).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("kind is not installed: see {KIND_INSTALL} (/nonexistent/kind was not found)")
+        );
+    }
+}
