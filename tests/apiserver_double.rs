@@ -273,6 +273,19 @@ async fn generation_moves_with_spec_only_and_status_goes_through_its_subresource
     assert_eq!(status.status.unwrap().ready_replicas, Some(1));
     assert_eq!(status.metadata.generation, Some(1));
 
+    // Status applied through the subresource is owned under `subresource: status`.
+    let status_apply = json!({"apiVersion": "apps/v1", "kind": "Deployment", "status": {"replicas": 1}});
+    let applied = deployments.patch_status("web", &PatchParams::apply("rollout-controller"), &Patch::Apply(status_apply)).await.unwrap();
+    let entry = applied
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .find(|m| m.manager.as_deref() == Some("rollout-controller"))
+        .unwrap();
+    assert_eq!(entry.subresource.as_deref(), Some("status"));
+    assert_eq!(applied.status.unwrap().ready_replicas, Some(1), "other status fields are kept");
+
     let bumped = deployments.patch("web", &apply_params(), &Patch::Apply(deployment("web", 1, "nginx:1.28"))).await.unwrap();
     assert_eq!(bumped.metadata.generation, Some(2));
 
@@ -412,6 +425,54 @@ async fn lists_filter_by_label_and_field_selectors() {
     assert_eq!(names(ListParams::default().fields("metadata.name=c")).await, ["c"]);
     let all: Api<ConfigMap> = Api::all(server.client());
     assert_eq!(all.list(&ListParams::default().labels("app")).await.unwrap().items.len(), 3);
+}
+
+#[tokio::test]
+async fn lists_page_with_limit_and_continue_and_serve_metadata_only() {
+    let server = ApiServer::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    for i in 0..5 {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm-{i}")}, "data": {"i": i.to_string()}});
+        cms.patch(&format!("cm-{i}"), &apply_params(), &Patch::Apply(cm)).await.unwrap();
+    }
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut lp = ListParams::default().limit(2);
+        if let Some(t) = &token {
+            lp = lp.continue_token(t);
+        }
+        let page = cms.list(&lp).await.unwrap();
+        pages += 1;
+        names.extend(page.items.into_iter().map(|c| c.metadata.name.unwrap()));
+        token = page.metadata.continue_.filter(|t| !t.is_empty());
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(names, ["cm-0", "cm-1", "cm-2", "cm-3", "cm-4"]);
+
+    let metas = cms.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(metas.items.len(), 5);
+    assert_eq!(metas.items[0].types.as_ref().unwrap().kind, "PartialObjectMetadata");
+}
+
+#[tokio::test]
+async fn conflicts_between_appliers_name_the_other_applier() {
+    let server = ApiServer::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    server.seed_apply("helm", json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "shared", "namespace": "default"}, "data": {"mode": "a", "owner": "helm"},
+    }));
+    let mine = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shared"}, "data": {"mode": "b", "owner": "helm"}});
+    let err = api_error(cms.patch("shared", &apply_params(), &Patch::Apply(mine)).await.unwrap_err());
+    let causes = err.details.unwrap().causes;
+    assert_eq!(causes.len(), 1, "agreeing on data.owner is shared ownership, not a conflict");
+    assert_eq!((causes[0].field.as_str(), causes[0].message.as_str()), (".data.mode", "conflict with \"helm\""));
+    assert_eq!(server.writes().total(), 0);
 }
 
 #[tokio::test]

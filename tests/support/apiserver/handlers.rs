@@ -59,7 +59,7 @@ impl ApiRequest {
 pub(crate) enum Reply {
     Json { code: u16, body: Value, content_type: &'static str },
     Text(String),
-    Watch(WatchSpec),
+    Watch(Box<WatchSpec>),
 }
 
 fn json_reply(code: u16, body: Value) -> Reply {
@@ -293,30 +293,57 @@ fn selectors(def: &ResourceDef, req: &ApiRequest) -> Result<(LabelSelector, Fiel
     Ok((labels, fields))
 }
 
+/// Continue tokens look like the real server's: base64 of a small JSON document naming the
+/// list's resourceVersion and the key to resume after.
+fn continue_token(rv: u64, key: &ObjKey) -> String {
+    use base64::Engine as _;
+    let doc = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{}/{}\u{0}", key.namespace, key.name)});
+    base64::engine::general_purpose::URL_SAFE.encode(doc.to_string())
+}
+
+fn parse_continue(token: &str) -> Result<(String, String), ApiError> {
+    use base64::Engine as _;
+    let invalid = || ApiError::bad_request("continue key is not valid: malformed token");
+    let raw = base64::engine::general_purpose::URL_SAFE.decode(token).map_err(|_| invalid())?;
+    let doc: Value = serde_json::from_slice(&raw).map_err(|_| invalid())?;
+    let start = doc["start"].as_str().ok_or_else(invalid)?.trim_end_matches('\u{0}');
+    let (ns, name) = start.split_once('/').ok_or_else(invalid)?;
+    Ok((ns.to_string(), name.to_string()))
+}
+
+/// A list, paged when the client sends `limit` (kube-runtime's watcher pages by 500).
+/// Later pages read current state rather than the first page's snapshot; no client of the
+/// double depends on snapshot pages.
 fn list(st: &State, def: &ResourceDef, ns: Option<&str>, req: &ApiRequest) -> Result<Reply, ApiError> {
     let (labels, fields) = selectors(def, req)?;
     let partial_meta = req.wants_partial_metadata();
-    let items: Vec<Value> = st
+    let limit = req.param("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
+    let after = req.param("continue").filter(|c| !c.is_empty()).map(parse_continue).transpose()?;
+    let matching: Vec<(&ObjKey, &Value)> = st
         .store
         .list(&def.group, &def.plural, ns)
-        .map(|(_, o)| o)
-        .filter(|o| labels.matches(o) && fields.matches(o))
-        .map(|o| if partial_meta { partial(o) } else { present(def, o) })
+        .filter(|(k, _)| {
+            after.as_ref().is_none_or(|(a_ns, a_name)| (k.namespace.as_str(), k.name.as_str()) > (a_ns.as_str(), a_name.as_str()))
+        })
+        .filter(|(_, o)| labels.matches(o) && fields.matches(o))
         .collect();
+    let rv = st.store.resource_version();
+    let page = limit.map_or(matching.len(), |l| l.min(matching.len()));
+    let items: Vec<Value> = matching[..page]
+        .iter()
+        .map(|(_, o)| if partial_meta { partial(o) } else { present(def, o) })
+        .collect();
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if page < matching.len() {
+        metadata["continue"] = json!(continue_token(rv, matching[page - 1].0));
+        metadata["remainingItemCount"] = json!(matching.len() - page);
+    }
     let (api_version, kind) = if partial_meta {
         ("meta.k8s.io/v1".to_string(), "PartialObjectMetadataList".to_string())
     } else {
         (def.api_version(), format!("{}List", def.kind))
     };
-    Ok(json_reply(
-        200,
-        json!({
-            "apiVersion": api_version,
-            "kind": kind,
-            "metadata": {"resourceVersion": st.store.resource_version().to_string()},
-            "items": items,
-        }),
-    ))
+    Ok(json_reply(200, json!({"apiVersion": api_version, "kind": kind, "metadata": metadata, "items": items})))
 }
 
 fn watch(def: &ResourceDef, ns: Option<&str>, req: &ApiRequest) -> Result<Reply, ApiError> {
@@ -330,7 +357,7 @@ fn watch(def: &ResourceDef, ns: Option<&str>, req: &ApiRequest) -> Result<Reply,
         .and_then(|t| t.parse::<u64>().ok())
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(1800));
-    Ok(Reply::Watch(WatchSpec {
+    Ok(Reply::Watch(Box::new(WatchSpec {
         def: def.clone(),
         namespace: ns.map(str::to_string),
         labels,
@@ -338,7 +365,7 @@ fn watch(def: &ResourceDef, ns: Option<&str>, req: &ApiRequest) -> Result<Reply,
         since,
         timeout,
         partial_metadata: req.wants_partial_metadata(),
-    }))
+    })))
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {

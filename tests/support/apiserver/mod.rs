@@ -1,6 +1,19 @@
 //! An in-process Kubernetes API server double for tests: real HTTP/1.1 on 127.0.0.1 speaking
 //! the protocol kube-rs uses (discovery, CRUD, server-side apply, watch, dry-run), plus a Rust
 //! control API to inspect and steer it and fault injection to make it misbehave.
+//!
+//! ```ignore
+//! let server = ApiServer::start().await;               // or ApiServer::builder()...start()
+//! let client = server.client();                         // or server.write_kubeconfig(path, "kind-dev")
+//! server.add_fault(FaultRule::new(Fault::TooManyRequests { retry_after_secs: 1 }).times(3));
+//! // ... run the code under test against `client` ...
+//! assert_eq!(server.writes().total(), 0);
+//! ```
+//!
+//! Deliberate simplifications, each noted where it lives: strategic merge patch is served as
+//! JSON merge patch; list types for server-side apply come from a table of the built-in merge
+//! keys (and `x-kubernetes-list-*` in CRD schemas) rather than full OpenAPI; later list pages
+//! read current state; no garbage collection through ownerReferences, no admission, no auth.
 
 mod controllers;
 mod defaults;
@@ -366,7 +379,7 @@ async fn serve(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Result<hyp
     let resp = match result {
         Ok(Reply::Json { code, body, content_type }) => full(code, content_type, body.to_string()),
         Ok(Reply::Text(text)) => full(200, "text/plain", text),
-        Ok(Reply::Watch(spec)) => watch_response(&shared, spec),
+        Ok(Reply::Watch(spec)) => watch_response(&shared, *spec),
         Err(e) => error_response(&e),
     };
     record(resp.status().as_u16(), None);

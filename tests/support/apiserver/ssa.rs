@@ -285,6 +285,11 @@ pub(crate) fn field_set(obj: &Value, schema: &Schema, part: Part) -> FieldSet {
     set
 }
 
+/// Whether `v` is the set item whose JSON encoding is `encoded`.
+fn same_json(v: &Value, encoded: &str) -> bool {
+    serde_json::from_str::<Value>(encoded).is_ok_and(|e| e == *v)
+}
+
 /// The value at `path`, if present.
 pub(crate) fn get<'a>(v: &'a Value, path: &[Pe]) -> Option<&'a Value> {
     let mut cur = v;
@@ -292,7 +297,7 @@ pub(crate) fn get<'a>(v: &'a Value, path: &[Pe]) -> Option<&'a Value> {
         cur = match pe {
             Pe::Field(f) => cur.get(f)?,
             Pe::Key(k) => cur.as_array()?.iter().find(|i| item_matches_key(i, k))?,
-            Pe::Value(j) => cur.as_array()?.iter().find(|i| i.to_string() == *j)?,
+            Pe::Value(j) => cur.as_array()?.iter().find(|i| same_json(i, j))?,
             Pe::Index(i) => cur.get(*i)?,
         };
     }
@@ -305,7 +310,7 @@ fn get_mut<'a>(v: &'a mut Value, path: &[Pe]) -> Option<&'a mut Value> {
         cur = match pe {
             Pe::Field(f) => cur.get_mut(f)?,
             Pe::Key(k) => cur.as_array_mut()?.iter_mut().find(|i| item_matches_key(i, k))?,
-            Pe::Value(j) => cur.as_array_mut()?.iter_mut().find(|i| i.to_string() == *j)?,
+            Pe::Value(j) => cur.as_array_mut()?.iter_mut().find(|i| same_json(i, j))?,
             Pe::Index(i) => cur.get_mut(*i)?,
         };
     }
@@ -321,7 +326,7 @@ pub(crate) fn remove(v: &mut Value, path: &[Pe]) {
             m.shift_remove(f);
         }
         (Pe::Key(k), Value::Array(items)) => items.retain(|i| !item_matches_key(i, k)),
-        (Pe::Value(j), Value::Array(items)) => items.retain(|i| i.to_string() != *j),
+        (Pe::Value(j), Value::Array(items)) => items.retain(|i| !same_json(i, j)),
         (Pe::Index(i), Value::Array(items)) if *i < items.len() => {
             items.remove(*i);
         }
