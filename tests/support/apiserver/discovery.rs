@@ -1,6 +1,8 @@
 //! The resource catalogue (built-in kinds plus established CRDs) and the discovery documents
 //! built from it, in both the legacy per-group format and aggregated discovery v2.
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 
 /// Verbs the real server lists for an ordinary namespaced or cluster-scoped collection.
@@ -27,8 +29,8 @@ pub(crate) struct ResourceDef {
     /// `pods/log` is the only non-status subresource the double serves.
     pub log_subresource: bool,
     /// The CRD's `openAPIV3Schema` for custom resources, consulted for list types during
-    /// server-side apply.
-    pub schema: Option<Value>,
+    /// server-side apply. Shared because Trainer's CRD schemas approach a megabyte.
+    pub schema: Option<Arc<Value>>,
 }
 
 impl ResourceDef {
@@ -194,7 +196,7 @@ pub(crate) fn from_crd(crd: &Value) -> Vec<ResourceDef> {
             verbs: STANDARD_VERBS.iter().map(|s| s.to_string()).collect(),
             status_subresource: v["subresources"].get("status").is_some(),
             log_subresource: false,
-            schema: Some(v["schema"]["openAPIV3Schema"].clone()),
+            schema: Some(Arc::new(v["schema"]["openAPIV3Schema"].clone())),
         })
         .collect()
 }

@@ -123,14 +123,24 @@ fn namespace_def() -> &'static ResourceDef {
     builtin_defs().iter().find(|d| d.plural == "namespaces").expect("namespaces are built in")
 }
 
-/// Everything currently servable: built-ins plus every established CRD's versions.
-pub(crate) fn served(st: &State) -> Vec<ResourceDef> {
+/// Everything currently servable: built-ins plus every established CRD's versions. Cached
+/// until a CRD changes, since every request resolves its resource through this.
+pub(crate) fn served(st: &State) -> Arc<Vec<ResourceDef>> {
+    let epoch = st.store.crd_epoch();
+    let mut cache = st.served_cache.lock().unwrap();
+    if let Some((cached_epoch, defs)) = cache.as_ref() {
+        if *cached_epoch == epoch {
+            return defs.clone();
+        }
+    }
     let mut defs = builtin_defs().to_vec();
     for (_, crd) in st.store.list("apiextensions.k8s.io", "customresourcedefinitions", None) {
         if discovery::crd_established(crd) {
             defs.extend(discovery::from_crd(crd));
         }
     }
+    let defs = Arc::new(defs);
+    *cache = Some((epoch, defs.clone()));
     defs
 }
 
@@ -241,8 +251,9 @@ fn resource_request(
     };
     let Some(plural) = rest.first() else { return Err(ApiError::no_route()) };
     let def = served(st)
-        .into_iter()
+        .iter()
         .find(|d| d.group == group && d.version == version && d.plural == *plural)
+        .cloned()
         .ok_or_else(ApiError::no_route)?;
     if !def.namespaced && ns.is_some() {
         return Err(ApiError::no_route());
@@ -281,7 +292,8 @@ fn resource_request(
             let log = st.pod_logs.get(&(ns.unwrap_or_default().to_string(), name.to_string()));
             Ok(Reply::Text(log.cloned().unwrap_or_default()))
         }
-        (_, [_] | [] | [_, "status"]) => Err(ApiError::method_not_allowed(&req.method)),
+        (_, [_] | []) => Err(ApiError::method_not_allowed(&req.method)),
+        (_, [_, "status"]) if def.status_subresource => Err(ApiError::method_not_allowed(&req.method)),
         _ => Err(ApiError::no_route()),
     }
 }
@@ -775,8 +787,12 @@ fn apply(
         return Err(ApiError::invalid(def, name, "fieldManager", "Required value: is required for apply patch"));
     };
     let force = matches!(req.param("force"), Some("true" | "1"));
-    let mut applied: Value = serde_yaml::from_slice(&req.body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+    // kube-rs sends JSON (valid YAML); parsing it as JSON first keeps megabyte CRDs fast.
+    let mut applied: Value = match serde_json::from_slice(&req.body) {
+        Ok(v) => v,
+        Err(_) => serde_yaml::from_slice(&req.body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
+    };
     if !applied.is_object() {
         return Err(ApiError::bad_request("the applied configuration must be an object"));
     }

@@ -124,6 +124,8 @@ pub(crate) struct State {
     /// Whether the request being handled is a client's (counted) or the double's own.
     pub counting: bool,
     pub pod_logs: HashMap<(String, String), String>,
+    /// What [`handlers::served`] computed, and at which CRD epoch.
+    pub served_cache: Mutex<Option<(u64, Arc<Vec<discovery::ResourceDef>>)>>,
     seq: u64,
     seed: u64,
 }
@@ -134,7 +136,7 @@ impl State {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        Self { store: Store::new(), writes: WriteCounts::default(), counting: true, pod_logs: HashMap::new(), seq: 0, seed }
+        Self { store: Store::new(), writes: WriteCounts::default(), counting: true, pod_logs: HashMap::new(), served_cache: Mutex::new(None), seq: 0, seed }
     }
 
     fn next(&mut self) -> u64 {

@@ -55,6 +55,8 @@ pub(crate) struct Store {
     rv: u64,
     history: Vec<Arc<Event>>,
     tx: broadcast::Sender<Arc<Event>>,
+    /// Bumped on every CRD write, so what is servable can be cached between them.
+    crd_epoch: u64,
 }
 
 impl Store {
@@ -62,7 +64,7 @@ impl Store {
         let (tx, _) = broadcast::channel(EVENT_BUFFER);
         // A fresh real cluster is already far past resourceVersion 1; starting higher keeps
         // clients from relying on small numbers.
-        Self { objects: BTreeMap::new(), rv: 1000, history: Vec::new(), tx }
+        Self { objects: BTreeMap::new(), rv: 1000, history: Vec::new(), tx, crd_epoch: 0 }
     }
 
     pub fn resource_version(&self) -> u64 {
@@ -112,7 +114,14 @@ impl Store {
         Some(obj)
     }
 
+    pub fn crd_epoch(&self) -> u64 {
+        self.crd_epoch
+    }
+
     fn emit(&mut self, kind: EventType, key: ObjKey, object: Value, old: Option<Value>) {
+        if key.group == "apiextensions.k8s.io" && key.resource == "customresourcedefinitions" {
+            self.crd_epoch += 1;
+        }
         let event = Arc::new(Event { rv: self.rv, kind, key, object, old });
         self.history.push(event.clone());
         // No receivers is fine: nobody is watching.
