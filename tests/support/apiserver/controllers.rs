@@ -10,16 +10,17 @@ use super::{internal, now, Shared};
 
 /// Kinds whose readiness the simulated controllers report.
 pub(crate) fn is_workload(group: &str, kind: &str) -> bool {
-    matches!((group, kind), ("apps", "Deployment" | "StatefulSet" | "DaemonSet") | ("batch", "Job"))
+    matches!(
+        (group, kind),
+        ("apps", "Deployment" | "StatefulSet" | "DaemonSet") | ("batch", "Job")
+    )
 }
 
 /// The status a healthy controller reports for `obj` at its current generation.
 pub(crate) fn ready_status(kind: &str, obj: &Value, ts: &str) -> Value {
     let generation = obj["metadata"]["generation"].as_i64().unwrap_or(1);
     let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(1);
-    let condition = |kind: &str, reason: &str, message: &str| {
-        json!({"type": kind, "status": "True", "lastUpdateTime": ts, "lastTransitionTime": ts, "reason": reason, "message": message})
-    };
+    let condition = |kind: &str, reason: &str, message: &str| json!({"type": kind, "status": "True", "lastUpdateTime": ts, "lastTransitionTime": ts, "reason": reason, "message": message});
     match kind {
         "Deployment" => json!({
             "observedGeneration": generation,
@@ -33,7 +34,10 @@ pub(crate) fn ready_status(kind: &str, obj: &Value, ts: &str) -> Value {
             ],
         }),
         "StatefulSet" => {
-            let revision = format!("{}-{generation}", obj["metadata"]["name"].as_str().unwrap_or_default());
+            let revision = format!(
+                "{}-{generation}",
+                obj["metadata"]["name"].as_str().unwrap_or_default()
+            );
             json!({
                 "observedGeneration": generation,
                 "replicas": replicas,
@@ -76,7 +80,11 @@ pub(crate) fn ready_status(kind: &str, obj: &Value, ts: &str) -> Value {
 
 /// The object's `/status` path.
 pub(crate) fn status_path(api_version: &str, plural: &str, namespace: &str, name: &str) -> String {
-    let base = if api_version.contains('/') { format!("/apis/{api_version}") } else { format!("/api/{api_version}") };
+    let base = if api_version.contains('/') {
+        format!("/apis/{api_version}")
+    } else {
+        format!("/api/{api_version}")
+    };
     format!("{base}/namespaces/{namespace}/{plural}/{name}/status")
 }
 
@@ -87,13 +95,31 @@ pub(crate) fn schedule_ready(shared: &Arc<Shared>, path: String, generation: i64
         tokio::time::sleep(delay).await;
         let Some(shared) = weak.upgrade() else { return };
         let object_path = path.trim_end_matches("/status");
-        let Ok(obj) = internal(&shared, "GET", object_path, "kube-controller-manager", "", Value::Null) else { return };
-        if obj["metadata"]["generation"].as_i64() != Some(generation) || obj["metadata"].get("deletionTimestamp").is_some() {
+        let Ok(obj) = internal(
+            &shared,
+            "GET",
+            object_path,
+            "kube-controller-manager",
+            "",
+            Value::Null,
+        ) else {
+            return;
+        };
+        if obj["metadata"]["generation"].as_i64() != Some(generation)
+            || obj["metadata"].get("deletionTimestamp").is_some()
+        {
             return;
         }
         let mut updated = obj.clone();
         updated["status"] = ready_status(obj["kind"].as_str().unwrap_or_default(), &obj, &now());
         // A conflicting concurrent write just means a newer generation will be reported on.
-        let _ = internal(&shared, "PUT", &path, "kube-controller-manager", "application/json", updated);
+        let _ = internal(
+            &shared,
+            "PUT",
+            &path,
+            "kube-controller-manager",
+            "application/json",
+            updated,
+        );
     });
 }

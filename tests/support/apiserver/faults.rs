@@ -36,7 +36,16 @@ pub struct FaultRule {
 
 impl FaultRule {
     pub fn new(fault: Fault) -> Self {
-        Self { fault, method: None, path_prefix: None, writes_only: false, skip: 0, times: None, seen: 0, fired: 0 }
+        Self {
+            fault,
+            method: None,
+            path_prefix: None,
+            writes_only: false,
+            skip: 0,
+            times: None,
+            seen: 0,
+            fired: 0,
+        }
     }
 
     /// Only requests with this HTTP method (`"PATCH"`, ...).
@@ -76,12 +85,18 @@ impl FaultRule {
 
     /// Fail the `n`th (1-based) write the server receives, once.
     pub fn nth_write(fault: Fault, n: usize) -> Self {
-        Self::new(fault).writes_only().after(n.saturating_sub(1)).once()
+        Self::new(fault)
+            .writes_only()
+            .after(n.saturating_sub(1))
+            .once()
     }
 
     fn matches(&self, method: &str, path: &str) -> bool {
         self.method.as_deref().is_none_or(|m| m == method)
-            && self.path_prefix.as_deref().is_none_or(|p| path.starts_with(p))
+            && self
+                .path_prefix
+                .as_deref()
+                .is_none_or(|p| path.starts_with(p))
             && (!self.writes_only || matches!(method, "POST" | "PUT" | "PATCH" | "DELETE"))
     }
 
@@ -116,7 +131,10 @@ impl Faults {
     }
 
     pub fn decide(&mut self, method: &str, path: &str) -> Verdict {
-        let mut verdict = Verdict { delay: self.latency, fault: None };
+        let mut verdict = Verdict {
+            delay: self.latency,
+            fault: None,
+        };
         for rule in &mut self.rules {
             if rule.exhausted() || !rule.matches(method, path) {
                 continue;

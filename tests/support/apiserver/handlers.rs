@@ -33,7 +33,10 @@ pub(crate) struct ApiRequest {
 
 impl ApiRequest {
     fn param(&self, key: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     fn dry_run(&self) -> bool {
@@ -47,7 +50,11 @@ impl ApiRequest {
             return m.to_string();
         }
         let ua = self.user_agent.split('/').next().unwrap_or_default();
-        if ua.is_empty() { "unknown".into() } else { ua.to_string() }
+        if ua.is_empty() {
+            "unknown".into()
+        } else {
+            ua.to_string()
+        }
     }
 
     fn wants_partial_metadata(&self) -> bool {
@@ -57,13 +64,21 @@ impl ApiRequest {
 
 /// What the HTTP layer should send back.
 pub(crate) enum Reply {
-    Json { code: u16, body: Value, content_type: &'static str },
+    Json {
+        code: u16,
+        body: Value,
+        content_type: &'static str,
+    },
     Text(String),
     Watch(Box<WatchSpec>),
 }
 
 fn json_reply(code: u16, body: Value) -> Reply {
-    Reply::Json { code, body, content_type: "application/json" }
+    Reply::Json {
+        code,
+        body,
+        content_type: "application/json",
+    }
 }
 
 /// A watch to stream: which objects, and from where.
@@ -83,7 +98,10 @@ impl WatchSpec {
     fn selects(&self, key: &ObjKey, obj: &Value) -> bool {
         key.group == self.def.group
             && key.resource == self.def.plural
-            && self.namespace.as_deref().is_none_or(|ns| key.namespace == ns)
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|ns| key.namespace == ns)
             && self.labels.matches(obj)
             && self.fields.matches(obj)
     }
@@ -92,7 +110,10 @@ impl WatchSpec {
     pub fn render(&self, event: &super::store::Event) -> Option<Bytes> {
         use super::store::EventType;
         let now_in = self.selects(&event.key, &event.object);
-        let was_in = event.old.as_ref().is_some_and(|o| self.selects(&event.key, o));
+        let was_in = event
+            .old
+            .as_ref()
+            .is_some_and(|o| self.selects(&event.key, o));
         let kind = match (event.kind, was_in, now_in) {
             (EventType::Modified, false, true) => EventType::Added,
             (EventType::Modified, true, false) => EventType::Deleted,
@@ -103,7 +124,11 @@ impl WatchSpec {
     }
 
     pub fn line(&self, kind: &str, obj: &Value) -> Bytes {
-        let object = if self.partial_metadata { partial(obj) } else { present(&self.def, obj) };
+        let object = if self.partial_metadata {
+            partial(obj)
+        } else {
+            present(&self.def, obj)
+        };
         let mut line = json!({"type": kind, "object": object}).to_string();
         line.push('\n');
         Bytes::from(line)
@@ -116,11 +141,17 @@ fn builtin_defs() -> &'static [ResourceDef] {
 }
 
 fn crd_def() -> &'static ResourceDef {
-    builtin_defs().iter().find(|d| d.plural == "customresourcedefinitions").expect("CRDs are built in")
+    builtin_defs()
+        .iter()
+        .find(|d| d.plural == "customresourcedefinitions")
+        .expect("CRDs are built in")
 }
 
 fn namespace_def() -> &'static ResourceDef {
-    builtin_defs().iter().find(|d| d.plural == "namespaces").expect("namespaces are built in")
+    builtin_defs()
+        .iter()
+        .find(|d| d.plural == "namespaces")
+        .expect("namespaces are built in")
 }
 
 /// Everything currently servable: built-ins plus every established CRD's versions. Cached
@@ -134,7 +165,10 @@ pub(crate) fn served(st: &State) -> Arc<Vec<ResourceDef>> {
         }
     }
     let mut defs = builtin_defs().to_vec();
-    for (_, crd) in st.store.list("apiextensions.k8s.io", "customresourcedefinitions", None) {
+    for (_, crd) in st
+        .store
+        .list("apiextensions.k8s.io", "customresourcedefinitions", None)
+    {
         if discovery::crd_established(crd) {
             defs.extend(discovery::from_crd(crd));
         }
@@ -147,10 +181,14 @@ pub(crate) fn served(st: &State) -> Arc<Vec<ResourceDef>> {
 /// The definition of a kind for the control API, whether or not its CRD is established.
 pub(crate) fn def_for_kind(st: &State, api_version: &str, kind: &str) -> Option<ResourceDef> {
     let mut defs = builtin_defs().to_vec();
-    for (_, crd) in st.store.list("apiextensions.k8s.io", "customresourcedefinitions", None) {
+    for (_, crd) in st
+        .store
+        .list("apiextensions.k8s.io", "customresourcedefinitions", None)
+    {
         defs.extend(discovery::from_crd(crd));
     }
-    defs.into_iter().find(|d| d.api_version() == api_version && d.kind == kind)
+    defs.into_iter()
+        .find(|d| d.api_version() == api_version && d.kind == kind)
 }
 
 fn present(def: &ResourceDef, obj: &Value) -> Value {
@@ -165,7 +203,11 @@ fn partial(obj: &Value) -> Value {
 }
 
 fn object_reply(code: u16, def: &ResourceDef, obj: &Value, req: &ApiRequest) -> Reply {
-    let body = if req.wants_partial_metadata() { partial(obj) } else { present(def, obj) };
+    let body = if req.wants_partial_metadata() {
+        partial(obj)
+    } else {
+        present(def, obj)
+    };
     json_reply(code, body)
 }
 
@@ -209,7 +251,8 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &ApiRequest) -> Result<Reply, Ap
         }
         reply.ok_or_else(ApiError::no_route)
     };
-    let aggregated = shared.options.aggregated_discovery && discovery::wants_aggregated(&req.accept);
+    let aggregated =
+        shared.options.aggregated_discovery && discovery::wants_aggregated(&req.accept);
     match segs.as_slice() {
         ["version"] => discovery_only(Some(json_reply(200, discovery::version()))),
         ["api"] if aggregated => discovery_only(Some(Reply::Json {
@@ -222,11 +265,20 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &ApiRequest) -> Result<Reply, Ap
             body: discovery::aggregated(&served(&st), false),
             content_type: discovery::AGGREGATED_CONTENT_TYPE,
         })),
-        ["api"] => discovery_only(Some(json_reply(200, discovery::core_versions(&shared.address)))),
+        ["api"] => discovery_only(Some(json_reply(
+            200,
+            discovery::core_versions(&shared.address),
+        ))),
         ["apis"] => discovery_only(Some(json_reply(200, discovery::group_list(&served(&st))))),
-        ["api", v] => discovery_only(discovery::resource_list(&served(&st), "", v).map(|d| json_reply(200, d))),
-        ["apis", g] => discovery_only(discovery::group(&served(&st), g).map(|d| json_reply(200, d))),
-        ["apis", g, v] => discovery_only(discovery::resource_list(&served(&st), g, v).map(|d| json_reply(200, d))),
+        ["api", v] => discovery_only(
+            discovery::resource_list(&served(&st), "", v).map(|d| json_reply(200, d)),
+        ),
+        ["apis", g] => {
+            discovery_only(discovery::group(&served(&st), g).map(|d| json_reply(200, d)))
+        }
+        ["apis", g, v] => {
+            discovery_only(discovery::resource_list(&served(&st), g, v).map(|d| json_reply(200, d)))
+        }
         ["api", v, rest @ ..] => resource_request(shared, &mut st, req, "", v, rest),
         ["apis", g, v, rest @ ..] => resource_request(shared, &mut st, req, g, v, rest),
         _ => Err(ApiError::no_route()),
@@ -244,12 +296,16 @@ fn resource_request(
     // Same rule as the real RequestInfoFactory: `namespaces/<ns>/<resource>...` is namespaced,
     // except the namespace object's own `status` and `finalize` subresources.
     let (ns, rest) = match rest {
-        ["namespaces", ns, resource, tail @ ..] if !(tail.is_empty() && matches!(*resource, "status" | "finalize")) => {
+        ["namespaces", ns, resource, tail @ ..]
+            if !(tail.is_empty() && matches!(*resource, "status" | "finalize")) =>
+        {
             (Some(*ns), &rest[2..])
         }
         _ => (None, rest),
     };
-    let Some(plural) = rest.first() else { return Err(ApiError::no_route()) };
+    let Some(plural) = rest.first() else {
+        return Err(ApiError::no_route());
+    };
     let def = served(st)
         .iter()
         .find(|d| d.group == group && d.version == version && d.plural == *plural)
@@ -261,7 +317,9 @@ fn resource_request(
     if def.namespaced && ns.is_none() && (rest.len() > 1 || req.method != "GET") {
         return Err(ApiError::no_route());
     }
-    let main = Part::Main { status_separate: def.status_subresource };
+    let main = Part::Main {
+        status_separate: def.status_subresource,
+    };
     match (req.method.as_str(), &rest[1..]) {
         ("GET", []) => {
             if matches!(req.param("watch"), Some("true" | "1")) {
@@ -273,35 +331,53 @@ fn resource_request(
         ("POST", []) => create(shared, st, &def, ns, req),
         ("DELETE", []) => delete_collection(shared, st, &def, ns, req),
         ("GET", [name]) => {
-            let obj = st.store.get(&key(&def, ns, name)).ok_or_else(|| ApiError::not_found(&def, name))?;
+            let obj = st
+                .store
+                .get(&key(&def, ns, name))
+                .ok_or_else(|| ApiError::not_found(&def, name))?;
             Ok(object_reply(200, &def, obj, req))
         }
         ("PUT", [name]) => update(shared, st, &def, ns, name, main, req),
         ("PATCH", [name]) => patch(shared, st, &def, ns, name, main, req),
         ("DELETE", [name]) => delete(shared, st, &def, ns, name, req),
         ("GET", [name, "status"]) if def.status_subresource => {
-            let obj = st.store.get(&key(&def, ns, name)).ok_or_else(|| ApiError::not_found(&def, name))?;
+            let obj = st
+                .store
+                .get(&key(&def, ns, name))
+                .ok_or_else(|| ApiError::not_found(&def, name))?;
             Ok(object_reply(200, &def, obj, req))
         }
-        ("PUT", [name, "status"]) if def.status_subresource => update(shared, st, &def, ns, name, Part::Status, req),
-        ("PATCH", [name, "status"]) if def.status_subresource => patch(shared, st, &def, ns, name, Part::Status, req),
+        ("PUT", [name, "status"]) if def.status_subresource => {
+            update(shared, st, &def, ns, name, Part::Status, req)
+        }
+        ("PATCH", [name, "status"]) if def.status_subresource => {
+            patch(shared, st, &def, ns, name, Part::Status, req)
+        }
         ("GET", [name, "log"]) if def.log_subresource => {
             if st.store.get(&key(&def, ns, name)).is_none() {
                 return Err(ApiError::not_found(&def, name));
             }
-            let log = st.pod_logs.get(&(ns.unwrap_or_default().to_string(), name.to_string()));
+            let log = st
+                .pod_logs
+                .get(&(ns.unwrap_or_default().to_string(), name.to_string()));
             Ok(Reply::Text(log.cloned().unwrap_or_default()))
         }
         (_, [_] | []) => Err(ApiError::method_not_allowed(&req.method)),
-        (_, [_, "status"]) if def.status_subresource => Err(ApiError::method_not_allowed(&req.method)),
+        (_, [_, "status"]) if def.status_subresource => {
+            Err(ApiError::method_not_allowed(&req.method))
+        }
         _ => Err(ApiError::no_route()),
     }
 }
 
-fn selectors(def: &ResourceDef, req: &ApiRequest) -> Result<(LabelSelector, FieldSelector), ApiError> {
-    let labels = LabelSelector::parse(req.param("labelSelector").unwrap_or_default()).map_err(ApiError::bad_request)?;
-    let fields =
-        FieldSelector::parse(req.param("fieldSelector").unwrap_or_default(), &def.plural).map_err(ApiError::bad_request)?;
+fn selectors(
+    def: &ResourceDef,
+    req: &ApiRequest,
+) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let labels = LabelSelector::parse(req.param("labelSelector").unwrap_or_default())
+        .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(req.param("fieldSelector").unwrap_or_default(), &def.plural)
+        .map_err(ApiError::bad_request)?;
     Ok((labels, fields))
 }
 
@@ -316,9 +392,14 @@ fn continue_token(rv: u64, key: &ObjKey) -> String {
 fn parse_continue(token: &str) -> Result<(String, String), ApiError> {
     use base64::Engine as _;
     let invalid = || ApiError::bad_request("continue key is not valid: malformed token");
-    let raw = base64::engine::general_purpose::URL_SAFE.decode(token).map_err(|_| invalid())?;
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .map_err(|_| invalid())?;
     let doc: Value = serde_json::from_slice(&raw).map_err(|_| invalid())?;
-    let start = doc["start"].as_str().ok_or_else(invalid)?.trim_end_matches('\u{0}');
+    let start = doc["start"]
+        .as_str()
+        .ok_or_else(invalid)?
+        .trim_end_matches('\u{0}');
     let (ns, name) = start.split_once('/').ok_or_else(invalid)?;
     Ok((ns.to_string(), name.to_string()))
 }
@@ -326,16 +407,30 @@ fn parse_continue(token: &str) -> Result<(String, String), ApiError> {
 /// A list, paged when the client sends `limit` (kube-runtime's watcher pages by 500).
 /// Later pages read current state rather than the first page's snapshot; no client of the
 /// double depends on snapshot pages.
-fn list(st: &State, def: &ResourceDef, ns: Option<&str>, req: &ApiRequest) -> Result<Reply, ApiError> {
+fn list(
+    st: &State,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    req: &ApiRequest,
+) -> Result<Reply, ApiError> {
     let (labels, fields) = selectors(def, req)?;
     let partial_meta = req.wants_partial_metadata();
-    let limit = req.param("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
-    let after = req.param("continue").filter(|c| !c.is_empty()).map(parse_continue).transpose()?;
+    let limit = req
+        .param("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0);
+    let after = req
+        .param("continue")
+        .filter(|c| !c.is_empty())
+        .map(parse_continue)
+        .transpose()?;
     let matching: Vec<(&ObjKey, &Value)> = st
         .store
         .list(&def.group, &def.plural, ns)
         .filter(|(k, _)| {
-            after.as_ref().is_none_or(|(a_ns, a_name)| (k.namespace.as_str(), k.name.as_str()) > (a_ns.as_str(), a_name.as_str()))
+            after.as_ref().is_none_or(|(a_ns, a_name)| {
+                (k.namespace.as_str(), k.name.as_str()) > (a_ns.as_str(), a_name.as_str())
+            })
         })
         .filter(|(_, o)| labels.matches(o) && fields.matches(o))
         .collect();
@@ -343,7 +438,13 @@ fn list(st: &State, def: &ResourceDef, ns: Option<&str>, req: &ApiRequest) -> Re
     let page = limit.map_or(matching.len(), |l| l.min(matching.len()));
     let items: Vec<Value> = matching[..page]
         .iter()
-        .map(|(_, o)| if partial_meta { partial(o) } else { present(def, o) })
+        .map(|(_, o)| {
+            if partial_meta {
+                partial(o)
+            } else {
+                present(def, o)
+            }
+        })
         .collect();
     let mut metadata = json!({"resourceVersion": rv.to_string()});
     if page < matching.len() {
@@ -351,18 +452,27 @@ fn list(st: &State, def: &ResourceDef, ns: Option<&str>, req: &ApiRequest) -> Re
         metadata["remainingItemCount"] = json!(matching.len() - page);
     }
     let (api_version, kind) = if partial_meta {
-        ("meta.k8s.io/v1".to_string(), "PartialObjectMetadataList".to_string())
+        (
+            "meta.k8s.io/v1".to_string(),
+            "PartialObjectMetadataList".to_string(),
+        )
     } else {
         (def.api_version(), format!("{}List", def.kind))
     };
-    Ok(json_reply(200, json!({"apiVersion": api_version, "kind": kind, "metadata": metadata, "items": items})))
+    Ok(json_reply(
+        200,
+        json!({"apiVersion": api_version, "kind": kind, "metadata": metadata, "items": items}),
+    ))
 }
 
 fn watch(def: &ResourceDef, ns: Option<&str>, req: &ApiRequest) -> Result<Reply, ApiError> {
     let (labels, fields) = selectors(def, req)?;
     let since = match req.param("resourceVersion") {
         None | Some("") | Some("0") => None,
-        Some(rv) => Some(rv.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?),
+        Some(rv) => Some(
+            rv.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?,
+        ),
     };
     let timeout = req
         .param("timeoutSeconds")
@@ -384,7 +494,9 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?;
     if !v.is_object() {
-        return Err(ApiError::bad_request("the request body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
     }
     Ok(v)
 }
@@ -433,7 +545,12 @@ fn check_name_and_namespace(obj: &Value, name: &str, ns: Option<&str>) -> Result
 }
 
 /// Creating in a namespace needs the namespace to exist and not be terminating.
-fn check_namespace_open(st: &State, def: &ResourceDef, ns: Option<&str>, name: &str) -> Result<(), ApiError> {
+fn check_namespace_open(
+    st: &State,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+) -> Result<(), ApiError> {
     let Some(ns) = ns else { return Ok(()) };
     let ns_obj = st
         .store
@@ -449,7 +566,13 @@ fn check_namespace_open(st: &State, def: &ResourceDef, ns: Option<&str>, name: &
 fn init_new(st: &mut State, def: &ResourceDef, obj: &mut Value, ns: Option<&str>, name: &str) {
     let meta = &mut obj["metadata"];
     if let Some(m) = meta.as_object_mut() {
-        for field in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"] {
+        for field in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "managedFields",
+            "selfLink",
+        ] {
             m.shift_remove(field);
         }
     }
@@ -529,16 +652,25 @@ fn commit(
         Some(old) => {
             // The real server does not write an update that changes nothing: same
             // resourceVersion, same managedFields timestamps, no watch event.
-            if content(old) == content(&new) && ssa::same_ownership(&ssa::parse_managed(old), &ssa::parse_managed(&new)) {
+            if content(old) == content(&new)
+                && ssa::same_ownership(&ssa::parse_managed(old), &ssa::parse_managed(&new))
+            {
                 return old.clone();
             }
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
-            new["metadata"]["generation"] = json!(if spec_changed(old, &new) { generation + 1 } else { generation });
+            new["metadata"]["generation"] = json!(if spec_changed(old, &new) {
+                generation + 1
+            } else {
+                generation
+            });
         }
         None => new["metadata"]["generation"] = json!(1),
     }
     let pending = !finalizers(&new).is_empty()
-        || (def.plural == "namespaces" && new["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty()));
+        || (def.plural == "namespaces"
+            && new["spec"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty()));
     let finished = new["metadata"].get("deletionTimestamp").is_some() && !pending;
     if dry_run {
         return new;
@@ -546,7 +678,8 @@ fn commit(
     if st.counting {
         st.writes.count(verb);
     }
-    let generation_changed = old.is_none_or(|o| o["metadata"]["generation"] != new["metadata"]["generation"]);
+    let generation_changed =
+        old.is_none_or(|o| o["metadata"]["generation"] != new["metadata"]["generation"]);
     let stored = st.store.put(key.clone(), new);
     if finished {
         remove_object(st, def, &key);
@@ -556,7 +689,12 @@ fn commit(
         }
     } else if generation_changed && controllers::is_workload(&def.group, &def.kind) {
         if let Some(delay) = shared.options.workload_ready_delay {
-            let path = controllers::status_path(&def.api_version(), &def.plural, &key.namespace, &key.name);
+            let path = controllers::status_path(
+                &def.api_version(),
+                &def.plural,
+                &key.namespace,
+                &key.name,
+            );
             let generation = stored["metadata"]["generation"].as_i64().unwrap_or(1);
             controllers::schedule_ready(shared, path, generation, delay);
         }
@@ -566,11 +704,17 @@ fn commit(
 
 /// Removes an object for good; a CRD takes its custom resources with it.
 fn remove_object(st: &mut State, def: &ResourceDef, key: &ObjKey) {
-    let Some(obj) = st.store.remove(key) else { return };
+    let Some(obj) = st.store.remove(key) else {
+        return;
+    };
     if def.plural == "customresourcedefinitions" {
         let group = obj["spec"]["group"].as_str().unwrap_or_default();
         let plural = obj["spec"]["names"]["plural"].as_str().unwrap_or_default();
-        let keys: Vec<ObjKey> = st.store.list(group, plural, None).map(|(k, _)| k.clone()).collect();
+        let keys: Vec<ObjKey> = st
+            .store
+            .list(group, plural, None)
+            .map(|(k, _)| k.clone())
+            .collect();
         for k in keys {
             st.store.remove(&k);
         }
@@ -592,7 +736,9 @@ fn schedule_establish(shared: &Arc<Shared>, name: String, delay: Duration) {
 /// its names are checked; from then on its resources are in discovery and servable.
 pub(crate) fn establish(st: &mut State, name: &str) -> bool {
     let key = key(crd_def(), None, name);
-    let Some(crd) = st.store.get(&key) else { return false };
+    let Some(crd) = st.store.get(&key) else {
+        return false;
+    };
     if discovery::crd_established(crd) {
         return true;
     }
@@ -617,14 +763,25 @@ pub(crate) fn establish(st: &mut State, name: &str) -> bool {
     true
 }
 
-fn create(shared: &Arc<Shared>, st: &mut State, def: &ResourceDef, ns: Option<&str>, req: &ApiRequest) -> Result<Reply, ApiError> {
+fn create(
+    shared: &Arc<Shared>,
+    st: &mut State,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    req: &ApiRequest,
+) -> Result<Reply, ApiError> {
     let mut obj = parse_json(&req.body)?;
     check_type(def, &mut obj, false)?;
     let name = match (meta_str(&obj, "name"), meta_str(&obj, "generateName")) {
         (Some(n), _) => n.to_string(),
         (None, Some(prefix)) => format!("{prefix}{}", st.random_suffix()),
         (None, None) => {
-            return Err(ApiError::invalid(def, "", "metadata.name", "Required value: name or generateName is required"))
+            return Err(ApiError::invalid(
+                def,
+                "",
+                "metadata.name",
+                "Required value: name or generateName is required",
+            ))
         }
     };
     check_name_and_namespace(&obj, &name, ns)?;
@@ -638,8 +795,16 @@ fn create(shared: &Arc<Shared>, st: &mut State, def: &ResourceDef, ns: Option<&s
     let mut managers = Vec::new();
     let ts = now();
     let manager = req.update_manager();
-    let part = Part::Main { status_separate: def.status_subresource };
-    let ar = ApplyRequest { manager: &manager, api_version: &def.api_version(), part, force: false, now: &ts };
+    let part = Part::Main {
+        status_separate: def.status_subresource,
+    };
+    let ar = ApplyRequest {
+        manager: &manager,
+        api_version: &def.api_version(),
+        part,
+        force: false,
+        now: &ts,
+    };
     ssa::record_update(None, &obj, &mut managers, &schema_of(def), &ar);
     obj["metadata"]["managedFields"] = ssa::render_managed(&managers);
     let stored = commit(shared, st, def, key, None, obj, Verb::Create, req.dry_run());
@@ -661,7 +826,15 @@ fn updated_object(existing: &Value, mut body: Value, part: Part) -> Value {
             new
         }
         Part::Main { status_separate } => {
-            for field in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+            for field in [
+                "name",
+                "namespace",
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ] {
                 match existing["metadata"].get(field) {
                     Some(v) => body["metadata"][field] = v.clone(),
                     None => {
@@ -672,7 +845,10 @@ fn updated_object(existing: &Value, mut body: Value, part: Part) -> Value {
                 }
             }
             // Omitted or empty managedFields leave ownership as it is.
-            if body["metadata"]["managedFields"].as_array().is_none_or(|a| a.is_empty()) {
+            if body["metadata"]["managedFields"]
+                .as_array()
+                .is_none_or(|a| a.is_empty())
+            {
                 body["metadata"]["managedFields"] = existing["metadata"]["managedFields"].clone();
             }
             if status_separate {
@@ -709,7 +885,12 @@ fn write_update(
             return Err(ApiError::stale_resource_version(def, &name));
         }
         None if matches!(verb, Verb::Update) && def.is_custom() => {
-            return Err(ApiError::invalid(def, &name, "metadata.resourceVersion", "Invalid value: 0x0: must be specified for an update"));
+            return Err(ApiError::invalid(
+                def,
+                &name,
+                "metadata.resourceVersion",
+                "Invalid value: 0x0: must be specified for an update",
+            ));
         }
         _ => {}
     }
@@ -720,10 +901,25 @@ fn write_update(
     let mut managers = ssa::parse_managed(&new);
     let ts = now();
     let manager = req.update_manager();
-    let ar = ApplyRequest { manager: &manager, api_version: &def.api_version(), part, force: false, now: &ts };
+    let ar = ApplyRequest {
+        manager: &manager,
+        api_version: &def.api_version(),
+        part,
+        force: false,
+        now: &ts,
+    };
     ssa::record_update(Some(existing), &new, &mut managers, &schema_of(def), &ar);
     new["metadata"]["managedFields"] = ssa::render_managed(&managers);
-    let stored = commit(shared, st, def, key, Some(existing), new, verb, req.dry_run());
+    let stored = commit(
+        shared,
+        st,
+        def,
+        key,
+        Some(existing),
+        new,
+        verb,
+        req.dry_run(),
+    );
     Ok(object_reply(200, def, &stored, req))
 }
 
@@ -740,8 +936,22 @@ fn update(
     check_type(def, &mut body, false)?;
     check_name_and_namespace(&body, name, ns)?;
     let key = key(def, ns, name);
-    let existing = st.store.get(&key).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
-    write_update(shared, st, def, key, &existing, body, part, Verb::Update, req)
+    let existing = st
+        .store
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(def, name))?;
+    write_update(
+        shared,
+        st,
+        def,
+        key,
+        &existing,
+        body,
+        part,
+        Verb::Update,
+        req,
+    )
 }
 
 fn patch(
@@ -753,17 +963,28 @@ fn patch(
     part: Part,
     req: &ApiRequest,
 ) -> Result<Reply, ApiError> {
-    let content_type = req.content_type.split(';').next().unwrap_or_default().trim();
+    let content_type = req
+        .content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim();
     if content_type == "application/apply-patch+yaml" {
         return apply(shared, st, def, ns, name, part, req);
     }
     let key = key(def, ns, name);
-    let existing = st.store.get(&key).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
+    let existing = st
+        .store
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(def, name))?;
     let patch: Value = serde_json::from_slice(&req.body)
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
     let mut patched = existing.clone();
     match content_type {
-        "application/merge-patch+json" | "application/strategic-merge-patch+json" => merge_patch(&mut patched, &patch),
+        "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+            merge_patch(&mut patched, &patch)
+        }
         "application/json-patch+json" => {
             json_patch(&mut patched, &patch).map_err(|e| ApiError::invalid(def, name, "", &e))?
         }
@@ -771,7 +992,17 @@ fn patch(
     }
     check_type(def, &mut patched, false)?;
     check_name_and_namespace(&patched, name, ns)?;
-    write_update(shared, st, def, key, &existing, patched, part, Verb::Patch, req)
+    write_update(
+        shared,
+        st,
+        def,
+        key,
+        &existing,
+        patched,
+        part,
+        Verb::Patch,
+        req,
+    )
 }
 
 fn apply(
@@ -784,7 +1015,12 @@ fn apply(
     req: &ApiRequest,
 ) -> Result<Reply, ApiError> {
     let Some(manager) = req.param("fieldManager").filter(|m| !m.is_empty()) else {
-        return Err(ApiError::invalid(def, name, "fieldManager", "Required value: is required for apply patch"));
+        return Err(ApiError::invalid(
+            def,
+            name,
+            "fieldManager",
+            "Required value: is required for apply patch",
+        ));
     };
     let force = matches!(req.param("force"), Some("true" | "1"));
     // kube-rs sends JSON (valid YAML); parsing it as JSON first keeps megabyte CRDs fast.
@@ -794,7 +1030,9 @@ fn apply(
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
     };
     if !applied.is_object() {
-        return Err(ApiError::bad_request("the applied configuration must be an object"));
+        return Err(ApiError::bad_request(
+            "the applied configuration must be an object",
+        ));
     }
     check_type(def, &mut applied, true)?;
     check_name_and_namespace(&applied, name, ns)?;
@@ -808,7 +1046,16 @@ fn apply(
     // Server-owned metadata in an applied configuration is ignored, and so is whatever
     // belongs to the other half of a kind with a status subresource.
     if let Some(m) = applied["metadata"].as_object_mut() {
-        for field in ["uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"] {
+        for field in [
+            "uid",
+            "resourceVersion",
+            "generation",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "managedFields",
+            "selfLink",
+        ] {
             m.shift_remove(field);
         }
     }
@@ -817,7 +1064,9 @@ fn apply(
         applied["metadata"]["namespace"] = json!(ns);
     }
     match part {
-        Part::Main { status_separate: true } => {
+        Part::Main {
+            status_separate: true,
+        } => {
             if let Some(o) = applied.as_object_mut() {
                 o.shift_remove("status");
             }
@@ -838,23 +1087,52 @@ fn apply(
         None if part == Part::Status => return Err(ApiError::not_found(def, name)),
         None => {
             check_namespace_open(st, def, ns, name)?;
-            let mut skeleton = json!({"apiVersion": def.api_version(), "kind": def.kind, "metadata": {}});
+            let mut skeleton =
+                json!({"apiVersion": def.api_version(), "kind": def.kind, "metadata": {}});
             init_new(st, def, &mut skeleton, ns, name);
             skeleton
         }
     };
     let ts = now();
-    let ar = ApplyRequest { manager, api_version: &def.api_version(), part, force, now: &ts };
-    let (mut merged, managers) = ssa::apply(&live, &applied, ssa::parse_managed(&live), &schema_of(def), &ar)
-        .map_err(|conflicts| {
-            ApiError::apply_conflict(ssa::conflict_message(&conflicts), conflicts.iter().map(|c| c.cause()).collect())
-        })?;
+    let ar = ApplyRequest {
+        manager,
+        api_version: &def.api_version(),
+        part,
+        force,
+        now: &ts,
+    };
+    let (mut merged, managers) = ssa::apply(
+        &live,
+        &applied,
+        ssa::parse_managed(&live),
+        &schema_of(def),
+        &ar,
+    )
+    .map_err(|conflicts| {
+        ApiError::apply_conflict(
+            ssa::conflict_message(&conflicts),
+            conflicts.iter().map(|c| c.cause()).collect(),
+        )
+    })?;
     if part != Part::Status {
         defaults(st, def, &mut merged);
     }
     merged["metadata"]["managedFields"] = ssa::render_managed(&managers);
-    let (verb, code) = if existing.is_some() { (Verb::Patch, 200) } else { (Verb::Patch, 201) };
-    let stored = commit(shared, st, def, key, existing.as_ref(), merged, verb, req.dry_run());
+    let (verb, code) = if existing.is_some() {
+        (Verb::Patch, 200)
+    } else {
+        (Verb::Patch, 201)
+    };
+    let stored = commit(
+        shared,
+        st,
+        def,
+        key,
+        existing.as_ref(),
+        merged,
+        verb,
+        req.dry_run(),
+    );
     Ok(object_reply(code, def, &stored, req))
 }
 
@@ -862,7 +1140,8 @@ fn delete_options(req: &ApiRequest) -> Result<Value, ApiError> {
     if req.body.is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_slice(&req.body).map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))
+    serde_json::from_slice(&req.body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))
 }
 
 fn delete(
@@ -874,16 +1153,27 @@ fn delete(
     req: &ApiRequest,
 ) -> Result<Reply, ApiError> {
     let opts = delete_options(req)?;
-    let dry_run = req.dry_run() || opts["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
+    let dry_run = req.dry_run()
+        || opts["dryRun"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v == "All"));
     let key = key(def, ns, name);
-    let existing = st.store.get(&key).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
+    let existing = st
+        .store
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(def, name))?;
     let pre = &opts["preconditions"];
     if let Some(uid) = pre["uid"].as_str() {
         if Some(uid) != meta_str(&existing, "uid") {
-            return Err(ApiError::conflict(def, name, &format!(
-                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                meta_str(&existing, "uid").unwrap_or_default()
-            )));
+            return Err(ApiError::conflict(
+                def,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta_str(&existing, "uid").unwrap_or_default()
+                ),
+            ));
         }
     }
     if let Some(rv) = pre["resourceVersion"].as_str() {
@@ -927,7 +1217,16 @@ fn delete_one(
     if is_namespace {
         new["status"]["phase"] = json!("Terminating");
     }
-    let stored = commit(shared, st, def, key.clone(), Some(&existing), new, Verb::Delete, dry_run);
+    let stored = commit(
+        shared,
+        st,
+        def,
+        key.clone(),
+        Some(&existing),
+        new,
+        Verb::Delete,
+        dry_run,
+    );
     if !dry_run && (is_namespace || def.plural == "customresourcedefinitions") {
         schedule_cleanup(shared, def.clone(), key.name);
     }
@@ -990,7 +1289,9 @@ fn schedule_cleanup(shared: &Arc<Shared>, def: ResourceDef, name: String) {
 /// One pass of cleanup; true when there is nothing left to do.
 fn cleanup_step(st: &mut State, def: &ResourceDef, name: &str) -> bool {
     let owner_key = key(def, None, name);
-    let Some(owner) = st.store.get(&owner_key).cloned() else { return true };
+    let Some(owner) = st.store.get(&owner_key).cloned() else {
+        return true;
+    };
     if owner["metadata"].get("deletionTimestamp").is_none() {
         return true;
     }
@@ -998,12 +1299,19 @@ fn cleanup_step(st: &mut State, def: &ResourceDef, name: &str) -> bool {
         st.store.keys_in_namespace(name)
     } else {
         let group = owner["spec"]["group"].as_str().unwrap_or_default();
-        let plural = owner["spec"]["names"]["plural"].as_str().unwrap_or_default();
-        st.store.list(group, plural, None).map(|(k, _)| k.clone()).collect()
+        let plural = owner["spec"]["names"]["plural"]
+            .as_str()
+            .unwrap_or_default();
+        st.store
+            .list(group, plural, None)
+            .map(|(k, _)| k.clone())
+            .collect()
     };
     let mut remaining = 0;
     for k in content {
-        let Some(obj) = st.store.get(&k).cloned() else { continue };
+        let Some(obj) = st.store.get(&k).cloned() else {
+            continue;
+        };
         if finalizers(&obj).is_empty() {
             st.store.remove(&k);
             continue;

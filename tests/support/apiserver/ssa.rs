@@ -30,7 +30,9 @@ pub(crate) type FieldSet = BTreeSet<Path>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Part {
     /// The main resource; `status_separate` when the kind has a `/status` subresource.
-    Main { status_separate: bool },
+    Main {
+        status_separate: bool,
+    },
     Status,
 }
 
@@ -101,7 +103,11 @@ impl Schema<'_> {
         let keys = |k: &[&str]| ListKind::Map(k.iter().map(|s| s.to_string()).collect());
         match self {
             Schema::Builtin { kind } => match field {
-                "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes"
+                "containers"
+                | "initContainers"
+                | "ephemeralContainers"
+                | "env"
+                | "volumes"
                 | "imagePullSecrets" => keys(&["name"]),
                 "volumeMounts" => keys(&["mountPath"]),
                 "volumeDevices" => keys(&["devicePath"]),
@@ -109,7 +115,9 @@ impl Schema<'_> {
                 "hostAliases" => keys(&["ip"]),
                 "topologySpreadConstraints" => keys(&["topologyKey", "whenUnsatisfiable"]),
                 "ownerReferences" => keys(&["uid"]),
-                "ports" if matches!(parent.last(), Some(Pe::Key(_))) => keys(&["containerPort", "protocol"]),
+                "ports" if matches!(parent.last(), Some(Pe::Key(_))) => {
+                    keys(&["containerPort", "protocol"])
+                }
                 "ports" if *kind == "Service" && parent == [Pe::Field("spec".into())] => {
                     keys(&["port", "protocol"])
                 }
@@ -143,7 +151,9 @@ impl Schema<'_> {
         match self {
             Schema::Builtin { kind } => {
                 BUILTIN_MAP_FIELDS.contains(&field)
-                    || (*kind == "Service" && field == "selector" && parent == [Pe::Field("spec".into())])
+                    || (*kind == "Service"
+                        && field == "selector"
+                        && parent == [Pe::Field("spec".into())])
             }
             Schema::Custom(root) => {
                 if parent == [Pe::Field("metadata".into())] {
@@ -258,7 +268,9 @@ fn walk(v: &Value, path: &mut Path, schema: &Schema, set: &mut FieldSet) {
 /// The fields of `obj` that belong to `part`, without server-managed metadata.
 pub(crate) fn field_set(obj: &Value, schema: &Schema, part: Part) -> FieldSet {
     let mut set = FieldSet::new();
-    let Some(top) = obj.as_object() else { return set };
+    let Some(top) = obj.as_object() else {
+        return set;
+    };
     for (k, v) in top {
         let include = match (k.as_str(), part) {
             ("apiVersion" | "kind", _) => false,
@@ -309,7 +321,10 @@ fn get_mut<'a>(v: &'a mut Value, path: &[Pe]) -> Option<&'a mut Value> {
     for pe in path {
         cur = match pe {
             Pe::Field(f) => cur.get_mut(f)?,
-            Pe::Key(k) => cur.as_array_mut()?.iter_mut().find(|i| item_matches_key(i, k))?,
+            Pe::Key(k) => cur
+                .as_array_mut()?
+                .iter_mut()
+                .find(|i| item_matches_key(i, k))?,
             Pe::Value(j) => cur.as_array_mut()?.iter_mut().find(|i| same_json(i, j))?,
             Pe::Index(i) => cur.get_mut(*i)?,
         };
@@ -319,8 +334,12 @@ fn get_mut<'a>(v: &'a mut Value, path: &[Pe]) -> Option<&'a mut Value> {
 
 /// Removes the field or list item at `path`; a missing path is already removed.
 pub(crate) fn remove(v: &mut Value, path: &[Pe]) {
-    let Some((last, parent)) = path.split_last() else { return };
-    let Some(parent) = get_mut(v, parent) else { return };
+    let Some((last, parent)) = path.split_last() else {
+        return;
+    };
+    let Some(parent) = get_mut(v, parent) else {
+        return;
+    };
     match (last, parent) {
         (Pe::Field(f), Value::Object(m)) => {
             m.shift_remove(f);
@@ -356,7 +375,9 @@ fn merge(live: &mut Value, applied: &Value, path: &mut Path, schema: &Schema) {
                 Some((Pe::Field(name), parent)) => schema.list_kind(parent, name),
                 _ => ListKind::Atomic,
             };
-            let Value::Array(l) = live else { unreachable!() };
+            let Value::Array(l) = live else {
+                unreachable!()
+            };
             match kind {
                 ListKind::Atomic => *l = a.clone(),
                 ListKind::Set => {
@@ -496,7 +517,9 @@ fn parse_pe(key: &str) -> Option<Pe> {
         "f:" => Pe::Field(rest.to_string()),
         // Re-serialise so keys written by other clients compare equal to ours.
         "k:" => {
-            let Value::Object(m) = serde_json::from_str::<Value>(rest).ok()? else { return None };
+            let Value::Object(m) = serde_json::from_str::<Value>(rest).ok()? else {
+                return None;
+            };
             let sorted: BTreeMap<String, Value> = m.into_iter().collect();
             Pe::Key(serde_json::to_string(&sorted).ok()?)
         }
@@ -590,18 +613,29 @@ impl Conflict {
 /// The message of a 409 apply conflict, worded like the real server's.
 pub(crate) fn conflict_message(conflicts: &[Conflict]) -> String {
     if let [c] = conflicts {
-        return format!("Apply failed with 1 conflict: conflict with {}: {}", c.manager, path_string(&c.path));
+        return format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            c.manager,
+            path_string(&c.path)
+        );
     }
     let mut by_manager: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for c in conflicts {
-        by_manager.entry(&c.manager).or_default().push(path_string(&c.path));
+        by_manager
+            .entry(&c.manager)
+            .or_default()
+            .push(path_string(&c.path));
     }
     let mut lines = Vec::new();
     for (manager, paths) in by_manager {
         lines.push(format!("conflicts with {manager}:"));
         lines.extend(paths.into_iter().map(|p| format!("- {p}")));
     }
-    format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
 }
 
 /// What an apply asks for.
@@ -624,7 +658,9 @@ pub(crate) fn apply(
 ) -> Result<(Value, Vec<ManagedEntry>), Vec<Conflict>> {
     let sub = req.part.subresource();
     let new_set = field_set(applied, schema, req.part);
-    let mine = managers.iter().position(|e| e.same_identity(req.manager, "Apply", sub));
+    let mine = managers
+        .iter()
+        .position(|e| e.same_identity(req.manager, "Apply", sub));
     let prev_set = mine.map(|i| managers[i].fields.clone()).unwrap_or_default();
 
     let mut merged = live.clone();
@@ -648,7 +684,10 @@ pub(crate) fn apply(
     if !conflicts.is_empty() && !req.force {
         return Err(conflicts
             .into_iter()
-            .map(|(i, path)| Conflict { manager: managers[i].describe(), path })
+            .map(|(i, path)| Conflict {
+                manager: managers[i].describe(),
+                path,
+            })
             .collect());
     }
     // Forcing takes the conflicting fields away from their previous owners.
@@ -659,9 +698,10 @@ pub(crate) fn apply(
     // Fields this manager applied before and no longer applies go away unless someone else
     // still owns them or something beneath them.
     for path in prev_set.difference(&new_set) {
-        let owned_elsewhere = managers.iter().enumerate().any(|(i, e)| {
-            Some(i) != mine && e.fields.iter().any(|p| p.starts_with(path))
-        });
+        let owned_elsewhere = managers
+            .iter()
+            .enumerate()
+            .any(|(i, e)| Some(i) != mine && e.fields.iter().any(|p| p.starts_with(path)));
         if !owned_elsewhere && !new_set.iter().any(|p| p.starts_with(path)) {
             remove(&mut merged, path);
         }
@@ -697,7 +737,9 @@ pub(crate) fn record_update(
 ) {
     let sub = req.part.subresource();
     let new_set = field_set(new, schema, req.part);
-    let old_set = old.map(|o| field_set(o, schema, req.part)).unwrap_or_default();
+    let old_set = old
+        .map(|o| field_set(o, schema, req.part))
+        .unwrap_or_default();
     let changed: FieldSet = new_set
         .iter()
         .filter(|p| {
@@ -713,10 +755,14 @@ pub(crate) fn record_update(
     }
     for e in managers.iter_mut() {
         if !e.same_identity(req.manager, "Update", sub) {
-            e.fields.retain(|p| !changed.contains(p) && !removed.contains(p));
+            e.fields
+                .retain(|p| !changed.contains(p) && !removed.contains(p));
         }
     }
-    match managers.iter_mut().find(|e| e.same_identity(req.manager, "Update", sub)) {
+    match managers
+        .iter_mut()
+        .find(|e| e.same_identity(req.manager, "Update", sub))
+    {
         Some(e) => {
             e.fields.extend(changed);
             e.fields.retain(|p| !removed.contains(p));
@@ -750,7 +796,13 @@ mod tests {
             ]}}}
         });
         let schema = Schema::Builtin { kind: "Deployment" };
-        let set = field_set(&obj, &schema, Part::Main { status_separate: true });
+        let set = field_set(
+            &obj,
+            &schema,
+            Part::Main {
+                status_separate: true,
+            },
+        );
         let encoded = encode_fields(&set);
         assert_eq!(
             encoded,

@@ -62,7 +62,9 @@ impl ApiError {
             404,
             "NotFound",
             "the server could not find the requested resource".into(),
-            Some(json!({"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]})),
+            Some(
+                json!({"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]}),
+            ),
         )
     }
 
@@ -79,7 +81,10 @@ impl ApiError {
         Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", def.qualified()),
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                def.qualified()
+            ),
             Some(Self::details(def, name)),
         )
     }
@@ -100,8 +105,14 @@ impl ApiError {
     pub fn invalid(def: &ResourceDef, name: &str, field: &str, detail: &str) -> Self {
         let mut details = Self::details(def, name);
         details["kind"] = json!(def.kind);
-        details["causes"] = json!([{"reason": "FieldValueInvalid", "message": detail, "field": field}]);
-        Self::new(422, "Invalid", format!("{} \"{name}\" is invalid: {field}: {detail}", def.kind), Some(details))
+        details["causes"] =
+            json!([{"reason": "FieldValueInvalid", "message": detail, "field": field}]);
+        Self::new(
+            422,
+            "Invalid",
+            format!("{} \"{name}\" is invalid: {field}: {detail}", def.kind),
+            Some(details),
+        )
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -109,7 +120,12 @@ impl ApiError {
     }
 
     pub fn method_not_allowed(method: &str) -> Self {
-        Self::new(405, "MethodNotAllowed", format!("the server does not allow this method on the requested resource ({method})"), None)
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            format!("the server does not allow this method on the requested resource ({method})"),
+            None,
+        )
     }
 
     pub fn unsupported_media_type(ct: &str) -> Self {
@@ -117,7 +133,9 @@ impl ApiError {
     }
 
     pub fn namespace_terminating(def: &ResourceDef, name: &str, ns: &str) -> Self {
-        let message = format!("unable to create new content in namespace {ns} because it is being terminated");
+        let message = format!(
+            "unable to create new content in namespace {ns} because it is being terminated"
+        );
         let mut details = Self::details(def, name);
         details["causes"] = json!([{
             "reason": "NamespaceTerminating",

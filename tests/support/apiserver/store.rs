@@ -64,7 +64,13 @@ impl Store {
         let (tx, _) = broadcast::channel(EVENT_BUFFER);
         // A fresh real cluster is already far past resourceVersion 1; starting higher keeps
         // clients from relying on small numbers.
-        Self { objects: BTreeMap::new(), rv: 1000, history: Vec::new(), tx, crd_epoch: 0 }
+        Self {
+            objects: BTreeMap::new(),
+            rv: 1000,
+            history: Vec::new(),
+            tx,
+            crd_epoch: 0,
+        }
     }
 
     pub fn resource_version(&self) -> u64 {
@@ -76,23 +82,32 @@ impl Store {
     }
 
     /// Objects of one resource, in one namespace or all of them, in key order.
-    pub fn list<'a>(&'a self, group: &'a str, resource: &'a str, namespace: Option<&'a str>) -> impl Iterator<Item = (&'a ObjKey, &'a Value)> + 'a {
+    pub fn list<'a>(
+        &'a self,
+        group: &'a str,
+        resource: &'a str,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a ObjKey, &'a Value)> + 'a {
         let start = ObjKey {
             group: group.to_string(),
             resource: resource.to_string(),
             namespace: namespace.unwrap_or_default().to_string(),
             name: String::new(),
         };
-        self.objects
-            .range(start..)
-            .take_while(move |(k, _)| {
-                k.group == group && k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns)
-            })
+        self.objects.range(start..).take_while(move |(k, _)| {
+            k.group == group
+                && k.resource == resource
+                && namespace.is_none_or(|ns| k.namespace == ns)
+        })
     }
 
     /// Every object in a namespace, whatever its resource.
     pub fn keys_in_namespace(&self, namespace: &str) -> Vec<ObjKey> {
-        self.objects.keys().filter(|k| k.namespace == namespace).cloned().collect()
+        self.objects
+            .keys()
+            .filter(|k| k.namespace == namespace)
+            .cloned()
+            .collect()
     }
 
     /// Stores `obj` under a new resourceVersion and announces it.
@@ -100,7 +115,11 @@ impl Store {
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         let old = self.objects.insert(key.clone(), obj.clone());
-        let kind = if old.is_some() { EventType::Modified } else { EventType::Added };
+        let kind = if old.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
         self.emit(kind, key, obj.clone(), old);
         obj
     }
@@ -122,7 +141,13 @@ impl Store {
         if key.group == "apiextensions.k8s.io" && key.resource == "customresourcedefinitions" {
             self.crd_epoch += 1;
         }
-        let event = Arc::new(Event { rv: self.rv, kind, key, object, old });
+        let event = Arc::new(Event {
+            rv: self.rv,
+            kind,
+            key,
+            object,
+            old,
+        });
         self.history.push(event.clone());
         // No receivers is fine: nobody is watching.
         let _ = self.tx.send(event);
