@@ -1,0 +1,285 @@
+//! Server-side defaulting for the kinds whose defaults show up as diff noise on a real
+//! cluster (workloads, pod templates, Services, Secrets, Namespaces, ...). Values are the
+//! ones a 1.33 kube-apiserver fills in.
+
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+
+fn set_default(obj: &mut Map<String, Value>, key: &str, value: Value) {
+    if !obj.contains_key(key) {
+        obj.insert(key.to_string(), value);
+    }
+}
+
+fn object_at<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>> {
+    v.get_mut(key).and_then(Value::as_object_mut)
+}
+
+/// `Always` for `:latest` or untagged images, `IfNotPresent` otherwise.
+fn pull_policy(image: &str) -> &'static str {
+    let name = image.rsplit('/').next().unwrap_or(image);
+    if image.contains('@') {
+        "IfNotPresent"
+    } else {
+        match name.split_once(':') {
+            Some((_, "latest")) | None => "Always",
+            Some(_) => "IfNotPresent",
+        }
+    }
+}
+
+fn default_ports(ports: Option<&mut Value>) {
+    for port in ports.and_then(Value::as_array_mut).into_iter().flatten() {
+        if let Some(p) = port.as_object_mut() {
+            set_default(p, "protocol", json!("TCP"));
+        }
+    }
+}
+
+fn default_container(c: &mut Value) {
+    let image = c["image"].as_str().unwrap_or_default().to_string();
+    default_ports(c.get_mut("ports"));
+    if let Some(c) = c.as_object_mut() {
+        set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
+        set_default(c, "terminationMessagePolicy", json!("File"));
+        set_default(c, "imagePullPolicy", json!(pull_policy(&image)));
+        set_default(c, "resources", json!({}));
+    }
+}
+
+/// Defaults of a `PodSpec`; `restart` is the kind's default restart policy.
+fn default_pod_spec(spec: &mut Value, restart: &str) {
+    for list in ["containers", "initContainers"] {
+        for c in spec
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            default_container(c);
+        }
+    }
+    if let Some(s) = spec.as_object_mut() {
+        set_default(s, "restartPolicy", json!(restart));
+        set_default(s, "terminationGracePeriodSeconds", json!(30));
+        set_default(s, "dnsPolicy", json!("ClusterFirst"));
+        set_default(s, "securityContext", json!({}));
+        set_default(s, "schedulerName", json!("default-scheduler"));
+    }
+}
+
+fn default_template(spec: &mut Value, restart: &str) {
+    if let Some(pod_spec) = spec.get_mut("template").and_then(|t| t.get_mut("spec")) {
+        default_pod_spec(pod_spec, restart);
+    }
+}
+
+/// Fills in defaults on `obj` (a full object of `kind`). Idempotent.
+pub(crate) fn apply_defaults(kind: &str, obj: &mut Value, cluster_ip: impl FnOnce() -> String) {
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let uid = obj["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    match kind {
+        "Deployment" => {
+            if let Some(spec) = obj.get_mut("spec") {
+                default_template(spec, "Always");
+                if let Some(s) = spec.as_object_mut() {
+                    set_default(s, "replicas", json!(1));
+                    set_default(
+                        s,
+                        "strategy",
+                        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
+                    );
+                    set_default(s, "revisionHistoryLimit", json!(10));
+                    set_default(s, "progressDeadlineSeconds", json!(600));
+                }
+            }
+        }
+        "StatefulSet" => {
+            if let Some(spec) = obj.get_mut("spec") {
+                default_template(spec, "Always");
+                if let Some(s) = spec.as_object_mut() {
+                    set_default(s, "replicas", json!(1));
+                    set_default(s, "podManagementPolicy", json!("OrderedReady"));
+                    set_default(
+                        s,
+                        "updateStrategy",
+                        json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+                    );
+                    set_default(s, "revisionHistoryLimit", json!(10));
+                    set_default(
+                        s,
+                        "persistentVolumeClaimRetentionPolicy",
+                        json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+                    );
+                }
+            }
+        }
+        "DaemonSet" => {
+            if let Some(spec) = obj.get_mut("spec") {
+                default_template(spec, "Always");
+                if let Some(s) = spec.as_object_mut() {
+                    set_default(
+                        s,
+                        "updateStrategy",
+                        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+                    );
+                    set_default(s, "revisionHistoryLimit", json!(10));
+                }
+            }
+        }
+        "Job" => {
+            if let Some(spec) = obj.get_mut("spec") {
+                default_template(spec, "Never");
+                // The Job controller's selector and template labels: the classic diff noise.
+                let labels = json!({
+                    "batch.kubernetes.io/controller-uid": uid,
+                    "batch.kubernetes.io/job-name": name,
+                    "controller-uid": uid,
+                    "job-name": name,
+                });
+                if spec.get("selector").is_none() && !uid.is_empty() {
+                    spec["selector"] =
+                        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+                }
+                if let Some(meta) = spec.get_mut("template").and_then(|t| t.as_object_mut()) {
+                    let meta = meta.entry("metadata").or_insert_with(|| json!({}));
+                    if let (Some(m), false) = (meta.as_object_mut(), uid.is_empty()) {
+                        let l = m.entry("labels").or_insert_with(|| json!({}));
+                        for (k, v) in labels.as_object().into_iter().flatten() {
+                            if let Some(l) = l.as_object_mut() {
+                                set_default(l, k, v.clone());
+                            }
+                        }
+                    }
+                }
+                if let Some(s) = spec.as_object_mut() {
+                    set_default(s, "parallelism", json!(1));
+                    set_default(s, "completions", json!(1));
+                    set_default(s, "backoffLimit", json!(6));
+                    set_default(s, "completionMode", json!("NonIndexed"));
+                    set_default(s, "suspend", json!(false));
+                    if !s.contains_key("podFailurePolicy") {
+                        set_default(s, "podReplacementPolicy", json!("TerminatingOrFailed"));
+                    }
+                }
+            }
+        }
+        "Pod" => {
+            if let Some(spec) = obj.get_mut("spec") {
+                default_pod_spec(spec, "Always");
+                if let Some(s) = spec.as_object_mut() {
+                    set_default(s, "serviceAccountName", json!("default"));
+                    set_default(s, "enableServiceLinks", json!(true));
+                    set_default(s, "priority", json!(0));
+                }
+            }
+        }
+        "Service" => {
+            if let Some(spec) = obj.get_mut("spec") {
+                for port in spec
+                    .get_mut("ports")
+                    .and_then(Value::as_array_mut)
+                    .into_iter()
+                    .flatten()
+                {
+                    let number = port["port"].clone();
+                    if let Some(p) = port.as_object_mut() {
+                        set_default(p, "protocol", json!("TCP"));
+                        set_default(p, "targetPort", number);
+                    }
+                }
+                if let Some(s) = spec.as_object_mut() {
+                    set_default(s, "type", json!("ClusterIP"));
+                    if s["type"] != "ExternalName" && !s.contains_key("clusterIP") {
+                        let ip = cluster_ip();
+                        s.insert("clusterIP".into(), json!(ip));
+                        set_default(s, "clusterIPs", json!([ip]));
+                    }
+                    set_default(s, "sessionAffinity", json!("None"));
+                    set_default(s, "ipFamilies", json!(["IPv4"]));
+                    set_default(s, "ipFamilyPolicy", json!("SingleStack"));
+                    set_default(s, "internalTrafficPolicy", json!("Cluster"));
+                }
+            }
+        }
+        "Secret" => {
+            if let Some(s) = obj.as_object_mut() {
+                set_default(s, "type", json!("Opaque"));
+                // stringData is write-only: the real server folds it into data.
+                if let Some(Value::Object(string_data)) = s.remove("stringData") {
+                    let data = s.entry("data").or_insert_with(|| json!({}));
+                    for (k, v) in string_data {
+                        let text = v.as_str().unwrap_or_default();
+                        data[k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+                    }
+                }
+            }
+        }
+        "Namespace" => {
+            let name = name.clone();
+            if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                let labels = m.entry("labels").or_insert_with(|| json!({}));
+                if let Some(l) = labels.as_object_mut() {
+                    set_default(l, "kubernetes.io/metadata.name", json!(name));
+                }
+            }
+            if let Some(s) = obj.as_object_mut() {
+                set_default(s, "spec", json!({"finalizers": ["kubernetes"]}));
+            }
+        }
+        "PersistentVolumeClaim" => {
+            if let Some(spec) = object_at(obj, "spec") {
+                set_default(spec, "volumeMode", json!("Filesystem"));
+            }
+        }
+        "NetworkPolicy" => {
+            if let Some(spec) = object_at(obj, "spec") {
+                if !spec.contains_key("policyTypes") {
+                    let mut types = vec![json!("Ingress")];
+                    if spec.contains_key("egress") {
+                        types.push(json!("Egress"));
+                    }
+                    spec.insert("policyTypes".into(), Value::Array(types));
+                }
+            }
+        }
+        "PriorityClass" => {
+            if let Some(s) = obj.as_object_mut() {
+                set_default(s, "preemptionPolicy", json!("PreemptLowerPriority"));
+            }
+        }
+        "StorageClass" => {
+            if let Some(s) = obj.as_object_mut() {
+                set_default(s, "reclaimPolicy", json!("Delete"));
+                set_default(s, "volumeBindingMode", json!("Immediate"));
+            }
+        }
+        "CustomResourceDefinition" => {
+            if let Some(spec) = object_at(obj, "spec") {
+                set_default(spec, "conversion", json!({"strategy": "None"}));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The status a freshly created object starts with before any controller touches it.
+pub(crate) fn initial_status(kind: &str) -> Option<Value> {
+    match kind {
+        "Namespace" => Some(json!({"phase": "Active"})),
+        "PersistentVolumeClaim" | "Pod" => Some(json!({"phase": "Pending"})),
+        "Service" => Some(json!({"loadBalancer": {}})),
+        "CustomResourceDefinition" => Some(json!({
+            "acceptedNames": {"kind": "", "plural": ""},
+            "conditions": [],
+            "storedVersions": [],
+        })),
+        _ => None,
+    }
+}
