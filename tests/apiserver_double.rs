@@ -1,20 +1,18 @@
 //! Drives the in-process API server double through a real kube-rs client and checks that it
 //! behaves like kube-apiserver where trainstack depends on it.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::apiserver::{ApiServer, Fault, FaultRule};
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
-    PatchParams, PostParams, WatchEvent, WatchParams,
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+    PostParams, WatchEvent, WatchParams,
 };
 use kube::discovery::{Discovery, Scope};
 use serde_json::{json, Value};
-use support::apiserver::{ApiServer, Fault, FaultRule};
 
 fn api_error(err: kube::Error) -> kube::core::Status {
     match err {
@@ -85,17 +83,11 @@ async fn discovery_lists_core_kinds_in_legacy_and_aggregated_form() {
     let server = ApiServer::start().await;
     let client = server.client();
     let version = client.apiserver_version().await.unwrap();
-    assert_eq!(
-        (version.major.as_str(), version.minor.as_str()),
-        ("1", "33")
-    );
+    assert_eq!((version.major.as_str(), version.minor.as_str()), ("1", "33"));
 
     for discovery in [
         Discovery::new(client.clone()).run().await.unwrap(),
-        Discovery::new(client.clone())
-            .run_aggregated()
-            .await
-            .unwrap(),
+        Discovery::new(client.clone()).run_aggregated().await.unwrap(),
     ] {
         for (group, version, kind, namespaced) in [
             ("", "v1", "ConfigMap", true),
@@ -106,12 +98,7 @@ async fn discovery_lists_core_kinds_in_legacy_and_aggregated_form() {
             ("networking.k8s.io", "v1", "NetworkPolicy", true),
             ("policy", "v1", "PodDisruptionBudget", true),
             ("autoscaling", "v2", "HorizontalPodAutoscaler", true),
-            (
-                "apiextensions.k8s.io",
-                "v1",
-                "CustomResourceDefinition",
-                false,
-            ),
+            ("apiextensions.k8s.io", "v1", "CustomResourceDefinition", false),
             ("scheduling.k8s.io", "v1", "PriorityClass", false),
             ("storage.k8s.io", "v1", "StorageClass", false),
         ] {
@@ -127,24 +114,13 @@ async fn discovery_lists_core_kinds_in_legacy_and_aggregated_form() {
                     .replace("classs", "classes")
             );
         }
-        let (_, pod_caps) = discovery
-            .resolve_gvk(&GroupVersionKind::gvk("", "v1", "Pod"))
-            .unwrap();
-        let subresources: Vec<&str> = pod_caps
-            .subresources
-            .iter()
-            .map(|(ar, _)| ar.plural.as_str())
-            .collect();
-        assert!(
-            subresources.contains(&"log") && subresources.contains(&"status"),
-            "{subresources:?}"
-        );
+        let (_, pod_caps) = discovery.resolve_gvk(&GroupVersionKind::gvk("", "v1", "Pod")).unwrap();
+        let subresources: Vec<&str> =
+            pod_caps.subresources.iter().map(|(ar, _)| ar.plural.as_str()).collect();
+        assert!(subresources.contains(&"log") && subresources.contains(&"status"), "{subresources:?}");
     }
 
-    let legacy_only = ApiServer::builder()
-        .aggregated_discovery(false)
-        .start()
-        .await;
+    let legacy_only = ApiServer::builder().aggregated_discovery(false).start().await;
     let raw = legacy_only.client().list_api_groups().await.unwrap();
     assert!(raw.groups.iter().any(|g| g.name == "apps"));
 }
@@ -160,45 +136,24 @@ async fn crd_resources_are_served_only_once_established_and_go_away_with_it() {
             "customresourcedefinitions",
         ),
     );
-    crds.patch(
-        "trainjobs.trainer.kubeflow.org",
-        &apply_params(),
-        &Patch::Apply(crd()),
-    )
-    .await
-    .unwrap();
+    crds.patch("trainjobs.trainer.kubeflow.org", &apply_params(), &Patch::Apply(crd())).await.unwrap();
 
-    let jobs: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), "default", &trainjob_resource());
+    let jobs: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &trainjob_resource());
     let before = Discovery::new(client.clone()).run().await.unwrap();
     assert!(!before.has_group("trainer.kubeflow.org"));
-    assert_eq!(
-        api_error(jobs.list(&ListParams::default()).await.unwrap_err()).code,
-        404
-    );
+    assert_eq!(api_error(jobs.list(&ListParams::default()).await.unwrap_err()).code, 404);
 
     assert!(server.establish_crd("trainjobs.trainer.kubeflow.org"));
     let after = Discovery::new(client.clone()).run().await.unwrap();
     let (_, caps) = after
-        .resolve_gvk(&GroupVersionKind::gvk(
-            "trainer.kubeflow.org",
-            "v1alpha1",
-            "TrainJob",
-        ))
+        .resolve_gvk(&GroupVersionKind::gvk("trainer.kubeflow.org", "v1alpha1", "TrainJob"))
         .expect("TrainJob served after Established");
     assert_eq!(caps.scope, Scope::Namespaced);
     let job = json!({"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "metadata": {"name": "t1"}, "spec": {"numNodes": 1}});
-    jobs.patch("t1", &apply_params(), &Patch::Apply(job))
-        .await
-        .unwrap();
-    assert_eq!(
-        jobs.list(&ListParams::default()).await.unwrap().items.len(),
-        1
-    );
+    jobs.patch("t1", &apply_params(), &Patch::Apply(job)).await.unwrap();
+    assert_eq!(jobs.list(&ListParams::default()).await.unwrap().items.len(), 1);
 
-    crds.delete("trainjobs.trainer.kubeflow.org", &DeleteParams::default())
-        .await
-        .unwrap();
+    crds.delete("trainjobs.trainer.kubeflow.org", &DeleteParams::default()).await.unwrap();
     eventually("CRD removal", || async {
         server
             .get(
@@ -210,26 +165,11 @@ async fn crd_resources_are_served_only_once_established_and_go_away_with_it() {
             .is_none()
     })
     .await;
-    assert!(!Discovery::new(client.clone())
-        .run()
-        .await
-        .unwrap()
-        .has_group("trainer.kubeflow.org"));
+    assert!(!Discovery::new(client.clone()).run().await.unwrap().has_group("trainer.kubeflow.org"));
     // The instances went with it: a recreated CRD starts empty.
-    crds.patch(
-        "trainjobs.trainer.kubeflow.org",
-        &apply_params(),
-        &Patch::Apply(crd()),
-    )
-    .await
-    .unwrap();
+    crds.patch("trainjobs.trainer.kubeflow.org", &apply_params(), &Patch::Apply(crd())).await.unwrap();
     server.establish_crd("trainjobs.trainer.kubeflow.org");
-    assert!(jobs
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .is_empty());
+    assert!(jobs.list(&ListParams::default()).await.unwrap().items.is_empty());
 }
 
 #[tokio::test]
@@ -242,51 +182,32 @@ async fn crds_become_established_by_themselves_after_the_delay() {
             "customresourcedefinitions",
         ),
     );
-    let created = crds
-        .patch(
-            "trainjobs.trainer.kubeflow.org",
-            &apply_params(),
-            &Patch::Apply(crd()),
-        )
-        .await
-        .unwrap();
+    let created =
+        crds.patch("trainjobs.trainer.kubeflow.org", &apply_params(), &Patch::Apply(crd())).await.unwrap();
     assert_eq!(created.data["status"]["conditions"], json!([]));
     eventually("Established", || async {
         let crd = crds.get("trainjobs.trainer.kubeflow.org").await.unwrap();
         crd.data["status"]["conditions"]
             .as_array()
-            .is_some_and(|c| {
-                c.iter()
-                    .any(|c| c["type"] == "Established" && c["status"] == "True")
-            })
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "Established" && c["status"] == "True"))
     })
     .await;
 }
 
 #[tokio::test]
 async fn server_side_apply_tracks_ownership_conflicts_and_no_ops() {
-    let server = ApiServer::builder()
-        .workload_ready_delay(None)
-        .start()
-        .await;
+    let server = ApiServer::builder().workload_ready_delay(None).start().await;
     let deployments: Api<Deployment> = Api::namespaced(server.client(), "default");
 
     let created = deployments
-        .patch(
-            "web",
-            &apply_params(),
-            &Patch::Apply(deployment("web", 2, "nginx:1.27")),
-        )
+        .patch("web", &apply_params(), &Patch::Apply(deployment("web", 2, "nginx:1.27")))
         .await
         .unwrap();
     assert_eq!(server.writes().patch, 1);
     let managed = created.metadata.managed_fields.clone().unwrap();
     assert_eq!(managed.len(), 1);
     assert_eq!(
-        (
-            managed[0].manager.as_deref(),
-            managed[0].operation.as_deref()
-        ),
+        (managed[0].manager.as_deref(), managed[0].operation.as_deref()),
         (Some("trainstack"), Some("Apply"))
     );
     let fields = serde_json::to_value(&managed[0].fields_v1).unwrap();
@@ -299,29 +220,17 @@ async fn server_side_apply_tracks_ownership_conflicts_and_no_ops() {
     let spec = created.spec.clone().unwrap();
     assert_eq!(spec.revision_history_limit, Some(10));
     assert_eq!(
-        spec.template.spec.unwrap().containers[0]
-            .termination_message_path
-            .as_deref(),
+        spec.template.spec.unwrap().containers[0].termination_message_path.as_deref(),
         Some("/dev/termination-log")
     );
 
     // Re-applying identical content writes nothing.
     let again = deployments
-        .patch(
-            "web",
-            &apply_params(),
-            &Patch::Apply(deployment("web", 2, "nginx:1.27")),
-        )
+        .patch("web", &apply_params(), &Patch::Apply(deployment("web", 2, "nginx:1.27")))
         .await
         .unwrap();
-    assert_eq!(
-        again.metadata.resource_version,
-        created.metadata.resource_version
-    );
-    assert_eq!(
-        again.metadata.managed_fields,
-        created.metadata.managed_fields
-    );
+    assert_eq!(again.metadata.resource_version, created.metadata.resource_version);
+    assert_eq!(again.metadata.managed_fields, created.metadata.managed_fields);
     assert_eq!(server.writes().patch, 1);
 
     // Another manager takes replicas with a plain update.
@@ -334,11 +243,7 @@ async fn server_side_apply_tracks_ownership_conflicts_and_no_ops() {
     );
     let err = api_error(
         deployments
-            .patch(
-                "web",
-                &apply_params(),
-                &Patch::Apply(deployment("web", 3, "nginx:1.27")),
-            )
+            .patch("web", &apply_params(), &Patch::Apply(deployment("web", 3, "nginx:1.27")))
             .await
             .unwrap_err(),
     );
@@ -347,25 +252,13 @@ async fn server_side_apply_tracks_ownership_conflicts_and_no_ops() {
     assert_eq!(causes.len(), 1);
     assert_eq!(causes[0].field, ".spec.replicas");
     assert_eq!(causes[0].reason, "FieldManagerConflict");
-    assert_eq!(
-        causes[0].message,
-        "conflict with \"kubectl-client-side-apply\" using apps/v1"
-    );
+    assert_eq!(causes[0].message, "conflict with \"kubectl-client-side-apply\" using apps/v1");
     assert_eq!(err.message, "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using apps/v1: .spec.replicas");
-    assert_eq!(
-        server
-            .get("apps/v1", "Deployment", Some("default"), "web")
-            .unwrap()["spec"]["replicas"],
-        5
-    );
+    assert_eq!(server.get("apps/v1", "Deployment", Some("default"), "web").unwrap()["spec"]["replicas"], 5);
 
     // Forcing takes ownership.
     let forced = deployments
-        .patch(
-            "web",
-            &apply_params().force(),
-            &Patch::Apply(deployment("web", 3, "nginx:1.27")),
-        )
+        .patch("web", &apply_params().force(), &Patch::Apply(deployment("web", 3, "nginx:1.27")))
         .await
         .unwrap();
     assert_eq!(forced.spec.unwrap().replicas, Some(3));
@@ -374,27 +267,15 @@ async fn server_side_apply_tracks_ownership_conflicts_and_no_ops() {
         .managed_fields
         .unwrap()
         .into_iter()
-        .map(|m| {
-            (
-                m.manager.unwrap(),
-                serde_json::to_value(m.fields_v1).unwrap(),
-            )
-        })
+        .map(|m| (m.manager.unwrap(), serde_json::to_value(m.fields_v1).unwrap()))
         .collect();
-    assert!(owners
-        .iter()
-        .any(|(m, f)| m == "trainstack" && f["f:spec"].get("f:replicas").is_some()));
-    assert!(owners
-        .iter()
-        .all(|(m, f)| m == "trainstack" || f["f:spec"].get("f:replicas").is_none()));
+    assert!(owners.iter().any(|(m, f)| m == "trainstack" && f["f:spec"].get("f:replicas").is_some()));
+    assert!(owners.iter().all(|(m, f)| m == "trainstack" || f["f:spec"].get("f:replicas").is_none()));
 
     // A label no longer applied is removed; one owned by someone else stays.
     let mut with_label = deployment("web", 3, "nginx:1.27");
     with_label["metadata"]["labels"]["tier"] = json!("front");
-    deployments
-        .patch("web", &apply_params(), &Patch::Apply(with_label))
-        .await
-        .unwrap();
+    deployments.patch("web", &apply_params(), &Patch::Apply(with_label)).await.unwrap();
     server.seed(
         "ops",
         json!({
@@ -403,11 +284,7 @@ async fn server_side_apply_tracks_ownership_conflicts_and_no_ops() {
         }),
     );
     let trimmed = deployments
-        .patch(
-            "web",
-            &apply_params(),
-            &Patch::Apply(deployment("web", 3, "nginx:1.27")),
-        )
+        .patch("web", &apply_params(), &Patch::Apply(deployment("web", 3, "nginx:1.27")))
         .await
         .unwrap();
     let labels = trimmed.metadata.labels.unwrap();
@@ -418,17 +295,11 @@ async fn server_side_apply_tracks_ownership_conflicts_and_no_ops() {
 
 #[tokio::test]
 async fn generation_moves_with_spec_only_and_status_goes_through_its_subresource() {
-    let server = ApiServer::builder()
-        .workload_ready_delay(None)
-        .start()
-        .await;
+    let server = ApiServer::builder().workload_ready_delay(None).start().await;
     let deployments: Api<Deployment> = Api::namespaced(server.client(), "default");
     let mut manifest = deployment("web", 1, "nginx:1.27");
     manifest["status"] = json!({"replicas": 9});
-    let created = deployments
-        .patch("web", &apply_params(), &Patch::Apply(manifest))
-        .await
-        .unwrap();
+    let created = deployments.patch("web", &apply_params(), &Patch::Apply(manifest)).await.unwrap();
     assert_eq!(created.metadata.generation, Some(1));
     assert!(
         created.status.is_none_or(|s| s.replicas.is_none()),
@@ -437,32 +308,20 @@ async fn generation_moves_with_spec_only_and_status_goes_through_its_subresource
 
     let mut labelled = deployment("web", 1, "nginx:1.27");
     labelled["metadata"]["annotations"] = json!({"note": "x"});
-    let relabelled = deployments
-        .patch("web", &apply_params(), &Patch::Apply(labelled))
-        .await
-        .unwrap();
+    let relabelled = deployments.patch("web", &apply_params(), &Patch::Apply(labelled)).await.unwrap();
     assert_eq!(relabelled.metadata.generation, Some(1));
 
     let status = deployments
-        .patch_status(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"readyReplicas": 1}})),
-        )
+        .patch_status("web", &PatchParams::default(), &Patch::Merge(json!({"status": {"readyReplicas": 1}})))
         .await
         .unwrap();
     assert_eq!(status.status.unwrap().ready_replicas, Some(1));
     assert_eq!(status.metadata.generation, Some(1));
 
     // Status applied through the subresource is owned under `subresource: status`.
-    let status_apply =
-        json!({"apiVersion": "apps/v1", "kind": "Deployment", "status": {"replicas": 1}});
+    let status_apply = json!({"apiVersion": "apps/v1", "kind": "Deployment", "status": {"replicas": 1}});
     let applied = deployments
-        .patch_status(
-            "web",
-            &PatchParams::apply("rollout-controller"),
-            &Patch::Apply(status_apply),
-        )
+        .patch_status("web", &PatchParams::apply("rollout-controller"), &Patch::Apply(status_apply))
         .await
         .unwrap();
     let entry = applied
@@ -473,18 +332,10 @@ async fn generation_moves_with_spec_only_and_status_goes_through_its_subresource
         .find(|m| m.manager.as_deref() == Some("rollout-controller"))
         .unwrap();
     assert_eq!(entry.subresource.as_deref(), Some("status"));
-    assert_eq!(
-        applied.status.unwrap().ready_replicas,
-        Some(1),
-        "other status fields are kept"
-    );
+    assert_eq!(applied.status.unwrap().ready_replicas, Some(1), "other status fields are kept");
 
     let bumped = deployments
-        .patch(
-            "web",
-            &apply_params(),
-            &Patch::Apply(deployment("web", 1, "nginx:1.28")),
-        )
+        .patch("web", &apply_params(), &Patch::Apply(deployment("web", 1, "nginx:1.28")))
         .await
         .unwrap();
     assert_eq!(bumped.metadata.generation, Some(2));
@@ -492,11 +343,7 @@ async fn generation_moves_with_spec_only_and_status_goes_through_its_subresource
     server.mark_deployment_available("default", "web");
     let available = deployments.get_status("web").await.unwrap().status.unwrap();
     assert_eq!(available.observed_generation, Some(2));
-    assert!(available
-        .conditions
-        .unwrap()
-        .iter()
-        .any(|c| c.type_ == "Available" && c.status == "True"));
+    assert!(available.conditions.unwrap().iter().any(|c| c.type_ == "Available" && c.status == "True"));
 }
 
 #[tokio::test]
@@ -504,17 +351,12 @@ async fn workloads_report_ready_by_default() {
     let server = ApiServer::start().await;
     let deployments: Api<Deployment> = Api::namespaced(server.client(), "default");
     deployments
-        .patch(
-            "web",
-            &apply_params(),
-            &Patch::Apply(deployment("web", 2, "nginx:1.27")),
-        )
+        .patch("web", &apply_params(), &Patch::Apply(deployment("web", 2, "nginx:1.27")))
         .await
         .unwrap();
     eventually("rollout", || async {
         let d = deployments.get("web").await.unwrap();
-        d.status
-            .is_some_and(|s| s.available_replicas == Some(2) && s.observed_generation == Some(1))
+        d.status.is_some_and(|s| s.available_replicas == Some(2) && s.observed_generation == Some(1))
     })
     .await;
 }
@@ -560,48 +402,28 @@ async fn dry_run_returns_the_result_and_persists_nothing() {
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
     let rv = server.resource_version();
 
-    let preview = cms
-        .patch("c", &apply_params().dry_run(), &Patch::Apply(cm.clone()))
-        .await
-        .unwrap();
+    let preview = cms.patch("c", &apply_params().dry_run(), &Patch::Apply(cm.clone())).await.unwrap();
     assert_eq!(preview.data.unwrap()["a"], "1");
-    assert!(server
-        .get("v1", "ConfigMap", Some("default"), "c")
-        .is_none());
+    assert!(server.get("v1", "ConfigMap", Some("default"), "c").is_none());
 
-    let created = cms
-        .patch("c", &apply_params(), &Patch::Apply(cm))
-        .await
-        .unwrap();
+    let created = cms.patch("c", &apply_params(), &Patch::Apply(cm)).await.unwrap();
     let after_create = server.resource_version();
-    let changed = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "2"}});
-    let preview = cms
-        .patch("c", &apply_params().dry_run(), &Patch::Apply(changed))
-        .await
-        .unwrap();
+    let changed =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "2"}});
+    let preview = cms.patch("c", &apply_params().dry_run(), &Patch::Apply(changed)).await.unwrap();
     assert_eq!(preview.data.unwrap()["a"], "2");
     cms.create(
-        &PostParams {
-            dry_run: true,
-            ..Default::default()
-        },
+        &PostParams { dry_run: true, ..Default::default() },
         &serde_json::from_value(json!({"metadata": {"name": "d"}})).unwrap(),
     )
     .await
     .unwrap();
-    cms.delete("c", &DeleteParams::default().dry_run())
-        .await
-        .unwrap();
+    cms.delete("c", &DeleteParams::default().dry_run()).await.unwrap();
 
     let stored = server.get("v1", "ConfigMap", Some("default"), "c").unwrap();
     assert_eq!(stored["data"]["a"], "1");
-    assert_eq!(
-        stored["metadata"]["resourceVersion"],
-        json!(created.metadata.resource_version.unwrap())
-    );
-    assert!(server
-        .get("v1", "ConfigMap", Some("default"), "d")
-        .is_none());
+    assert_eq!(stored["metadata"]["resourceVersion"], json!(created.metadata.resource_version.unwrap()));
+    assert!(server.get("v1", "ConfigMap", Some("default"), "d").is_none());
     assert_eq!(server.resource_version(), after_create);
     assert_eq!(after_create, rv + 1);
     assert_eq!(server.writes().total(), 1);
@@ -626,27 +448,17 @@ async fn crud_errors_are_real_status_bodies() {
 
     let mut stale = created.clone();
     stale.metadata.resource_version = Some("1".into());
-    let err = api_error(
-        cms.replace("c", &PostParams::default(), &stale)
-            .await
-            .unwrap_err(),
-    );
+    let err = api_error(cms.replace("c", &PostParams::default(), &stale).await.unwrap_err());
     assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
 
     let mut fresh = created;
     fresh.data = Some([("k".to_string(), "v".to_string())].into());
-    let replaced = cms
-        .replace("c", &PostParams::default(), &fresh)
-        .await
-        .unwrap();
+    let replaced = cms.replace("c", &PostParams::default(), &fresh).await.unwrap();
     assert_eq!(replaced.data.unwrap()["k"], "v");
     assert_eq!(server.writes().update, 1);
 
     let err = api_error(cms.get("missing").await.unwrap_err());
-    assert_eq!(
-        (err.code, err.message.as_str()),
-        (404, "configmaps \"missing\" not found")
-    );
+    assert_eq!((err.code, err.message.as_str()), (404, "configmaps \"missing\" not found"));
 }
 
 #[tokio::test]
@@ -658,57 +470,28 @@ async fn lists_filter_by_label_and_field_selectors() {
         ("b", json!({"app": "web", "tier": "back", "env": "prod"})),
         ("c", json!({"app": "db"})),
     ] {
-        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}});
-        cms.patch(name, &apply_params(), &Patch::Apply(cm))
-            .await
-            .unwrap();
+        let cm =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}});
+        cms.patch(name, &apply_params(), &Patch::Apply(cm)).await.unwrap();
     }
     let names = |lp: ListParams| {
         let cms = cms.clone();
         async move {
-            let mut n: Vec<String> = cms
-                .list(&lp)
-                .await
-                .unwrap()
-                .items
-                .into_iter()
-                .map(|c| c.metadata.name.unwrap())
-                .collect();
+            let mut n: Vec<String> =
+                cms.list(&lp).await.unwrap().items.into_iter().map(|c| c.metadata.name.unwrap()).collect();
             n.sort();
             n
         }
     };
-    assert_eq!(
-        names(ListParams::default().labels("app=web")).await,
-        ["a", "b"]
-    );
-    assert_eq!(
-        names(ListParams::default().labels("app=web,env!=prod")).await,
-        ["a"]
-    );
-    assert_eq!(
-        names(ListParams::default().labels("tier in (front,back)")).await,
-        ["a", "b"]
-    );
-    assert_eq!(
-        names(ListParams::default().labels("app notin (web)")).await,
-        ["c"]
-    );
+    assert_eq!(names(ListParams::default().labels("app=web")).await, ["a", "b"]);
+    assert_eq!(names(ListParams::default().labels("app=web,env!=prod")).await, ["a"]);
+    assert_eq!(names(ListParams::default().labels("tier in (front,back)")).await, ["a", "b"]);
+    assert_eq!(names(ListParams::default().labels("app notin (web)")).await, ["c"]);
     assert_eq!(names(ListParams::default().labels("!tier")).await, ["c"]);
     assert_eq!(names(ListParams::default().labels("env")).await, ["b"]);
-    assert_eq!(
-        names(ListParams::default().fields("metadata.name=c")).await,
-        ["c"]
-    );
+    assert_eq!(names(ListParams::default().fields("metadata.name=c")).await, ["c"]);
     let all: Api<ConfigMap> = Api::all(server.client());
-    assert_eq!(
-        all.list(&ListParams::default().labels("app"))
-            .await
-            .unwrap()
-            .items
-            .len(),
-        3
-    );
+    assert_eq!(all.list(&ListParams::default().labels("app")).await.unwrap().items.len(), 3);
 }
 
 #[tokio::test]
@@ -717,9 +500,7 @@ async fn lists_page_with_limit_and_continue_and_serve_metadata_only() {
     let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
     for i in 0..5 {
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm-{i}")}, "data": {"i": i.to_string()}});
-        cms.patch(&format!("cm-{i}"), &apply_params(), &Patch::Apply(cm))
-            .await
-            .unwrap();
+        cms.patch(&format!("cm-{i}"), &apply_params(), &Patch::Apply(cm)).await.unwrap();
     }
     let mut names = Vec::new();
     let mut token: Option<String> = None;
@@ -742,32 +523,24 @@ async fn lists_page_with_limit_and_continue_and_serve_metadata_only() {
 
     let metas = cms.list_metadata(&ListParams::default()).await.unwrap();
     assert_eq!(metas.items.len(), 5);
-    assert_eq!(
-        metas.items[0].types.as_ref().unwrap().kind,
-        "PartialObjectMetadata"
-    );
+    assert_eq!(metas.items[0].types.as_ref().unwrap().kind, "PartialObjectMetadata");
 }
 
 #[tokio::test]
 async fn conflicts_between_appliers_name_the_other_applier() {
     let server = ApiServer::start().await;
     let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
-    server.seed_apply("helm", json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "shared", "namespace": "default"}, "data": {"mode": "a", "owner": "helm"},
-    }));
+    server.seed_apply(
+        "helm",
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "shared", "namespace": "default"}, "data": {"mode": "a", "owner": "helm"},
+        }),
+    );
     let mine = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shared"}, "data": {"mode": "b", "owner": "helm"}});
-    let err = api_error(
-        cms.patch("shared", &apply_params(), &Patch::Apply(mine))
-            .await
-            .unwrap_err(),
-    );
+    let err = api_error(cms.patch("shared", &apply_params(), &Patch::Apply(mine)).await.unwrap_err());
     let causes = err.details.unwrap().causes;
-    assert_eq!(
-        causes.len(),
-        1,
-        "agreeing on data.owner is shared ownership, not a conflict"
-    );
+    assert_eq!(causes.len(), 1, "agreeing on data.owner is shared ownership, not a conflict");
     assert_eq!(
         (causes[0].field.as_str(), causes[0].message.as_str()),
         (".data.mode", "conflict with \"helm\"")
@@ -780,156 +553,83 @@ async fn delete_waits_for_finalizers() {
     let server = ApiServer::start().await;
     let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "held", "finalizers": ["example.com/hold"]}});
-    cms.patch("held", &apply_params(), &Patch::Apply(cm))
+    cms.patch("held", &apply_params(), &Patch::Apply(cm)).await.unwrap();
+
+    let pending =
+        cms.delete("held", &DeleteParams::default()).await.unwrap().left().expect("object still present");
+    assert!(pending.metadata.deletion_timestamp.is_some());
+    assert!(cms.get("held").await.unwrap().metadata.deletion_timestamp.is_some());
+
+    cms.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
         .await
         .unwrap();
-
-    let pending = cms
-        .delete("held", &DeleteParams::default())
-        .await
-        .unwrap()
-        .left()
-        .expect("object still present");
-    assert!(pending.metadata.deletion_timestamp.is_some());
-    assert!(cms
-        .get("held")
-        .await
-        .unwrap()
-        .metadata
-        .deletion_timestamp
-        .is_some());
-
-    cms.patch(
-        "held",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .unwrap();
     assert_eq!(api_error(cms.get("held").await.unwrap_err()).code, 404);
 
     let plain = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "plain"}});
-    cms.patch("plain", &apply_params(), &Patch::Apply(plain))
-        .await
-        .unwrap();
-    let status = cms
-        .delete("plain", &DeleteParams::default())
-        .await
-        .unwrap()
-        .right()
-        .expect("deleted at once");
-    assert_eq!(
-        status.status,
-        Some(kube::core::response::StatusSummary::Success)
-    );
+    cms.patch("plain", &apply_params(), &Patch::Apply(plain)).await.unwrap();
+    let status =
+        cms.delete("plain", &DeleteParams::default()).await.unwrap().right().expect("deleted at once");
+    assert_eq!(status.status, Some(kube::core::response::StatusSummary::Success));
 }
 
 #[tokio::test]
 async fn namespace_deletion_terminates_then_removes_its_content() {
-    let server = ApiServer::builder()
-        .cleanup_delay(Duration::from_millis(100))
-        .start()
-        .await;
+    let server = ApiServer::builder().cleanup_delay(Duration::from_millis(100)).start().await;
     let client = server.client();
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
         .patch(
             "team-a",
             &apply_params(),
-            &Patch::Apply(
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}),
-            ),
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}})),
         )
         .await
         .unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "team-a");
     for (name, finalizers) in [("plain", json!([])), ("held", json!(["example.com/hold"]))] {
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "finalizers": finalizers}});
-        cms.patch(name, &apply_params(), &Patch::Apply(cm))
-            .await
-            .unwrap();
+        cms.patch(name, &apply_params(), &Patch::Apply(cm)).await.unwrap();
     }
 
-    let terminating = namespaces
-        .delete("team-a", &DeleteParams::default())
-        .await
-        .unwrap()
-        .left()
-        .unwrap();
-    assert_eq!(
-        terminating.status.unwrap().phase.as_deref(),
-        Some("Terminating")
-    );
+    let terminating = namespaces.delete("team-a", &DeleteParams::default()).await.unwrap().left().unwrap();
+    assert_eq!(terminating.status.unwrap().phase.as_deref(), Some("Terminating"));
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late"}});
-    let err = api_error(
-        cms.patch("late", &apply_params(), &Patch::Apply(cm))
-            .await
-            .unwrap_err(),
-    );
+    let err = api_error(cms.patch("late", &apply_params(), &Patch::Apply(cm)).await.unwrap_err());
     assert_eq!((err.code, err.reason.as_str()), (403, "Forbidden"));
 
     eventually("content removal", || async {
-        server
-            .get("v1", "ConfigMap", Some("team-a"), "plain")
-            .is_none()
+        server.get("v1", "ConfigMap", Some("team-a"), "plain").is_none()
     })
     .await;
-    let held = server
-        .get("v1", "ConfigMap", Some("team-a"), "held")
-        .unwrap();
+    let held = server.get("v1", "ConfigMap", Some("team-a"), "held").unwrap();
     assert!(held["metadata"]["deletionTimestamp"].is_string());
-    assert!(
-        namespaces.get("team-a").await.is_ok(),
-        "namespace waits for finalizers on its content"
-    );
+    assert!(namespaces.get("team-a").await.is_ok(), "namespace waits for finalizers on its content");
 
     server.remove_finalizers("v1", "ConfigMap", Some("team-a"), "held");
-    eventually("namespace removal", || async {
-        server.get("v1", "Namespace", None, "team-a").is_none()
-    })
-    .await;
-    assert_eq!(
-        api_error(namespaces.get("team-a").await.unwrap_err()).code,
-        404
-    );
+    eventually("namespace removal", || async { server.get("v1", "Namespace", None, "team-a").is_none() })
+        .await;
+    assert_eq!(api_error(namespaces.get("team-a").await.unwrap_err()).code, 404);
 }
 
 #[tokio::test]
 async fn watch_streams_changes_from_a_resource_version() {
     let server = ApiServer::start().await;
     let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
-    let first = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w1"}, "data": {"a": "1"}});
-    cms.patch("w1", &apply_params(), &Patch::Apply(first))
-        .await
-        .unwrap();
-    let rv = cms
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let first =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w1"}, "data": {"a": "1"}});
+    cms.patch("w1", &apply_params(), &Patch::Apply(first)).await.unwrap();
+    let rv = cms.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
 
-    let stream = cms
-        .watch(&WatchParams::default().timeout(10), &rv)
-        .await
-        .unwrap()
-        .boxed();
-    let changed = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w1"}, "data": {"a": "2"}});
-    cms.patch("w1", &apply_params(), &Patch::Apply(changed))
-        .await
-        .unwrap();
+    let stream = cms.watch(&WatchParams::default().timeout(10), &rv).await.unwrap().boxed();
+    let changed =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w1"}, "data": {"a": "2"}});
+    cms.patch("w1", &apply_params(), &Patch::Apply(changed)).await.unwrap();
     let second = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w2"}});
-    cms.patch("w2", &apply_params(), &Patch::Apply(second))
-        .await
-        .unwrap();
+    cms.patch("w2", &apply_params(), &Patch::Apply(second)).await.unwrap();
     cms.delete("w1", &DeleteParams::default()).await.unwrap();
 
     let events: Vec<WatchEvent<ConfigMap>> =
-        tokio::time::timeout(Duration::from_secs(5), stream.take(3).try_collect())
-            .await
-            .unwrap()
-            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), stream.take(3).try_collect()).await.unwrap().unwrap();
     let seen: Vec<(&str, String)> = events
         .iter()
         .map(|e| match e {
@@ -939,26 +639,12 @@ async fn watch_streams_changes_from_a_resource_version() {
             other => panic!("unexpected {other:?}"),
         })
         .collect();
-    assert_eq!(
-        seen,
-        [
-            ("MODIFIED", "w1".into()),
-            ("ADDED", "w2".into()),
-            ("DELETED", "w1".into())
-        ]
-    );
+    assert_eq!(seen, [("MODIFIED", "w1".into()), ("ADDED", "w2".into()), ("DELETED", "w1".into())]);
 
     // From "0" a watch starts with the current state.
-    let initial = cms
-        .watch(&WatchParams::default().timeout(10), "0")
-        .await
-        .unwrap()
-        .boxed();
+    let initial = cms.watch(&WatchParams::default().timeout(10), "0").await.unwrap().boxed();
     let events: Vec<WatchEvent<ConfigMap>> =
-        tokio::time::timeout(Duration::from_secs(5), initial.take(1).try_collect())
-            .await
-            .unwrap()
-            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), initial.take(1).try_collect()).await.unwrap().unwrap();
     assert!(matches!(&events[0], WatchEvent::Added(o) if o.metadata.name.as_deref() == Some("w2")));
 }
 
@@ -966,37 +652,23 @@ async fn watch_streams_changes_from_a_resource_version() {
 async fn throttling_with_retry_after_reaches_the_client() {
     let server = ApiServer::start().await;
     server.add_fault(
-        FaultRule::new(Fault::TooManyRequests {
-            retry_after_secs: 1,
-        })
-        .method("GET")
-        .path_prefix("/api/v1/namespaces/default/configmaps")
-        .once(),
+        FaultRule::new(Fault::TooManyRequests { retry_after_secs: 1 })
+            .method("GET")
+            .path_prefix("/api/v1/namespaces/default/configmaps")
+            .once(),
     );
     let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
     let started = Instant::now();
     cms.list(&ListParams::default()).await.unwrap();
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "kube's retry honours Retry-After"
-    );
-    let statuses: Vec<u16> = server
-        .requests()
-        .iter()
-        .filter(|r| r.path.ends_with("/configmaps"))
-        .map(|r| r.status)
-        .collect();
+    assert!(started.elapsed() >= Duration::from_secs(1), "kube's retry honours Retry-After");
+    let statuses: Vec<u16> =
+        server.requests().iter().filter(|r| r.path.ends_with("/configmaps")).map(|r| r.status).collect();
     assert_eq!(statuses, [429, 200]);
 
     let mut config = server.config();
     config.default_retry = false;
     let raw: Api<ConfigMap> = Api::namespaced(kube::Client::try_from(config).unwrap(), "default");
-    server.add_fault(
-        FaultRule::new(Fault::TooManyRequests {
-            retry_after_secs: 3,
-        })
-        .once(),
-    );
+    server.add_fault(FaultRule::new(Fault::TooManyRequests { retry_after_secs: 3 }).once());
     let err = api_error(raw.list(&ListParams::default()).await.unwrap_err());
     assert_eq!((err.code, err.reason.as_str()), (429, "TooManyRequests"));
     assert_eq!(err.details.unwrap().retry_after_seconds, 3);
@@ -1008,48 +680,26 @@ async fn server_errors_dropped_connections_and_latency() {
     let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
 
     server.add_fault(FaultRule::new(Fault::ServerError(500)).once());
-    assert_eq!(
-        api_error(cms.list(&ListParams::default()).await.unwrap_err()).code,
-        500
-    );
+    assert_eq!(api_error(cms.list(&ListParams::default()).await.unwrap_err()).code, 500);
 
     server.add_fault(FaultRule::new(Fault::DropConnection).method("GET").once());
     let err = cms.list(&ListParams::default()).await.unwrap_err();
-    assert!(
-        !matches!(err, kube::Error::Api(_)),
-        "a dropped connection is a transport error: {err:?}"
-    );
+    assert!(!matches!(err, kube::Error::Api(_)), "a dropped connection is a transport error: {err:?}");
 
     // The write lands although the client never hears back.
     server.add_fault(FaultRule::nth_write(Fault::DropAfterProcessing, 1));
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "lost"}});
-    assert!(cms
-        .patch("lost", &apply_params(), &Patch::Apply(cm.clone()))
-        .await
-        .is_err());
-    assert!(server
-        .get("v1", "ConfigMap", Some("default"), "lost")
-        .is_some());
-    cms.patch("lost", &apply_params(), &Patch::Apply(cm))
-        .await
-        .unwrap();
-    assert_eq!(
-        server.writes().patch,
-        1,
-        "the re-run converges without another write"
-    );
+    assert!(cms.patch("lost", &apply_params(), &Patch::Apply(cm.clone())).await.is_err());
+    assert!(server.get("v1", "ConfigMap", Some("default"), "lost").is_some());
+    cms.patch("lost", &apply_params(), &Patch::Apply(cm)).await.unwrap();
+    assert_eq!(server.writes().patch, 1, "the re-run converges without another write");
 
     server.set_latency(Duration::from_millis(50));
     let started = Instant::now();
     cms.get("lost").await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(50));
     server.clear_faults();
-    let faults: Vec<u16> = server
-        .requests()
-        .iter()
-        .filter(|r| r.fault.is_some())
-        .map(|r| r.status)
-        .collect();
+    let faults: Vec<u16> = server.requests().iter().filter(|r| r.fault.is_some()).map(|r| r.status).collect();
     assert_eq!(faults, [500, 0, 0]);
 }
 
@@ -1060,13 +710,8 @@ async fn kubeconfig_points_a_client_at_the_server() {
     let path = dir.path().join("kubeconfig");
     server.write_kubeconfig(&path, "kind-dev").unwrap();
     let kubeconfig = kube::config::Kubeconfig::read_from(&path).unwrap();
-    let options = kube::config::KubeConfigOptions {
-        context: Some("kind-dev".into()),
-        ..Default::default()
-    };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .unwrap();
+    let options = kube::config::KubeConfigOptions { context: Some("kind-dev".into()), ..Default::default() };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.unwrap();
     let client = kube::Client::try_from(config).unwrap();
     let namespaces: Api<Namespace> = Api::all(client);
     let names: Vec<String> = namespaces

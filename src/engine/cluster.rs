@@ -102,9 +102,23 @@ pub async fn connect(opts: &ConnectOptions, env: &Environment) -> Result<Client,
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|e| ClusterError::Kubeconfig { path: shown.clone(), message: format!("{e}") })?;
-    // kube's client retries 429/503/504 itself, honouring Retry-After with jittered backoff;
-    // `retry` below adds 500s and dropped connections for idempotent calls.
-    Client::try_from(config).map_err(|e| ClusterError::Kubeconfig { path: shown, message: format!("{e}") })
+    client_from(config).map_err(|e| ClusterError::Kubeconfig { path: shown, message: format!("{e}") })
+}
+
+/// A client for `config` whose 429/503/504 retries honour Retry-After with a bounded,
+/// jittered backoff. kube's default policy lets the backoff grow to minutes over a throttling
+/// storm; this one caps each wait at 2 s and gives up after 10 tries, leaving the rest to
+/// `retry` below (which also covers 500s and dropped connections for idempotent calls).
+pub fn client_from(mut config: kube::Config) -> Result<Client, kube::Error> {
+    use kube::client::retry::RetryPolicy;
+    config.default_retry = false;
+    let policy = RetryPolicy::new(Duration::from_millis(50), Duration::from_secs(2), 10, true)
+        .expect("valid backoff bounds");
+    // Retry needs a cloneable inner service; a buffer makes the boxed stack one.
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&tower::buffer::BufferLayer::new(1024))
+        .with_layer(&tower::retry::RetryLayer::new(policy))
+        .build())
 }
 
 /// A resolved resource: how to reach objects of one kind.
@@ -180,7 +194,7 @@ where
             Ok(v) => return Ok(v),
             Err(e) => {
                 let err = to_cluster_error(what, e);
-                let transient = matches!(err.code(), 0 | 500 | 502 | 503 | 504 | 429);
+                let transient = matches!(err.code(), 0 | 429 | 500 | 502 | 503 | 504);
                 if !transient || attempt >= ATTEMPTS {
                     return Err(err);
                 }

@@ -194,7 +194,17 @@ impl Engine {
                 Desired { obj, phase: m.phase(), resolved: None }
             })
             .collect();
-        let (gks, nss) = self.inventory(&desired);
+        // The parent keeps listing what older runs applied until prune has removed it, so an
+        // interrupted run still knows where old members live.
+        let (mut gks, mut nss) = self.inventory(&desired);
+        if let Some(secrets) = catalog.resolve("v1", "Secret") {
+            let api = cluster::api_for(&self.client, &secrets, Some(&self.parent.namespace));
+            if let Some(live) = cluster::get(&api, &self.parent.name, "ApplySet parent").await? {
+                let (old_gks, old_nss) = applyset::read_parent(&live);
+                gks.extend(old_gks);
+                nss.extend(old_nss);
+            }
+        }
         desired.push(Desired { obj: self.parent.object(&gks, &nss), phase: Phase::Config, resolved: None });
 
         let crd_kinds: BTreeSet<(String, String)> = set
@@ -267,6 +277,9 @@ impl Engine {
         };
         let dry = match cluster::apply(&api, d.name(), &d.obj, true, self.opts.force_conflicts, &what).await {
             Ok(v) => v,
+            // A new object in a namespace this same apply creates cannot be dry-run yet (the
+            // server answers 404 for the namespace); it can only be a create.
+            Err(e) if live.is_none() && e.code() == 404 && d.namespace().is_some() => d.obj.clone(),
             Err(e) => {
                 change.error = Some(conflict_hint(e));
                 return change;

@@ -1,5 +1,5 @@
 //! Test support shared by the integration tests.
 
-// Each test binary uses a different slice of the support code.
+// The benchmarks include this module too and use only part of it.
 #[allow(dead_code)]
 pub mod apiserver;

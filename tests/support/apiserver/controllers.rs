@@ -10,10 +10,7 @@ use super::{internal, now, Shared};
 
 /// Kinds whose readiness the simulated controllers report.
 pub(crate) fn is_workload(group: &str, kind: &str) -> bool {
-    matches!(
-        (group, kind),
-        ("apps", "Deployment" | "StatefulSet" | "DaemonSet") | ("batch", "Job")
-    )
+    matches!((group, kind), ("apps", "Deployment" | "StatefulSet" | "DaemonSet") | ("batch", "Job"))
 }
 
 /// The status a healthy controller reports for `obj` at its current generation.
@@ -34,10 +31,7 @@ pub(crate) fn ready_status(kind: &str, obj: &Value, ts: &str) -> Value {
             ],
         }),
         "StatefulSet" => {
-            let revision = format!(
-                "{}-{generation}",
-                obj["metadata"]["name"].as_str().unwrap_or_default()
-            );
+            let revision = format!("{}-{generation}", obj["metadata"]["name"].as_str().unwrap_or_default());
             json!({
                 "observedGeneration": generation,
                 "replicas": replicas,
@@ -95,14 +89,8 @@ pub(crate) fn schedule_ready(shared: &Arc<Shared>, path: String, generation: i64
         tokio::time::sleep(delay).await;
         let Some(shared) = weak.upgrade() else { return };
         let object_path = path.trim_end_matches("/status");
-        let Ok(obj) = internal(
-            &shared,
-            "GET",
-            object_path,
-            "kube-controller-manager",
-            "",
-            Value::Null,
-        ) else {
+        let Ok(obj) = internal(&shared, "GET", object_path, "kube-controller-manager", "", Value::Null)
+        else {
             return;
         };
         if obj["metadata"]["generation"].as_i64() != Some(generation)
@@ -113,13 +101,6 @@ pub(crate) fn schedule_ready(shared: &Arc<Shared>, path: String, generation: i64
         let mut updated = obj.clone();
         updated["status"] = ready_status(obj["kind"].as_str().unwrap_or_default(), &obj, &now());
         // A conflicting concurrent write just means a newer generation will be reported on.
-        let _ = internal(
-            &shared,
-            "PUT",
-            &path,
-            "kube-controller-manager",
-            "application/json",
-            updated,
-        );
+        let _ = internal(&shared, "PUT", &path, "kube-controller-manager", "application/json", updated);
     });
 }

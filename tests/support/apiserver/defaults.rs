@@ -50,12 +50,7 @@ fn default_container(c: &mut Value) {
 /// Defaults of a `PodSpec`; `restart` is the kind's default restart policy.
 fn default_pod_spec(spec: &mut Value, restart: &str) {
     for list in ["containers", "initContainers"] {
-        for c in spec
-            .get_mut(list)
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
+        for c in spec.get_mut(list).and_then(Value::as_array_mut).into_iter().flatten() {
             default_container(c);
         }
     }
@@ -76,14 +71,8 @@ fn default_template(spec: &mut Value, restart: &str) {
 
 /// Fills in defaults on `obj` (a full object of `kind`). Idempotent.
 pub(crate) fn apply_defaults(kind: &str, obj: &mut Value, cluster_ip: impl FnOnce() -> String) {
-    let name = obj["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let uid = obj["metadata"]["uid"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let uid = obj["metadata"]["uid"].as_str().unwrap_or_default().to_string();
     match kind {
         "Deployment" => {
             if let Some(spec) = obj.get_mut("spec") {
@@ -144,8 +133,7 @@ pub(crate) fn apply_defaults(kind: &str, obj: &mut Value, cluster_ip: impl FnOnc
                     "job-name": name,
                 });
                 if spec.get("selector").is_none() && !uid.is_empty() {
-                    spec["selector"] =
-                        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+                    spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
                 }
                 if let Some(meta) = spec.get_mut("template").and_then(|t| t.as_object_mut()) {
                     let meta = meta.entry("metadata").or_insert_with(|| json!({}));
@@ -182,12 +170,7 @@ pub(crate) fn apply_defaults(kind: &str, obj: &mut Value, cluster_ip: impl FnOnc
         }
         "Service" => {
             if let Some(spec) = obj.get_mut("spec") {
-                for port in spec
-                    .get_mut("ports")
-                    .and_then(Value::as_array_mut)
-                    .into_iter()
-                    .flatten()
-                {
+                for port in spec.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
                     let number = port["port"].clone();
                     if let Some(p) = port.as_object_mut() {
                         set_default(p, "protocol", json!("TCP"));

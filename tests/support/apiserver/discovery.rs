@@ -6,20 +6,10 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 /// Verbs the real server lists for an ordinary namespaced or cluster-scoped collection.
-const STANDARD_VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
+const STANDARD_VERBS: &[&str] =
+    &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 /// Namespaces cannot be deleted as a collection on a real server.
-const NAMESPACE_VERBS: &[&str] = &[
-    "create", "delete", "get", "list", "patch", "update", "watch",
-];
+const NAMESPACE_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
 
 /// One servable resource: where it lives in the URL space and what discovery says about it.
 #[derive(Clone, Debug)]
@@ -89,147 +79,30 @@ const fn b(
     status: bool,
     all_category: bool,
 ) -> Builtin {
-    Builtin {
-        group,
-        version,
-        kind,
-        plural,
-        namespaced,
-        short,
-        status,
-        all_category,
-    }
+    Builtin { group, version, kind, plural, namespaced, short, status, all_category }
 }
 
 /// The built-in kinds a trainstack environment touches, with the short names, scopes and status
 /// subresources a 1.33 kube-apiserver reports.
 const BUILTINS: &[Builtin] = &[
-    b(
-        "",
-        "v1",
-        "Namespace",
-        "namespaces",
-        false,
-        &["ns"],
-        true,
-        false,
-    ),
-    b(
-        "",
-        "v1",
-        "ServiceAccount",
-        "serviceaccounts",
-        true,
-        &["sa"],
-        false,
-        false,
-    ),
-    b(
-        "",
-        "v1",
-        "ConfigMap",
-        "configmaps",
-        true,
-        &["cm"],
-        false,
-        false,
-    ),
+    b("", "v1", "Namespace", "namespaces", false, &["ns"], true, false),
+    b("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], false, false),
+    b("", "v1", "ConfigMap", "configmaps", true, &["cm"], false, false),
     b("", "v1", "Secret", "secrets", true, &[], false, false),
     b("", "v1", "Service", "services", true, &["svc"], true, true),
     b("", "v1", "Pod", "pods", true, &["po"], true, true),
-    b(
-        "",
-        "v1",
-        "PersistentVolumeClaim",
-        "persistentvolumeclaims",
-        true,
-        &["pvc"],
-        true,
-        false,
-    ),
-    b(
-        "",
-        "v1",
-        "ResourceQuota",
-        "resourcequotas",
-        true,
-        &["quota"],
-        true,
-        false,
-    ),
-    b(
-        "",
-        "v1",
-        "LimitRange",
-        "limitranges",
-        true,
-        &["limits"],
-        false,
-        false,
-    ),
+    b("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"], true, false),
+    b("", "v1", "ResourceQuota", "resourcequotas", true, &["quota"], true, false),
+    b("", "v1", "LimitRange", "limitranges", true, &["limits"], false, false),
     b("", "v1", "Event", "events", true, &["ev"], false, false),
     b("", "v1", "Node", "nodes", false, &["no"], true, false),
-    b(
-        "apps",
-        "v1",
-        "Deployment",
-        "deployments",
-        true,
-        &["deploy"],
-        true,
-        true,
-    ),
-    b(
-        "apps",
-        "v1",
-        "StatefulSet",
-        "statefulsets",
-        true,
-        &["sts"],
-        true,
-        true,
-    ),
-    b(
-        "apps",
-        "v1",
-        "DaemonSet",
-        "daemonsets",
-        true,
-        &["ds"],
-        true,
-        true,
-    ),
+    b("apps", "v1", "Deployment", "deployments", true, &["deploy"], true, true),
+    b("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], true, true),
+    b("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"], true, true),
     b("batch", "v1", "Job", "jobs", true, &[], true, true),
-    b(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "Role",
-        "roles",
-        true,
-        &[],
-        false,
-        false,
-    ),
-    b(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "RoleBinding",
-        "rolebindings",
-        true,
-        &[],
-        false,
-        false,
-    ),
-    b(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "ClusterRole",
-        "clusterroles",
-        false,
-        &[],
-        false,
-        false,
-    ),
+    b("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[], false, false),
+    b("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[], false, false),
+    b("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[], false, false),
     b(
         "rbac.authorization.k8s.io",
         "v1",
@@ -240,46 +113,10 @@ const BUILTINS: &[Builtin] = &[
         false,
         false,
     ),
-    b(
-        "networking.k8s.io",
-        "v1",
-        "NetworkPolicy",
-        "networkpolicies",
-        true,
-        &["netpol"],
-        false,
-        false,
-    ),
-    b(
-        "networking.k8s.io",
-        "v1",
-        "Ingress",
-        "ingresses",
-        true,
-        &["ing"],
-        true,
-        false,
-    ),
-    b(
-        "policy",
-        "v1",
-        "PodDisruptionBudget",
-        "poddisruptionbudgets",
-        true,
-        &["pdb"],
-        true,
-        false,
-    ),
-    b(
-        "autoscaling",
-        "v2",
-        "HorizontalPodAutoscaler",
-        "horizontalpodautoscalers",
-        true,
-        &["hpa"],
-        true,
-        true,
-    ),
+    b("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"], false, false),
+    b("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"], true, false),
+    b("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"], true, false),
+    b("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, &["hpa"], true, true),
     b(
         "apiextensions.k8s.io",
         "v1",
@@ -290,26 +127,8 @@ const BUILTINS: &[Builtin] = &[
         true,
         false,
     ),
-    b(
-        "scheduling.k8s.io",
-        "v1",
-        "PriorityClass",
-        "priorityclasses",
-        false,
-        &["pc"],
-        false,
-        false,
-    ),
-    b(
-        "storage.k8s.io",
-        "v1",
-        "StorageClass",
-        "storageclasses",
-        false,
-        &["sc"],
-        false,
-        false,
-    ),
+    b("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false, &["pc"], false, false),
+    b("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &["sc"], false, false),
 ];
 
 fn is_builtin_group(group: &str) -> bool {
@@ -327,19 +146,11 @@ pub(crate) fn builtins() -> Vec<ResourceDef> {
             singular: b.kind.to_lowercase(),
             namespaced: b.namespaced,
             short_names: b.short.iter().map(|s| s.to_string()).collect(),
-            categories: if b.all_category {
-                vec!["all".into()]
-            } else {
-                vec![]
-            },
-            verbs: if b.plural == "namespaces" {
-                NAMESPACE_VERBS
-            } else {
-                STANDARD_VERBS
-            }
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+            categories: if b.all_category { vec!["all".into()] } else { vec![] },
+            verbs: if b.plural == "namespaces" { NAMESPACE_VERBS } else { STANDARD_VERBS }
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             status_subresource: b.status,
             log_subresource: b.plural == "pods",
             schema: None,
@@ -353,19 +164,12 @@ pub(crate) fn from_crd(crd: &Value) -> Vec<ResourceDef> {
     let names = &spec["names"];
     let strings = |v: &Value| -> Vec<String> {
         v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
             .unwrap_or_default()
     };
     let kind = names["kind"].as_str().unwrap_or_default().to_string();
     let plural = names["plural"].as_str().unwrap_or_default().to_string();
-    let singular = names["singular"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| kind.to_lowercase());
+    let singular = names["singular"].as_str().map(str::to_string).unwrap_or_else(|| kind.to_lowercase());
     spec["versions"]
         .as_array()
         .into_iter()
@@ -427,9 +231,7 @@ fn groups(defs: &[ResourceDef]) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     for d in defs.iter().filter(|d| !d.group.is_empty()) {
         match out.iter_mut().find(|(g, _)| *g == d.group) {
-            Some((_, versions)) if !versions.contains(&d.version) => {
-                versions.push(d.version.clone())
-            }
+            Some((_, versions)) if !versions.contains(&d.version) => versions.push(d.version.clone()),
             Some(_) => {}
             None => out.push((d.group.clone(), vec![d.version.clone()])),
         }
@@ -438,10 +240,8 @@ fn groups(defs: &[ResourceDef]) -> Vec<(String, Vec<String>)> {
 }
 
 fn group_json(name: &str, versions: &[String]) -> Value {
-    let versions: Vec<Value> = versions
-        .iter()
-        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
-        .collect();
+    let versions: Vec<Value> =
+        versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
     json!({
         "name": name,
         "versions": versions,
@@ -465,10 +265,7 @@ pub(crate) fn group(defs: &[ResourceDef], name: &str) -> Option<Value> {
 /// The legacy `APIResourceList` for one group version, or `None` when nothing is served there.
 pub(crate) fn resource_list(defs: &[ResourceDef], group: &str, version: &str) -> Option<Value> {
     let mut resources = Vec::new();
-    for d in defs
-        .iter()
-        .filter(|d| d.group == group && d.version == version)
-    {
+    for d in defs.iter().filter(|d| d.group == group && d.version == version) {
         let mut r = json!({
             "name": d.plural,
             "singularName": d.singular,
@@ -505,11 +302,7 @@ pub(crate) fn resource_list(defs: &[ResourceDef], group: &str, version: &str) ->
     if resources.is_empty() {
         return None;
     }
-    let group_version = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    };
+    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
     Some(json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -524,19 +317,14 @@ pub(crate) const AGGREGATED_CONTENT_TYPE: &str =
 
 /// Whether the client asked for aggregated discovery (kube-rs `Discovery::run_aggregated`).
 pub(crate) fn wants_aggregated(accept: &str) -> bool {
-    accept
-        .split(',')
-        .any(|m| m.contains("as=APIGroupDiscoveryList") && m.contains("v=v2"))
+    accept.split(',').any(|m| m.contains("as=APIGroupDiscoveryList") && m.contains("v=v2"))
 }
 
 /// The aggregated `APIGroupDiscoveryList` for `/api` (`core == true`) or `/apis`.
 pub(crate) fn aggregated(defs: &[ResourceDef], core: bool) -> Value {
     let gvk = |d: &ResourceDef| json!({"group": d.group, "version": d.version, "kind": d.kind});
-    let group_names: Vec<(String, Vec<String>)> = if core {
-        vec![(String::new(), vec!["v1".to_string()])]
-    } else {
-        groups(defs)
-    };
+    let group_names: Vec<(String, Vec<String>)> =
+        if core { vec![(String::new(), vec!["v1".to_string()])] } else { groups(defs) };
     let items: Vec<Value> = group_names
         .iter()
         .map(|(g, versions)| {

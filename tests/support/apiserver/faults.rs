@@ -85,18 +85,12 @@ impl FaultRule {
 
     /// Fail the `n`th (1-based) write the server receives, once.
     pub fn nth_write(fault: Fault, n: usize) -> Self {
-        Self::new(fault)
-            .writes_only()
-            .after(n.saturating_sub(1))
-            .once()
+        Self::new(fault).writes_only().after(n.saturating_sub(1)).once()
     }
 
     fn matches(&self, method: &str, path: &str) -> bool {
         self.method.as_deref().is_none_or(|m| m == method)
-            && self
-                .path_prefix
-                .as_deref()
-                .is_none_or(|p| path.starts_with(p))
+            && self.path_prefix.as_deref().is_none_or(|p| path.starts_with(p))
             && (!self.writes_only || matches!(method, "POST" | "PUT" | "PATCH" | "DELETE"))
     }
 
@@ -131,10 +125,7 @@ impl Faults {
     }
 
     pub fn decide(&mut self, method: &str, path: &str) -> Verdict {
-        let mut verdict = Verdict {
-            delay: self.latency,
-            fault: None,
-        };
+        let mut verdict = Verdict { delay: self.latency, fault: None };
         for rule in &mut self.rules {
             if rule.exhausted() || !rule.matches(method, path) {
                 continue;

@@ -33,10 +33,7 @@ pub(crate) struct ApiRequest {
 
 impl ApiRequest {
     fn param(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     fn dry_run(&self) -> bool {
@@ -64,21 +61,13 @@ impl ApiRequest {
 
 /// What the HTTP layer should send back.
 pub(crate) enum Reply {
-    Json {
-        code: u16,
-        body: Value,
-        content_type: &'static str,
-    },
+    Json { code: u16, body: Value, content_type: &'static str },
     Text(String),
     Watch(Box<WatchSpec>),
 }
 
 fn json_reply(code: u16, body: Value) -> Reply {
-    Reply::Json {
-        code,
-        body,
-        content_type: "application/json",
-    }
+    Reply::Json { code, body, content_type: "application/json" }
 }
 
 /// A watch to stream: which objects, and from where.
@@ -98,10 +87,7 @@ impl WatchSpec {
     fn selects(&self, key: &ObjKey, obj: &Value) -> bool {
         key.group == self.def.group
             && key.resource == self.def.plural
-            && self
-                .namespace
-                .as_deref()
-                .is_none_or(|ns| key.namespace == ns)
+            && self.namespace.as_deref().is_none_or(|ns| key.namespace == ns)
             && self.labels.matches(obj)
             && self.fields.matches(obj)
     }
@@ -110,10 +96,7 @@ impl WatchSpec {
     pub fn render(&self, event: &super::store::Event) -> Option<Bytes> {
         use super::store::EventType;
         let now_in = self.selects(&event.key, &event.object);
-        let was_in = event
-            .old
-            .as_ref()
-            .is_some_and(|o| self.selects(&event.key, o));
+        let was_in = event.old.as_ref().is_some_and(|o| self.selects(&event.key, o));
         let kind = match (event.kind, was_in, now_in) {
             (EventType::Modified, false, true) => EventType::Added,
             (EventType::Modified, true, false) => EventType::Deleted,
@@ -124,11 +107,7 @@ impl WatchSpec {
     }
 
     pub fn line(&self, kind: &str, obj: &Value) -> Bytes {
-        let object = if self.partial_metadata {
-            partial(obj)
-        } else {
-            present(&self.def, obj)
-        };
+        let object = if self.partial_metadata { partial(obj) } else { present(&self.def, obj) };
         let mut line = json!({"type": kind, "object": object}).to_string();
         line.push('\n');
         Bytes::from(line)
@@ -141,17 +120,11 @@ fn builtin_defs() -> &'static [ResourceDef] {
 }
 
 fn crd_def() -> &'static ResourceDef {
-    builtin_defs()
-        .iter()
-        .find(|d| d.plural == "customresourcedefinitions")
-        .expect("CRDs are built in")
+    builtin_defs().iter().find(|d| d.plural == "customresourcedefinitions").expect("CRDs are built in")
 }
 
 fn namespace_def() -> &'static ResourceDef {
-    builtin_defs()
-        .iter()
-        .find(|d| d.plural == "namespaces")
-        .expect("namespaces are built in")
+    builtin_defs().iter().find(|d| d.plural == "namespaces").expect("namespaces are built in")
 }
 
 /// Everything currently servable: built-ins plus every established CRD's versions. Cached
@@ -165,10 +138,7 @@ pub(crate) fn served(st: &State) -> Arc<Vec<ResourceDef>> {
         }
     }
     let mut defs = builtin_defs().to_vec();
-    for (_, crd) in st
-        .store
-        .list("apiextensions.k8s.io", "customresourcedefinitions", None)
-    {
+    for (_, crd) in st.store.list("apiextensions.k8s.io", "customresourcedefinitions", None) {
         if discovery::crd_established(crd) {
             defs.extend(discovery::from_crd(crd));
         }
@@ -181,14 +151,10 @@ pub(crate) fn served(st: &State) -> Arc<Vec<ResourceDef>> {
 /// The definition of a kind for the control API, whether or not its CRD is established.
 pub(crate) fn def_for_kind(st: &State, api_version: &str, kind: &str) -> Option<ResourceDef> {
     let mut defs = builtin_defs().to_vec();
-    for (_, crd) in st
-        .store
-        .list("apiextensions.k8s.io", "customresourcedefinitions", None)
-    {
+    for (_, crd) in st.store.list("apiextensions.k8s.io", "customresourcedefinitions", None) {
         defs.extend(discovery::from_crd(crd));
     }
-    defs.into_iter()
-        .find(|d| d.api_version() == api_version && d.kind == kind)
+    defs.into_iter().find(|d| d.api_version() == api_version && d.kind == kind)
 }
 
 fn present(def: &ResourceDef, obj: &Value) -> Value {
@@ -203,11 +169,7 @@ fn partial(obj: &Value) -> Value {
 }
 
 fn object_reply(code: u16, def: &ResourceDef, obj: &Value, req: &ApiRequest) -> Reply {
-    let body = if req.wants_partial_metadata() {
-        partial(obj)
-    } else {
-        present(def, obj)
-    };
+    let body = if req.wants_partial_metadata() { partial(obj) } else { present(def, obj) };
     json_reply(code, body)
 }
 
@@ -251,8 +213,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &ApiRequest) -> Result<Reply, Ap
         }
         reply.ok_or_else(ApiError::no_route)
     };
-    let aggregated =
-        shared.options.aggregated_discovery && discovery::wants_aggregated(&req.accept);
+    let aggregated = shared.options.aggregated_discovery && discovery::wants_aggregated(&req.accept);
     match segs.as_slice() {
         ["version"] => discovery_only(Some(json_reply(200, discovery::version()))),
         ["api"] if aggregated => discovery_only(Some(Reply::Json {
@@ -265,17 +226,12 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &ApiRequest) -> Result<Reply, Ap
             body: discovery::aggregated(&served(&st), false),
             content_type: discovery::AGGREGATED_CONTENT_TYPE,
         })),
-        ["api"] => discovery_only(Some(json_reply(
-            200,
-            discovery::core_versions(&shared.address),
-        ))),
+        ["api"] => discovery_only(Some(json_reply(200, discovery::core_versions(&shared.address)))),
         ["apis"] => discovery_only(Some(json_reply(200, discovery::group_list(&served(&st))))),
-        ["api", v] => discovery_only(
-            discovery::resource_list(&served(&st), "", v).map(|d| json_reply(200, d)),
-        ),
-        ["apis", g] => {
-            discovery_only(discovery::group(&served(&st), g).map(|d| json_reply(200, d)))
+        ["api", v] => {
+            discovery_only(discovery::resource_list(&served(&st), "", v).map(|d| json_reply(200, d)))
         }
+        ["apis", g] => discovery_only(discovery::group(&served(&st), g).map(|d| json_reply(200, d))),
         ["apis", g, v] => {
             discovery_only(discovery::resource_list(&served(&st), g, v).map(|d| json_reply(200, d)))
         }
@@ -317,9 +273,7 @@ fn resource_request(
     if def.namespaced && ns.is_none() && (rest.len() > 1 || req.method != "GET") {
         return Err(ApiError::no_route());
     }
-    let main = Part::Main {
-        status_separate: def.status_subresource,
-    };
+    let main = Part::Main { status_separate: def.status_subresource };
     match (req.method.as_str(), &rest[1..]) {
         ("GET", []) => {
             if matches!(req.param("watch"), Some("true" | "1")) {
@@ -331,20 +285,14 @@ fn resource_request(
         ("POST", []) => create(shared, st, &def, ns, req),
         ("DELETE", []) => delete_collection(shared, st, &def, ns, req),
         ("GET", [name]) => {
-            let obj = st
-                .store
-                .get(&key(&def, ns, name))
-                .ok_or_else(|| ApiError::not_found(&def, name))?;
+            let obj = st.store.get(&key(&def, ns, name)).ok_or_else(|| ApiError::not_found(&def, name))?;
             Ok(object_reply(200, &def, obj, req))
         }
         ("PUT", [name]) => update(shared, st, &def, ns, name, main, req),
         ("PATCH", [name]) => patch(shared, st, &def, ns, name, main, req),
         ("DELETE", [name]) => delete(shared, st, &def, ns, name, req),
         ("GET", [name, "status"]) if def.status_subresource => {
-            let obj = st
-                .store
-                .get(&key(&def, ns, name))
-                .ok_or_else(|| ApiError::not_found(&def, name))?;
+            let obj = st.store.get(&key(&def, ns, name)).ok_or_else(|| ApiError::not_found(&def, name))?;
             Ok(object_reply(200, &def, obj, req))
         }
         ("PUT", [name, "status"]) if def.status_subresource => {
@@ -357,23 +305,16 @@ fn resource_request(
             if st.store.get(&key(&def, ns, name)).is_none() {
                 return Err(ApiError::not_found(&def, name));
             }
-            let log = st
-                .pod_logs
-                .get(&(ns.unwrap_or_default().to_string(), name.to_string()));
+            let log = st.pod_logs.get(&(ns.unwrap_or_default().to_string(), name.to_string()));
             Ok(Reply::Text(log.cloned().unwrap_or_default()))
         }
         (_, [_] | []) => Err(ApiError::method_not_allowed(&req.method)),
-        (_, [_, "status"]) if def.status_subresource => {
-            Err(ApiError::method_not_allowed(&req.method))
-        }
+        (_, [_, "status"]) if def.status_subresource => Err(ApiError::method_not_allowed(&req.method)),
         _ => Err(ApiError::no_route()),
     }
 }
 
-fn selectors(
-    def: &ResourceDef,
-    req: &ApiRequest,
-) -> Result<(LabelSelector, FieldSelector), ApiError> {
+fn selectors(def: &ResourceDef, req: &ApiRequest) -> Result<(LabelSelector, FieldSelector), ApiError> {
     let labels = LabelSelector::parse(req.param("labelSelector").unwrap_or_default())
         .map_err(ApiError::bad_request)?;
     let fields = FieldSelector::parse(req.param("fieldSelector").unwrap_or_default(), &def.plural)
@@ -385,21 +326,17 @@ fn selectors(
 /// list's resourceVersion and the key to resume after.
 fn continue_token(rv: u64, key: &ObjKey) -> String {
     use base64::Engine as _;
-    let doc = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{}/{}\u{0}", key.namespace, key.name)});
+    let doc =
+        json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{}/{}\u{0}", key.namespace, key.name)});
     base64::engine::general_purpose::URL_SAFE.encode(doc.to_string())
 }
 
 fn parse_continue(token: &str) -> Result<(String, String), ApiError> {
     use base64::Engine as _;
     let invalid = || ApiError::bad_request("continue key is not valid: malformed token");
-    let raw = base64::engine::general_purpose::URL_SAFE
-        .decode(token)
-        .map_err(|_| invalid())?;
+    let raw = base64::engine::general_purpose::URL_SAFE.decode(token).map_err(|_| invalid())?;
     let doc: Value = serde_json::from_slice(&raw).map_err(|_| invalid())?;
-    let start = doc["start"]
-        .as_str()
-        .ok_or_else(invalid)?
-        .trim_end_matches('\u{0}');
+    let start = doc["start"].as_str().ok_or_else(invalid)?.trim_end_matches('\u{0}');
     let (ns, name) = start.split_once('/').ok_or_else(invalid)?;
     Ok((ns.to_string(), name.to_string()))
 }
@@ -407,23 +344,11 @@ fn parse_continue(token: &str) -> Result<(String, String), ApiError> {
 /// A list, paged when the client sends `limit` (kube-runtime's watcher pages by 500).
 /// Later pages read current state rather than the first page's snapshot; no client of the
 /// double depends on snapshot pages.
-fn list(
-    st: &State,
-    def: &ResourceDef,
-    ns: Option<&str>,
-    req: &ApiRequest,
-) -> Result<Reply, ApiError> {
+fn list(st: &State, def: &ResourceDef, ns: Option<&str>, req: &ApiRequest) -> Result<Reply, ApiError> {
     let (labels, fields) = selectors(def, req)?;
     let partial_meta = req.wants_partial_metadata();
-    let limit = req
-        .param("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .filter(|l| *l > 0);
-    let after = req
-        .param("continue")
-        .filter(|c| !c.is_empty())
-        .map(parse_continue)
-        .transpose()?;
+    let limit = req.param("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
+    let after = req.param("continue").filter(|c| !c.is_empty()).map(parse_continue).transpose()?;
     let matching: Vec<(&ObjKey, &Value)> = st
         .store
         .list(&def.group, &def.plural, ns)
@@ -438,13 +363,7 @@ fn list(
     let page = limit.map_or(matching.len(), |l| l.min(matching.len()));
     let items: Vec<Value> = matching[..page]
         .iter()
-        .map(|(_, o)| {
-            if partial_meta {
-                partial(o)
-            } else {
-                present(def, o)
-            }
-        })
+        .map(|(_, o)| if partial_meta { partial(o) } else { present(def, o) })
         .collect();
     let mut metadata = json!({"resourceVersion": rv.to_string()});
     if page < matching.len() {
@@ -452,10 +371,7 @@ fn list(
         metadata["remainingItemCount"] = json!(matching.len() - page);
     }
     let (api_version, kind) = if partial_meta {
-        (
-            "meta.k8s.io/v1".to_string(),
-            "PartialObjectMetadataList".to_string(),
-        )
+        ("meta.k8s.io/v1".to_string(), "PartialObjectMetadataList".to_string())
     } else {
         (def.api_version(), format!("{}List", def.kind))
     };
@@ -494,9 +410,7 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?;
     if !v.is_object() {
-        return Err(ApiError::bad_request(
-            "the request body must be a JSON object",
-        ));
+        return Err(ApiError::bad_request("the request body must be a JSON object"));
     }
     Ok(v)
 }
@@ -545,17 +459,10 @@ fn check_name_and_namespace(obj: &Value, name: &str, ns: Option<&str>) -> Result
 }
 
 /// Creating in a namespace needs the namespace to exist and not be terminating.
-fn check_namespace_open(
-    st: &State,
-    def: &ResourceDef,
-    ns: Option<&str>,
-    name: &str,
-) -> Result<(), ApiError> {
+fn check_namespace_open(st: &State, def: &ResourceDef, ns: Option<&str>, name: &str) -> Result<(), ApiError> {
     let Some(ns) = ns else { return Ok(()) };
-    let ns_obj = st
-        .store
-        .get(&key(namespace_def(), None, ns))
-        .ok_or_else(|| ApiError::namespace_not_found(ns))?;
+    let ns_obj =
+        st.store.get(&key(namespace_def(), None, ns)).ok_or_else(|| ApiError::namespace_not_found(ns))?;
     if ns_obj["metadata"].get("deletionTimestamp").is_some() {
         return Err(ApiError::namespace_terminating(def, name, ns));
     }
@@ -658,19 +565,14 @@ fn commit(
                 return old.clone();
             }
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
-            new["metadata"]["generation"] = json!(if spec_changed(old, &new) {
-                generation + 1
-            } else {
-                generation
-            });
+            new["metadata"]["generation"] =
+                json!(if spec_changed(old, &new) { generation + 1 } else { generation });
         }
         None => new["metadata"]["generation"] = json!(1),
     }
     let pending = !finalizers(&new).is_empty()
         || (def.plural == "namespaces"
-            && new["spec"]["finalizers"]
-                .as_array()
-                .is_some_and(|f| !f.is_empty()));
+            && new["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty()));
     let finished = new["metadata"].get("deletionTimestamp").is_some() && !pending;
     if dry_run {
         return new;
@@ -678,8 +580,7 @@ fn commit(
     if st.counting {
         st.writes.count(verb);
     }
-    let generation_changed =
-        old.is_none_or(|o| o["metadata"]["generation"] != new["metadata"]["generation"]);
+    let generation_changed = old.is_none_or(|o| o["metadata"]["generation"] != new["metadata"]["generation"]);
     let stored = st.store.put(key.clone(), new);
     if finished {
         remove_object(st, def, &key);
@@ -689,12 +590,7 @@ fn commit(
         }
     } else if generation_changed && controllers::is_workload(&def.group, &def.kind) {
         if let Some(delay) = shared.options.workload_ready_delay {
-            let path = controllers::status_path(
-                &def.api_version(),
-                &def.plural,
-                &key.namespace,
-                &key.name,
-            );
+            let path = controllers::status_path(&def.api_version(), &def.plural, &key.namespace, &key.name);
             let generation = stored["metadata"]["generation"].as_i64().unwrap_or(1);
             controllers::schedule_ready(shared, path, generation, delay);
         }
@@ -710,11 +606,7 @@ fn remove_object(st: &mut State, def: &ResourceDef, key: &ObjKey) {
     if def.plural == "customresourcedefinitions" {
         let group = obj["spec"]["group"].as_str().unwrap_or_default();
         let plural = obj["spec"]["names"]["plural"].as_str().unwrap_or_default();
-        let keys: Vec<ObjKey> = st
-            .store
-            .list(group, plural, None)
-            .map(|(k, _)| k.clone())
-            .collect();
+        let keys: Vec<ObjKey> = st.store.list(group, plural, None).map(|(k, _)| k.clone()).collect();
         for k in keys {
             st.store.remove(&k);
         }
@@ -795,16 +687,9 @@ fn create(
     let mut managers = Vec::new();
     let ts = now();
     let manager = req.update_manager();
-    let part = Part::Main {
-        status_separate: def.status_subresource,
-    };
-    let ar = ApplyRequest {
-        manager: &manager,
-        api_version: &def.api_version(),
-        part,
-        force: false,
-        now: &ts,
-    };
+    let part = Part::Main { status_separate: def.status_subresource };
+    let ar =
+        ApplyRequest { manager: &manager, api_version: &def.api_version(), part, force: false, now: &ts };
     ssa::record_update(None, &obj, &mut managers, &schema_of(def), &ar);
     obj["metadata"]["managedFields"] = ssa::render_managed(&managers);
     let stored = commit(shared, st, def, key, None, obj, Verb::Create, req.dry_run());
@@ -845,10 +730,7 @@ fn updated_object(existing: &Value, mut body: Value, part: Part) -> Value {
                 }
             }
             // Omitted or empty managedFields leave ownership as it is.
-            if body["metadata"]["managedFields"]
-                .as_array()
-                .is_none_or(|a| a.is_empty())
-            {
+            if body["metadata"]["managedFields"].as_array().is_none_or(|a| a.is_empty()) {
                 body["metadata"]["managedFields"] = existing["metadata"]["managedFields"].clone();
             }
             if status_separate {
@@ -901,25 +783,11 @@ fn write_update(
     let mut managers = ssa::parse_managed(&new);
     let ts = now();
     let manager = req.update_manager();
-    let ar = ApplyRequest {
-        manager: &manager,
-        api_version: &def.api_version(),
-        part,
-        force: false,
-        now: &ts,
-    };
+    let ar =
+        ApplyRequest { manager: &manager, api_version: &def.api_version(), part, force: false, now: &ts };
     ssa::record_update(Some(existing), &new, &mut managers, &schema_of(def), &ar);
     new["metadata"]["managedFields"] = ssa::render_managed(&managers);
-    let stored = commit(
-        shared,
-        st,
-        def,
-        key,
-        Some(existing),
-        new,
-        verb,
-        req.dry_run(),
-    );
+    let stored = commit(shared, st, def, key, Some(existing), new, verb, req.dry_run());
     Ok(object_reply(200, def, &stored, req))
 }
 
@@ -936,22 +804,8 @@ fn update(
     check_type(def, &mut body, false)?;
     check_name_and_namespace(&body, name, ns)?;
     let key = key(def, ns, name);
-    let existing = st
-        .store
-        .get(&key)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(def, name))?;
-    write_update(
-        shared,
-        st,
-        def,
-        key,
-        &existing,
-        body,
-        part,
-        Verb::Update,
-        req,
-    )
+    let existing = st.store.get(&key).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
+    write_update(shared, st, def, key, &existing, body, part, Verb::Update, req)
 }
 
 fn patch(
@@ -963,21 +817,12 @@ fn patch(
     part: Part,
     req: &ApiRequest,
 ) -> Result<Reply, ApiError> {
-    let content_type = req
-        .content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim();
+    let content_type = req.content_type.split(';').next().unwrap_or_default().trim();
     if content_type == "application/apply-patch+yaml" {
         return apply(shared, st, def, ns, name, part, req);
     }
     let key = key(def, ns, name);
-    let existing = st
-        .store
-        .get(&key)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(def, name))?;
+    let existing = st.store.get(&key).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
     let patch: Value = serde_json::from_slice(&req.body)
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
     let mut patched = existing.clone();
@@ -992,17 +837,7 @@ fn patch(
     }
     check_type(def, &mut patched, false)?;
     check_name_and_namespace(&patched, name, ns)?;
-    write_update(
-        shared,
-        st,
-        def,
-        key,
-        &existing,
-        patched,
-        part,
-        Verb::Patch,
-        req,
-    )
+    write_update(shared, st, def, key, &existing, patched, part, Verb::Patch, req)
 }
 
 fn apply(
@@ -1030,9 +865,7 @@ fn apply(
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
     };
     if !applied.is_object() {
-        return Err(ApiError::bad_request(
-            "the applied configuration must be an object",
-        ));
+        return Err(ApiError::bad_request("the applied configuration must be an object"));
     }
     check_type(def, &mut applied, true)?;
     check_name_and_namespace(&applied, name, ns)?;
@@ -1064,9 +897,7 @@ fn apply(
         applied["metadata"]["namespace"] = json!(ns);
     }
     match part {
-        Part::Main {
-            status_separate: true,
-        } => {
+        Part::Main { status_separate: true } => {
             if let Some(o) = applied.as_object_mut() {
                 o.shift_remove("status");
             }
@@ -1087,52 +918,26 @@ fn apply(
         None if part == Part::Status => return Err(ApiError::not_found(def, name)),
         None => {
             check_namespace_open(st, def, ns, name)?;
-            let mut skeleton =
-                json!({"apiVersion": def.api_version(), "kind": def.kind, "metadata": {}});
+            let mut skeleton = json!({"apiVersion": def.api_version(), "kind": def.kind, "metadata": {}});
             init_new(st, def, &mut skeleton, ns, name);
             skeleton
         }
     };
     let ts = now();
-    let ar = ApplyRequest {
-        manager,
-        api_version: &def.api_version(),
-        part,
-        force,
-        now: &ts,
-    };
-    let (mut merged, managers) = ssa::apply(
-        &live,
-        &applied,
-        ssa::parse_managed(&live),
-        &schema_of(def),
-        &ar,
-    )
-    .map_err(|conflicts| {
-        ApiError::apply_conflict(
-            ssa::conflict_message(&conflicts),
-            conflicts.iter().map(|c| c.cause()).collect(),
-        )
-    })?;
+    let ar = ApplyRequest { manager, api_version: &def.api_version(), part, force, now: &ts };
+    let (mut merged, managers) = ssa::apply(&live, &applied, ssa::parse_managed(&live), &schema_of(def), &ar)
+        .map_err(|conflicts| {
+            ApiError::apply_conflict(
+                ssa::conflict_message(&conflicts),
+                conflicts.iter().map(|c| c.cause()).collect(),
+            )
+        })?;
     if part != Part::Status {
         defaults(st, def, &mut merged);
     }
     merged["metadata"]["managedFields"] = ssa::render_managed(&managers);
-    let (verb, code) = if existing.is_some() {
-        (Verb::Patch, 200)
-    } else {
-        (Verb::Patch, 201)
-    };
-    let stored = commit(
-        shared,
-        st,
-        def,
-        key,
-        existing.as_ref(),
-        merged,
-        verb,
-        req.dry_run(),
-    );
+    let (verb, code) = if existing.is_some() { (Verb::Patch, 200) } else { (Verb::Patch, 201) };
+    let stored = commit(shared, st, def, key, existing.as_ref(), merged, verb, req.dry_run());
     Ok(object_reply(code, def, &stored, req))
 }
 
@@ -1153,16 +958,9 @@ fn delete(
     req: &ApiRequest,
 ) -> Result<Reply, ApiError> {
     let opts = delete_options(req)?;
-    let dry_run = req.dry_run()
-        || opts["dryRun"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|v| v == "All"));
+    let dry_run = req.dry_run() || opts["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
     let key = key(def, ns, name);
-    let existing = st
-        .store
-        .get(&key)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(def, name))?;
+    let existing = st.store.get(&key).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
     let pre = &opts["preconditions"];
     if let Some(uid) = pre["uid"].as_str() {
         if Some(uid) != meta_str(&existing, "uid") {
@@ -1217,16 +1015,7 @@ fn delete_one(
     if is_namespace {
         new["status"]["phase"] = json!("Terminating");
     }
-    let stored = commit(
-        shared,
-        st,
-        def,
-        key.clone(),
-        Some(&existing),
-        new,
-        Verb::Delete,
-        dry_run,
-    );
+    let stored = commit(shared, st, def, key.clone(), Some(&existing), new, Verb::Delete, dry_run);
     if !dry_run && (is_namespace || def.plural == "customresourcedefinitions") {
         schedule_cleanup(shared, def.clone(), key.name);
     }
@@ -1299,13 +1088,8 @@ fn cleanup_step(st: &mut State, def: &ResourceDef, name: &str) -> bool {
         st.store.keys_in_namespace(name)
     } else {
         let group = owner["spec"]["group"].as_str().unwrap_or_default();
-        let plural = owner["spec"]["names"]["plural"]
-            .as_str()
-            .unwrap_or_default();
-        st.store
-            .list(group, plural, None)
-            .map(|(k, _)| k.clone())
-            .collect()
+        let plural = owner["spec"]["names"]["plural"].as_str().unwrap_or_default();
+        st.store.list(group, plural, None).map(|(k, _)| k.clone()).collect()
     };
     let mut remaining = 0;
     for k in content {

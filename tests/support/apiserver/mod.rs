@@ -196,9 +196,7 @@ pub(crate) struct Shared {
 
 /// RFC 3339 at second precision, as Kubernetes timestamps are.
 pub(crate) fn now() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Configures an [`ApiServer`] before it starts.
@@ -238,9 +236,7 @@ impl ApiServerBuilder {
     }
 
     pub async fn start(self) -> ApiServer {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let shared = Arc::new(Shared {
@@ -254,12 +250,7 @@ impl ApiServerBuilder {
         });
         seed_cluster(&shared);
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
-        ApiServer {
-            addr,
-            shared,
-            accept,
-            shutdown: shutdown_tx,
-        }
+        ApiServer { addr, shared, accept, shutdown: shutdown_tx }
     }
 }
 
@@ -298,9 +289,7 @@ fn internal(
     body: Value,
 ) -> Result<Value, ApiError> {
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    let mut query: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
+    let mut query: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
     query.push(("fieldManager".into(), manager.into()));
     let req = ApiRequest {
         method: method.into(),
@@ -329,8 +318,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         tokio::spawn(async move {
             let svc_shared = shared.clone();
             let svc = service_fn(move |req| serve(svc_shared.clone(), req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc);
+            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
@@ -367,35 +355,18 @@ fn error_response(e: &ApiError) -> hyper::Response<Body> {
     full(e.code, "application/json", e.body.to_string())
 }
 
-async fn serve(
-    shared: Arc<Shared>,
-    req: hyper::Request<Incoming>,
-) -> Result<hyper::Response<Body>, Dropped> {
+async fn serve(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Result<hyper::Response<Body>, Dropped> {
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let raw_query = req.uri().query().unwrap_or_default().to_string();
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let (accept, content_type, user_agent) = (
-        header("accept"),
-        header("content-type"),
-        header("user-agent"),
-    );
+    let header =
+        |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let (accept, content_type, user_agent) = (header("accept"), header("content-type"), header("user-agent"));
     let verdict = shared.faults.lock().unwrap().decide(&method, &path);
     if !verdict.delay.is_zero() {
         tokio::time::sleep(verdict.delay).await;
     }
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let record = |status: u16, fault: Option<Fault>| {
         shared.log.lock().unwrap().push(RequestRecord {
             method: method.clone(),
@@ -409,10 +380,8 @@ async fn serve(
         Some(Fault::TooManyRequests { retry_after_secs }) => {
             record(429, verdict.fault.clone());
             let mut resp = error_response(&ApiError::too_many_requests(*retry_after_secs));
-            resp.headers_mut().insert(
-                "Retry-After",
-                retry_after_secs.to_string().parse().expect("header value"),
-            );
+            resp.headers_mut()
+                .insert("Retry-After", retry_after_secs.to_string().parse().expect("header value"));
             return Ok(resp);
         }
         Some(Fault::ServerError(code)) => {
@@ -428,9 +397,7 @@ async fn serve(
     let api_req = ApiRequest {
         method: method.clone(),
         path: path.clone(),
-        query: form_urlencoded::parse(raw_query.as_bytes())
-            .into_owned()
-            .collect(),
+        query: form_urlencoded::parse(raw_query.as_bytes()).into_owned().collect(),
         accept,
         content_type,
         user_agent,
@@ -443,11 +410,7 @@ async fn serve(
         return Err(Dropped);
     }
     let resp = match result {
-        Ok(Reply::Json {
-            code,
-            body,
-            content_type,
-        }) => full(code, content_type, body.to_string()),
+        Ok(Reply::Json { code, body, content_type }) => full(code, content_type, body.to_string()),
         Ok(Reply::Text(text)) => full(200, "text/plain", text),
         Ok(Reply::Watch(spec)) => watch_response(&shared, *spec),
         Err(e) => error_response(&e),
@@ -479,9 +442,8 @@ fn watch_response(shared: &Arc<Shared>, spec: WatchSpec) -> hyper::Response<Body
     };
     let deadline = tokio::time::Instant::now() + spec.timeout;
     let shutdown = shared.shutdown.clone();
-    let live = futures::stream::unfold(
-        (rx, shutdown, spec),
-        move |(mut rx, mut shutdown, spec)| async move {
+    let live =
+        futures::stream::unfold((rx, shutdown, spec), move |(mut rx, mut shutdown, spec)| async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep_until(deadline) => return None,
@@ -497,11 +459,8 @@ fn watch_response(shared: &Arc<Shared>, spec: WatchSpec) -> hyper::Response<Body
                     },
                 }
             }
-        },
-    );
-    let stream = futures::stream::iter(backlog)
-        .chain(live)
-        .map(|b| Ok::<_, Infallible>(Frame::data(b)));
+        });
+    let stream = futures::stream::iter(backlog).chain(live).map(|b| Ok::<_, Infallible>(Frame::data(b)));
     hyper::Response::builder()
         .status(200)
         .header("Content-Type", "application/json")
@@ -568,11 +527,8 @@ impl ApiServer {
     }
 
     fn object_path(def: &discovery::ResourceDef, namespace: Option<&str>, name: &str) -> String {
-        let base = if def.group.is_empty() {
-            "/api/v1".to_string()
-        } else {
-            format!("/apis/{}", def.api_version())
-        };
+        let base =
+            if def.group.is_empty() { "/api/v1".to_string() } else { format!("/apis/{}", def.api_version()) };
         match namespace {
             Some(ns) if def.namespaced => format!("{base}/namespaces/{ns}/{}/{name}", def.plural),
             _ => format!("{base}/{}/{name}", def.plural),
@@ -580,23 +536,13 @@ impl ApiServer {
     }
 
     /// The stored object, as a GET would return it.
-    pub fn get(
-        &self,
-        api_version: &str,
-        kind: &str,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Option<Value> {
+    pub fn get(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
         let def = self.def(api_version, kind);
         let st = self.shared.state.lock().unwrap();
         let key = ObjKey {
             group: def.group.clone(),
             resource: def.plural.clone(),
-            namespace: if def.namespaced {
-                namespace.unwrap_or_default().to_string()
-            } else {
-                String::new()
-            },
+            namespace: if def.namespaced { namespace.unwrap_or_default().to_string() } else { String::new() },
             name: name.to_string(),
         };
         st.store.get(&key).cloned()
@@ -606,10 +552,7 @@ impl ApiServer {
     pub fn list(&self, api_version: &str, kind: &str) -> Vec<Value> {
         let def = self.def(api_version, kind);
         let st = self.shared.state.lock().unwrap();
-        st.store
-            .list(&def.group, &def.plural, None)
-            .map(|(_, o)| o.clone())
-            .collect()
+        st.store.list(&def.group, &def.plural, None).map(|(_, o)| o.clone()).collect()
     }
 
     /// The current global resourceVersion.
@@ -641,31 +584,11 @@ impl ApiServer {
     pub fn seed(&self, manager: &str, obj: Value) -> Value {
         let (def, ns, name) = self.identify(&obj);
         let path = Self::object_path(&def, ns.as_deref(), &name);
-        let result = if self
-            .get(&def.api_version(), &def.kind, ns.as_deref(), &name)
-            .is_some()
-        {
-            internal(
-                &self.shared,
-                "PATCH",
-                &path,
-                manager,
-                "application/merge-patch+json",
-                obj,
-            )
+        let result = if self.get(&def.api_version(), &def.kind, ns.as_deref(), &name).is_some() {
+            internal(&self.shared, "PATCH", &path, manager, "application/merge-patch+json", obj)
         } else {
-            let collection = path
-                .rsplit_once('/')
-                .map(|(c, _)| c.to_string())
-                .unwrap_or_default();
-            internal(
-                &self.shared,
-                "POST",
-                &collection,
-                manager,
-                "application/json",
-                obj,
-            )
+            let collection = path.rsplit_once('/').map(|(c, _)| c.to_string()).unwrap_or_default();
+            internal(&self.shared, "POST", &collection, manager, "application/json", obj)
         };
         result.unwrap_or_else(|e| panic!("seeding {name} failed: {}", e.body))
     }
@@ -674,36 +597,17 @@ impl ApiServer {
     /// controller owning fields. Not counted in [`ApiServer::writes`].
     pub fn seed_apply(&self, manager: &str, obj: Value) -> Value {
         let (def, ns, name) = self.identify(&obj);
-        let path = format!(
-            "{}?force=true",
-            Self::object_path(&def, ns.as_deref(), &name)
-        );
-        internal(
-            &self.shared,
-            "PATCH",
-            &path,
-            manager,
-            "application/apply-patch+yaml",
-            obj,
-        )
-        .unwrap_or_else(|e| panic!("seeding {name} failed: {}", e.body))
+        let path = format!("{}?force=true", Self::object_path(&def, ns.as_deref(), &name));
+        internal(&self.shared, "PATCH", &path, manager, "application/apply-patch+yaml", obj)
+            .unwrap_or_else(|e| panic!("seeding {name} failed: {}", e.body))
     }
 
     fn identify(&self, obj: &Value) -> (discovery::ResourceDef, Option<String>, String) {
-        let def = self.def(
-            obj["apiVersion"].as_str().unwrap_or_default(),
-            obj["kind"].as_str().unwrap_or_default(),
-        );
-        let ns = def.namespaced.then(|| {
-            obj["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or("default")
-                .to_string()
-        });
-        let name = obj["metadata"]["name"]
-            .as_str()
-            .expect("metadata.name")
-            .to_string();
+        let def = self
+            .def(obj["apiVersion"].as_str().unwrap_or_default(), obj["kind"].as_str().unwrap_or_default());
+        let ns =
+            def.namespaced.then(|| obj["metadata"]["namespace"].as_str().unwrap_or("default").to_string());
+        let name = obj["metadata"]["name"].as_str().expect("metadata.name").to_string();
         (def, ns, name)
     }
 
@@ -723,22 +627,13 @@ impl ApiServer {
             .unwrap_or_else(|| panic!("{kind} {name} does not exist"));
         obj["status"] = status;
         let path = format!("{}/status", Self::object_path(&def, namespace, name));
-        internal(
-            &self.shared,
-            "PUT",
-            &path,
-            "kube-controller-manager",
-            "application/json",
-            obj,
-        )
-        .unwrap_or_else(|e| panic!("setting status of {name} failed: {}", e.body))
+        internal(&self.shared, "PUT", &path, "kube-controller-manager", "application/json", obj)
+            .unwrap_or_else(|e| panic!("setting status of {name} failed: {}", e.body))
     }
 
     /// Reports a Deployment rolled out and available at its current generation.
     pub fn mark_deployment_available(&self, namespace: &str, name: &str) {
-        let obj = self
-            .get("apps/v1", "Deployment", Some(namespace), name)
-            .expect("deployment exists");
+        let obj = self.get("apps/v1", "Deployment", Some(namespace), name).expect("deployment exists");
         self.set_status(
             "apps/v1",
             "Deployment",
@@ -750,9 +645,7 @@ impl ApiServer {
 
     /// Reports a Job finished successfully.
     pub fn mark_job_complete(&self, namespace: &str, name: &str) {
-        let obj = self
-            .get("batch/v1", "Job", Some(namespace), name)
-            .expect("job exists");
+        let obj = self.get("batch/v1", "Job", Some(namespace), name).expect("job exists");
         self.set_status(
             "batch/v1",
             "Job",
@@ -770,13 +663,7 @@ impl ApiServer {
 
     /// Removes every finalizer from an object, as its controller would when done; an object
     /// being deleted then disappears.
-    pub fn remove_finalizers(
-        &self,
-        api_version: &str,
-        kind: &str,
-        namespace: Option<&str>,
-        name: &str,
-    ) {
+    pub fn remove_finalizers(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) {
         let def = self.def(api_version, kind);
         let path = Self::object_path(&def, namespace, name);
         internal(
@@ -792,12 +679,7 @@ impl ApiServer {
 
     /// What `pods/<name>/log` returns for a pod.
     pub fn set_pod_log(&self, namespace: &str, name: &str, log: &str) {
-        self.shared
-            .state
-            .lock()
-            .unwrap()
-            .pod_logs
-            .insert((namespace.into(), name.into()), log.into());
+        self.shared.state.lock().unwrap().pod_logs.insert((namespace.into(), name.into()), log.into());
     }
 
     pub fn add_fault(&self, rule: FaultRule) {

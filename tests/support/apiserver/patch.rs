@@ -17,9 +17,7 @@ pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
     if !target.is_object() {
         *target = Value::Object(Default::default());
     }
-    let Value::Object(t) = target else {
-        unreachable!()
-    };
+    let Value::Object(t) = target else { unreachable!() };
     for (k, v) in p {
         if v.is_null() {
             t.shift_remove(k);
@@ -34,9 +32,7 @@ fn unescape(token: &str) -> String {
 }
 
 fn split_pointer(pointer: &str) -> Result<(String, String), String> {
-    let idx = pointer
-        .rfind('/')
-        .ok_or_else(|| format!("invalid JSON pointer {pointer:?}"))?;
+    let idx = pointer.rfind('/').ok_or_else(|| format!("invalid JSON pointer {pointer:?}"))?;
     Ok((pointer[..idx].to_string(), unescape(&pointer[idx + 1..])))
 }
 
@@ -70,9 +66,9 @@ fn add(doc: &mut Value, pointer: &str, value: Value) -> Result<(), String> {
 fn take(doc: &mut Value, pointer: &str) -> Result<Value, String> {
     let (parent, last) = split_pointer(pointer)?;
     match doc.pointer_mut(&parent) {
-        Some(Value::Object(m)) => m
-            .shift_remove(&last)
-            .ok_or_else(|| format!("doc is missing key: {pointer:?}")),
+        Some(Value::Object(m)) => {
+            m.shift_remove(&last).ok_or_else(|| format!("doc is missing key: {pointer:?}"))
+        }
         Some(Value::Array(a)) => {
             let idx: usize = last.parse().map_err(|_| format!("bad index {last:?}"))?;
             if idx >= a.len() {
@@ -86,9 +82,7 @@ fn take(doc: &mut Value, pointer: &str) -> Result<Value, String> {
 
 /// Applies an RFC 6902 operation list; on any failure the document is left as it was.
 pub(crate) fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), String> {
-    let ops = ops
-        .as_array()
-        .ok_or("a JSON patch must be a list of operations")?;
+    let ops = ops.as_array().ok_or("a JSON patch must be a list of operations")?;
     let mut work = doc.clone();
     for op in ops {
         let path = op["path"].as_str().ok_or("operation without a path")?;
@@ -108,10 +102,8 @@ pub(crate) fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), String> {
             }
             Some("copy") => {
                 let from = op["from"].as_str().ok_or("copy without from")?;
-                let v = work
-                    .pointer(from)
-                    .cloned()
-                    .ok_or_else(|| format!("doc is missing path: {from:?}"))?;
+                let v =
+                    work.pointer(from).cloned().ok_or_else(|| format!("doc is missing path: {from:?}"))?;
                 add(&mut work, path, v)?;
             }
             Some("test") => {
@@ -146,10 +138,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(doc, json!({"a": {"d": 3, "c": 5}, "l": [3, 4]}));
-        assert!(json_patch(
-            &mut doc,
-            &json!([{"op": "test", "path": "/a/d", "value": 9}])
-        )
-        .is_err());
+        assert!(json_patch(&mut doc, &json!([{"op": "test", "path": "/a/d", "value": 9}])).is_err());
     }
 }

@@ -33,11 +33,7 @@ fn split_top_level(s: &str) -> Vec<String> {
         current.push(c);
     }
     parts.push(current);
-    parts
-        .into_iter()
-        .map(|p| p.trim().to_string())
-        .filter(|p| !p.is_empty())
-        .collect()
+    parts.into_iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()
 }
 
 fn set_values(rest: &str) -> Result<Vec<String>, String> {
@@ -46,11 +42,7 @@ fn set_values(rest: &str) -> Result<Vec<String>, String> {
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
         .ok_or_else(|| format!("expected a parenthesised value set, found {rest:?}"))?;
-    Ok(inner
-        .split(',')
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-        .collect())
+    Ok(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
 }
 
 impl LabelSelector {
@@ -141,9 +133,7 @@ impl FieldSelector {
             } else if let Some((p, v)) = part.split_once('=') {
                 (p, v, true)
             } else {
-                return Err(format!(
-                    "invalid selector: '{part}'; can't understand '{part}'"
-                ));
+                return Err(format!("invalid selector: '{part}'; can't understand '{part}'"));
             };
             let path = path.trim();
             if !matches!(path, "metadata.name" | "metadata.namespace")

@@ -115,9 +115,7 @@ impl Schema<'_> {
                 "hostAliases" => keys(&["ip"]),
                 "topologySpreadConstraints" => keys(&["topologyKey", "whenUnsatisfiable"]),
                 "ownerReferences" => keys(&["uid"]),
-                "ports" if matches!(parent.last(), Some(Pe::Key(_))) => {
-                    keys(&["containerPort", "protocol"])
-                }
+                "ports" if matches!(parent.last(), Some(Pe::Key(_))) => keys(&["containerPort", "protocol"]),
                 "ports" if *kind == "Service" && parent == [Pe::Field("spec".into())] => {
                     keys(&["port", "protocol"])
                 }
@@ -151,9 +149,7 @@ impl Schema<'_> {
         match self {
             Schema::Builtin { kind } => {
                 BUILTIN_MAP_FIELDS.contains(&field)
-                    || (*kind == "Service"
-                        && field == "selector"
-                        && parent == [Pe::Field("spec".into())])
+                    || (*kind == "Service" && field == "selector" && parent == [Pe::Field("spec".into())])
             }
             Schema::Custom(root) => {
                 if parent == [Pe::Field("metadata".into())] {
@@ -321,10 +317,7 @@ fn get_mut<'a>(v: &'a mut Value, path: &[Pe]) -> Option<&'a mut Value> {
     for pe in path {
         cur = match pe {
             Pe::Field(f) => cur.get_mut(f)?,
-            Pe::Key(k) => cur
-                .as_array_mut()?
-                .iter_mut()
-                .find(|i| item_matches_key(i, k))?,
+            Pe::Key(k) => cur.as_array_mut()?.iter_mut().find(|i| item_matches_key(i, k))?,
             Pe::Value(j) => cur.as_array_mut()?.iter_mut().find(|i| same_json(i, j))?,
             Pe::Index(i) => cur.get_mut(*i)?,
         };
@@ -375,9 +368,7 @@ fn merge(live: &mut Value, applied: &Value, path: &mut Path, schema: &Schema) {
                 Some((Pe::Field(name), parent)) => schema.list_kind(parent, name),
                 _ => ListKind::Atomic,
             };
-            let Value::Array(l) = live else {
-                unreachable!()
-            };
+            let Value::Array(l) = live else { unreachable!() };
             match kind {
                 ListKind::Atomic => *l = a.clone(),
                 ListKind::Set => {
@@ -621,21 +612,14 @@ pub(crate) fn conflict_message(conflicts: &[Conflict]) -> String {
     }
     let mut by_manager: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for c in conflicts {
-        by_manager
-            .entry(&c.manager)
-            .or_default()
-            .push(path_string(&c.path));
+        by_manager.entry(&c.manager).or_default().push(path_string(&c.path));
     }
     let mut lines = Vec::new();
     for (manager, paths) in by_manager {
         lines.push(format!("conflicts with {manager}:"));
         lines.extend(paths.into_iter().map(|p| format!("- {p}")));
     }
-    format!(
-        "Apply failed with {} conflicts: {}",
-        conflicts.len(),
-        lines.join("\n")
-    )
+    format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
 }
 
 /// What an apply asks for.
@@ -658,9 +642,7 @@ pub(crate) fn apply(
 ) -> Result<(Value, Vec<ManagedEntry>), Vec<Conflict>> {
     let sub = req.part.subresource();
     let new_set = field_set(applied, schema, req.part);
-    let mine = managers
-        .iter()
-        .position(|e| e.same_identity(req.manager, "Apply", sub));
+    let mine = managers.iter().position(|e| e.same_identity(req.manager, "Apply", sub));
     let prev_set = mine.map(|i| managers[i].fields.clone()).unwrap_or_default();
 
     let mut merged = live.clone();
@@ -684,10 +666,7 @@ pub(crate) fn apply(
     if !conflicts.is_empty() && !req.force {
         return Err(conflicts
             .into_iter()
-            .map(|(i, path)| Conflict {
-                manager: managers[i].describe(),
-                path,
-            })
+            .map(|(i, path)| Conflict { manager: managers[i].describe(), path })
             .collect());
     }
     // Forcing takes the conflicting fields away from their previous owners.
@@ -737,9 +716,7 @@ pub(crate) fn record_update(
 ) {
     let sub = req.part.subresource();
     let new_set = field_set(new, schema, req.part);
-    let old_set = old
-        .map(|o| field_set(o, schema, req.part))
-        .unwrap_or_default();
+    let old_set = old.map(|o| field_set(o, schema, req.part)).unwrap_or_default();
     let changed: FieldSet = new_set
         .iter()
         .filter(|p| {
@@ -755,14 +732,10 @@ pub(crate) fn record_update(
     }
     for e in managers.iter_mut() {
         if !e.same_identity(req.manager, "Update", sub) {
-            e.fields
-                .retain(|p| !changed.contains(p) && !removed.contains(p));
+            e.fields.retain(|p| !changed.contains(p) && !removed.contains(p));
         }
     }
-    match managers
-        .iter_mut()
-        .find(|e| e.same_identity(req.manager, "Update", sub))
-    {
+    match managers.iter_mut().find(|e| e.same_identity(req.manager, "Update", sub)) {
         Some(e) => {
             e.fields.extend(changed);
             e.fields.retain(|p| !removed.contains(p));
@@ -796,13 +769,7 @@ mod tests {
             ]}}}
         });
         let schema = Schema::Builtin { kind: "Deployment" };
-        let set = field_set(
-            &obj,
-            &schema,
-            Part::Main {
-                status_separate: true,
-            },
-        );
+        let set = field_set(&obj, &schema, Part::Main { status_separate: true });
         let encoded = encode_fields(&set);
         assert_eq!(
             encoded,

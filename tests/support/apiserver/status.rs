@@ -81,10 +81,7 @@ impl ApiError {
         Self::new(
             409,
             "Conflict",
-            format!(
-                "Operation cannot be fulfilled on {} \"{name}\": {why}",
-                def.qualified()
-            ),
+            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", def.qualified()),
             Some(Self::details(def, name)),
         )
     }
@@ -105,8 +102,7 @@ impl ApiError {
     pub fn invalid(def: &ResourceDef, name: &str, field: &str, detail: &str) -> Self {
         let mut details = Self::details(def, name);
         details["kind"] = json!(def.kind);
-        details["causes"] =
-            json!([{"reason": "FieldValueInvalid", "message": detail, "field": field}]);
+        details["causes"] = json!([{"reason": "FieldValueInvalid", "message": detail, "field": field}]);
         Self::new(
             422,
             "Invalid",
@@ -133,9 +129,8 @@ impl ApiError {
     }
 
     pub fn namespace_terminating(def: &ResourceDef, name: &str, ns: &str) -> Self {
-        let message = format!(
-            "unable to create new content in namespace {ns} because it is being terminated"
-        );
+        let message =
+            format!("unable to create new content in namespace {ns} because it is being terminated");
         let mut details = Self::details(def, name);
         details["causes"] = json!([{
             "reason": "NamespaceTerminating",

@@ -64,13 +64,7 @@ impl Store {
         let (tx, _) = broadcast::channel(EVENT_BUFFER);
         // A fresh real cluster is already far past resourceVersion 1; starting higher keeps
         // clients from relying on small numbers.
-        Self {
-            objects: BTreeMap::new(),
-            rv: 1000,
-            history: Vec::new(),
-            tx,
-            crd_epoch: 0,
-        }
+        Self { objects: BTreeMap::new(), rv: 1000, history: Vec::new(), tx, crd_epoch: 0 }
     }
 
     pub fn resource_version(&self) -> u64 {
@@ -95,19 +89,13 @@ impl Store {
             name: String::new(),
         };
         self.objects.range(start..).take_while(move |(k, _)| {
-            k.group == group
-                && k.resource == resource
-                && namespace.is_none_or(|ns| k.namespace == ns)
+            k.group == group && k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns)
         })
     }
 
     /// Every object in a namespace, whatever its resource.
     pub fn keys_in_namespace(&self, namespace: &str) -> Vec<ObjKey> {
-        self.objects
-            .keys()
-            .filter(|k| k.namespace == namespace)
-            .cloned()
-            .collect()
+        self.objects.keys().filter(|k| k.namespace == namespace).cloned().collect()
     }
 
     /// Stores `obj` under a new resourceVersion and announces it.
@@ -115,11 +103,7 @@ impl Store {
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         let old = self.objects.insert(key.clone(), obj.clone());
-        let kind = if old.is_some() {
-            EventType::Modified
-        } else {
-            EventType::Added
-        };
+        let kind = if old.is_some() { EventType::Modified } else { EventType::Added };
         self.emit(kind, key, obj.clone(), old);
         obj
     }
@@ -141,13 +125,7 @@ impl Store {
         if key.group == "apiextensions.k8s.io" && key.resource == "customresourcedefinitions" {
             self.crd_epoch += 1;
         }
-        let event = Arc::new(Event {
-            rv: self.rv,
-            kind,
-            key,
-            object,
-            old,
-        });
+        let event = Arc::new(Event { rv: self.rv, kind, key, object, old });
         self.history.push(event.clone());
         // No receivers is fine: nobody is watching.
         let _ = self.tx.send(event);

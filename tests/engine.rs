@@ -1,0 +1,338 @@
+//! Scenario tests of diff, apply, prune and delete: the real binary against the in-process
+//! API server double, with the kind environment (and the upstream CRDs its custom resources
+//! need, as local add-ons).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::harness::{repo, Output};
+use crate::support::apiserver::{ApiServer, Fault, FaultRule};
+
+const CONTEXT: &str = "kind-trainstack";
+
+fn upstream(file: &str) -> String {
+    format!("{}/../shared/upstream/{file}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A scratch directory with a kubeconfig for the double and an overlay that swaps the remote
+/// add-ons for the upstream CRD files (so custom resources and their CRDs go in one apply).
+struct Scenario {
+    dir: tempfile::TempDir,
+    server: ApiServer,
+}
+
+impl Scenario {
+    async fn start() -> Self {
+        Self::with(ApiServer::start().await)
+    }
+
+    fn with(server: ApiServer) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        server.write_kubeconfig(&dir.path().join("kubeconfig"), CONTEXT).unwrap();
+        let overlay = format!(
+            "addons:\n  - name: trainer-crds\n    version: v2.3.0\n    source: {{file: {}}}\n  - name: trainjob-crds\n    version: v2.3.0\n    source: {{file: {}}}\n  - name: raycluster-crds\n    version: v1.7.0\n    source: {{file: {}}}\n",
+            upstream("kubeflow-trainer-v2.3.0/trainer.kubeflow.org_clustertrainingruntimes.yaml"),
+            upstream("kubeflow-trainer-v2.3.0/trainer.kubeflow.org_trainjobs.yaml"),
+            upstream("kuberay-v1.7.0/ray.io_rayclusters.yaml"),
+        );
+        std::fs::write(dir.path().join("crds.yaml"), overlay).unwrap();
+        std::fs::write(dir.path().join("extra.yaml"), "{}\n").unwrap();
+        Scenario { dir, server }
+    }
+
+    fn path(&self, f: &str) -> PathBuf {
+        self.dir.path().join(f)
+    }
+
+    /// A further overlay layered last (e.g. to change one field).
+    fn overlay(&self, yaml: &str) {
+        std::fs::write(self.path("extra.yaml"), yaml).unwrap();
+    }
+
+    /// Runs the binary on base + kind + CRD add-ons + the extra overlay.
+    async fn run(&self, args: &[&str]) -> Output {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        for f in [
+            repo().join("environments/base.yaml"),
+            repo().join("environments/kind.yaml"),
+            self.path("crds.yaml"),
+            self.path("extra.yaml"),
+        ] {
+            all.extend(["-e".into(), f.display().to_string()]);
+        }
+        all.extend(["--kubeconfig".into(), self.path("kubeconfig").display().to_string()]);
+        run_async(all, self.dir.path()).await
+    }
+}
+
+async fn run_async(args: Vec<String>, cwd: &Path) -> Output {
+    let cwd = cwd.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new(env!("CARGO_BIN_EXE_trainstack"))
+            .args(&args)
+            .current_dir(cwd)
+            .env("TRAINSTACK_CACHE_DIR", std::env::temp_dir().join("trainstack-test-cache"))
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("run trainstack");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+fn summary(out: &Output) -> &str {
+    out.stdout.lines().last().unwrap_or("")
+}
+
+/// Every stored object's (kind, namespace, name, resourceVersion) of the kinds the env renders.
+fn snapshot_versions(server: &ApiServer) -> Vec<(String, String, String, String)> {
+    let kinds = [
+        ("v1", "Namespace"),
+        ("v1", "ServiceAccount"),
+        ("v1", "ConfigMap"),
+        ("v1", "Secret"),
+        ("v1", "Service"),
+        ("apps/v1", "Deployment"),
+        ("apps/v1", "StatefulSet"),
+        ("batch/v1", "Job"),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+        ("networking.k8s.io/v1", "NetworkPolicy"),
+    ];
+    let mut out = Vec::new();
+    for (api, kind) in kinds {
+        for o in server.list(api, kind) {
+            let s = |p: &str| o.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+            out.push((
+                kind.to_string(),
+                s("/metadata/namespace"),
+                s("/metadata/name"),
+                s("/metadata/resourceVersion"),
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn first_apply_then_noop_reapply_writes_nothing() {
+    let s = Scenario::start().await;
+    let out = s.run(&["apply", "--no-wait"]).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(summary(&out).starts_with("apply: "), "{}", out.stdout);
+    assert!(
+        summary(&out).ends_with(" created, 0 configured, 0 unchanged, 0 pruned, 0 failed"),
+        "{}",
+        summary(&out)
+    );
+    // CRDs and their custom resources went in together.
+    assert!(s.server.get("trainer.kubeflow.org/v1alpha1", "TrainJob", Some("alice"), "ddp-cpu").is_some());
+    assert!(s.server.get("ray.io/v1", "RayCluster", Some("trainstack-system"), "ray").is_some());
+    // Every member carries the ApplySet label; the parent records the inventory.
+    let mlflow = s.server.get("apps/v1", "Deployment", Some("trainstack-system"), "mlflow").unwrap();
+    assert!(mlflow.pointer("/metadata/labels/applyset.kubernetes.io~1part-of").is_some());
+    let parent = s.server.get("v1", "Secret", Some("trainstack-system"), "trainstack-kind-dev").unwrap();
+    let gks = parent
+        .pointer("/metadata/annotations/applyset.kubernetes.io~1contains-group-kinds")
+        .unwrap()
+        .as_str()
+        .unwrap();
+    assert!(gks.contains("Deployment.apps") && gks.contains("TrainJob.trainer.kubeflow.org"), "{gks}");
+
+    let before = snapshot_versions(&s.server);
+    s.server.reset_writes();
+    let again = s.run(&["apply", "--no-wait"]).await;
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert_eq!(s.server.writes().total(), 0, "a no-op apply writes nothing: {:?}", s.server.writes());
+    assert_eq!(snapshot_versions(&s.server), before, "no resourceVersion changed");
+    assert!(summary(&again).contains(" 0 created, 0 configured, "), "{}", summary(&again));
+
+    let diff = s.run(&["diff"]).await;
+    assert_eq!(diff.code, 0, "in sync: {}\n{}", diff.stdout, diff.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_changed_field_shows_exactly_that_line_and_exit_code_2() {
+    let s = Scenario::start().await;
+    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    s.overlay("components:\n  tenants:\n    defaults:\n      quota:\n        pods: 60\n");
+    let diff = s.run(&["diff"]).await;
+    assert_eq!(diff.code, 2, "{}\n{}", diff.stdout, diff.stderr);
+    let changed: Vec<&str> = diff
+        .stdout
+        .lines()
+        .filter(|l| {
+            (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---")
+        })
+        .collect();
+    // alice uses the defaults; team-vision has its own quota.
+    assert_eq!(changed, vec!["-    pods: '50'", "+    pods: '60'"], "{}", diff.stdout);
+    assert!(diff.stdout.contains("~ ResourceQuota alice/"), "{}", diff.stdout);
+    let json = s.run(&["diff", "-o", "json"]).await;
+    assert_eq!(json.code, 2);
+    let v: Value = serde_json::from_str(&json.stdout).unwrap();
+    let updates: Vec<&Value> =
+        v["changes"].as_array().unwrap().iter().filter(|c| c["action"] != "unchanged").collect();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0]["kind"], "ResourceQuota");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn removed_objects_are_pruned_and_nothing_else() {
+    let s = Scenario::start().await;
+    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    // Something trainstack did not apply, in the same namespace.
+    s.server.seed(
+        "kubectl-client-side-apply",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hand-made", "namespace": "trainstack-system"}, "data": {"a": "b"}}),
+    );
+    s.overlay("components:\n  mlflow:\n    enabled: false\n");
+    let diff = s.run(&["diff"]).await;
+    assert_eq!(diff.code, 2);
+    assert!(diff.stdout.contains("- Deployment trainstack-system/mlflow (prune)"), "{}", diff.stdout);
+    let before_deploys = s.server.list("apps/v1", "Deployment").len();
+    let out = s.run(&["apply", "--no-wait", "--prune"]).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let pruned: Vec<&str> =
+        out.stdout.lines().filter(|l| l.starts_with("- ") && l.ends_with(" (prune)")).collect();
+    assert!(!pruned.is_empty());
+    assert!(pruned.iter().all(|l| l.contains("mlflow")), "only MLflow objects are pruned: {pruned:?}");
+    assert!(s.server.get("apps/v1", "Deployment", Some("trainstack-system"), "mlflow").is_none());
+    assert!(s
+        .server
+        .get("autoscaling/v2", "HorizontalPodAutoscaler", Some("trainstack-system"), "mlflow")
+        .is_none());
+    assert!(s.server.get("policy/v1", "PodDisruptionBudget", Some("trainstack-system"), "mlflow").is_none());
+    assert_eq!(s.server.list("apps/v1", "Deployment").len(), before_deploys - 1);
+    assert!(s.server.get("v1", "ConfigMap", Some("trainstack-system"), "hand-made").is_some());
+    let diff = s.run(&["diff"]).await;
+    assert_eq!(diff.code, 0, "{}", diff.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn foreign_field_manager_conflict_is_reported_and_forced_only_on_request() {
+    let s = Scenario::start().await;
+    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    // Someone else takes over the PDB's minAvailable with another value.
+    s.server.seed_apply(
+        "ops-team",
+        json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "mlflow", "namespace": "trainstack-system"}, "spec": {"minAvailable": 2}}),
+    );
+    let out = s.run(&["apply", "--no-wait"]).await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let failure = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("! PodDisruptionBudget trainstack-system/mlflow failed"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(failure.contains("409") || out.stdout.contains("conflict"), "{}", out.stdout);
+    assert!(out.stdout.contains(".spec.minAvailable"), "the conflicting field is named: {}", out.stdout);
+    assert!(out.stdout.contains("--force-conflicts"), "{}", out.stdout);
+    let pdb = s.server.get("policy/v1", "PodDisruptionBudget", Some("trainstack-system"), "mlflow").unwrap();
+    assert_eq!(pdb["spec"]["minAvailable"], 2, "not overridden without --force-conflicts");
+
+    let forced = s.run(&["apply", "--no-wait", "--force-conflicts"]).await;
+    assert_eq!(forced.code, 0, "{}\n{}", forced.stdout, forced.stderr);
+    let pdb = s.server.get("policy/v1", "PodDisruptionBudget", Some("trainstack-system"), "mlflow").unwrap();
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_429_storm_is_ridden_out() {
+    let s = Scenario::start().await;
+    // Every server-side apply and dry-run is throttled until 24 have been turned away.
+    s.server
+        .add_fault(FaultRule::new(Fault::TooManyRequests { retry_after_secs: 1 }).method("PATCH").times(24));
+    let out = s.run(&["apply", "--no-wait"]).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let throttled = s.server.requests().iter().filter(|r| r.status == 429).count();
+    assert_eq!(throttled, 24);
+    let diff = s.run(&["diff"]).await;
+    assert_eq!(diff.code, 0, "{}", diff.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_connection_dropped_mid_apply_then_a_rerun_converges() {
+    let s = Scenario::start().await;
+    // After 30 writes every write's connection drops: more than the retries can absorb.
+    s.server.add_fault(FaultRule::new(Fault::DropAfterProcessing).writes_only().after(30));
+    let out = s.run(&["apply", "--no-wait", "--prune"]).await;
+    assert_eq!(out.code, 1, "the interrupted run fails: {}\n{}", out.stdout, out.stderr);
+    assert!(summary(&out).contains(" 0 pruned, "), "nothing is pruned after a failure: {}", summary(&out));
+    s.server.clear_faults();
+    let rerun = s.run(&["apply", "--no-wait", "--prune"]).await;
+    assert_eq!(rerun.code, 0, "{}\n{}", rerun.stdout, rerun.stderr);
+    let diff = s.run(&["diff"]).await;
+    assert_eq!(diff.code, 0, "converged: {}", diff.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secrets_never_appear_in_diff_output() {
+    let s = Scenario::start().await;
+    let first = s.run(&["diff"]).await;
+    assert_eq!(first.code, 2);
+    for secret in ["mlflow-dev-password", "minio-dev-password"] {
+        assert!(!first.stdout.contains(secret), "{secret} leaked in:\n{}", first.stdout);
+    }
+    assert!(first.stdout.contains("<redacted"), "{}", first.stdout);
+    let shown = s.run(&["diff", "--show-secrets"]).await;
+    assert!(shown.stdout.contains("minio-dev-password"));
+    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    // A changed secret value is marked changed, still without its value.
+    let mut secret = s.server.get("v1", "Secret", Some("trainstack-system"), "minio-credentials").unwrap();
+    secret["data"]["rootPassword"] = json!("b3RoZXI=");
+    s.server.seed("kubectl-edit", json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "minio-credentials", "namespace": "trainstack-system"}, "data": secret["data"].clone()}));
+    let diff = s.run(&["diff"]).await;
+    assert_eq!(diff.code, 2, "{}", diff.stdout);
+    assert!(
+        diff.stdout.contains("<redacted: after>")
+            && !diff.stdout.contains("b3RoZXI=")
+            && !diff.stdout.contains("minio-dev-password"),
+        "{}",
+        diff.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unserved_kinds_are_reported_before_anything_is_written() {
+    let s = Scenario::start().await;
+    // Without the CRD add-ons, TrainJobs and RayClusters have no resource.
+    std::fs::write(s.path("crds.yaml"), "addons: []\n").unwrap();
+    let out = s.run(&["apply"]).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("the cluster does not serve these kinds"), "{}", out.stderr);
+    assert!(out.stderr.contains("TrainJob alice/ddp-cpu (trainer.kubeflow.org/v1alpha1)"), "{}", out.stderr);
+    assert_eq!(s.server.writes().total(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn waits_report_what_is_not_ready() {
+    let s = Scenario::with(ApiServer::builder().workload_ready_delay(None).start().await);
+    let out = s.run(&["apply", "--timeout", "2s"]).await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("! not ready: Deployment trainstack-system/mlflow: not ready after 2s"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_needs_confirmation_off_a_terminal_and_tears_down_in_reverse() {
+    let s = Scenario::start().await;
+    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    let refused = s.run(&["delete"]).await;
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("pass --yes"), "{}", refused.stderr);
+    assert!(s.server.get("apps/v1", "Deployment", Some("trainstack-system"), "mlflow").is_some());
+    let out = s.run(&["delete", "--yes", "--timeout", "20s"]).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(s.server.get("v1", "Namespace", None, "alice").is_none());
+    assert!(s.server.get("v1", "Secret", Some("trainstack-system"), "trainstack-kind-dev").is_none());
+}
