@@ -3,7 +3,8 @@
 //! time at concurrency 1 and at the default (8), and the writes of the no-op apply.
 //! Run with `cargo bench --bench apply` (or `just bench`).
 
-#[allow(dead_code)]
+// The double's own unit tests are compiled but not run here (harness = false).
+#[allow(dead_code, unused_imports)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 

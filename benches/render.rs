@@ -17,7 +17,7 @@ fn generate(dir: &std::path::Path) -> PathBuf {
     let mut env = String::from(
         "name: bench\ntarget:\n  kind: eks\n  cluster_name: bench\n  region: us-east-1\n\
          components:\n  trainer:\n    jobs_dir: jobs\n  gpu:\n    enabled: true\n    provider: karpenter\n    pools:\n      - name: gpu\n\
-         \x20 mlflow:\n    enabled: true\n  ray:\n    enabled: true\n  tenants:\n    list:\n",
+         \x20 mlflow:\n    enabled: true\n  ray:\n    enabled: true\n  tenants:\n    defaults:\n      quota: {cpu: \"64\", memory: 256Gi, gpu: 16, pods: 200}\n    list:\n",
     );
     for t in 0..TENANTS {
         env.push_str(&format!("      - name: tenant-{t}\n"));
