@@ -77,11 +77,7 @@ async fn run_async(args: Vec<String>, cwd: &Path) -> Output {
             .env_remove("KUBECONFIG")
             .output()
             .expect("run trainstack");
-        Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Output::from(out)
     })
     .await
     .unwrap()

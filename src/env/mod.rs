@@ -121,42 +121,25 @@ pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<LoadedEnv, Diagnost
     let mut merged = yaml::Value::Null;
     let mut diags = Diagnostics::default();
     for path in files {
-        let shown = path.display().to_string();
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => {
-                diags.push(Diagnostic {
-                    file: shown,
-                    pos: None,
-                    field: String::new(),
-                    message: format!("cannot read: {e}"),
-                });
+        let (value, index) = match read_located(path) {
+            Ok(v) => v,
+            Err(d) => {
+                diags.push(d);
                 continue;
             }
         };
-        match yaml::parse_located(&text) {
-            Ok((value, index)) => {
-                if !value.is_mapping() && !value.is_null() {
-                    diags.push(Diagnostic {
-                        file: shown,
-                        pos: Some(Pos { line: 1, column: 1 }),
-                        field: String::new(),
-                        message:
-                            "an environment file must be a mapping of keys (name, target, components, ...)"
-                                .into(),
-                    });
-                    continue;
-                }
-                merge::merge(&mut merged, value);
-                sources.layers.push(Layer { path: path.clone(), index });
-            }
-            Err(e) => diags.push(Diagnostic {
-                file: shown,
-                pos: e.pos,
+        if !value.is_mapping() && !value.is_null() {
+            diags.push(Diagnostic {
+                file: path.display().to_string(),
+                pos: Some(Pos { line: 1, column: 1 }),
                 field: String::new(),
-                message: format!("invalid YAML: {}", e.message),
-            }),
+                message: "an environment file must be a mapping of keys (name, target, components, ...)"
+                    .into(),
+            });
+            continue;
         }
+        merge::merge(&mut merged, value);
+        sources.layers.push(Layer { path: path.clone(), index });
     }
     diags.into_result()?;
 
@@ -173,6 +156,24 @@ pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<LoadedEnv, Diagnost
     })?;
     validate::check(&env, &sources).into_result()?;
     Ok(LoadedEnv { env, sources })
+}
+
+/// Reads and parses one YAML file the user wrote, with the positions of its keys; a problem is
+/// a diagnostic naming the file (and the line, for YAML errors).
+pub(crate) fn read_located(path: &Path) -> Result<(yaml::Value, PosIndex), Diagnostic> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| Diagnostic {
+        file: file.clone(),
+        pos: None,
+        field: String::new(),
+        message: format!("cannot read: {e}"),
+    })?;
+    yaml::parse_located(&text).map_err(|e| Diagnostic {
+        file,
+        pos: e.pos,
+        field: String::new(),
+        message: format!("invalid YAML: {}", e.message),
+    })
 }
 
 /// serde's messages name Rust types (`u32`, `a string`); say it in the user's terms.

@@ -115,27 +115,10 @@ impl JobFile<'_> {
 
 fn load_one(loaded: &LoadedEnv, file: &Path, diags: &mut Diagnostics) -> Option<Job> {
     let shown = file.display().to_string();
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) => {
-            diags.push(Diagnostic {
-                file: shown,
-                pos: None,
-                field: String::new(),
-                message: format!("cannot read: {e}"),
-            });
-            return None;
-        }
-    };
-    let (value, index) = match yaml::parse_located(&text) {
+    let (value, index) = match crate::env::read_located(file) {
         Ok(v) => v,
-        Err(e) => {
-            diags.push(Diagnostic {
-                file: shown,
-                pos: e.pos,
-                field: String::new(),
-                message: format!("invalid YAML: {}", e.message),
-            });
+        Err(d) => {
+            diags.push(d);
             return None;
         }
     };

@@ -75,6 +75,12 @@ impl Test {
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run trainstack");
+        Output::from(out)
+    }
+}
+
+impl From<std::process::Output> for Output {
+    fn from(out: std::process::Output) -> Self {
         Output {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -96,9 +102,5 @@ pub fn run_in_repo(args: &[&str]) -> Output {
         .env_remove("KUBECONFIG")
         .output()
         .expect("run trainstack");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Output::from(out)
 }
