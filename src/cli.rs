@@ -38,7 +38,7 @@ pub struct GlobalArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, global = true, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
-    /// More log output (-v, -vv).
+    /// More output: -v lists every object as it is processed and unchanged objects in diffs.
     #[arg(short = 'v', long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     /// `terraform output -json` file to fill ${terraform.NAME} references (overrides the

@@ -15,8 +15,13 @@ use crate::Error;
 
 use super::Prepared;
 
-fn options(c: &ClusterArgs) -> Options {
-    Options { concurrency: usize::from(c.concurrency), timeout: c.timeout, ..Options::default() }
+fn options(global: &GlobalArgs, c: &ClusterArgs) -> Options {
+    Options {
+        concurrency: usize::from(c.concurrency),
+        timeout: c.timeout,
+        verbose: global.verbose > 0,
+        ..Options::default()
+    }
 }
 
 async fn engine(global: &GlobalArgs, prepared: &Prepared, opts: Options) -> Result<Engine, Error> {
@@ -42,10 +47,10 @@ pub async fn diff(global: &GlobalArgs, args: &DiffArgs) -> Result<ExitCode, Erro
     let opts = Options {
         show_secrets: args.show_secrets,
         force_conflicts: args.force_conflicts,
-        ..options(&args.cluster)
+        ..options(global, &args.cluster)
     };
     let report = engine(global, &prepared, opts).await?.diff(&prepared.set).await?;
-    print_report(global.output, &report, "diff")?;
+    print_report(global.output, &report, "diff", global.verbose > 0)?;
     Ok(if report.summary.failed > 0 {
         ExitCode::from(1)
     } else if report.has_changes() {
@@ -66,10 +71,15 @@ pub async fn apply(global: &GlobalArgs, args: &ApplyArgs) -> Result<ExitCode, Er
         prune_crds: args.prune_crds,
         wait: !args.no_wait,
         wait_complete: args.wait_jobs,
-        ..options(&args.cluster)
+        ..options(global, &args.cluster)
     };
     let report = engine(global, &prepared, opts).await?.apply(&prepared.set).await?;
-    print_report(global.output, &report, if args.dry_run { "apply --dry-run" } else { "apply" })?;
+    print_report(
+        global.output,
+        &report,
+        if args.dry_run { "apply --dry-run" } else { "apply" },
+        global.verbose > 0,
+    )?;
     Ok(if report.failed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
@@ -102,9 +112,9 @@ pub async fn delete(global: &GlobalArgs, args: &DeleteArgs) -> Result<ExitCode, 
             return Ok(ExitCode::from(1));
         }
     }
-    let opts = Options { dry_run: args.dry_run, ..options(&args.cluster) };
+    let opts = Options { dry_run: args.dry_run, ..options(global, &args.cluster) };
     let report = engine(global, &prepared, opts).await?.delete(&prepared.set).await?;
-    print_report(global.output, &report, "delete")?;
+    print_report(global.output, &report, "delete", global.verbose > 0)?;
     Ok(if report.failed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
@@ -120,7 +130,7 @@ struct Row {
 /// `status`: drift and readiness per component; exit 0 when all in sync and ready, 2 otherwise.
 pub async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitCode, Error> {
     let prepared = super::prepare(global, &args.addons).await?;
-    let engine = engine(global, &prepared, options(&args.cluster)).await?;
+    let engine = engine(global, &prepared, options(global, &args.cluster)).await?;
     let report = engine.diff(&prepared.set).await?;
     let live = engine.readiness(&prepared.set).await?;
     let mut rows = Vec::new();
@@ -166,7 +176,7 @@ pub async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitCode, 
     Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
-fn print_report(format: OutputFormat, report: &Report, verb: &str) -> Result<(), Error> {
+fn print_report(format: OutputFormat, report: &Report, verb: &str, verbose: bool) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     let color = std::io::stdout().is_terminal();
     let text = match format {
@@ -186,6 +196,9 @@ fn print_report(format: OutputFormat, report: &Report, verb: &str) -> Result<(),
                     continue;
                 }
                 if c.action == Action::Unchanged {
+                    if verbose {
+                        t.push_str(&format!("{sign} {} ({label})\n", c.display_id()));
+                    }
                     continue;
                 }
                 t.push_str(&format!("{sign} {} ({label})\n", c.display_id()));

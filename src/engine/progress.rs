@@ -11,19 +11,14 @@ type PhaseState = (String, usize, usize, Option<ProgressBar>);
 /// Reports phases and per-object progress on stderr.
 pub struct Progress {
     interactive: bool,
+    verbose: bool,
     state: Mutex<Option<PhaseState>>,
 }
 
-impl Default for Progress {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Progress {
-    /// Bars when stderr is a terminal, lines otherwise.
-    pub fn new() -> Self {
-        Progress { interactive: std::io::stderr().is_terminal(), state: Mutex::new(None) }
+    /// Bars when stderr is a terminal, lines otherwise; `verbose` adds a line per object.
+    pub fn new(verbose: bool) -> Self {
+        Progress { interactive: std::io::stderr().is_terminal(), verbose, state: Mutex::new(None) }
     }
 
     /// Starts a phase of `total` objects.
@@ -51,6 +46,11 @@ impl Progress {
         if let Ok(mut s) = self.state.lock() {
             if let Some((_, done, _, bar)) = s.as_mut() {
                 *done += 1;
+                match bar {
+                    Some(b) if self.verbose => b.println(format!("  {what}")),
+                    None if self.verbose => eprintln!("  {what}"),
+                    _ => {}
+                }
                 if let Some(b) = bar {
                     b.set_message(what.to_string());
                     b.inc(1);

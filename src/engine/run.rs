@@ -1,7 +1,6 @@
 //! The engine's runs: diff (plan only), apply (phases, concurrency, waits, prune) and delete.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
@@ -39,6 +38,8 @@ pub struct Options {
     pub timeout: Duration,
     /// Show Secret values in diffs.
     pub show_secrets: bool,
+    /// A progress line per object.
+    pub verbose: bool,
 }
 
 impl Default for Options {
@@ -54,6 +55,7 @@ impl Default for Options {
             wait_complete: false,
             timeout: Duration::from_secs(300),
             show_secrets: false,
+            verbose: false,
         }
     }
 }
@@ -158,8 +160,6 @@ pub struct Engine {
     facts: ClusterFacts,
     opts: Options,
     progress: Progress,
-    /// Writes issued (creates, updates, deletes), for summaries and tests.
-    pub writes: AtomicUsize,
 }
 
 impl Engine {
@@ -175,9 +175,8 @@ impl Engine {
             client,
             parent: Parent::for_env(env_name, platform_namespace),
             facts,
+            progress: Progress::new(opts.verbose),
             opts,
-            progress: Progress::new(),
-            writes: AtomicUsize::new(0),
         }
     }
 
@@ -302,7 +301,6 @@ impl Engine {
             return change;
         };
         let api = cluster::api_for(&self.client, r, d.namespace());
-        self.writes.fetch_add(1, Ordering::Relaxed);
         if let Err(e) =
             cluster::apply(&api, d.name(), &d.obj, false, self.opts.force_conflicts, &d.id()).await
         {
@@ -489,9 +487,6 @@ impl Engine {
                 .map(|t| async move {
                     let mut c = t.change.clone();
                     let api = cluster::api_for(&self.client, &t.resolved, c.namespace.as_deref());
-                    if !self.opts.dry_run {
-                        self.writes.fetch_add(1, Ordering::Relaxed);
-                    }
                     if let Err(e) = cluster::delete(&api, &c.name, self.opts.dry_run, &c.display_id()).await {
                         c.error = Some(e.to_string());
                     }
