@@ -8,9 +8,13 @@ test:
 test-fast:
     cargo test
 
-# Tests that need a real cluster (kind or EKS) reachable through the current kubeconfig.
+# Tests that need a real cluster (tests/real_cluster.rs, `#[ignore = "needs cluster"]`): the kind
+# lifecycle `up` (cluster create, apply, smoke), `diff` in sync, `smoke`, a second `apply` that
+# writes nothing, `down`. Needs kind, docker, kubectl (kustomize add-ons) and network access;
+# creates and deletes kind cluster `trainstack` (context $TRAINSTACK_TEST_CONTEXT, default
+# kind-trainstack). Takes 10-20 minutes, mostly image pulls.
 test-cluster:
-    cargo test -- --ignored
+    cargo test --test main -- --ignored --nocapture --test-threads 1
 
 # Render a shipped environment, e.g. `just render kind`.
 render env="kind":
@@ -25,3 +29,9 @@ snapshots:
 bench:
     cargo bench --bench render
     cargo bench --bench apply
+
+# Install the Python tools the tests start (moto, MLflow, Ray) into target/pyenv.
+pyenv:
+    python3 -m venv target/pyenv
+    target/pyenv/bin/python -m pip install --quiet -r tests/requirements.txt
+    cp tests/requirements.txt target/pyenv/.requirements

@@ -14,8 +14,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(after_help = "Examples:\n  \
     trainstack render -e environments/base.yaml -e environments/kind.yaml\n  \
     trainstack render -e environments/base.yaml -e environments/eks-dev.yaml --out deploy/eks-dev\n  \
-    trainstack cluster create -e environments/base.yaml -e environments/kind.yaml\n  \
-    trainstack validate -e environments/base.yaml -e environments/kind.yaml --crds ../crds")]
+    trainstack up -e environments/base.yaml -e environments/kind.yaml\n  \
+    trainstack infra plan -e environments/base.yaml -e environments/eks-dev.yaml\n  \
+    trainstack validate -e environments/base.yaml -e environments/kind.yaml --crds ../crds\n  \
+    trainstack smoke -e environments/base.yaml -e environments/kind.yaml")]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -29,8 +31,10 @@ pub struct GlobalArgs {
     /// Environment file; repeat to layer overlays on a base (later files win).
     #[arg(short = 'e', long = "env", value_name = "FILE", global = true)]
     pub env: Vec<PathBuf>,
-    /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
-    #[arg(long, value_name = "FILE", global = true, env = "KUBECONFIG")]
+    /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config). On an eks target trainstack
+    /// connects through the EKS API (DescribeCluster and an AWS token) unless --kubeconfig or
+    /// --context is given or the environment sets target.context.
+    #[arg(long, value_name = "FILE", global = true)]
     pub kubeconfig: Option<PathBuf>,
     /// Kubeconfig context (default: the environment's target.context, else kind-<cluster_name> on kind).
     #[arg(long, value_name = "NAME", global = true)]
@@ -77,18 +81,66 @@ pub enum Command {
     /// Show what apply would change: server-side dry-run of every object against the cluster.
     ///
     /// Exit code 0: in sync; 2: changes present (including objects prune would delete); 1: error.
-    /// Secret values are redacted unless --show-secrets.
+    /// Secret values are redacted unless --show-secrets. On an eks target the AWS side is diffed
+    /// too: S3 buckets (settings drift) and GPU node groups (create, update, replacement needed,
+    /// prune).
+    #[command(after_help = "Examples:\n  \
+        trainstack diff -e environments/base.yaml -e environments/kind.yaml\n  \
+        trainstack diff -e environments/base.yaml -e environments/eks-dev.yaml -o json")]
     Diff(DiffArgs),
     /// Make the cluster match the environment: server-side apply in phases, then wait and prune.
     ///
     /// Phases: CRDs (waited until Established), Namespaces, config (RBAC, ConfigMaps, Secrets,
     /// PVCs), add-on operators (waited until ready), custom resources and workloads. Only objects
-    /// that differ are written; a re-run with no changes writes nothing.
+    /// that differ are written; a re-run with no changes writes nothing. On an eks target, S3
+    /// buckets and GPU node groups are reconciled first (node groups waited until ACTIVE);
+    /// --prune also deletes node groups this environment created and no longer declares.
+    #[command(after_help = "Examples:\n  \
+        trainstack apply -e environments/base.yaml -e environments/kind.yaml --prune\n  \
+        trainstack apply -e environments/base.yaml -e environments/eks-dev.yaml --node-group-timeout 45m")]
     Apply(ApplyArgs),
     /// Delete everything the environment renders, in reverse phase order, waiting for finalizers.
+    ///
+    /// On an eks target with node groups or buckets, the EKS node groups this environment created
+    /// (tagged trainstack.io/environment=<name>) are deleted next, once every object is gone, and
+    /// waited for (--node-group-timeout). Node groups other tools or environments created are
+    /// never touched; S3 buckets are never deleted (they hold data): the trainstack-managed ones
+    /// left are listed with the command that removes them.
+    #[command(after_help = "Examples:\n  \
+        trainstack delete -e environments/base.yaml -e environments/kind.yaml --dry-run\n  \
+        trainstack delete -e environments/base.yaml -e environments/eks-dev.yaml --yes --node-group-timeout 45m")]
     Delete(DeleteArgs),
     /// Drift and readiness of every rendered object, per component.
+    ///
+    /// Exit code 0: everything in sync and ready; 2: anything drifted, missing or not ready; 1:
+    /// error. On an eks target the declared S3 buckets and GPU node groups get rows too (read
+    /// calls only).
+    #[command(after_help = "Examples:\n  \
+        trainstack status -e environments/base.yaml -e environments/kind.yaml\n  \
+        trainstack status -e environments/base.yaml -e environments/eks-dev.yaml -o json")]
     Status(StatusArgs),
+    /// Prove the deployed platform works: run smoke checks per component and report each.
+    ///
+    /// Checks: cluster (API reachable, server version 1.N or 1.N+1 for target.kubernetes_version
+    /// "1.N"), objects (every rendered object present, ready and not drifted), rbac
+    /// (SubjectAccessReview matrix of the backend and tenant ServiceAccounts), gpu (EKS GPU
+    /// pools: allocatable nvidia.com/gpu, an nvidia-smi pod, the device plugin), trainer
+    /// (ClusterTrainingRuntimes and a tiny TrainJob reaching Complete), mlflow (/health and an
+    /// experiment/run/param/metric/artifact round trip) and ray (dashboard and a tiny job through
+    /// the Jobs API); mlflow and ray are reached through the API server's service proxy, so no
+    /// port-forward or ingress is needed, except MLflow with basic auth (the proxy drops the
+    /// Authorization header): then --mlflow-url or the ingress host. Each is passed, failed
+    /// (with the reason and what to look at) or skipped (with why). Objects the checks create
+    /// carry the label trainstack.io/smoke=<run id> in namespace trainstack-smoke and are deleted
+    /// afterwards, also after a failure or Ctrl-C (exit 130). Exit code 0 only when no check failed.
+    #[command(after_help = "Examples:\n  \
+        trainstack smoke -e environments/base.yaml -e environments/kind.yaml\n  \
+        trainstack smoke -e environments/base.yaml -e environments/kind.yaml --only cluster,rbac\n  \
+        trainstack smoke -e environments/base.yaml -e environments/eks-dev.yaml --junit smoke.xml --timeout 10m\n  \
+        trainstack smoke -e environments/base.yaml -e environments/kind.yaml --skip trainer,ray -o json\n  \
+        trainstack smoke -e environments/base.yaml -e environments/kind.yaml --only trainer --keep\n  \
+        trainstack smoke -e environments/base.yaml -e environments/kind.yaml --only mlflow --mlflow-url http://127.0.0.1:5000")]
+    Smoke(SmokeArgs),
     /// Create, delete or show the local kind cluster a kind environment describes.
     ///
     /// The cluster config is generated from the environment: one control-plane with the ingress
@@ -101,6 +153,42 @@ pub enum Command {
         trainstack apply -e environments/base.yaml -e environments/kind.yaml\n  \
         trainstack cluster delete -e environments/base.yaml -e environments/kind.yaml --yes")]
     Cluster(KindClusterArgs),
+    /// Run the Terraform of an EKS environment (its `terraform.dir`): plan, apply, outputs, destroy.
+    ///
+    /// `terraform init` runs first when the directory has no `.terraform`. terraform's own output
+    /// is passed through as it runs. Set TRAINSTACK_TERRAFORM to use another executable. A file
+    /// written by `infra output --write FILE` feeds `render`, `apply`, ... through
+    /// `--terraform-outputs FILE`.
+    #[command(after_help = "Examples:\n  \
+        trainstack infra plan -e environments/base.yaml -e environments/eks-dev.yaml\n  \
+        trainstack infra apply -e environments/base.yaml -e environments/eks-dev.yaml\n  \
+        trainstack infra output -e environments/base.yaml -e environments/eks-dev.yaml --write tf.json")]
+    Infra(InfraArgs),
+    /// Bring an environment up: the cluster (kind) or the base infrastructure (EKS), apply, smoke.
+    ///
+    /// Steps on kind: `cluster create`, `apply`, `smoke`. On EKS: `infra apply`, `apply`,
+    /// `smoke`. Each step is the same as running that command; a failed step (a failed smoke
+    /// check included) stops the run, exits 1 and says which commands resume it. Every step is
+    /// safe to rerun. Takes apply's options; --no-smoke leaves the smoke step out, and the
+    /// --smoke-* options, --junit and --mlflow-url are passed to it.
+    #[command(mut_arg("dry_run", |a| a.hide(true)))]
+    #[command(after_help = "Examples:\n  \
+        trainstack up -e environments/base.yaml -e environments/kind.yaml\n  \
+        trainstack up -e environments/base.yaml -e environments/kind.yaml --prune --timeout 10m\n  \
+        trainstack up -e environments/base.yaml -e environments/kind.yaml --junit smoke.xml --smoke-timeout 10m\n  \
+        trainstack up -e environments/base.yaml -e environments/eks-dev.yaml --yes --smoke-skip gpu\n  \
+        trainstack up -e environments/base.yaml -e environments/eks-dev.yaml --yes --no-smoke")]
+    Up(UpArgs),
+    /// Tear an environment down: delete its objects, then the kind cluster or the Terraform infrastructure.
+    ///
+    /// Steps: `delete` of every object the environment renders (on EKS with the node groups it
+    /// created), then `cluster delete` (kind) or `terraform destroy` (EKS). Asks once, on a terminal, for the environment name; elsewhere it
+    /// refuses without --yes.
+    #[command(mut_arg("dry_run", |a| a.hide(true)))]
+    #[command(after_help = "Examples:\n  \
+        trainstack down -e environments/base.yaml -e environments/kind.yaml\n  \
+        trainstack down -e environments/base.yaml -e environments/eks-dev.yaml --yes")]
+    Down(DownArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -111,8 +199,8 @@ pub enum Command {
 /// Options of `render`.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
-    /// Write one file per object under DIR (DIR/<NN-phase>/<namespace>/<kind>-<name>.yaml)
-    /// for Argo CD or Flux, replacing what an earlier render wrote there.
+    /// Write one file per object, DIR/<NN-phase>/<namespace>/<kind>-<name>.yaml (_cluster for
+    /// cluster-scoped objects), for Argo CD or Flux, replacing what an earlier render wrote there.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     #[command(flatten)]
@@ -130,7 +218,7 @@ pub struct ValidateArgs {
 }
 
 /// Add-on options shared by commands that render.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct AddonArgs {
     /// Leave out upstream add-ons (operators and their CRDs).
     #[arg(long)]
@@ -141,7 +229,7 @@ pub struct AddonArgs {
 }
 
 /// Options shared by commands that talk to the cluster.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
     /// Objects diffed or applied at once within a phase.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -194,10 +282,13 @@ pub struct ApplyArgs {
     /// Also wait for Jobs and TrainJobs to complete.
     #[arg(long, conflicts_with = "no_wait")]
     pub wait_jobs: bool,
+    /// Bound on each EKS node group wait (create, update, delete take minutes), e.g. 20m, 1h.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    pub node_group_timeout: std::time::Duration,
 }
 
 /// Options of `delete`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct DeleteArgs {
     #[command(flatten)]
     pub addons: AddonArgs,
@@ -209,6 +300,9 @@ pub struct DeleteArgs {
     /// Show what would be deleted; delete nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Bound on the wait for each EKS node group this environment created to be deleted, e.g. 20m, 1h.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    pub node_group_timeout: std::time::Duration,
 }
 
 /// Options of `status`.
@@ -218,6 +312,40 @@ pub struct StatusArgs {
     pub addons: AddonArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+}
+
+/// Options of `smoke`.
+#[derive(Debug, Args)]
+pub struct SmokeArgs {
+    #[command(flatten)]
+    pub addons: AddonArgs,
+    /// Run only these checks (comma-separated or repeated).
+    #[arg(long, value_name = "CHECK", value_delimiter = ',', value_parser = check_parser())]
+    pub only: Vec<crate::smoke::Check>,
+    /// Leave out these checks (comma-separated or repeated).
+    #[arg(long, value_name = "CHECK", value_delimiter = ',', value_parser = check_parser(), conflicts_with = "only")]
+    pub skip: Vec<crate::smoke::Check>,
+    /// Keep the smoke namespace and the objects the checks created, for debugging.
+    #[arg(long)]
+    pub keep: bool,
+    /// Bound on each check (waits for pods and TrainJobs included), e.g. 90s, 5m, 1h.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Also write the results as JUnit XML to FILE (one testcase per check), for CI.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Reach MLflow at URL (http or https) instead of through the service proxy. With
+    /// components.mlflow.auth.enabled the check signs in as the admin and needs a URL: this one,
+    /// else https://<components.mlflow.ingress.host>; without either the check is skipped.
+    #[arg(long, value_name = "URL", value_parser = crate::smoke::proxy::parse_http_url)]
+    pub mlflow_url: Option<String>,
+}
+
+/// Accepts exactly the check names and lists them when given anything else.
+fn check_parser() -> impl clap::builder::TypedValueParser<Value = crate::smoke::Check> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(crate::smoke::Check::names())
+        .map(|s| s.parse::<crate::smoke::Check>().expect("a possible value is a check name"))
 }
 
 /// Options of `cluster`.
@@ -271,6 +399,104 @@ pub struct KindDeleteArgs {
     /// Do not ask for confirmation (required when not on a terminal).
     #[arg(short = 'y', long)]
     pub yes: bool,
+}
+
+/// Options of `infra`.
+#[derive(Debug, Args)]
+pub struct InfraArgs {
+    /// What to run.
+    #[command(subcommand)]
+    pub action: InfraAction,
+}
+
+/// `infra` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum InfraAction {
+    /// Show what `infra apply` would change (`terraform plan`).
+    ///
+    /// Exit code 0: no changes; 2: changes present; 1: error (as `diff`).
+    #[command(after_help = "Examples:\n  \
+        trainstack infra plan -e environments/base.yaml -e environments/eks-dev.yaml")]
+    Plan,
+    /// Plan, confirm, and apply exactly the plan shown; then refresh `terraform.outputs_file`.
+    ///
+    /// On a terminal it asks before applying; elsewhere a plan with changes needs --yes. When the
+    /// environment sets `terraform.outputs_file`, the new outputs are written there, so the next
+    /// render reads them.
+    #[command(after_help = "Examples:\n  \
+        trainstack infra apply -e environments/base.yaml -e environments/eks-dev.yaml\n  \
+        trainstack infra apply -e environments/base.yaml -e environments/eks-dev.yaml --yes")]
+    Apply(InfraApplyArgs),
+    /// Print the Terraform outputs (a table; `-o json` gives the `terraform output -json` document).
+    #[command(after_help = "Examples:\n  \
+        trainstack infra output -e environments/base.yaml -e environments/eks-dev.yaml\n  \
+        trainstack infra output -e environments/base.yaml -e environments/eks-dev.yaml -o json\n  \
+        trainstack infra output -e environments/base.yaml -e environments/eks-dev.yaml --write tf.json")]
+    Output(InfraOutputArgs),
+    /// Destroy the environment's Terraform infrastructure (`terraform destroy`).
+    ///
+    /// Delete the platform first (`trainstack delete`, or use `trainstack down` for both): load
+    /// balancers and volumes the cluster created are not Terraform's and can block the destroy.
+    #[command(after_help = "Examples:\n  \
+        trainstack infra destroy -e environments/base.yaml -e environments/eks-dev.yaml")]
+    Destroy(InfraDestroyArgs),
+}
+
+/// Options of `infra apply`.
+#[derive(Debug, Args)]
+pub struct InfraApplyArgs {
+    /// Apply without asking (required when not on a terminal and the plan has changes).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+/// Options of `infra output`.
+#[derive(Debug, Args)]
+pub struct InfraOutputArgs {
+    /// Also write the `terraform output -json` document to FILE (for --terraform-outputs or
+    /// the environment's terraform.outputs_file).
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+}
+
+/// Options of `infra destroy`.
+#[derive(Debug, Args)]
+pub struct InfraDestroyArgs {
+    /// Do not ask for confirmation (required when not on a terminal).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+/// Options of `up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+    /// Apply the Terraform plan without asking (EKS; required when not on a terminal).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Leave out the last step, the smoke checks.
+    #[arg(long)]
+    pub no_smoke: bool,
+    /// Smoke step: leave out these checks (comma-separated or repeated), as `smoke --skip`.
+    #[arg(long, value_name = "CHECK", value_delimiter = ',', value_parser = check_parser(), conflicts_with = "no_smoke")]
+    pub smoke_skip: Vec<crate::smoke::Check>,
+    /// Smoke step: bound on each check, as `smoke --timeout` (--timeout bounds apply's waits).
+    #[arg(long, default_value = "5m", value_parser = parse_duration, conflicts_with = "no_smoke")]
+    pub smoke_timeout: std::time::Duration,
+    /// Smoke step: also write its results as JUnit XML to FILE, as `smoke --junit`.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_smoke")]
+    pub junit: Option<PathBuf>,
+    /// Smoke step: reach MLflow at URL, as `smoke --mlflow-url`.
+    #[arg(long, value_name = "URL", value_parser = crate::smoke::proxy::parse_http_url, conflicts_with = "no_smoke")]
+    pub mlflow_url: Option<String>,
+}
+
+/// Options of `down`: those of `delete` (its `--dry-run` is hidden and refused).
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub delete: DeleteArgs,
 }
 
 /// Parses `90`, `90s`, `5m`, `1h`.

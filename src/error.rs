@@ -17,12 +17,18 @@ pub enum Error {
     /// The cluster could not be reached or configured.
     #[error(transparent)]
     Cluster(#[from] crate::engine::cluster::ClusterError),
+    /// An AWS call failed outside any single resource (credentials, missing cluster).
+    #[error(transparent)]
+    Aws(#[from] crate::aws::AwsError),
     /// A diff, apply or delete stopped.
     #[error(transparent)]
     Run(#[from] crate::engine::run::RunError),
     /// A kind cluster could not be created or deleted.
     #[error(transparent)]
     Kind(#[from] crate::targets::kind::KindError),
+    /// Terraform could not be run or failed.
+    #[error(transparent)]
+    Terraform(#[from] crate::targets::terraform::TerraformError),
     /// Writing rendered files failed.
     #[error(transparent)]
     Output(#[from] crate::manifest::OutError),
@@ -32,6 +38,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether writing to stdout failed because its reader closed the pipe.
+    pub fn is_broken_pipe(&self) -> bool {
+        let broken = |e: &(dyn std::error::Error + 'static)| {
+            e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        };
+        match self {
+            Error::Other(e) => e.chain().any(broken),
+            other => std::iter::successors(Some(other as &(dyn std::error::Error + 'static)), |e| e.source())
+                .any(broken),
+        }
+    }
+
     /// The text shown to the user: diagnostics already carry `error:` per line.
     pub fn report(&self) -> String {
         match self {

@@ -1,6 +1,7 @@
 //! trainstack: render, validate, diff and apply an ML training platform on Kubernetes.
 
 pub mod addons;
+pub mod aws;
 pub mod cli;
 pub mod commands;
 pub mod diag;
@@ -10,6 +11,7 @@ pub mod error;
 pub mod jobs;
 pub mod manifest;
 pub mod render;
+pub mod smoke;
 pub mod targets;
 pub mod validate;
 pub mod yaml;
@@ -29,6 +31,9 @@ pub fn main_with(cli: cli::Cli) -> ExitCode {
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(code) => code,
+        // The reader went away (`trainstack render | head`): stop quietly, with the status a
+        // process killed by SIGPIPE has, instead of reporting it as an error.
+        Err(e) if e.is_broken_pipe() => ExitCode::from(141),
         Err(e) => {
             eprintln!("{}", e.report());
             ExitCode::from(1)

@@ -104,6 +104,10 @@ snap!(
     env_ingress_without_host,
     env_fails("components:\n  mlflow:\n    enabled: true\n    ingress:\n      enabled: true\n")
 );
+snap!(
+    env_mlflow_allowed_hosts_invalid,
+    env_fails("components:\n  mlflow:\n    enabled: true\n    allowed_hosts: [\"*\", \"a.example.com,b.example.com\", \"\"]\n")
+);
 snap!(env_not_a_mapping, fails(&[("env.yaml", "- name: test\n")], &["render", "-e", "env.yaml"]));
 snap!(env_missing_file, fails(&[], &["render", "-e", "missing.yaml"]));
 snap!(env_no_file_given, fails(&[], &["render"]));
@@ -135,6 +139,34 @@ snap!(env_kind_ingress_ports_out_of_range, env_fails("  ingress_ports: {http: 0,
 snap!(env_kind_no_node_image_for_version, env_fails("  kubernetes_version: \"1.35\"\n"));
 snap!(env_kind_bad_load_images, env_fails("  load_images: [trainer:dev, \"--privileged\", trainer:dev]\n"));
 snap!(env_kind_no_general_worker_with_tainted_pools, env_fails("  workers: 0\ncomponents:\n  gpu:\n    enabled: true\n    provider: kind\n    pools: [{name: gpu}]\n"));
+
+// ---- AWS resources of eks targets
+const EKS_ENV: &str = "name: prod\ntarget:\n  kind: eks\n  cluster_name: prod\n  region: us-east-1\n";
+
+fn eks_fails(extra: &str) -> String {
+    fails(&[("env.yaml", &format!("{EKS_ENV}{extra}"))], &["render", "-e", "env.yaml"])
+}
+
+// Rendering needs no placement; diff and apply do, and say so before connecting anywhere.
+snap!(
+    env_eks_node_groups_missing_placement,
+    fails(
+        &[(
+            "env.yaml",
+            &format!("{EKS_ENV}components:\n  gpu:\n    enabled: true\n    pools: [{{name: gpu}}]\n")
+        )],
+        &["diff", "-e", "env.yaml"]
+    )
+);
+snap!(
+    env_eks_node_groups_bad_placement,
+    eks_fails("components:\n  gpu:\n    enabled: true\n    pools: [{name: gpu}]\n    node_groups:\n      node_role_arn: arn:aws:iam::123:user/me\n      subnet_ids: [subnet-0abc, vpc-123]\n")
+);
+snap!(
+    env_eks_bad_buckets,
+    eks_fails("aws:\n  buckets:\n    - name: My_Bucket\n    - name: tf-owned\n      managed_by: terraform\n      lifecycle: []\n    - name: scratch\n      versioning: false\n      kms_key_id: alias/x\n      lifecycle:\n        - id: old\n          noncurrent_expire_days: 0\n        - id: old\n    - name: scratch\n")
+);
+snap!(env_aws_on_kind, env_fails("aws:\n  buckets: [{name: scratch}]\n"));
 
 // ---- layering: the error points at the overlay that set the bad value
 snap!(layer_error_in_overlay, fails(

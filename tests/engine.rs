@@ -2,86 +2,13 @@
 //! API server double, with the kind environment (and the upstream CRDs its custom resources
 //! need, as local add-ons).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use serde_json::{json, Value};
 
-use crate::harness::{repo, Output};
+use crate::harness::Output;
 use crate::support::apiserver::{ApiServer, Fault, FaultRule};
 
-const CONTEXT: &str = "kind-trainstack";
-
-fn upstream(file: &str) -> String {
-    format!("{}/../shared/upstream/{file}", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A scratch directory with a kubeconfig for the double and an overlay that swaps the remote
-/// add-ons for the upstream CRD files (so custom resources and their CRDs go in one apply).
-struct Scenario {
-    dir: tempfile::TempDir,
-    server: ApiServer,
-}
-
-impl Scenario {
-    async fn start() -> Self {
-        Self::with(ApiServer::start().await)
-    }
-
-    fn with(server: ApiServer) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        server.write_kubeconfig(&dir.path().join("kubeconfig"), CONTEXT).unwrap();
-        let overlay = format!(
-            "addons:\n  - name: trainer-crds\n    version: v2.3.0\n    source: {{file: {}}}\n  - name: trainjob-crds\n    version: v2.3.0\n    source: {{file: {}}}\n  - name: raycluster-crds\n    version: v1.7.0\n    source: {{file: {}}}\n",
-            upstream("kubeflow-trainer-v2.3.0/trainer.kubeflow.org_clustertrainingruntimes.yaml"),
-            upstream("kubeflow-trainer-v2.3.0/trainer.kubeflow.org_trainjobs.yaml"),
-            upstream("kuberay-v1.7.0/ray.io_rayclusters.yaml"),
-        );
-        std::fs::write(dir.path().join("crds.yaml"), overlay).unwrap();
-        std::fs::write(dir.path().join("extra.yaml"), "{}\n").unwrap();
-        Scenario { dir, server }
-    }
-
-    fn path(&self, f: &str) -> PathBuf {
-        self.dir.path().join(f)
-    }
-
-    /// A further overlay layered last (e.g. to change one field).
-    fn overlay(&self, yaml: &str) {
-        std::fs::write(self.path("extra.yaml"), yaml).unwrap();
-    }
-
-    /// Runs the binary on base + kind + CRD add-ons + the extra overlay.
-    async fn run(&self, args: &[&str]) -> Output {
-        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        for f in [
-            repo().join("environments/base.yaml"),
-            repo().join("environments/kind.yaml"),
-            self.path("crds.yaml"),
-            self.path("extra.yaml"),
-        ] {
-            all.extend(["-e".into(), f.display().to_string()]);
-        }
-        all.extend(["--kubeconfig".into(), self.path("kubeconfig").display().to_string()]);
-        run_async(all, self.dir.path()).await
-    }
-}
-
-async fn run_async(args: Vec<String>, cwd: &Path) -> Output {
-    let cwd = cwd.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let out = Command::new(env!("CARGO_BIN_EXE_trainstack"))
-            .args(&args)
-            .current_dir(cwd)
-            .env("TRAINSTACK_CACHE_DIR", std::env::temp_dir().join("trainstack-test-cache"))
-            .env_remove("KUBECONFIG")
-            .output()
-            .expect("run trainstack");
-        Output::from(out)
-    })
-    .await
-    .unwrap()
-}
+/// base + kind + CRD add-ons + an overlay, against the API double (also used by the smoke tests).
+pub(crate) use crate::harness::ClusterScenario as Scenario;
 
 fn summary(out: &Output) -> &str {
     out.stdout.lines().last().unwrap_or("")

@@ -5,9 +5,20 @@ mod support;
 
 mod addons;
 mod apiserver_double;
+mod aws;
 mod bad_inputs;
 mod engine;
 #[cfg(unix)]
 mod kind;
+#[cfg(unix)]
+mod lifecycle;
+// `#[ignore = "needs cluster"]`: run by `just test-cluster`.
+#[cfg(unix)]
+mod real_cluster;
 mod render;
+// The smoke tests start MLflow and Ray as child processes and send SIGINT.
+#[cfg(unix)]
+mod smoke;
+#[cfg(unix)]
+mod smoke_http;
 mod validate;

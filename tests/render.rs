@@ -132,6 +132,32 @@ fn help_and_completions() {
     assert!(out.stdout.contains("_trainstack"));
 }
 
+#[test]
+fn a_closed_stdout_pipe_stops_quietly() {
+    // The reader is gone before trainstack writes (as with `render | head` once head has exited).
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_trainstack"))
+        .args([
+            "render",
+            "--no-addons",
+            "-o",
+            "json",
+            "-e",
+            "environments/base.yaml",
+            "-e",
+            "environments/kind.yaml",
+        ])
+        .current_dir(crate::harness::repo())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run trainstack");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait for trainstack");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+}
+
 const TF_OUTPUTS: &str = "terraform/envs/eks-dev/outputs.example.json";
 
 /// Renders shipped environment files from the repository twice and checks the runs agree.

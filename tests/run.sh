@@ -7,6 +7,16 @@ cd "$(dirname "$0")/.."
 echo "== toolchain components"
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
 
+echo "== python test tools (moto, MLflow, Ray) into target/pyenv"
+pyenv="${TRAINSTACK_PYENV:-$PWD/target/pyenv}"
+export TRAINSTACK_PYENV="$pyenv"
+stamp="$pyenv/.requirements"
+if ! cmp -s tests/requirements.txt "$stamp" 2>/dev/null; then
+  python3 -m venv "$pyenv"
+  "$pyenv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+  cp tests/requirements.txt "$stamp"
+fi
+
 echo "== formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -5,12 +5,15 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
+use crate::aws::nodegroups::{self, Waits};
+use crate::aws::reconcile::{self, AwsAction, AwsOptions, AwsReport, Reconciler};
+use crate::aws::{s3, Aws};
 use crate::cli::{ApplyArgs, ClusterArgs, DeleteArgs, DiffArgs, GlobalArgs, OutputFormat, StatusArgs};
 use crate::engine::cluster::{self, ConnectOptions};
 use crate::engine::plan::{self, Action};
 use crate::engine::ready::ClusterFacts;
 use crate::engine::run::{Engine, Options, Report};
-use crate::env::model::{GpuProvider, TargetKind};
+use crate::env::model::{Environment, GpuProvider, TargetKind};
 use crate::Error;
 
 use super::Prepared;
@@ -24,21 +27,72 @@ fn options(global: &GlobalArgs, c: &ClusterArgs) -> Options {
     }
 }
 
-async fn engine(global: &GlobalArgs, prepared: &Prepared, opts: Options) -> Result<Engine, Error> {
+async fn engine(
+    global: &GlobalArgs,
+    prepared: &Prepared,
+    opts: Options,
+    aws: Option<&Aws>,
+) -> Result<Engine, Error> {
     let env = &prepared.loaded.env;
     let client = cluster::connect(
-        &ConnectOptions { kubeconfig: global.kubeconfig.clone(), context: global.context.clone() },
+        &ConnectOptions {
+            kubeconfig: global.kubeconfig.clone(),
+            context: global.context.clone(),
+            aws: aws.cloned(),
+        },
         env,
     )
     .await?;
+    Ok(Engine::new(client, &env.name, &env.platform_namespace, facts(env), opts))
+}
+
+/// What readiness means on the environment's cluster.
+pub(super) fn facts(env: &Environment) -> ClusterFacts {
     let gpu = &env.components.gpu;
-    let facts = ClusterFacts {
-        // kind workers only stand in for GPU pools; they never run the device plugin.
+    ClusterFacts {
+        // kind workers only stand in for GPU pools; they never run the device plugin. Managed
+        // node groups declared to scale from zero have no GPU node until something scales them.
         expects_gpu_nodes: gpu.enabled
             && env.target.kind == TargetKind::Eks
-            && gpu.provider != GpuProvider::Kind,
-    };
-    Ok(Engine::new(client, &env.name, &env.platform_namespace, facts, opts))
+            && gpu.provider != GpuProvider::Kind
+            && (gpu.provider != GpuProvider::ManagedNodeGroups
+                || gpu.pools.iter().any(|p| p.min_size > 0 || p.desired_size > 0)),
+    }
+}
+
+/// The AWS configuration when the environment has an AWS side (see [`reconcile::applies_to`]).
+/// Managed node group pools without their placement are an input error here, before anything
+/// is written: rendering does not need the placement, reconciling does.
+async fn load_aws(prepared: &Prepared) -> Result<Option<Aws>, Error> {
+    let env = &prepared.loaded.env;
+    if reconcile::declares_node_groups(env) && env.components.gpu.node_groups.is_none() {
+        let d = prepared.loaded.sources.error(
+            "components.gpu.pools",
+            "managed node group pools need components.gpu.node_groups.node_role_arn and subnet_ids to be created (e.g. ${terraform.node_role_arn} and ${terraform.private_subnet_ids})",
+        );
+        return Err(crate::diag::Diagnostics::from(d).into());
+    }
+    if !reconcile::applies_to(env) {
+        return Ok(None);
+    }
+    Ok(Some(Aws::load(env.target.region.as_deref().unwrap_or_default()).await))
+}
+
+fn reconciler<'a>(
+    prepared: &'a Prepared,
+    aws: &Aws,
+    opts: AwsOptions,
+    verbose: bool,
+) -> Reconciler<'a, nodegroups::Eks, s3::S3> {
+    Reconciler::new(&prepared.loaded.env, nodegroups::Eks::new(aws), s3::S3::new(aws), opts, verbose)
+}
+
+fn aws_options(c: &ClusterArgs, dry_run: bool, node_group_timeout: std::time::Duration) -> AwsOptions {
+    AwsOptions {
+        dry_run,
+        waits: Waits { timeout: node_group_timeout, interval: std::time::Duration::from_secs(15) },
+        concurrency: usize::from(c.concurrency),
+    }
 }
 
 /// `diff`: exit 0 in sync, 2 with changes, 1 on error.
@@ -49,18 +103,30 @@ pub async fn diff(global: &GlobalArgs, args: &DiffArgs) -> Result<ExitCode, Erro
         force_conflicts: args.force_conflicts,
         ..options(global, &args.cluster)
     };
-    let report = engine(global, &prepared, opts).await?.diff(&prepared.set).await?;
-    print_report(global.output, &report, "diff", global.verbose > 0)?;
-    Ok(if report.summary.failed > 0 {
+    let aws = load_aws(&prepared).await?;
+    let report = engine(global, &prepared, opts, aws.as_ref()).await?.diff(&prepared.set).await?;
+    let aws_report = match &aws {
+        Some(aws) => {
+            let opts = aws_options(&args.cluster, true, std::time::Duration::ZERO);
+            Some(reconciler(&prepared, aws, opts, global.verbose > 0).diff().await?)
+        }
+        None => None,
+    };
+    print_report(global.output, &report, aws_report.as_ref(), "diff", global.verbose > 0)?;
+    let aws_failed = aws_report.as_ref().is_some_and(AwsReport::failed);
+    let aws_changes = aws_report.as_ref().is_some_and(AwsReport::has_changes);
+    Ok(if report.summary.failed > 0 || aws_failed {
         ExitCode::from(1)
-    } else if report.has_changes() {
+    } else if report.has_changes() || aws_changes {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
     })
 }
 
-/// `apply`: exit 0 when everything applied (and was ready), 1 otherwise.
+/// `apply`: exit 0 when everything applied (and was ready), 1 otherwise. On eks the AWS side
+/// goes first (buckets, node groups), once the Kubernetes set is known to resolve; node group
+/// prune runs last, after everything else succeeded.
 pub async fn apply(global: &GlobalArgs, args: &ApplyArgs) -> Result<ExitCode, Error> {
     let prepared = super::prepare(global, &args.addons).await?;
     let opts = Options {
@@ -73,49 +139,114 @@ pub async fn apply(global: &GlobalArgs, args: &ApplyArgs) -> Result<ExitCode, Er
         wait_complete: args.wait_jobs,
         ..options(global, &args.cluster)
     };
-    let report = engine(global, &prepared, opts).await?.apply(&prepared.set).await?;
-    print_report(
-        global.output,
-        &report,
-        if args.dry_run { "apply --dry-run" } else { "apply" },
-        global.verbose > 0,
-    )?;
-    Ok(if report.failed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let verb = if args.dry_run { "apply --dry-run" } else { "apply" };
+    let verbose = global.verbose > 0;
+    let aws = load_aws(&prepared).await?;
+    let engine = engine(global, &prepared, opts, aws.as_ref()).await?;
+    let mut aws_report = None;
+    if let Some(aws) = &aws {
+        engine.check(&prepared.set).await?;
+        let r = reconciler(
+            &prepared,
+            aws,
+            aws_options(&args.cluster, args.dry_run, args.node_group_timeout),
+            verbose,
+        )
+        .apply()
+        .await?;
+        if r.failed() {
+            print_report(global.output, &Report::default(), Some(&r), verb, verbose)?;
+            return Ok(ExitCode::from(1));
+        }
+        aws_report = Some(r);
+    }
+    let report = engine.apply(&prepared.set).await?;
+    if let (Some(aws), Some(r)) = (&aws, aws_report.as_mut()) {
+        if args.prune && !report.failed() {
+            let opts = aws_options(&args.cluster, args.dry_run, args.node_group_timeout);
+            r.extend(reconciler(&prepared, aws, opts, verbose).prune().await?);
+        }
+    }
+    print_report(global.output, &report, aws_report.as_ref(), verb, verbose)?;
+    let failed = report.failed() || aws_report.as_ref().is_some_and(AwsReport::failed);
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-/// `delete`: asks first on a terminal; refuses without `--yes` elsewhere.
+/// `delete`: asks first on a terminal; refuses without `--yes` elsewhere. On eks, once every
+/// Kubernetes object is gone, the node groups this environment created are deleted too (they
+/// keep the cluster and its subnets in use); buckets are never deleted, only listed.
 pub async fn delete(global: &GlobalArgs, args: &DeleteArgs) -> Result<ExitCode, Error> {
     let prepared = super::prepare(global, &args.addons).await?;
     let env = &prepared.loaded.env;
+    let verbose = global.verbose > 0;
+    let aws = match reconcile::applies_to(env) || reconcile::declares_node_groups(env) {
+        true => Some(Aws::load(env.target.region.as_deref().unwrap_or_default()).await),
+        false => None,
+    };
+    let aws_opts = AwsOptions {
+        dry_run: args.dry_run,
+        waits: Waits { timeout: args.node_group_timeout, interval: std::time::Duration::from_secs(15) },
+        concurrency: usize::from(args.cluster.concurrency),
+    };
+    let teardown = match &aws {
+        Some(aws) => Some(reconciler(&prepared, aws, aws_opts, verbose).teardown_plan().await?),
+        None => None,
+    };
     if !args.yes && !args.dry_run {
-        if !std::io::stdin().is_terminal() {
-            return Err(anyhow::anyhow!(
-                "refusing to delete environment {:?} without confirmation: pass --yes",
-                env.name
-            )
-            .into());
-        }
-        eprint!(
-            "Delete all {} objects of environment {:?} (context {})? Type the environment name to confirm: ",
-            prepared.set.len(),
-            env.name,
-            global
-                .context
-                .clone()
-                .or_else(|| cluster::default_context(env))
-                .unwrap_or_else(|| "current".into())
-        );
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer).map_err(anyhow::Error::from)?;
-        if answer.trim() != env.name {
+        let connect = ConnectOptions {
+            kubeconfig: global.kubeconfig.clone(),
+            context: global.context.clone(),
+            aws: None,
+        };
+        let cluster = if cluster::uses_eks_api(&connect, env) {
+            format!("EKS cluster {}", env.target.cluster_name)
+        } else {
+            let context = global.context.clone().or_else(|| cluster::default_context(env));
+            format!("context {}", context.as_deref().unwrap_or("current"))
+        };
+        let groups: Vec<&str> =
+            teardown.iter().flat_map(|t| &t.groups).map(|g| g.change.name.as_str()).collect();
+        let prompt = delete_prompt(prepared.set.len(), &env.name, &cluster, &groups);
+        if !super::confirm(&format!("delete environment {:?}", env.name), &prompt, &env.name)? {
             eprintln!("not confirmed; nothing was deleted");
             return Ok(ExitCode::from(1));
         }
     }
     let opts = Options { dry_run: args.dry_run, ..options(global, &args.cluster) };
-    let report = engine(global, &prepared, opts).await?.delete(&prepared.set).await?;
-    print_report(global.output, &report, "delete", global.verbose > 0)?;
-    Ok(if report.failed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let report = engine(global, &prepared, opts, aws.as_ref()).await?.delete(&prepared.set).await?;
+    let aws_report = match (&aws, teardown) {
+        (Some(_), Some(t)) if args.dry_run => Some(t.report()),
+        // Node groups stay while any object is left: its pods may still run on them.
+        (Some(_), Some(t)) if report.failed() => {
+            let left = t.groups.iter().map(|g| g.change.name.as_str()).collect::<Vec<_>>();
+            if !left.is_empty() {
+                eprintln!(
+                    "EKS node groups {} were not deleted: some Kubernetes objects could not be deleted",
+                    left.join(", ")
+                );
+            }
+            None
+        }
+        (Some(aws), Some(t)) => Some(reconciler(&prepared, aws, aws_opts, verbose).teardown(t).await),
+        _ => None,
+    };
+    let verb = if args.dry_run { "delete --dry-run" } else { "delete" };
+    print_report(global.output, &report, aws_report.as_ref(), verb, verbose)?;
+    let failed = report.failed() || aws_report.as_ref().is_some_and(AwsReport::failed);
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The question `delete` asks on a terminal, naming the node groups it deletes too.
+/// `cluster` is `context NAME` or `EKS cluster NAME`.
+fn delete_prompt(objects: usize, env: &str, cluster: &str, groups: &[&str]) -> String {
+    let and_groups = match groups {
+        [] => String::new(),
+        [one] => format!(", then the EKS node group it created ({one})"),
+        _ => format!(", then the {} EKS node groups it created ({})", groups.len(), groups.join(", ")),
+    };
+    format!(
+        "Delete all {objects} objects of environment {env:?} ({cluster}){and_groups}? Type the environment name to confirm:"
+    )
 }
 
 /// One row of `status`.
@@ -125,15 +256,36 @@ struct Row {
     object: String,
     state: &'static str,
     ready: String,
+    /// Drift and health lines (AWS resources).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    details: Vec<String>,
 }
 
-/// `status`: drift and readiness per component; exit 0 when all in sync and ready, 2 otherwise.
+/// `status`: drift and readiness per component (on eks also of the node groups and buckets);
+/// exit 0 when all in sync and ready, 2 otherwise.
 pub async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitCode, Error> {
     let prepared = super::prepare(global, &args.addons).await?;
-    let engine = engine(global, &prepared, options(global, &args.cluster)).await?;
+    let aws = load_aws(&prepared).await?;
+    let engine = engine(global, &prepared, options(global, &args.cluster), aws.as_ref()).await?;
     let report = engine.diff(&prepared.set).await?;
     let live = engine.readiness(&prepared.set).await?;
     let mut rows = Vec::new();
+    if let Some(aws) = &aws {
+        let opts = aws_options(&args.cluster, true, std::time::Duration::ZERO);
+        for s in reconciler(&prepared, aws, opts, global.verbose > 0).status().await? {
+            let (component, object) = match s.resource {
+                reconcile::Resource::NodeGroup => ("gpu", format!("EKS node group {}", s.name)),
+                reconcile::Resource::Bucket => ("s3", format!("S3 bucket {}", s.name)),
+            };
+            rows.push(Row {
+                component: component.into(),
+                object,
+                state: s.state,
+                ready: s.ready,
+                details: s.details,
+            });
+        }
+    }
     for (m, ready) in prepared.set.iter().zip(live) {
         let c = report
             .changes
@@ -149,7 +301,7 @@ pub async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitCode, 
             crate::manifest::Origin::Template { component, .. } => component.clone(),
             crate::manifest::Origin::Addon { name } => format!("addon:{name}"),
         };
-        rows.push(Row { component, object: m.id(), state, ready });
+        rows.push(Row { component, object: m.id(), state, ready, details: Vec::new() });
     }
     let healthy = rows.iter().all(|r| r.state == "in sync" && r.ready == "ready");
     let mut out = std::io::stdout().lock();
@@ -161,13 +313,16 @@ pub async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitCode, 
         OutputFormat::Text => {
             let w = rows.iter().map(|r| r.object.len()).max().unwrap_or(6).max(6);
             let cw = rows.iter().map(|r| r.component.len()).max().unwrap_or(9).max(9);
-            let mut res = writeln!(out, "{:cw$}  {:w$}  {:8}  READY", "COMPONENT", "OBJECT", "STATE");
+            let mut res = writeln!(out, "{:cw$}  {:w$}  {:10}  READY", "COMPONENT", "OBJECT", "STATE");
             for r in &rows {
                 res = res.and(writeln!(
                     out,
-                    "{:cw$}  {:w$}  {:8}  {}",
+                    "{:cw$}  {:w$}  {:10}  {}",
                     r.component, r.object, r.state, r.ready
                 ));
+                for d in &r.details {
+                    res = res.and(writeln!(out, "{:cw$}    {d}", ""));
+                }
             }
             res
         }
@@ -176,14 +331,34 @@ pub async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitCode, 
     Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
-fn print_report(format: OutputFormat, report: &Report, verb: &str, verbose: bool) -> Result<(), Error> {
+/// The JSON/YAML shape: the Kubernetes report, plus `aws` on eks targets.
+#[derive(Serialize)]
+struct Combined<'a> {
+    #[serde(flatten)]
+    kubernetes: &'a Report,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aws: Option<&'a AwsReport>,
+}
+
+fn print_report(
+    format: OutputFormat,
+    report: &Report,
+    aws: Option<&AwsReport>,
+    verb: &str,
+    verbose: bool,
+) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     let color = std::io::stdout().is_terminal();
+    let combined = Combined { kubernetes: report, aws };
     let text = match format {
-        OutputFormat::Json => serde_json::to_string_pretty(report).map_err(anyhow::Error::from)? + "\n",
-        OutputFormat::Yaml => crate::yaml::to_string(report),
+        OutputFormat::Json => serde_json::to_string_pretty(&combined).map_err(anyhow::Error::from)? + "\n",
+        OutputFormat::Yaml => crate::yaml::to_string(&combined),
         OutputFormat::Text => {
-            let mut t = String::new();
+            // AWS resources are listed in the order they are handled: before the Kubernetes
+            // objects for diff and apply, after them for delete.
+            let deleting = verb.starts_with("delete");
+            let aws_lines = aws.map(|a| aws_text(a, verbose)).unwrap_or_default();
+            let mut t = if deleting { String::new() } else { aws_lines.clone() };
             for c in &report.changes {
                 let (sign, label) = match c.action {
                     Action::Create => ('+', "create"),
@@ -212,6 +387,12 @@ fn print_report(format: OutputFormat, report: &Report, verb: &str, verbose: bool
             for n in &report.not_ready {
                 t.push_str(&format!("! not ready: {n}\n"));
             }
+            if deleting {
+                t.push_str(&aws_lines);
+            }
+            if let Some(a) = aws {
+                t.push_str(&aws_summary(a, verb));
+            }
             let s = &report.summary;
             t.push_str(&format!(
                 "{verb}: {} created, {} configured, {} unchanged, {} pruned, {} failed\n",
@@ -222,4 +403,82 @@ fn print_report(format: OutputFormat, report: &Report, verb: &str, verbose: bool
     };
     out.write_all(text.as_bytes()).map_err(anyhow::Error::from)?;
     Ok(())
+}
+
+/// The `<verb> aws:` line; `delete` lists what it deleted and the buckets it kept.
+fn aws_summary(a: &AwsReport, verb: &str) -> String {
+    let s = &a.summary;
+    if !verb.starts_with("delete") {
+        return format!(
+            "{verb} aws: {} created, {} updated, {} unchanged, {} to replace, {} pruned, {} failed\n",
+            s.created, s.updated, s.unchanged, s.replace, s.pruned, s.failed
+        );
+    }
+    let mut t = String::new();
+    for b in &a.kept {
+        t.push_str(&format!(
+            "  kept S3 bucket {b}: it holds data and is never deleted by trainstack; once it is no longer needed: aws s3 rb s3://{b} --force\n"
+        ));
+    }
+    let deleted = if verb.ends_with("--dry-run") { "to delete" } else { "deleted" };
+    t.push_str(&format!(
+        "{verb} aws: {} node groups {deleted}, {} failed, {} buckets kept\n",
+        s.deleted,
+        s.failed,
+        a.kept.len()
+    ));
+    t
+}
+
+/// The AWS changes as text: one line per resource with its sign, then indented details.
+fn aws_text(report: &AwsReport, verbose: bool) -> String {
+    let mut t = String::new();
+    for c in &report.changes {
+        let note = c.note.as_ref().map(|n| format!(", {n}")).unwrap_or_default();
+        if let Some(e) = &c.error {
+            t.push_str(&format!("! {} failed: {e}\n", c.display_id()));
+            for d in &c.details {
+                t.push_str(&format!("    {d}\n"));
+            }
+            continue;
+        }
+        let (sign, label) = match c.action {
+            AwsAction::Create => ('+', "create"),
+            AwsAction::Update => ('~', "update"),
+            AwsAction::Replace => ('!', "requires replacement"),
+            AwsAction::Prune => ('-', "prune"),
+            AwsAction::Delete => ('-', "delete"),
+            AwsAction::Unchanged => ('=', "unchanged"),
+        };
+        // Unchanged resources are listed with -v, and always when they carry a note worth
+        // reading (a node group EKS reports as DEGRADED).
+        let healthy = c.note.as_deref().is_none_or(|n| !n.starts_with("status "));
+        if c.action == AwsAction::Unchanged && !verbose && healthy {
+            continue;
+        }
+        t.push_str(&format!("{sign} {} ({label}{note})\n", c.display_id()));
+        for d in &c.details {
+            t.push_str(&format!("    {d}\n"));
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::delete_prompt;
+
+    #[test]
+    fn the_delete_prompt_names_the_node_groups_it_deletes() {
+        assert_eq!(
+            delete_prompt(52, "eks-dev", "context kind-dev", &[]),
+            "Delete all 52 objects of environment \"eks-dev\" (context kind-dev)? Type the environment name to confirm:"
+        );
+        assert_eq!(
+            delete_prompt(52, "eks-dev", "EKS cluster trainstack-dev", &["gpu-p3"]),
+            "Delete all 52 objects of environment \"eks-dev\" (EKS cluster trainstack-dev), then the EKS node group it created (gpu-p3)? Type the environment name to confirm:"
+        );
+        assert!(delete_prompt(1, "e", "c", &["a", "b"])
+            .contains(", then the 2 EKS node groups it created (a, b)?"));
+    }
 }

@@ -1,6 +1,6 @@
 //! `cluster create|delete|config`: the local kind cluster of a kind environment.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use crate::cli::{GlobalArgs, KindClusterAction, KindCreateArgs, KindDeleteArgs, OutputFormat};
@@ -40,7 +40,12 @@ fn config(global: &GlobalArgs, env: &Environment) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn create(global: &GlobalArgs, env: &Environment, args: &KindCreateArgs) -> Result<ExitCode, Error> {
+/// `cluster create` (also the first step of `up` on kind).
+pub async fn create(
+    global: &GlobalArgs,
+    env: &Environment,
+    args: &KindCreateArgs,
+) -> Result<ExitCode, Error> {
     let kind = Kind::preflight(&Programs::from_env()).await?;
     let opts = CreateOptions {
         wait: (!args.no_wait).then_some(args.timeout),
@@ -61,25 +66,25 @@ async fn create(global: &GlobalArgs, env: &Environment, args: &KindCreateArgs) -
     Ok(ExitCode::SUCCESS)
 }
 
-/// Asks first on a terminal; refuses without `--yes` elsewhere.
-async fn delete(global: &GlobalArgs, env: &Environment, args: &KindDeleteArgs) -> Result<ExitCode, Error> {
+/// `cluster delete` (also the last step of `down` on kind): asks first on a terminal; refuses
+/// without `--yes` elsewhere.
+pub async fn delete(
+    global: &GlobalArgs,
+    env: &Environment,
+    args: &KindDeleteArgs,
+) -> Result<ExitCode, Error> {
     let name = &env.target.cluster_name;
-    if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            return Err(anyhow::anyhow!(
-                "refusing to delete kind cluster {name:?} without confirmation: pass --yes"
-            )
-            .into());
-        }
-        eprint!(
-            "Delete kind cluster {name:?} and everything running in it? Type the cluster name to confirm: "
-        );
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer).map_err(anyhow::Error::from)?;
-        if answer.trim() != name {
-            eprintln!("not confirmed; nothing was deleted");
-            return Ok(ExitCode::from(1));
-        }
+    if !args.yes
+        && !super::confirm(
+            &format!("delete kind cluster {name:?}"),
+            &format!(
+                "Delete kind cluster {name:?} and everything running in it? Type the cluster name to confirm:"
+            ),
+            name,
+        )?
+    {
+        eprintln!("not confirmed; nothing was deleted");
+        return Ok(ExitCode::from(1));
     }
     let kind = Kind::preflight(&Programs::from_env()).await?;
     if kind.delete(name, global.kubeconfig.as_deref()).await? {

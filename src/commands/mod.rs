@@ -1,10 +1,14 @@
 //! Command implementations: each turns settings into work on the pure core and adapters.
 
 pub mod cluster;
+pub mod infra;
 pub mod kind;
+pub mod lifecycle;
 pub mod render;
+pub mod smoke;
 pub mod validate;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::CommandFactory;
@@ -25,8 +29,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Apply(args) => cluster::apply(&cli.global, &args).await,
         Command::Delete(args) => cluster::delete(&cli.global, &args).await,
         Command::Status(args) => cluster::status(&cli.global, &args).await,
+        Command::Smoke(args) => smoke::run(&cli.global, &args).await,
         Command::Cluster(args) => kind::run(&cli.global, &args.action).await,
         Command::Validate(args) => validate::run(&cli.global, &args).await,
+        Command::Infra(args) => infra::run(&cli.global, &args.action).await,
+        Command::Up(args) => lifecycle::up(&cli.global, &args).await,
+        Command::Down(args) => lifecycle::down(&cli.global, &args).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "trainstack", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
@@ -72,4 +80,16 @@ async fn load_addons(
     });
     let loaded: Vec<_> = futures::future::join_all(jobs).await;
     loaded.into_iter().map(|r| r.map_err(Error::from)).collect()
+}
+
+/// Asks the user to type `expected` after `prompt`, on a terminal; elsewhere refuses with
+/// "refusing to `action` without confirmation: pass --yes". Returns whether the answer matched.
+pub(crate) fn confirm(action: &str, prompt: &str, expected: &str) -> Result<bool, Error> {
+    if !std::io::stdin().is_terminal() {
+        return Err(anyhow::anyhow!("refusing to {action} without confirmation: pass --yes").into());
+    }
+    eprint!("{prompt} ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).map_err(anyhow::Error::from)?;
+    Ok(answer.trim() == expected)
 }

@@ -12,6 +12,7 @@ use kube::discovery::{Discovery, Scope};
 use kube::Client;
 use serde_json::Value;
 
+use crate::aws::token::BearerLayer;
 use crate::env::model::{Environment, TargetKind};
 
 /// The field manager of every write.
@@ -38,6 +39,9 @@ pub enum ClusterError {
         /// Contexts in the file.
         available: String,
     },
+    /// The EKS connection (DescribeCluster, credentials, token) failed.
+    #[error(transparent)]
+    Eks(#[from] crate::aws::AwsError),
     /// An API call failed.
     #[error("{what}: {message}")]
     Api {
@@ -67,6 +71,17 @@ pub struct ConnectOptions {
     pub kubeconfig: Option<PathBuf>,
     /// Context (`--context`); default from the environment.
     pub context: Option<String>,
+    /// AWS configuration to reuse for an EKS connection (loaded when absent).
+    pub aws: Option<crate::aws::Aws>,
+}
+
+/// Whether `connect` goes through the EKS API: an eks target with no kubeconfig, no context
+/// flag and no `target.context`. An explicit kubeconfig or context always wins.
+pub fn uses_eks_api(opts: &ConnectOptions, env: &Environment) -> bool {
+    env.target.kind == TargetKind::Eks
+        && opts.kubeconfig.is_none()
+        && opts.context.is_none()
+        && env.target.context.is_none()
 }
 
 /// The context an environment deploys to when `--context` is not given.
@@ -77,11 +92,20 @@ pub fn default_context(env: &Environment) -> Option<String> {
     })
 }
 
-/// Builds a client from a kubeconfig file and context. Errors name the file and the context.
+/// Builds the client for an environment's cluster: through the EKS API (see [`uses_eks_api`]),
+/// else from a kubeconfig file and context. Errors name the cluster, or the file and context.
 pub async fn connect(opts: &ConnectOptions, env: &Environment) -> Result<Client, ClusterError> {
+    if uses_eks_api(opts, env) {
+        let aws = match &opts.aws {
+            Some(aws) => aws.clone(),
+            None => crate::aws::Aws::load(env.target.region.as_deref().unwrap_or_default()).await,
+        };
+        return Ok(crate::aws::eks::connect(&aws, &env.target.cluster_name).await?);
+    }
     let path = opts
         .kubeconfig
         .clone()
+        .or_else(|| std::env::var_os("KUBECONFIG").filter(|k| !k.is_empty()).map(PathBuf::from))
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".kube/config")))
         .unwrap_or_else(|| PathBuf::from(".kube/config"));
     let shown = path.display().to_string();
@@ -109,7 +133,13 @@ pub async fn connect(opts: &ConnectOptions, env: &Environment) -> Result<Client,
 /// jittered backoff. kube's default policy lets the backoff grow to minutes over a throttling
 /// storm; this one caps each wait at 2 s and gives up after 10 tries, leaving the rest to
 /// `retry` below (which also covers 500s and dropped connections for idempotent calls).
-pub fn client_from(mut config: kube::Config) -> Result<Client, kube::Error> {
+pub fn client_from(config: kube::Config) -> Result<Client, kube::Error> {
+    client_with_auth(config, None)
+}
+
+/// [`client_from`] with EKS token auth between the connection and the retries, so that every
+/// retried request asks for the token again (and gets a re-minted one once it is old).
+pub fn client_with_auth(mut config: kube::Config, auth: Option<BearerLayer>) -> Result<Client, kube::Error> {
     use kube::client::retry::RetryPolicy;
     config.default_retry = false;
     let policy = RetryPolicy::new(Duration::from_millis(50), Duration::from_secs(2), 10, true)
@@ -117,6 +147,7 @@ pub fn client_from(mut config: kube::Config) -> Result<Client, kube::Error> {
     // Retry needs a cloneable inner service; a buffer makes the boxed stack one.
     Ok(kube::client::ClientBuilder::try_from(config)?
         .with_layer(&tower::buffer::BufferLayer::new(1024))
+        .with_layer(&tower::util::option_layer(auth))
         .with_layer(&tower::retry::RetryLayer::new(policy))
         .build())
 }

@@ -59,6 +59,17 @@ impl Progress {
         }
     }
 
+    /// A status line about something that takes long (e.g. a node group still CREATING): the
+    /// bar's message on a terminal, a line otherwise.
+    pub fn note(&self, what: &str) {
+        if let Ok(s) = self.state.lock() {
+            match s.as_ref().and_then(|(_, _, _, bar)| bar.as_ref()) {
+                Some(b) => b.set_message(what.to_string()),
+                None => eprintln!("  {what}"),
+            }
+        }
+    }
+
     /// Ends the phase.
     pub fn finish(&self) {
         if let Ok(mut s) = self.state.lock() {

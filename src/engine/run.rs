@@ -90,7 +90,7 @@ pub struct Summary {
 }
 
 /// The result of a diff or apply.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     /// Per object, in apply order, then prunes.
     pub changes: Vec<ObjectChange>,
@@ -307,6 +307,12 @@ impl Engine {
             change.error = Some(conflict_hint(e));
         }
         change
+    }
+
+    /// Resolves the set against the cluster without writing: fails like `apply` would before its
+    /// first write (unserved kinds, missing namespaces), so other writes can wait for it.
+    pub async fn check(&self, set: &[Manifest]) -> Result<(), RunError> {
+        self.prepare(set).await.map(|_| ())
     }
 
     /// `diff`: the plan for every object plus what prune would delete. Writes nothing.

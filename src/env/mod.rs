@@ -107,6 +107,25 @@ pub struct LoadedEnv {
 /// Reads, layers, resolves Terraform references in, deserialises and validates environment files.
 /// Every problem found is returned at once; an environment with any problem is never returned.
 pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<LoadedEnv, Diagnostics> {
+    let Merged { mut value, sources } = merge_files(files)?;
+    terraform::resolve(&mut value, &sources, opts)?;
+    let env: Environment = typed(value, &sources)?;
+    validate::check(&env, &sources).into_result()?;
+    Ok(LoadedEnv { env, sources })
+}
+
+/// Layered environment files before Terraform references are resolved or anything is typed.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    /// The merged value.
+    pub value: yaml::Value,
+    /// Where each setting came from.
+    pub sources: Sources,
+}
+
+/// Reads and layers environment files (the first steps of [`load`]), for commands such as
+/// `infra` that run before the Terraform outputs the files reference exist.
+pub fn merge_files(files: &[PathBuf]) -> Result<Merged, Diagnostics> {
     if files.is_empty() {
         return Err(Diagnostic {
             file: "<command line>".into(),
@@ -142,10 +161,15 @@ pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<LoadedEnv, Diagnost
         sources.layers.push(Layer { path: path.clone(), index });
     }
     diags.into_result()?;
+    Ok(Merged { value: merged, sources })
+}
 
-    terraform::resolve(&mut merged, &sources, opts)?;
-
-    let env: Environment = yaml::from_value_with_path(merged).map_err(|(field, message)| {
+/// Deserialises a merged value; a type error points at the layer and line that set the field.
+pub(crate) fn typed<T: serde::de::DeserializeOwned>(
+    value: yaml::Value,
+    sources: &Sources,
+) -> Result<T, Diagnostics> {
+    yaml::from_value_with_path(value).map_err(|(field, message)| {
         let key = message.starts_with("unknown field");
         let message = explain_serde(&message);
         Diagnostics::from(if key {
@@ -153,9 +177,7 @@ pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<LoadedEnv, Diagnost
         } else {
             sources.error(&field, message)
         })
-    })?;
-    validate::check(&env, &sources).into_result()?;
-    Ok(LoadedEnv { env, sources })
+    })
 }
 
 /// Reads and parses one YAML file the user wrote, with the positions of its keys; a problem is

@@ -29,6 +29,16 @@ pub struct Environment {
     /// The platform components.
     #[serde(default)]
     pub components: Components,
+    /// AWS resources trainstack reconciles besides node groups (eks targets only).
+    #[serde(default)]
+    pub aws: Option<AwsResources>,
+}
+
+impl Environment {
+    /// The declared S3 buckets (none when `aws` is unset).
+    pub fn buckets(&self) -> &[Bucket] {
+        self.aws.as_ref().map(|a| a.buckets.as_slice()).unwrap_or_default()
+    }
 }
 
 fn default_platform_namespace() -> String {
@@ -130,7 +140,7 @@ impl Default for IngressPorts {
 }
 
 /// Terraform outputs: a saved `terraform output -json` file or a Terraform directory.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TerraformSource {
     /// Path to a file holding `terraform output -json` (relative to the environment file).
@@ -586,6 +596,9 @@ pub struct Gpu {
     /// Karpenter settings (provider `karpenter`).
     #[serde(default)]
     pub karpenter: KarpenterSettings,
+    /// Managed node group settings (provider `managed_node_groups`).
+    #[serde(default)]
+    pub node_groups: Option<NodeGroupSettings>,
 }
 
 fn default_gpu_provider() -> GpuProvider {
@@ -600,6 +613,7 @@ impl Default for Gpu {
             pools: Vec::new(),
             device_plugin: DevicePlugin::default(),
             karpenter: KarpenterSettings::default(),
+            node_groups: None,
         }
     }
 }
@@ -753,6 +767,116 @@ impl Default for KarpenterSettings {
     }
 }
 
+/// Where EKS managed node groups go: usually straight from Terraform outputs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeGroupSettings {
+    /// IAM role of the nodes (ARN), e.g. `${terraform.node_role_arn}`.
+    pub node_role_arn: String,
+    /// Subnets the nodes run in, e.g. `${terraform.private_subnet_ids}`.
+    pub subnet_ids: Vec<String>,
+}
+
+// ---------------------------------------------------------------- aws
+
+/// AWS resources of an eks environment that are not Kubernetes objects.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsResources {
+    /// S3 buckets the platform uses.
+    #[serde(default)]
+    pub buckets: Vec<Bucket>,
+}
+
+/// Who creates and configures a bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BucketOwner {
+    /// trainstack creates it and keeps its settings as declared.
+    Trainstack,
+    /// Terraform owns it; trainstack only checks that it exists.
+    Terraform,
+}
+
+/// Default encryption of a bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BucketEncryption {
+    /// SSE-S3 (AES256, keys managed by S3).
+    SseS3,
+    /// SSE-KMS with `kms_key_id`, or the AWS-managed `aws/s3` key when unset.
+    SseKms,
+}
+
+/// One S3 bucket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bucket {
+    /// Bucket name (S3 naming rules: 3-63 characters, lowercase, digits, `-`, `.`).
+    pub name: String,
+    /// `trainstack` (default) or `terraform`.
+    #[serde(default = "default_bucket_owner")]
+    pub managed_by: BucketOwner,
+    /// Object versioning (trainstack-managed buckets; default true).
+    #[serde(default)]
+    pub versioning: Option<bool>,
+    /// Default encryption (default `sse-s3`).
+    #[serde(default)]
+    pub encryption: Option<BucketEncryption>,
+    /// KMS key ARN or alias for `sse-kms`.
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+    /// Block all public access (default true).
+    #[serde(default)]
+    pub block_public_access: Option<bool>,
+    /// Lifecycle rules; the bucket's whole lifecycle configuration (default none).
+    #[serde(default)]
+    pub lifecycle: Option<Vec<LifecycleRule>>,
+}
+
+fn default_bucket_owner() -> BucketOwner {
+    BucketOwner::Trainstack
+}
+
+impl Bucket {
+    /// Versioning as it should be.
+    pub fn versioning(&self) -> bool {
+        self.versioning.unwrap_or(true)
+    }
+    /// Encryption as it should be.
+    pub fn encryption(&self) -> BucketEncryption {
+        self.encryption.unwrap_or(BucketEncryption::SseS3)
+    }
+    /// Whether all public access is blocked.
+    pub fn block_public_access(&self) -> bool {
+        self.block_public_access.unwrap_or(true)
+    }
+    /// Lifecycle rules as they should be.
+    pub fn lifecycle(&self) -> &[LifecycleRule] {
+        self.lifecycle.as_deref().unwrap_or_default()
+    }
+}
+
+/// One lifecycle rule; at least one of the day counts is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleRule {
+    /// Rule ID, unique in the bucket.
+    pub id: String,
+    /// Key prefix the rule applies to (default: the whole bucket).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Delete current objects this many days after creation.
+    #[serde(default)]
+    pub expire_days: Option<u32>,
+    /// Delete noncurrent versions this many days after they became noncurrent.
+    #[serde(default)]
+    pub noncurrent_expire_days: Option<u32>,
+    /// Abort incomplete multipart uploads this many days after they started.
+    #[serde(default)]
+    pub abort_incomplete_multipart_days: Option<u32>,
+}
+
 // ---------------------------------------------------------------- mlflow
 
 /// MLflow tracking server.
@@ -783,6 +907,11 @@ pub struct Mlflow {
     /// Ingress.
     #[serde(default)]
     pub ingress: Ingress,
+    /// Further `Host` header patterns the server answers (`MLFLOW_SERVER_ALLOWED_HOSTS`, beside
+    /// the ingress host and the Service's in-cluster names), e.g. the API server's host name,
+    /// which the service proxy forwards as `Host`.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
     /// IRSA role ARN of the MLflow ServiceAccount.
     #[serde(default)]
     pub irsa_role_arn: Option<String>,
@@ -806,6 +935,7 @@ impl Default for Mlflow {
             artifacts: Artifacts::default(),
             auth: MlflowAuth::default(),
             ingress: Ingress::default(),
+            allowed_hosts: Vec::new(),
             irsa_role_arn: None,
         }
     }

@@ -1,11 +1,14 @@
 //! `${terraform.NAME}` references in environment files, filled from `terraform output -json`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use serde::Deserialize;
+
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::env::{LoadOptions, Sources};
+use crate::env::model::{TargetKind, TerraformSource};
+use crate::env::{LoadOptions, Merged, Sources};
 use crate::yaml::{self, Value};
 
 const PREFIX: &str = "${terraform.";
@@ -97,7 +100,8 @@ pub fn read_outputs_file(path: &Path) -> Result<Outputs, String> {
     parse_outputs(&text)
 }
 
-fn parse_outputs(text: &str) -> Result<Outputs, String> {
+/// Parses the JSON of `terraform output -json` into name -> value.
+pub fn parse_outputs(text: &str) -> Result<Outputs, String> {
     let raw: BTreeMap<String, serde_json::Value> = serde_json::from_str(text).map_err(|e| {
         format!("not the JSON of `terraform output -json` (line {}, column {}): {e}", e.line(), e.column())
     })?;
@@ -112,12 +116,16 @@ fn parse_outputs(text: &str) -> Result<Outputs, String> {
 }
 
 fn run_terraform_output(dir: &Path) -> Result<Outputs, String> {
-    let out = Command::new("terraform")
+    let out = Command::new(crate::targets::terraform::program())
         .arg(format!("-chdir={}", dir.display()))
         .args(["output", "-json"])
         .output()
         .map_err(|e| {
-            format!("cannot run `terraform output -json` in {}: {e} (is terraform installed?)", dir.display())
+            format!(
+                "cannot run `terraform output -json` in {}: {e} (is terraform installed? see {})",
+                dir.display(),
+                crate::targets::terraform::TERRAFORM_INSTALL
+            )
         })?;
     if !out.status.success() {
         return Err(format!(
@@ -128,6 +136,69 @@ fn run_terraform_output(dir: &Path) -> Result<Outputs, String> {
         ));
     }
     parse_outputs(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// What `trainstack infra` needs of an environment. Read from the layered files without
+/// resolving `${terraform.NAME}`: the outputs those references name may not exist yet.
+#[derive(Debug, Clone)]
+pub struct InfraSettings {
+    /// Environment name.
+    pub name: String,
+    /// Target kind (infra is for EKS only).
+    pub kind: TargetKind,
+    /// `terraform.dir`, resolved against the file that set it.
+    pub dir: Option<PathBuf>,
+    /// `terraform.outputs_file`, resolved against the file that set it.
+    pub outputs_file: Option<PathBuf>,
+    sources: Sources,
+}
+
+#[derive(Deserialize)]
+struct InfraView {
+    name: String,
+    target: TargetView,
+    #[serde(default)]
+    terraform: Option<TerraformSource>,
+}
+
+#[derive(Deserialize)]
+struct TargetView {
+    kind: TargetKind,
+}
+
+/// Reads the settings of [`InfraSettings`] from the environment files.
+pub fn infra_settings(files: &[PathBuf]) -> Result<InfraSettings, Diagnostics> {
+    let Merged { value, sources } = crate::env::merge_files(files)?;
+    let view: InfraView = crate::env::typed(value, &sources)?;
+    let tf = view.terraform.unwrap_or_default();
+    let resolve = |field: &str, p: Option<String>| p.map(|p| sources.base_dir(field).join(p));
+    Ok(InfraSettings {
+        name: view.name,
+        kind: view.target.kind,
+        dir: resolve("terraform.dir", tf.dir),
+        outputs_file: resolve("terraform.outputs_file", tf.outputs_file),
+        sources,
+    })
+}
+
+impl InfraSettings {
+    /// The Terraform directory; an error at `terraform.dir` when it is unset or not a directory.
+    pub fn require_dir(&self) -> Result<&Path, Diagnostics> {
+        match &self.dir {
+            None => Err(self
+                .sources
+                .key_error(
+                    "terraform",
+                    "terraform.dir is not set: `trainstack infra` needs the environment's Terraform directory, e.g. `terraform: {dir: ../terraform/envs/eks-dev}`",
+                )
+                .into()),
+            Some(d) if !d.is_dir() => Err(self
+                .sources
+                .error("terraform.dir", format!("{} is not a directory (the path is relative to this file)", d.display()))
+                .into()),
+            Some(d) => Ok(d),
+        }
+    }
 }
 
 fn substitute(v: &mut Value, path: String, outputs: &Outputs, sources: &Sources, diags: &mut Diagnostics) {

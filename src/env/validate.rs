@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 
 use crate::diag::Diagnostics;
-use crate::env::model::{Environment, GpuProvider, Quota, RequestLimit, Resources, TargetKind};
+use crate::env::model::{
+    BucketEncryption, BucketOwner, Environment, GpuProvider, Quota, RequestLimit, Resources, TargetKind,
+};
 use crate::env::{names, quantity, Sources};
 use crate::targets::kind;
 
@@ -124,6 +126,7 @@ pub fn check(env: &Environment, sources: &Sources) -> Diagnostics {
     check_trainer(env, &mut c);
     check_gpu(env, &mut c);
     check_services(env, &mut c);
+    check_aws(env, &mut c);
     c.diags
 }
 
@@ -369,6 +372,23 @@ fn check_gpu(env: &Environment, c: &mut Checker) {
     }
 }
 
+/// A pattern of MLflow's `MLFLOW_SERVER_ALLOWED_HOSTS`: a host name, IP address or `[IPv6]`,
+/// optionally `:port`, where `*` matches any characters (MLflow compares with Python's
+/// `fnmatch`); the list is comma-separated, so a pattern has no comma.
+fn host_pattern(p: &str) -> Result<(), &'static str> {
+    if p.is_empty() {
+        return Err("is empty");
+    }
+    if p.chars().all(|ch| ch == '*') {
+        return Err("matches every host, which turns off MLflow's DNS-rebinding protection; list the host names (wildcards like *.example.com are fine)");
+    }
+    let valid = |ch: char| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '*' | ':' | '[' | ']');
+    if !p.chars().all(valid) {
+        return Err("is not a host pattern: use letters, digits, '.', '-', ':' (port), '[' ']' (IPv6) and '*' (any characters), one host per list item");
+    }
+    Ok(())
+}
+
 fn check_services(env: &Environment, c: &mut Checker) {
     let comps = &env.components;
     let m = &comps.mlflow;
@@ -400,6 +420,11 @@ fn check_services(env: &Environment, c: &mut Checker) {
                 "components.mlflow.ingress.host",
                 "an enabled ingress needs a host (e.g. mlflow.example.com)",
             );
+        }
+        for (i, pattern) in m.allowed_hosts.iter().enumerate() {
+            if let Err(why) = host_pattern(pattern) {
+                c.err(&format!("components.mlflow.allowed_hosts[{i}]"), format!("{pattern:?} {why}"));
+            }
         }
         if m.ingress.certificate_arn.as_deref().is_some_and(|a| !a.starts_with("arn:aws:acm:")) {
             c.err(
@@ -469,4 +494,121 @@ fn check_services(env: &Environment, c: &mut Checker) {
             }
         }
     }
+}
+
+/// Node group placement and S3 buckets: the AWS resources trainstack reconciles itself.
+fn check_aws(env: &Environment, c: &mut Checker) {
+    let g = &env.components.gpu;
+    let node_groups =
+        env.target.kind == TargetKind::Eks && g.enabled && g.provider == GpuProvider::ManagedNodeGroups;
+    // A missing placement is reported by diff and apply (rendering does not need it).
+    match (&g.node_groups, node_groups) {
+        (Some(_), false) if g.provider != GpuProvider::ManagedNodeGroups => c.err(
+            "components.gpu.node_groups",
+            "node_groups only applies to provider managed_node_groups; remove it",
+        ),
+        (Some(ng), _) => {
+            let f = "components.gpu.node_groups";
+            if !iam_role_arn(&ng.node_role_arn) {
+                c.err(
+                    &format!("{f}.node_role_arn"),
+                    format!(
+                        "{:?} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)",
+                        ng.node_role_arn
+                    ),
+                );
+            }
+            if ng.subnet_ids.is_empty() {
+                c.err(
+                    &format!("{f}.subnet_ids"),
+                    "at least one subnet is needed (e.g. ${terraform.private_subnet_ids})",
+                );
+            }
+            for (i, id) in ng.subnet_ids.iter().enumerate() {
+                let hex = id.strip_prefix("subnet-").unwrap_or("");
+                if hex.is_empty() || !hex.chars().all(|ch| ch.is_ascii_hexdigit()) {
+                    c.err(
+                        &format!("{f}.subnet_ids[{i}]"),
+                        format!("{id:?} is not a subnet ID (subnet-0123abcd...)"),
+                    );
+                }
+            }
+        }
+        (None, _) => {}
+    }
+    let Some(aws) = &env.aws else { return };
+    if env.target.kind != TargetKind::Eks {
+        c.err("aws", "aws resources only apply to eks targets (kind uses components.minio); remove it");
+        return;
+    }
+    let mut seen = BTreeSet::new();
+    for (i, b) in aws.buckets.iter().enumerate() {
+        let f = format!("aws.buckets[{i}]");
+        if let Err(m) = crate::aws::s3::check_bucket_name(&b.name) {
+            c.err(&format!("{f}.name"), m);
+        }
+        if !seen.insert(b.name.as_str()) {
+            c.err(&format!("{f}.name"), format!("bucket {:?} is declared twice", b.name));
+        }
+        if b.managed_by == BucketOwner::Terraform {
+            let set = [
+                ("versioning", b.versioning.is_some()),
+                ("encryption", b.encryption.is_some()),
+                ("kms_key_id", b.kms_key_id.is_some()),
+                ("block_public_access", b.block_public_access.is_some()),
+                ("lifecycle", b.lifecycle.is_some()),
+            ];
+            for (field, _) in set.iter().filter(|(_, s)| *s) {
+                c.err(
+                    &format!("{f}.{field}"),
+                    format!("{field} of a bucket managed_by terraform is set in terraform/, not here; remove it (trainstack only checks that the bucket exists)"),
+                );
+            }
+            continue;
+        }
+        if b.kms_key_id.is_some() && b.encryption() != BucketEncryption::SseKms {
+            c.err(&format!("{f}.kms_key_id"), "kms_key_id needs encryption: sse-kms");
+        }
+        let mut ids = BTreeSet::new();
+        for (j, r) in b.lifecycle().iter().enumerate() {
+            let rf = format!("{f}.lifecycle[{j}]");
+            if r.id.is_empty() || r.id.len() > 255 {
+                c.err(&format!("{rf}.id"), "a rule ID is 1 to 255 characters");
+            }
+            if !ids.insert(r.id.as_str()) {
+                c.err(&format!("{rf}.id"), format!("rule {:?} is declared twice in this bucket", r.id));
+            }
+            let days = [
+                ("expire_days", r.expire_days),
+                ("noncurrent_expire_days", r.noncurrent_expire_days),
+                ("abort_incomplete_multipart_days", r.abort_incomplete_multipart_days),
+            ];
+            if days.iter().all(|(_, d)| d.is_none()) {
+                c.err(
+                    &rf,
+                    "a rule needs at least one of expire_days, noncurrent_expire_days, abort_incomplete_multipart_days",
+                );
+            }
+            for (field, d) in days {
+                if d == Some(0) {
+                    c.err(&format!("{rf}.{field}"), "0 is below the minimum of 1 day");
+                }
+            }
+            if r.noncurrent_expire_days.is_some() && !b.versioning() {
+                c.err(
+                    &format!("{rf}.noncurrent_expire_days"),
+                    "noncurrent versions exist only in a versioned bucket; set versioning: true or remove it",
+                );
+            }
+        }
+    }
+}
+
+fn iam_role_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
+        if partition.starts_with("aws")
+            && account.len() == 12
+            && account.chars().all(|ch| ch.is_ascii_digit())
+            && resource.strip_prefix("role/").is_some_and(|n| !n.is_empty()))
 }

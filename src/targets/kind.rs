@@ -4,29 +4,24 @@
 //! `kind_config` is pure; [`Kind`] is the adapter that runs `kind` and `docker` and waits for
 //! the nodes through the Kubernetes API.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 use kube::Client;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::Command;
 
 use crate::engine::cluster::ClusterError;
 use crate::env::model::{Environment, GpuPool, GpuProvider, Target, TargetKind};
+use crate::targets::process::{self, ProcessError, Program, RunOptions, Stream};
 
 /// Where to install kind from, shown when it is missing.
 pub const KIND_INSTALL: &str = "https://kind.sigs.k8s.io/docs/user/quick-start/#installation";
 /// Where to install Docker from, shown when it is missing.
 pub const DOCKER_INSTALL: &str = "https://docs.docker.com/engine/install/";
-
-/// Lines of a failed command's stderr kept for the error message.
-const STDERR_TAIL: usize = 15;
 
 /// kindest/node images per Kubernetes minor version: the images built for kind v0.29.0
 /// (1.30 to 1.33) and, for 1.29, for kind v0.27.0, the last release that built one.
@@ -147,18 +142,6 @@ pub enum KindError {
         /// Its target kind.
         kind: &'static str,
     },
-    /// A required program is not on PATH.
-    #[error("{program} is not installed: see {hint} ({looked_for} was not found{on_path})")]
-    NotInstalled {
-        /// `kind` or `docker`.
-        program: &'static str,
-        /// The name or path looked for.
-        looked_for: String,
-        /// " on PATH" when a bare name was searched.
-        on_path: &'static str,
-        /// Installation instructions.
-        hint: &'static str,
-    },
     /// `docker info` failed: the client is there, the engine is not.
     #[error(
         "docker is installed but its engine is not running: start Docker (or Docker Desktop) and retry\n  `{command}` said:\n{stderr}"
@@ -169,25 +152,9 @@ pub enum KindError {
         /// The end of its stderr, indented.
         stderr: String,
     },
-    /// A program could not be started.
-    #[error("cannot run `{command}`: {source}")]
-    Spawn {
-        /// The command line.
-        command: String,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A program ran and failed.
-    #[error("`{command}` failed ({status}); the end of its output:\n{stderr}")]
-    Failed {
-        /// The command line.
-        command: String,
-        /// `exit code N` or `killed by a signal`.
-        status: String,
-        /// The end of its stderr, indented.
-        stderr: String,
-    },
+    /// `kind` or `docker` is missing, or a command failed.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
     /// The generated config could not be written for kind to read.
     #[error("cannot write the kind config to a temporary file: {0}")]
     WriteConfig(#[source] std::io::Error),
@@ -233,8 +200,8 @@ impl Programs {
     /// (a wrapper script, a pinned kind release, or a fake in tests).
     pub fn from_env() -> Self {
         Programs {
-            kind: std::env::var_os("TRAINSTACK_KIND").unwrap_or_else(|| "kind".into()),
-            docker: std::env::var_os("TRAINSTACK_DOCKER").unwrap_or_else(|| "docker".into()),
+            kind: process::program_from_env("TRAINSTACK_KIND", "kind"),
+            docker: process::program_from_env("TRAINSTACK_DOCKER", "docker"),
         }
     }
 }
@@ -266,23 +233,16 @@ pub struct Kind {
     docker: Program,
 }
 
-/// A program: how the user named it (for messages) and where it is.
-#[derive(Debug, Clone)]
-struct Program {
-    shown: String,
-    path: PathBuf,
-}
-
 impl Kind {
     /// Finds both programs and checks that the Docker engine answers, so that a missing tool
     /// is reported with what to install before anything is attempted.
     pub async fn preflight(programs: &Programs) -> Result<Kind, KindError> {
-        let kind = locate(&programs.kind, "kind", KIND_INSTALL)?;
-        let docker = locate(&programs.docker, "docker", DOCKER_INSTALL)?;
+        let kind = Program::locate(&programs.kind, "kind", KIND_INSTALL)?;
+        let docker = Program::locate(&programs.docker, "docker", DOCKER_INSTALL)?;
         let this = Kind { kind, docker };
         match this.run(&this.docker, &["info"], false).await {
             Ok(_) => Ok(this),
-            Err(KindError::Failed { command, stderr, .. }) => {
+            Err(KindError::Process(ProcessError::Failed { command, stderr, .. })) => {
                 Err(KindError::DockerNotRunning { command, stderr })
             }
             Err(e) => Err(e),
@@ -373,99 +333,14 @@ impl Kind {
     }
 
     /// Runs a program to completion and returns its stdout. With `echo`, its stderr (where
-    /// kind reports progress) is passed through indented as it arrives. On failure the error
-    /// carries the command line, exit status and the end of stderr.
+    /// kind reports progress) is passed through indented as it arrives.
     async fn run(&self, program: &Program, args: &[&str], echo: bool) -> Result<String, KindError> {
-        let command = std::iter::once(program.shown.as_str())
-            .chain(args.iter().copied())
-            .map(shell_word)
-            .collect::<Vec<_>>()
-            .join(" ");
-        let mut child = Command::new(&program.path)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| KindError::Spawn { command: command.clone(), source })?;
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let read_stdout = async {
-            let mut buf = Vec::new();
-            if let Some(mut out) = stdout {
-                out.read_to_end(&mut buf).await?;
-            }
-            Ok::<_, std::io::Error>(String::from_utf8_lossy(&buf).into_owned())
+        let opts = RunOptions {
+            stderr: if echo { Stream::Stderr("  ") } else { Stream::Capture },
+            ..RunOptions::default()
         };
-        let read_stderr = async {
-            let mut tail = VecDeque::with_capacity(STDERR_TAIL);
-            if let Some(err) = stderr {
-                let mut reader = BufReader::new(err);
-                let mut line = Vec::new();
-                while reader.read_until(b'\n', &mut line).await? > 0 {
-                    let text = String::from_utf8_lossy(&line).trim_end().to_string();
-                    line.clear();
-                    if echo {
-                        eprintln!("  {text}");
-                    }
-                    if tail.len() == STDERR_TAIL {
-                        tail.pop_front();
-                    }
-                    tail.push_back(text);
-                }
-            }
-            Ok::<_, std::io::Error>(tail)
-        };
-        let io = |source| KindError::Spawn { command: command.clone(), source };
-        let (out, tail) = tokio::try_join!(read_stdout, read_stderr).map_err(io)?;
-        let status = child.wait().await.map_err(io)?;
-        if status.success() {
-            return Ok(out);
-        }
-        let stderr = if tail.iter().all(|l| l.trim().is_empty()) {
-            "    (no output on stderr)".to_string()
-        } else {
-            tail.iter().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
-        };
-        let status = match status.code() {
-            Some(code) => format!("exit code {code}"),
-            None => "killed by a signal".into(),
-        };
-        Err(KindError::Failed { command, status, stderr })
+        Ok(program.run(args, &opts).await?.stdout)
     }
-}
-
-/// Resolves a program name on PATH (or checks a path), the way a shell would.
-fn locate(name: &OsString, program: &'static str, hint: &'static str) -> Result<Program, KindError> {
-    let shown = name.to_string_lossy().into_owned();
-    let not_installed =
-        |on_path| KindError::NotInstalled { program, looked_for: shown.clone(), on_path, hint };
-    let given = Path::new(name);
-    if given.components().count() > 1 {
-        return if is_executable(given) {
-            Ok(Program { shown: shown.clone(), path: given.to_path_buf() })
-        } else {
-            Err(not_installed(""))
-        };
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(given))
-        .find(|p| is_executable(p))
-        .map(|path| Program { shown: shown.clone(), path })
-        .ok_or_else(|| not_installed(" on PATH"))
-}
-
-#[cfg(unix)]
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(not(unix))]
-fn is_executable(path: &Path) -> bool {
-    path.is_file() || path.with_extension("exe").is_file()
 }
 
 /// A duration the way kind's `--wait` (Go's `time.ParseDuration`) reads it: `5m`, `90s`, `1h`.
@@ -477,15 +352,6 @@ pub fn go_duration(d: Duration) -> String {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
-    }
-}
-
-/// An argument as it would be typed into a shell, for messages the user may copy.
-fn shell_word(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c)) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
     }
 }
 
@@ -506,7 +372,11 @@ async fn wait_for_nodes(
     expected: usize,
     timeout: Duration,
 ) -> Result<(), KindError> {
-    let connect = crate::engine::cluster::ConnectOptions { kubeconfig, context: Some(context_name(cluster)) };
+    let connect = crate::engine::cluster::ConnectOptions {
+        kubeconfig,
+        context: Some(context_name(cluster)),
+        aws: None,
+    };
     let client: Client = crate::engine::cluster::connect(&connect, env)
         .await
         .map_err(|source| KindError::Connect { cluster: cluster.to_string(), source })?;
@@ -647,14 +517,6 @@ mod tests {
     }
 
     #[test]
-    fn shell_words_are_quoted_only_when_needed() {
-        assert_eq!(shell_word("kindest/node:v1.33.1"), "kindest/node:v1.33.1");
-        assert_eq!(shell_word("my image"), "'my image'");
-        assert_eq!(shell_word("it's"), r"'it'\''s'");
-        assert_eq!(shell_word(""), "''");
-    }
-
-    #[test]
     fn readiness_needs_a_true_ready_condition() {
         let node = |status: &str| -> Node {
             serde_json::from_value(json!({
@@ -666,14 +528,5 @@ mod tests {
         assert!(node_ready(&node("True")));
         assert!(!node_ready(&node("False")));
         assert!(!node_ready(&serde_json::from_value(json!({"metadata": {"name": "n"}})).unwrap()));
-    }
-
-    #[test]
-    fn a_missing_program_names_what_to_install() {
-        let err = locate(&"/nonexistent/kind".into(), "kind", KIND_INSTALL).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!("kind is not installed: see {KIND_INSTALL} (/nonexistent/kind was not found)")
-        );
     }
 }

@@ -4,3 +4,5 @@
 //! environment) and a thin adapter that drives the target's own tooling.
 
 pub mod kind;
+pub mod process;
+pub mod terraform;

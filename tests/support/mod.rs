@@ -3,3 +3,10 @@
 // The benchmarks include this module too and use only part of it.
 #[allow(dead_code)]
 pub mod apiserver;
+#[allow(dead_code)]
+pub mod moto;
+#[cfg(unix)]
+#[allow(dead_code)]
+pub mod pyservers;
+#[allow(dead_code)]
+pub mod pytools;

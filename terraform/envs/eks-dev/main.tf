@@ -36,9 +36,9 @@ module "platform" {
   # the internet, acceptable for dev and about $65/month cheaper than one per AZ.
   single_nat_gateway = true
 
-  # dev: single-AZ PostgreSQL. The source plan specifies db.t3.small Multi-AZ encrypted; prod
-  # keeps Multi-AZ, dev drops the standby to halve the database cost. Still encrypted.
-  rds_multi_az              = false
+  # The source plan's database: db.t3.small, Multi-AZ, encrypted. `rds_multi_az = false` drops
+  # the standby of a disposable dev environment to halve the database cost.
+  rds_multi_az              = var.rds_multi_az
   rds_backup_retention_days = 1
   # dev is disposable: `trainstack down` (terraform destroy) must be able to remove it.
   rds_deletion_protection = false

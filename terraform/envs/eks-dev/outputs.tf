@@ -74,3 +74,13 @@ output "private_subnet_ids" {
   description = "Private subnet IDs, one per AZ."
   value       = tolist(module.platform.private_subnet_ids)
 }
+
+output "account_id" {
+  description = "AWS account ID (suffix of bucket names trainstack creates)."
+  value       = data.aws_caller_identity.current.account_id
+}
+
+output "node_role_arn" {
+  description = "IAM role of the GPU managed node groups trainstack creates through the EKS API."
+  value       = module.platform.node_role_arn
+}

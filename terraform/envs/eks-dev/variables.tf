@@ -17,9 +17,9 @@ variable "bucket_suffix" {
 }
 
 variable "cluster_version" {
-  description = "Kubernetes version of the EKS control plane."
+  description = "Kubernetes version of the EKS control plane; keep it equal to target.kubernetes_version of the environment file."
   type        = string
-  default     = "1.32"
+  default     = "1.33"
 }
 
 variable "api_allowed_cidrs" {
@@ -53,6 +53,12 @@ variable "trainer_service_accounts" {
   description = "`namespace:serviceaccount` of training jobs allowed to assume the trainer role (tenant namespaces)."
   type        = list(string)
   default     = ["trainstack-system:trainer"]
+}
+
+variable "rds_multi_az" {
+  description = "Run the PostgreSQL standby in a second AZ (the source plan's Multi-AZ). false halves the database cost of a disposable dev environment."
+  type        = bool
+  default     = true
 }
 
 variable "force_destroy_buckets" {

@@ -17,9 +17,9 @@ variable "bucket_suffix" {
 }
 
 variable "cluster_version" {
-  description = "Kubernetes version of the EKS control plane."
+  description = "Kubernetes version of the EKS control plane; keep it equal to target.kubernetes_version of the environment file."
   type        = string
-  default     = "1.32"
+  default     = "1.33"
 }
 
 variable "api_allowed_cidrs" {

@@ -16,11 +16,12 @@ locals {
   }
 
   iam_role_names = {
-    mlflow  = "${local.base}-mlflow"
-    ray     = "${local.base}-ray"
-    trainer = "${local.base}-trainer"
-    backend = "${local.base}-backend"
-    ebs_csi = "${local.base}-ebs-csi"
+    mlflow    = "${local.base}-mlflow"
+    ray       = "${local.base}-ray"
+    trainer   = "${local.base}-trainer"
+    backend   = "${local.base}-backend"
+    ebs_csi   = "${local.base}-ebs-csi"
+    gpu_nodes = "${local.base}-gpu-nodes"
   }
 
   # Same label and taint as the node groups trainstack reconciles itself (platform spec, GPU

@@ -31,7 +31,7 @@ output "rds_identifier" {
 }
 
 output "iam_role_names" {
-  description = "IAM role names of the IRSA roles by workload: mlflow, ray, trainer, backend, ebs_csi (the EBS CSI driver add-on)."
+  description = "IAM role names: the IRSA roles by workload (mlflow, ray, trainer, backend, ebs_csi for the EBS CSI driver add-on) and gpu_nodes, the node role of the GPU node groups trainstack creates."
   value       = local.iam_role_names
 
   precondition {

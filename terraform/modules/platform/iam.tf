@@ -131,3 +131,34 @@ module "ebs_csi_irsa" {
 
   tags = var.tags
 }
+
+# Node role of the GPU managed node groups trainstack creates through the EKS API (output
+# node_role_arn): the three policies every EKS node needs. With access entries on, EKS gives a
+# managed node group's role its cluster access itself. Node groups in `gpu_node_groups` get a
+# role of their own from the EKS module instead.
+data "aws_partition" "current" {}
+
+locals {
+  node_policy_arns = [
+    for p in ["AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly"] :
+    "arn:${data.aws_partition.current.partition}:iam::aws:policy/${p}"
+  ]
+}
+
+module "gpu_node_role" {
+  source  = "terraform-aws-modules/iam/aws//modules/iam-assumable-role"
+  version = "5.60.0"
+
+  create_role       = true
+  role_name         = var.iam_role_names.gpu_nodes
+  role_description  = "Nodes of the GPU managed node groups of ${var.cluster_name}"
+  role_requires_mfa = false
+
+  trusted_role_services = ["ec2.amazonaws.com"]
+  trusted_role_actions  = ["sts:AssumeRole"]
+
+  custom_role_policy_arns           = local.node_policy_arns
+  number_of_custom_role_policy_arns = length(local.node_policy_arns)
+
+  tags = var.tags
+}

@@ -42,3 +42,8 @@ output "rds_secret_arn" {
   description = "Secrets Manager secret (managed by RDS) holding the master user name and password."
   value       = module.rds.db_instance_master_user_secret_arn
 }
+
+output "node_role_arn" {
+  description = "IAM role of the GPU managed node groups trainstack creates through the EKS API."
+  value       = module.gpu_node_role.iam_role_arn
+}

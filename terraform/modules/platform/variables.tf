@@ -22,13 +22,14 @@ variable "rds_identifier" {
 }
 
 variable "iam_role_names" {
-  description = "IRSA role names by workload."
+  description = "IAM role names: the IRSA roles by workload, and gpu_nodes (node role of the GPU node groups trainstack creates)."
   type = object({
-    mlflow  = string
-    ray     = string
-    trainer = string
-    backend = string
-    ebs_csi = string
+    mlflow    = string
+    ray       = string
+    trainer   = string
+    backend   = string
+    ebs_csi   = string
+    gpu_nodes = string
   })
 }
 
@@ -64,13 +65,13 @@ variable "single_nat_gateway" {
 ################################################################################
 
 variable "cluster_version" {
-  description = "Kubernetes `<major>.<minor>` version of the EKS control plane."
+  description = "Kubernetes `<major>.<minor>` version of the EKS control plane (keep it equal to the environment file's target.kubernetes_version)."
   type        = string
-  default     = "1.32"
+  default     = "1.33"
 
   validation {
     condition     = can(regex("^1\\.[0-9]+$", var.cluster_version))
-    error_message = "cluster_version must look like 1.32."
+    error_message = "cluster_version must look like 1.33."
   }
 }
 

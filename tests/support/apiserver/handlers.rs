@@ -235,6 +235,9 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &ApiRequest) -> Result<Reply, Ap
         ["apis", g, v] => {
             discovery_only(discovery::resource_list(&served(&st), g, v).map(|d| json_reply(200, d)))
         }
+        ["apis", "authorization.k8s.io", "v1", "subjectaccessreviews"] => {
+            super::authz::subject_access_review(&st, req)
+        }
         ["api", v, rest @ ..] => resource_request(shared, &mut st, req, "", v, rest),
         ["apis", g, v, rest @ ..] => resource_request(shared, &mut st, req, g, v, rest),
         _ => Err(ApiError::no_route()),
@@ -582,6 +585,9 @@ fn commit(
     }
     let generation_changed = old.is_none_or(|o| o["metadata"]["generation"] != new["metadata"]["generation"]);
     let stored = st.store.put(key.clone(), new);
+    if old.is_none() {
+        super::trainjobs::on_create(shared, st, def, &stored);
+    }
     if finished {
         remove_object(st, def, &key);
     } else if old.is_none() && def.plural == "customresourcedefinitions" {

@@ -13,18 +13,23 @@
 //! Deliberate simplifications, each noted where it lives: strategic merge patch is served as
 //! JSON merge patch; list types for server-side apply come from a table of the built-in merge
 //! keys (and `x-kubernetes-list-*` in CRD schemas) rather than full OpenAPI; later list pages
-//! read current state; no garbage collection through ownerReferences, no admission, no auth.
+//! read current state; no garbage collection through ownerReferences, no admission, no
+//! authentication; authorization only as SubjectAccessReviews evaluated against the stored RBAC
+//! (`authz.rs`).
 
+mod authz;
 mod controllers;
 mod defaults;
 mod discovery;
 mod faults;
 mod handlers;
 mod patch;
+mod proxy;
 mod selectors;
 mod ssa;
 mod status;
 mod store;
+mod trainjobs;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -45,6 +50,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use faults::{Fault, FaultRule};
+pub use trainjobs::Run;
 
 use faults::Faults;
 use handlers::{ApiRequest, Reply, Verb, WatchSpec};
@@ -124,6 +130,8 @@ pub(crate) struct State {
     /// Whether the request being handled is a client's (counted) or the double's own.
     pub counting: bool,
     pub pod_logs: HashMap<(String, String), String>,
+    /// Which simulated workloads run, and how.
+    pub runs: trainjobs::Knobs,
     /// What [`handlers::served`] computed, and at which CRD epoch.
     pub served_cache: Mutex<Option<(u64, Arc<Vec<discovery::ResourceDef>>)>>,
     seq: u64,
@@ -141,6 +149,7 @@ impl State {
             writes: WriteCounts::default(),
             counting: true,
             pod_logs: HashMap::new(),
+            runs: trainjobs::Knobs::default(),
             served_cache: Mutex::new(None),
             seq: 0,
             seed,
@@ -192,6 +201,7 @@ pub(crate) struct Shared {
     pub runtime: tokio::runtime::Handle,
     pub address: String,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    proxy: proxy::Routes,
 }
 
 /// RFC 3339 at second precision, as Kubernetes timestamps are.
@@ -247,6 +257,7 @@ impl ApiServerBuilder {
             runtime: tokio::runtime::Handle::current(),
             address: addr.to_string(),
             shutdown: shutdown_rx,
+            proxy: proxy::Routes::default(),
         });
         seed_cluster(&shared);
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
@@ -366,6 +377,7 @@ async fn serve(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Result<hyp
     if !verdict.delay.is_zero() {
         tokio::time::sleep(verdict.delay).await;
     }
+    let headers = req.headers().clone();
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let record = |status: u16, fault: Option<Fault>| {
         shared.log.lock().unwrap().push(RequestRecord {
@@ -393,6 +405,11 @@ async fn serve(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Result<hyp
             return Err(Dropped);
         }
         _ => {}
+    }
+    if let Some(target) = proxy::target(&path) {
+        let resp = proxy::forward(&shared, target, &method, &raw_query, &headers, body).await;
+        record(resp.status().as_u16(), None);
+        return Ok(resp);
     }
     let api_req = ApiRequest {
         method: method.clone(),

@@ -1,0 +1,105 @@
+//! `trainstack smoke`: run the checks, clean up (also on Ctrl-C), report, exit 0 only when
+//! nothing failed.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::cli::{GlobalArgs, OutputFormat, SmokeArgs};
+use crate::engine::cluster::{self, ConnectOptions};
+use crate::engine::run::{Engine, Options};
+use crate::smoke::report::RunReport;
+use crate::smoke::{checks, namespace, Context, SMOKE_NAMESPACE};
+use crate::Error;
+
+/// Exit code after an interrupt, as shells report SIGINT.
+const INTERRUPTED: u8 = 130;
+
+/// Runs `smoke`.
+pub async fn run(global: &GlobalArgs, args: &SmokeArgs) -> Result<ExitCode, Error> {
+    let prepared = super::prepare(global, &args.addons).await?;
+    // Opened before any check runs, so a bad path fails in a second rather than after them.
+    let junit = match &args.junit {
+        Some(path) => Some((
+            path.clone(),
+            std::fs::File::create(path)
+                .map_err(|e| anyhow::anyhow!("--junit {}: cannot write the file: {e}", path.display()))?,
+        )),
+        None => None,
+    };
+    let env = prepared.loaded.env.clone();
+    let client = cluster::connect(
+        &ConnectOptions { kubeconfig: global.kubeconfig.clone(), context: global.context.clone(), aws: None },
+        &env,
+    )
+    .await?;
+    let opts = Options { timeout: args.timeout, ..Options::default() };
+    let engine =
+        Engine::new(client.clone(), &env.name, &env.platform_namespace, super::cluster::facts(&env), opts);
+    let ctx = Context {
+        client,
+        engine,
+        env,
+        set: prepared.set,
+        run_id: crate::smoke::new_run_id(),
+        timeout: args.timeout,
+        mlflow_url: args.mlflow_url.clone(),
+    };
+    let selection = checks::select(&args.only, &args.skip);
+
+    let results = tokio::select! {
+        r = checks::run_all(&ctx, &selection) => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    if results.is_none() {
+        eprintln!("smoke: interrupted; removing the smoke objects of run {}", ctx.run_id);
+    }
+    let (cleanup, cleanup_failed) = tokio::select! {
+        c = finish(&ctx, args.keep) => c,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("smoke: cleanup interrupted; remove what is left with: kubectl delete namespace {SMOKE_NAMESPACE}");
+            return Ok(ExitCode::from(INTERRUPTED));
+        }
+    };
+    let Some(results) = results else {
+        for line in &cleanup {
+            eprintln!("  {line}");
+        }
+        return Ok(ExitCode::from(INTERRUPTED));
+    };
+
+    let report = RunReport::new(&ctx.run_id, &ctx.env.name, results, cleanup);
+    if let Some((path, mut file)) = junit {
+        file.write_all(report.junit().as_bytes())
+            .map_err(|e| anyhow::anyhow!("--junit {}: {e}", path.display()))?;
+    }
+    let text = match global.output {
+        OutputFormat::Text => report.table(global.verbose > 0),
+        OutputFormat::Json => serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)? + "\n",
+        OutputFormat::Yaml => crate::yaml::to_string(&report),
+    };
+    std::io::stdout().lock().write_all(text.as_bytes()).map_err(anyhow::Error::from)?;
+    Ok(if report.summary.failed > 0 || cleanup_failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Cleans up (or says what `--keep` kept); the lines go into the report, and `true` means
+/// cleanup failed, which fails the run: smoke objects must not pile up in a cluster.
+async fn finish(ctx: &Context, keep: bool) -> (Vec<String>, bool) {
+    if keep {
+        return (
+            vec![format!(
+                "kept the smoke objects: kubectl -n {SMOKE_NAMESPACE} get all -l {}; remove them with kubectl delete namespace {SMOKE_NAMESPACE}",
+                ctx.selector()
+            )],
+            false,
+        );
+    }
+    match namespace::cleanup(ctx).await {
+        Ok(removed) => (removed.into_iter().map(|r| format!("removed {r}")).collect(), false),
+        Err(e) => (
+            vec![format!(
+                "cleanup failed: {e}; remove what is left with kubectl delete namespace {SMOKE_NAMESPACE}"
+            )],
+            true,
+        ),
+    }
+}

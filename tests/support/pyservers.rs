@@ -1,0 +1,299 @@
+//! Real MLflow tracking servers and a real Ray head on 127.0.0.1, started from the test
+//! virtualenv (`pytools`), for the smoke checks to talk to through the API server double.
+//!
+//! Each server runs in its own process group in a temporary directory and is killed, group
+//! and descendants, when dropped. Servers shared by a whole test run live in statics, which
+//! are never dropped, so every server also gets a watchdog process that kills its group as
+//! soon as the test binary is gone: nothing outlives the run.
+
+use std::collections::HashMap;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::OnceCell;
+
+use super::pytools::{pyenv, tool};
+
+/// The admin of [`mlflow_with_basic_auth`].
+pub const MLFLOW_ADMIN: (&str, &str) = ("smoke-admin", "smoke-admin-password-1234");
+
+/// A running server; dropping it kills every process it started.
+pub struct PyServer {
+    name: &'static str,
+    leader: Child,
+    watchdog: Child,
+    port: u16,
+    log: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl PyServer {
+    /// `127.0.0.1:<port>`, what the double's `route_service` takes.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The server's working directory (database, artifacts, Ray session).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The last lines the server wrote, for assertion messages.
+    pub fn log_tail(&self) -> String {
+        tail(&self.log)
+    }
+
+    fn stop(&mut self) {
+        let pgid = self.leader.id();
+        // Descendants that left the group (Ray workers start new sessions) are found through
+        // their parents before the parents die.
+        let mut pids = descendants(pgid);
+        pids.retain(|p| *p != pgid);
+        let _ =
+            Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).stderr(Stdio::null()).status();
+        if !pids.is_empty() {
+            let mut kill = Command::new("kill");
+            kill.arg("-KILL").arg("--").args(pids.iter().map(u32::to_string)).stderr(Stdio::null());
+            let _ = kill.status();
+        }
+        let _ = self.leader.wait();
+        let _ = self.watchdog.kill();
+        let _ = self.watchdog.wait();
+    }
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl std::fmt::Debug for PyServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} on {}", self.name, self.address())
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// Every process below `root` (by parent pid, from /proc), `root` included.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; comm may contain spaces and parentheses.
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+        if let Some(ppid) = after.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        found.extend(children.get(&found[i]).cloned().unwrap_or_default());
+        i += 1;
+    }
+    found
+}
+
+/// How a server is started: its working directory and port in, the command out.
+type MakeCommand<'m> = &'m dyn Fn(&Path, u16) -> Command;
+
+/// Starts the server on a free port in a fresh directory, in its own process group with a
+/// watchdog, and waits until `ready_path` answers 200. A port picked free can be taken by
+/// someone else before the server binds it; then it starts again on another one.
+async fn launch(name: &'static str, make: MakeCommand<'_>, ready_path: &str, limit: Duration) -> PyServer {
+    const ATTEMPTS: usize = 3;
+    for attempt in 1..=ATTEMPTS {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let mut server = spawn(name, make(dir.path(), port), port, dir);
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = server.leader.try_wait() {
+                let log = server.log_tail();
+                let taken = ["address already in use", "already occupied"];
+                if attempt < ATTEMPTS && taken.iter().any(|t| log.to_lowercase().contains(t)) {
+                    break;
+                }
+                panic!("{name} exited with {status} before it was ready:\n{log}");
+            }
+            if http_status(port, ready_path).await == Some(200) {
+                return server;
+            }
+            if started.elapsed() > limit {
+                panic!("{name} was not ready within {limit:?}:\n{}", server.log_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    unreachable!("the last attempt returns or panics")
+}
+
+fn spawn(name: &'static str, mut command: Command, port: u16, dir: tempfile::TempDir) -> PyServer {
+    let log = dir.path().join(format!("{name}.log"));
+    let out = std::fs::File::create(&log).expect("server log file");
+    let err = out.try_clone().expect("server log file");
+    let leader = command
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    // dash's kill takes `-PGID` without `--`.
+    let watchdog = Command::new("sh")
+        .args([
+            "-c",
+            r#"while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done; kill -KILL "-$2" 2>/dev/null"#,
+            "trainstack-test-watchdog",
+            &std::process::id().to_string(),
+            &leader.id().to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("watchdog shell");
+    PyServer { name, leader, watchdog, port, log, dir }
+}
+
+/// The status of `GET path` on 127.0.0.1:port, `None` when nothing answers.
+async fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut head = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut head)).await.ok()?.ok()?;
+    let line = String::from_utf8_lossy(&head[..n]).to_string();
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn mlflow_command(dir: &Path, port: u16) -> Command {
+    let mut command = Command::new(tool("mlflow"));
+    command
+        .arg("server")
+        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--workers", "1"])
+        .arg("--backend-store-uri")
+        .arg(format!("sqlite:///{}", dir.join("mlflow.db").display()))
+        .arg("--artifacts-destination")
+        .arg(dir.join("artifacts"))
+        .arg("--serve-artifacts")
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .env("DO_NOT_TRACK", "1");
+    command
+}
+
+const MLFLOW_START_LIMIT: Duration = Duration::from_secs(240);
+
+/// A tracking server with a SQLite backend store and a local artifact store it serves.
+pub async fn mlflow() -> PyServer {
+    launch("mlflow", &mlflow_command, "/health", MLFLOW_START_LIMIT).await
+}
+
+/// A tracking server as [`mlflow`] starts it, with `MLFLOW_SERVER_ALLOWED_HOSTS` set to
+/// `allowed_hosts` (the Host patterns it answers).
+pub async fn mlflow_allowing_hosts(allowed_hosts: &str) -> PyServer {
+    let make = |dir: &Path, port: u16| {
+        let mut command = mlflow_command(dir, port);
+        command.env("MLFLOW_SERVER_ALLOWED_HOSTS", allowed_hosts);
+        command
+    };
+    launch("mlflow (allowed hosts)", &make, "/health", MLFLOW_START_LIMIT).await
+}
+
+/// A tracking server running the `basic-auth` app with [`MLFLOW_ADMIN`] as its admin.
+pub async fn mlflow_with_basic_auth() -> PyServer {
+    let make = |dir: &Path, port: u16| {
+        let ini = dir.join("basic_auth.ini");
+        std::fs::write(
+            &ini,
+            format!(
+                "[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{}\nadmin_username = {}\nadmin_password = {}\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+                dir.join("basic_auth.db").display(),
+                MLFLOW_ADMIN.0,
+                MLFLOW_ADMIN.1
+            ),
+        )
+        .expect("basic auth config");
+        let mut command = mlflow_command(dir, port);
+        command
+            .args(["--app-name", "basic-auth"])
+            .env("MLFLOW_AUTH_CONFIG_PATH", &ini)
+            // basic-auth refuses to start without a static CSRF key since MLflow 3.x.
+            .env("MLFLOW_FLASK_SERVER_SECRET_KEY", "trainstack-smoke-test-key");
+        command
+    };
+    launch("mlflow (basic-auth)", &make, "/health", MLFLOW_START_LIMIT).await
+}
+
+/// One plain tracking server for the whole test run.
+pub async fn shared_mlflow() -> &'static PyServer {
+    static SERVER: OnceCell<PyServer> = OnceCell::const_new();
+    SERVER.get_or_init(mlflow).await
+}
+
+/// A Ray head with the dashboard (Jobs API) and one CPU, every port picked free (all outside
+/// Ray's default worker port range, 10002-19999, which it refuses for its own servers).
+pub async fn ray_head() -> PyServer {
+    ray_head_with_driver_path(&pyenv().join("bin")).await
+}
+
+/// A Ray head whose job drivers find `python` in `bin` first (before the rest of PATH).
+pub async fn ray_head_with_driver_path(bin: &Path) -> PyServer {
+    let make = |dir: &Path, dashboard: u16| {
+        let path = match std::env::var_os("PATH") {
+            Some(p) => {
+                std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(std::env::split_paths(&p)))
+                    .expect("PATH")
+            }
+            None => bin.as_os_str().to_owned(),
+        };
+        let mut command = Command::new(tool("ray"));
+        command
+            .args(["start", "--head", "--block", "--disable-usage-stats"])
+            .args(["--node-ip-address", "127.0.0.1", "--port", "0"])
+            .args(["--dashboard-host", "127.0.0.1", "--dashboard-port", &dashboard.to_string()])
+            .args(["--include-dashboard", "true"])
+            .args(["--ray-client-server-port", &free_port().to_string()])
+            .args(["--dashboard-agent-listen-port", &free_port().to_string()])
+            .args(["--num-cpus", "1", "--object-store-memory", "100000000"])
+            .arg("--temp-dir")
+            .arg(dir.join("ray"))
+            // Job entrypoints run `python`: normally the virtualenv's, which has Ray.
+            .env("PATH", path)
+            .env("RAY_USAGE_STATS_ENABLED", "0");
+        command
+    };
+    launch("ray", &make, "/api/jobs/", Duration::from_secs(180)).await
+}
+
+/// One basic-auth tracking server for the whole test run.
+pub async fn shared_mlflow_with_basic_auth() -> &'static PyServer {
+    static SERVER: OnceCell<PyServer> = OnceCell::const_new();
+    SERVER.get_or_init(mlflow_with_basic_auth).await
+}
+
+/// One Ray head for the whole test run.
+pub async fn shared_ray() -> &'static PyServer {
+    static SERVER: OnceCell<PyServer> = OnceCell::const_new();
+    SERVER.get_or_init(ray_head).await
+}
