@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     trainstack render -e environments/base.yaml -e environments/eks-dev.yaml --out deploy/eks-dev\n  \
     trainstack up -e environments/base.yaml -e environments/kind.yaml\n  \
     trainstack infra plan -e environments/base.yaml -e environments/eks-dev.yaml\n  \
-    trainstack validate -e environments/base.yaml -e environments/kind.yaml --crds ../crds\n  \
+    trainstack validate -e environments/base.yaml -e environments/kind.yaml --crds crds/trainer-v2.3.0\n  \
     trainstack smoke -e environments/base.yaml -e environments/kind.yaml")]
 pub struct Cli {
     #[command(flatten)]

@@ -166,6 +166,10 @@ snap!(
     env_eks_bad_buckets,
     eks_fails("aws:\n  buckets:\n    - name: My_Bucket\n    - name: tf-owned\n      managed_by: terraform\n      lifecycle: []\n    - name: scratch\n      versioning: false\n      kms_key_id: alias/x\n      lifecycle:\n        - id: old\n          noncurrent_expire_days: 0\n        - id: old\n    - name: scratch\n")
 );
+snap!(
+    env_ray_gpus_in_cpu_group,
+    env_fails("components:\n  ray:\n    enabled: true\n    cpu_workers:\n      gpus: 1\n")
+);
 snap!(env_aws_on_kind, env_fails("aws:\n  buckets: [{name: scratch}]\n"));
 
 // ---- layering: the error points at the overlay that set the bad value

@@ -1194,10 +1194,10 @@ pub struct Ray {
     pub head: Resources,
     /// GPU worker group (autoscaled).
     #[serde(default)]
-    pub gpu_workers: RayWorkers,
-    /// Optional CPU worker group.
+    pub gpu_workers: RayWorkers<1>,
+    /// Optional CPU worker group (`gpus` defaults to 0 here).
     #[serde(default)]
-    pub cpu_workers: Option<RayWorkers>,
+    pub cpu_workers: Option<RayWorkers<0>>,
     /// IRSA role ARN of the Ray ServiceAccount.
     #[serde(default)]
     pub irsa_role_arn: Option<String>,
@@ -1231,10 +1231,11 @@ impl Default for Ray {
     }
 }
 
-/// A Ray worker group.
+/// A Ray worker group; `GPUS` is the default of `gpus` (1 for the GPU group, 0 for the CPU
+/// group).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RayWorkers {
+pub struct RayWorkers<const GPUS: u32> {
     /// Render this group.
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -1245,7 +1246,7 @@ pub struct RayWorkers {
     #[serde(default = "default_pool_max")]
     pub max_replicas: u32,
     /// GPUs per worker (0 for a CPU group).
-    #[serde(default = "default_one")]
+    #[serde(default = "default_worker_gpus::<GPUS>")]
     pub gpus: u32,
     /// Worker resources.
     #[serde(default = "default_ray_worker")]
@@ -1259,13 +1260,17 @@ fn default_ray_worker() -> Resources {
     Resources::new(("2", "4"), ("8Gi", "16Gi"))
 }
 
-impl Default for RayWorkers {
+fn default_worker_gpus<const GPUS: u32>() -> u32 {
+    GPUS
+}
+
+impl<const GPUS: u32> Default for RayWorkers<GPUS> {
     fn default() -> Self {
         RayWorkers {
             enabled: true,
             min_replicas: 0,
             max_replicas: default_pool_max(),
-            gpus: 1,
+            gpus: GPUS,
             resources: default_ray_worker(),
             pool: None,
         }

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 
 use crate::diag::Diagnostics;
 use crate::env::model::{
-    BucketEncryption, BucketOwner, Environment, GpuProvider, Quota, RequestLimit, Resources, TargetKind,
+    BucketEncryption, BucketOwner, Components, Environment, GpuProvider, Quota, RayWorkers, RequestLimit,
+    Resources, TargetKind,
 };
 use crate::env::{names, quantity, Sources};
 use crate::targets::kind;
@@ -461,37 +462,29 @@ fn check_services(env: &Environment, c: &mut Checker) {
     if r.enabled {
         c.label("components.ray.name", &r.name);
         c.resources("components.ray.head", &r.head);
-        let pools: BTreeSet<&str> = comps.gpu.pools.iter().map(|p| p.name.as_str()).collect();
-        let groups = [("gpu_workers", Some(&r.gpu_workers)), ("cpu_workers", r.cpu_workers.as_ref())];
-        for (name, w) in groups {
-            let Some(w) = w else { continue };
-            let f = format!("components.ray.{name}");
-            c.range(
-                &format!("{f}.min_replicas"),
-                w.min_replicas,
-                &format!("{f}.max_replicas"),
-                w.max_replicas,
-            );
-            c.at_most(&format!("{f}.max_replicas"), w.max_replicas, limits::RAY_MAX_WORKERS);
-            c.at_most(&format!("{f}.gpus"), w.gpus, limits::GPUS_PER_NODE);
-            if name == "cpu_workers" && w.gpus != 0 {
-                c.err(
-                    &format!("{f}.gpus"),
-                    format!(
-                        "{} GPUs in the CPU worker group; set gpus: 0 (use gpu_workers for GPUs)",
-                        w.gpus
-                    ),
-                );
-            }
-            c.resources(&format!("{f}.resources"), &w.resources);
-            if let Some(p) = &w.pool {
-                if !comps.gpu.enabled || !pools.contains(p.as_str()) {
-                    c.err(
-                        &format!("{f}.pool"),
-                        format!("pool {p:?} is not declared in components.gpu.pools"),
-                    );
-                }
-            }
+        check_ray_group(c, "gpu_workers", &r.gpu_workers, comps);
+        if let Some(w) = &r.cpu_workers {
+            check_ray_group(c, "cpu_workers", w, comps);
+        }
+    }
+}
+
+/// One Ray worker group: replica range, GPUs (none in the CPU group), resources, pool.
+fn check_ray_group<const GPUS: u32>(c: &mut Checker, name: &str, w: &RayWorkers<GPUS>, comps: &Components) {
+    let f = format!("components.ray.{name}");
+    c.range(&format!("{f}.min_replicas"), w.min_replicas, &format!("{f}.max_replicas"), w.max_replicas);
+    c.at_most(&format!("{f}.max_replicas"), w.max_replicas, limits::RAY_MAX_WORKERS);
+    c.at_most(&format!("{f}.gpus"), w.gpus, limits::GPUS_PER_NODE);
+    if name == "cpu_workers" && w.gpus != 0 {
+        c.err(
+            &format!("{f}.gpus"),
+            format!("{} GPUs in the CPU worker group; remove gpus (it defaults to 0 here) and use gpu_workers for GPUs", w.gpus),
+        );
+    }
+    c.resources(&format!("{f}.resources"), &w.resources);
+    if let Some(p) = &w.pool {
+        if !comps.gpu.enabled || !comps.gpu.pools.iter().any(|pool| &pool.name == p) {
+            c.err(&format!("{f}.pool"), format!("pool {p:?} is not declared in components.gpu.pools"));
         }
     }
 }
