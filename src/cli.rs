@@ -31,7 +31,7 @@ pub struct GlobalArgs {
     /// Environment file; repeat to layer overlays on a base (later files win).
     #[arg(short = 'e', long = "env", value_name = "FILE", global = true)]
     pub env: Vec<PathBuf>,
-    /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config). On an eks target trainstack
+    /// Kubeconfig file (default: $KUBECONFIG, a path list merged like kubectl, then ~/.kube/config). On an eks target trainstack
     /// connects through the EKS API (DescribeCluster and an AWS token) unless --kubeconfig or
     /// --context is given or the environment sets target.context.
     #[arg(long, value_name = "FILE", global = true)]

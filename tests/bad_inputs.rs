@@ -296,3 +296,80 @@ snap!(
     addon_missing_file,
     env_fails("addons:\n  - name: kuberay\n    version: v1.7.0\n    source: {file: kuberay.yaml}\n")
 );
+
+// ---- kubeconfigs: a broken reference is reported at its line before any request
+/// `diff` of the minimal environment through kubeconfig file(s); returns stderr.
+fn kubeconfig_fails(files: &[(&str, &str)], extra: &[&str], envs: &[(&str, &str)]) -> String {
+    let mut t = Test::new().file("env.yaml", MINIMAL_ENV);
+    for (path, content) in files {
+        t = t.file(path, content);
+    }
+    for (k, v) in envs {
+        t = t.env(k, v);
+    }
+    let mut args = vec!["diff", "-e", "env.yaml", "--no-addons"];
+    args.extend(extra);
+    let out = t.args(&args).run();
+    assert_eq!(out.code, 1, "expected failure, got {}:\n{}\n{}", out.code, out.stdout, out.stderr);
+    assert!(out.stdout.is_empty(), "no diff on a broken kubeconfig, got:\n{}", out.stdout);
+    out.stderr
+}
+
+const KC_HEAD: &str = "apiVersion: v1\nkind: Config\n";
+const KC_CLUSTER: &str = "clusters:\n  - name: kind-test\n    cluster:\n      server: https://127.0.0.1:1\n";
+const KC_USER: &str = "users:\n  - name: kind-test\n    user: {token: abc}\n";
+
+snap!(
+    kubeconfig_context_names_an_undefined_cluster,
+    kubeconfig_fails(
+        &[("kc.yaml", &format!("{KC_HEAD}{KC_CLUSTER}{KC_USER}contexts:\n  - name: kind-test\n    context:\n      cluster: kind-tset\n      user: kind-test\n"))],
+        &["--kubeconfig", "kc.yaml"],
+        &[]
+    )
+);
+snap!(
+    kubeconfig_context_names_an_undefined_user,
+    kubeconfig_fails(
+        &[("kc.yaml", &format!("{KC_HEAD}{KC_CLUSTER}{KC_USER}contexts:\n  - name: kind-test\n    context: {{cluster: kind-test, user: admin}}\n"))],
+        &["--kubeconfig", "kc.yaml"],
+        &[]
+    )
+);
+snap!(
+    kubeconfig_cluster_without_server,
+    kubeconfig_fails(
+        &[("kc.yaml", &format!("{KC_HEAD}clusters:\n  - name: kind-test\n    cluster:\n      insecure-skip-tls-verify: true\n{KC_USER}contexts:\n  - name: kind-test\n    context: {{cluster: kind-test, user: kind-test}}\n"))],
+        &["--kubeconfig", "kc.yaml"],
+        &[]
+    )
+);
+snap!(
+    kubeconfig_unknown_context,
+    kubeconfig_fails(
+        &[("kc.yaml", &format!("{KC_HEAD}{KC_CLUSTER}{KC_USER}contexts:\n  - name: kind-other\n    context: {{cluster: kind-test, user: kind-test}}\n"))],
+        &["--kubeconfig", "kc.yaml"],
+        &[]
+    )
+);
+snap!(
+    kubeconfig_syntax_error,
+    kubeconfig_fails(
+        &[("kc.yaml", &format!("{KC_HEAD}{KC_CLUSTER}  bad: [\n"))],
+        &["--kubeconfig", "kc.yaml"],
+        &[]
+    )
+);
+snap!(kubeconfig_missing_file, kubeconfig_fails(&[], &["--kubeconfig", "missing.yaml"], &[]));
+// $KUBECONFIG is a path list, merged as kubectl does; the error names the file that holds the
+// broken context.
+snap!(
+    kubeconfig_path_list_names_the_file_with_the_broken_context,
+    kubeconfig_fails(
+        &[
+            ("a.yaml", &format!("{KC_HEAD}{KC_CLUSTER}{KC_USER}")),
+            ("b.yaml", &format!("{KC_HEAD}contexts:\n  - name: kind-test\n    context: {{cluster: kind-test, user: nobody}}\n")),
+        ],
+        &[],
+        &[("KUBECONFIG", "a.yaml:b.yaml")]
+    )
+);

@@ -102,31 +102,165 @@ pub async fn connect(opts: &ConnectOptions, env: &Environment) -> Result<Client,
         };
         return Ok(crate::aws::eks::connect(&aws, &env.target.cluster_name).await?);
     }
-    let path = opts
-        .kubeconfig
-        .clone()
-        .or_else(|| std::env::var_os("KUBECONFIG").filter(|k| !k.is_empty()).map(PathBuf::from))
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".kube/config")))
-        .unwrap_or_else(|| PathBuf::from(".kube/config"));
-    let shown = path.display().to_string();
-    let kubeconfig = Kubeconfig::read_from(&path)
-        .map_err(|e| ClusterError::Kubeconfig { path: shown.clone(), message: format!("{e}") })?;
+    let mut files = kubeconfig_files(opts.kubeconfig.as_deref());
+    let shown = files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>().join(":");
+    let kubeconfig = load_kubeconfig(&mut files)?;
     let context = opts.context.clone().or_else(|| default_context(env));
-    if let Some(ctx) = &context {
-        if !kubeconfig.contexts.iter().any(|c| &c.name == ctx) {
-            let available: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
-            return Err(ClusterError::NoContext {
-                path: shown,
-                context: ctx.clone(),
-                available: if available.is_empty() { "(none)".into() } else { available.join(", ") },
-            });
-        }
-    }
+    check_context(&kubeconfig, &files, context.as_deref())?;
     let options = KubeConfigOptions { context, ..Default::default() };
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|e| ClusterError::Kubeconfig { path: shown.clone(), message: format!("{e}") })?;
     client_from(config).map_err(|e| ClusterError::Kubeconfig { path: shown, message: format!("{e}") })
+}
+
+/// One kubeconfig file, with where each of its keys was written (when it parses as one YAML
+/// document) so that broken references can be reported at their line.
+struct KubeconfigFile {
+    path: PathBuf,
+    config: Option<Kubeconfig>,
+    index: Option<crate::yaml::PosIndex>,
+}
+
+/// The kubeconfig files in the order kubectl reads them: `--kubeconfig`, else every entry of
+/// `$KUBECONFIG` (a path list), else `~/.kube/config`.
+fn kubeconfig_files(flag: Option<&Path>) -> Vec<KubeconfigFile> {
+    let paths: Vec<PathBuf> = match flag {
+        Some(p) => vec![p.to_path_buf()],
+        None => {
+            let from_env: Vec<PathBuf> = std::env::var_os("KUBECONFIG")
+                .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+                .unwrap_or_default();
+            if from_env.is_empty() {
+                let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+                vec![home.join(".kube/config")]
+            } else {
+                from_env
+            }
+        }
+    };
+    paths.into_iter().map(|path| KubeconfigFile { path, config: None, index: None }).collect()
+}
+
+/// Reads and merges the files (the first file that names a context, cluster or user wins, as
+/// in kubectl). Syntax and type errors carry kube's position.
+fn load_kubeconfig(files: &mut [KubeconfigFile]) -> Result<Kubeconfig, ClusterError> {
+    let mut merged = Kubeconfig::default();
+    for f in files.iter_mut() {
+        let shown = f.path.display().to_string();
+        if !f.path.exists() {
+            return Err(ClusterError::Kubeconfig {
+                path: shown,
+                message:
+                    "no such file (pass --kubeconfig FILE or set KUBECONFIG to the cluster's kubeconfig)"
+                        .into(),
+            });
+        }
+        let config = Kubeconfig::read_from(&f.path)
+            .map_err(|e| ClusterError::Kubeconfig { path: shown.clone(), message: format!("{e}") })?;
+        f.index = std::fs::read_to_string(&f.path)
+            .ok()
+            .and_then(|text| crate::yaml::parse_located(&text).ok())
+            .map(|(_, index)| index);
+        merged = merged
+            .merge(config.clone())
+            .map_err(|e| ClusterError::Kubeconfig { path: shown, message: format!("{e}") })?;
+        f.config = Some(config);
+    }
+    Ok(merged)
+}
+
+/// Checks that the context to use exists and names a cluster (with a server) and a user the
+/// files define, before any request, naming the file, line and field of a broken reference.
+fn check_context(
+    merged: &Kubeconfig,
+    files: &[KubeconfigFile],
+    context: Option<&str>,
+) -> Result<(), ClusterError> {
+    let all = files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>().join(":");
+    let Some(name) = context.map(str::to_string).or_else(|| merged.current_context.clone()) else {
+        return Err(ClusterError::Kubeconfig {
+            path: all,
+            message:
+                "no context to use: current-context is not set (pass --context NAME or set target.context)"
+                    .into(),
+        });
+    };
+    if !merged.contexts.iter().any(|c| c.name == name) {
+        let available: Vec<&str> = merged.contexts.iter().map(|c| c.name.as_str()).collect();
+        return Err(ClusterError::NoContext {
+            path: all,
+            context: name,
+            available: if available.is_empty() { "(none)".into() } else { available.join(", ") },
+        });
+    }
+    // Where a named entry is defined: the first file that has it, and its position there.
+    let locate = |list: &str, entry: &str, field: &str| -> (String, String) {
+        for f in files {
+            let Some(config) = &f.config else { continue };
+            let names: Vec<&str> = match list {
+                "contexts" => config.contexts.iter().map(|c| c.name.as_str()).collect(),
+                "clusters" => config.clusters.iter().map(|c| c.name.as_str()).collect(),
+                _ => config.auth_infos.iter().map(|u| u.name.as_str()).collect(),
+            };
+            if let Some(i) = names.iter().position(|n| *n == entry) {
+                let key = format!("{list}[{i}]{field}");
+                let pos =
+                    f.index.as_ref().and_then(|ix| ix.key(&key).or_else(|| ix.key(&format!("{list}[{i}]"))));
+                let at = match pos {
+                    Some(p) => format!("{}:{}:{}", f.path.display(), p.line, p.column),
+                    None => f.path.display().to_string(),
+                };
+                return (at, key);
+            }
+        }
+        (all.clone(), format!("{list}.{entry}"))
+    };
+    let broken = |(path, key): (String, String), message: String| ClusterError::Kubeconfig {
+        path,
+        message: format!("{key}: {message}"),
+    };
+    let ctx = merged.contexts.iter().find(|c| c.name == name).and_then(|c| c.context.as_ref());
+    let Some(ctx) = ctx else {
+        return Err(broken(
+            locate("contexts", &name, ""),
+            format!("context {name:?} has no `context` mapping"),
+        ));
+    };
+    let defined = |names: Vec<&str>| if names.is_empty() { "none".to_string() } else { names.join(", ") };
+    match merged.clusters.iter().find(|c| c.name == ctx.cluster) {
+        None => {
+            let names = merged.clusters.iter().map(|c| c.name.as_str()).collect();
+            return Err(broken(
+                locate("contexts", &name, ".context.cluster"),
+                format!(
+                    "context {name:?} names cluster {:?}, which is not defined (clusters: {})",
+                    ctx.cluster,
+                    defined(names)
+                ),
+            ));
+        }
+        Some(c) if c.cluster.as_ref().and_then(|c| c.server.as_deref()).is_none_or(str::is_empty) => {
+            return Err(broken(
+                locate("clusters", &c.name, ".cluster"),
+                format!("cluster {:?} has no server URL (cluster.server)", c.name),
+            ));
+        }
+        Some(_) => {}
+    }
+    if let Some(user) = &ctx.user {
+        if !merged.auth_infos.iter().any(|u| &u.name == user) {
+            let names = merged.auth_infos.iter().map(|u| u.name.as_str()).collect();
+            return Err(broken(
+                locate("contexts", &name, ".context.user"),
+                format!(
+                    "context {name:?} names user {user:?}, which is not defined (users: {})",
+                    defined(names)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A client for `config` whose 429/503/504 retries honour Retry-After with a bounded,
