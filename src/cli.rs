@@ -414,7 +414,8 @@ pub struct InfraArgs {
 pub enum InfraAction {
     /// Show what `infra apply` would change (`terraform plan`).
     ///
-    /// Exit code 0: no changes; 2: changes present; 1: error (as `diff`).
+    /// Exit code 0: no changes; 2: changes present; 1: error (as `diff`). Shows terraform's own
+    /// output (-o json|yaml applies to `infra output` only).
     #[command(after_help = "Examples:\n  \
         trainstack infra plan -e environments/base.yaml -e environments/eks-dev.yaml")]
     Plan,

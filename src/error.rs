@@ -50,6 +50,18 @@ impl Error {
         }
     }
 
+    /// The EKS cluster this error says does not exist (connecting to it, or reconciling its
+    /// node groups).
+    pub fn missing_eks_cluster(&self) -> Option<&str> {
+        use crate::aws::AwsError;
+        use crate::engine::cluster::ClusterError;
+        match self {
+            Error::Aws(AwsError::ClusterNotFound { cluster, .. })
+            | Error::Cluster(ClusterError::Eks(AwsError::ClusterNotFound { cluster, .. })) => Some(cluster),
+            _ => None,
+        }
+    }
+
     /// The text shown to the user: diagnostics already carry `error:` per line.
     pub fn report(&self) -> String {
         match self {

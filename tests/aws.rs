@@ -524,14 +524,15 @@ async fn delete_removes_the_node_groups_this_environment_created_and_keeps_bucke
 }
 
 /// A fake `terraform` for `down`: `destroy` prints the cluster's node groups as moto has them
-/// at that moment (through boto3), so the test sees what was left when destroy started.
+/// at that moment (through boto3; `no cluster` without one), so the test sees what was left
+/// when destroy started.
 const FAKE_TERRAFORM: &str = r#"#!/bin/sh
 echo "terraform $*" >> "$FAKE_DIR/log.txt"
 case "$1" in -chdir=*) shift ;; esac
 case "$1" in
   output) cat "$FAKE_DIR/outputs.json" ;;
   destroy)
-    "$FAKE_PYTHON" -c "import boto3; print('node groups at destroy:', sorted(boto3.client('eks', region_name='us-east-1').list_nodegroups(clusterName='trainstack-dev')['nodegroups']))" >&2 || exit 1
+    "$FAKE_PYTHON" -c "import boto3; c = boto3.client('eks', region_name='us-east-1'); print('node groups at destroy:', sorted(c.list_nodegroups(clusterName='trainstack-dev')['nodegroups']) if 'trainstack-dev' in c.list_clusters()['clusters'] else 'no cluster')" >&2 || exit 1
     echo "Destroy complete! Resources: 3 destroyed." ;;
 esac
 exit 0
@@ -542,20 +543,7 @@ async fn down_on_eks_deletes_the_node_groups_before_terraform_destroy() {
     let s = Scenario::start().await;
     assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
     foreign_node_group(&s, "cpu", &[]).await;
-    let dir = s.cluster.path("");
-    std::fs::create_dir_all(dir.join("bin")).unwrap();
-    std::fs::create_dir_all(dir.join("tf/.terraform")).unwrap();
-    std::fs::write(dir.join("tf/.terraform/terraform.tfstate"), "{}").unwrap();
-    std::fs::copy(repo().join(TF_OUTPUTS), dir.join("outputs.json")).unwrap();
-    let fake = dir.join("bin/terraform");
-    std::fs::write(&fake, FAKE_TERRAFORM).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    s.overlay("terraform:\n  dir: tf\n");
-    let path = format!("{}:{}", dir.join("bin").display(), std::env::var("PATH").unwrap_or_default());
-    let mut cmd = s.cluster.command(&["down", "--yes", "--context", CONTEXT]);
-    cmd.env("PATH", path).env("FAKE_DIR", &dir).env("FAKE_PYTHON", pytools::tool("python"));
-    let out = crate::harness::ClusterScenario::output(cmd).await;
+    let (out, dir) = down_with_fake_terraform(&s).await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stderr.contains("node groups at destroy: ['cpu']"),
@@ -570,6 +558,43 @@ async fn down_on_eks_deletes_the_node_groups_before_terraform_destroy() {
         "{}",
         out.stdout
     );
+}
+
+/// `down --yes` with a fake terraform on PATH (its calls go to log.txt); returns the output
+/// and the scenario directory.
+async fn down_with_fake_terraform(s: &Scenario) -> (Output, std::path::PathBuf) {
+    let dir = s.cluster.path("");
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::create_dir_all(dir.join("tf/.terraform")).unwrap();
+    std::fs::write(dir.join("tf/.terraform/terraform.tfstate"), "{}").unwrap();
+    std::fs::copy(repo().join(TF_OUTPUTS), dir.join("outputs.json")).unwrap();
+    let fake = dir.join("bin/terraform");
+    std::fs::write(&fake, FAKE_TERRAFORM).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    s.overlay("terraform:\n  dir: tf\n");
+    let path = format!("{}:{}", dir.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+    let mut cmd = s.cluster.command(&["down", "--yes", "--context", CONTEXT]);
+    cmd.env("PATH", path).env("FAKE_DIR", &dir).env("FAKE_PYTHON", pytools::tool("python"));
+    (crate::harness::ClusterScenario::output(cmd).await, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn down_resumes_after_the_eks_cluster_is_gone_and_finishes_the_destroy() {
+    // A `down` cut off after Terraform had removed the cluster: moto has no cluster now.
+    let s = Scenario::bare().await;
+    let (out, dir) = down_with_fake_terraform(&s).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "EKS cluster {CLUSTER:?} does not exist (any more); no objects or node groups to delete"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("node groups at destroy: no cluster"), "{}", out.stderr);
+    let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
+    assert!(log.lines().last().unwrap().contains(" destroy "), "terraform destroy ran: {log}");
 }
 
 /// The `status -o json` row of `object`.

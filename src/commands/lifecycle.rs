@@ -140,11 +140,20 @@ pub async fn down(global: &GlobalArgs, args: &DownArgs) -> Result<ExitCode, Erro
             {
                 return Ok(not_confirmed());
             }
-            let delete = Step::new(
-                "delete the platform's objects",
-                delete_line,
-                super::cluster::delete(global, &delete_args),
-            );
+            // A `down` that stopped after Terraform removed the cluster resumes here: with the
+            // cluster gone there is nothing left to delete, and the destroy finishes the rest.
+            let delete = Step::new("delete the platform's objects", delete_line, async move {
+                match super::cluster::delete(global, &delete_args).await {
+                    Err(e) if e.missing_eks_cluster().is_some() => {
+                        eprintln!(
+                            "EKS cluster {:?} does not exist (any more); no objects or node groups to delete, going on to the Terraform destroy",
+                            e.missing_eks_cluster().unwrap_or_default()
+                        );
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    other => other,
+                }
+            });
             let destroy = Step::new(
                 "destroy the base infrastructure (Terraform)",
                 cmd.line("infra destroy", &cmd.yes_flag()),
