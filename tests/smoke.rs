@@ -368,6 +368,49 @@ async fn a_grant_into_another_tenant_fails_the_rbac_check_naming_what_allowed_it
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_grant_between_tenants_that_are_not_neighbours_in_the_list_is_found() {
+    // Three tenants: alice -> carol is not a successor pair in the list (a ring would check
+    // alice -> team-vision -> carol -> alice only), and is still checked.
+    let s = Scenario::start().await;
+    s.overlay("components:\n  tenants:\n    list:\n      - name: alice\n      - name: team-vision\n      - name: carol\n");
+    let out = s.run(&["apply", "--no-wait"]).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    s.server.seed(
+        "kubectl-create",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "shared-secrets", "namespace": "carol"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "secret-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "trainer", "namespace": "alice"}]}),
+    );
+    s.server.seed(
+        "kubectl-create",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "secret-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]}),
+    );
+    let out = s.run(&["smoke", "--only", "rbac", "-o", "json"]).await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let report = json_of(&out);
+    let rbac = check(&report, "rbac");
+    let reason = rbac["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("ServiceAccount alice/trainer may not get secrets in namespace carol: allowed"),
+        "{reason}"
+    );
+    let logs = rbac["logs"].as_str().unwrap();
+    for (who, ns) in
+        [("alice", "team-vision"), ("carol", "alice"), ("team-vision", "alice"), ("carol", "team-vision")]
+    {
+        assert!(
+            logs.contains(&format!(
+                "ok    ServiceAccount {who}/trainer may not get secrets in namespace {ns}"
+            )),
+            "every ordered pair is checked, {who} -> {ns} missing: {logs}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn trainjob_that_never_completes_fails_with_the_timeout_and_is_cleaned_up() {
     let s = applied().await;
     s.server.run_trainjobs(Run::Hang);
