@@ -143,16 +143,14 @@ pub async fn down(global: &GlobalArgs, args: &DownArgs) -> Result<ExitCode, Erro
             // A `down` that stopped after Terraform removed the cluster resumes here: with the
             // cluster gone there is nothing left to delete, and the destroy finishes the rest.
             let delete = Step::new("delete the platform's objects", delete_line, async move {
-                match super::cluster::delete(global, &delete_args).await {
-                    Err(e) if e.missing_eks_cluster().is_some() => {
-                        eprintln!(
-                            "EKS cluster {:?} does not exist (any more); no objects or node groups to delete, going on to the Terraform destroy",
-                            e.missing_eks_cluster().unwrap_or_default()
-                        );
-                        Ok(ExitCode::SUCCESS)
-                    }
-                    other => other,
+                let result = super::cluster::delete(global, &delete_args).await;
+                if let Some(cluster) = result.as_ref().err().and_then(Error::missing_eks_cluster) {
+                    eprintln!(
+                        "EKS cluster {cluster:?} does not exist (any more); no objects or node groups to delete, going on to the Terraform destroy"
+                    );
+                    return Ok(ExitCode::SUCCESS);
                 }
+                result
             });
             let destroy = Step::new(
                 "destroy the base infrastructure (Terraform)",

@@ -102,11 +102,11 @@ pub async fn connect(opts: &ConnectOptions, env: &Environment) -> Result<Client,
         };
         return Ok(crate::aws::eks::connect(&aws, &env.target.cluster_name).await?);
     }
-    let mut files = kubeconfig_files(opts.kubeconfig.as_deref());
-    let shown = files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>().join(":");
-    let kubeconfig = load_kubeconfig(&mut files)?;
+    let paths = kubeconfig_paths(opts.kubeconfig.as_deref());
+    let shown = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+    let (kubeconfig, files) = load_kubeconfig(paths)?;
     let context = opts.context.clone().or_else(|| default_context(env));
-    check_context(&kubeconfig, &files, context.as_deref())?;
+    check_context(&kubeconfig, &files, &shown, context.as_deref())?;
     let options = KubeConfigOptions { context, ..Default::default() };
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
@@ -114,41 +114,37 @@ pub async fn connect(opts: &ConnectOptions, env: &Environment) -> Result<Client,
     client_from(config).map_err(|e| ClusterError::Kubeconfig { path: shown, message: format!("{e}") })
 }
 
-/// One kubeconfig file, with where each of its keys was written (when it parses as one YAML
-/// document) so that broken references can be reported at their line.
+/// One kubeconfig file as read.
 struct KubeconfigFile {
     path: PathBuf,
-    config: Option<Kubeconfig>,
-    index: Option<crate::yaml::PosIndex>,
+    config: Kubeconfig,
 }
 
-/// The kubeconfig files in the order kubectl reads them: `--kubeconfig`, else every entry of
+/// The kubeconfig paths in the order kubectl reads them: `--kubeconfig`, else every entry of
 /// `$KUBECONFIG` (a path list), else `~/.kube/config`.
-fn kubeconfig_files(flag: Option<&Path>) -> Vec<KubeconfigFile> {
-    let paths: Vec<PathBuf> = match flag {
-        Some(p) => vec![p.to_path_buf()],
-        None => {
-            let from_env: Vec<PathBuf> = std::env::var_os("KUBECONFIG")
-                .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
-                .unwrap_or_default();
-            if from_env.is_empty() {
-                let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-                vec![home.join(".kube/config")]
-            } else {
-                from_env
-            }
-        }
-    };
-    paths.into_iter().map(|path| KubeconfigFile { path, config: None, index: None }).collect()
+fn kubeconfig_paths(flag: Option<&Path>) -> Vec<PathBuf> {
+    if let Some(p) = flag {
+        return vec![p.to_path_buf()];
+    }
+    let from_env: Vec<PathBuf> = std::env::var_os("KUBECONFIG")
+        .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+        .unwrap_or_default();
+    if from_env.is_empty() {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        vec![home.join(".kube/config")]
+    } else {
+        from_env
+    }
 }
 
-/// Reads and merges the files (the first file that names a context, cluster or user wins, as
-/// in kubectl). Syntax and type errors carry kube's position.
-fn load_kubeconfig(files: &mut [KubeconfigFile]) -> Result<Kubeconfig, ClusterError> {
+/// Reads the files and merges them (the first file that names a context, cluster or user
+/// wins, as in kubectl). Syntax and type errors carry kube's position.
+fn load_kubeconfig(paths: Vec<PathBuf>) -> Result<(Kubeconfig, Vec<KubeconfigFile>), ClusterError> {
     let mut merged = Kubeconfig::default();
-    for f in files.iter_mut() {
-        let shown = f.path.display().to_string();
-        if !f.path.exists() {
+    let mut files = Vec::with_capacity(paths.len());
+    for path in paths {
+        let shown = path.display().to_string();
+        if !path.exists() {
             return Err(ClusterError::Kubeconfig {
                 path: shown,
                 message:
@@ -156,18 +152,14 @@ fn load_kubeconfig(files: &mut [KubeconfigFile]) -> Result<Kubeconfig, ClusterEr
                         .into(),
             });
         }
-        let config = Kubeconfig::read_from(&f.path)
+        let config = Kubeconfig::read_from(&path)
             .map_err(|e| ClusterError::Kubeconfig { path: shown.clone(), message: format!("{e}") })?;
-        f.index = std::fs::read_to_string(&f.path)
-            .ok()
-            .and_then(|text| crate::yaml::parse_located(&text).ok())
-            .map(|(_, index)| index);
         merged = merged
             .merge(config.clone())
             .map_err(|e| ClusterError::Kubeconfig { path: shown, message: format!("{e}") })?;
-        f.config = Some(config);
+        files.push(KubeconfigFile { path, config });
     }
-    Ok(merged)
+    Ok((merged, files))
 }
 
 /// Checks that the context to use exists and names a cluster (with a server) and a user the
@@ -175,12 +167,12 @@ fn load_kubeconfig(files: &mut [KubeconfigFile]) -> Result<Kubeconfig, ClusterEr
 fn check_context(
     merged: &Kubeconfig,
     files: &[KubeconfigFile],
+    all: &str,
     context: Option<&str>,
 ) -> Result<(), ClusterError> {
-    let all = files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>().join(":");
     let Some(name) = context.map(str::to_string).or_else(|| merged.current_context.clone()) else {
         return Err(ClusterError::Kubeconfig {
-            path: all,
+            path: all.to_string(),
             message:
                 "no context to use: current-context is not set (pass --context NAME or set target.context)"
                     .into(),
@@ -189,24 +181,26 @@ fn check_context(
     if !merged.contexts.iter().any(|c| c.name == name) {
         let available: Vec<&str> = merged.contexts.iter().map(|c| c.name.as_str()).collect();
         return Err(ClusterError::NoContext {
-            path: all,
+            path: all.to_string(),
             context: name,
             available: if available.is_empty() { "(none)".into() } else { available.join(", ") },
         });
     }
-    // Where a named entry is defined: the first file that has it, and its position there.
+    // Where a named entry is defined: the first file that has it, and its position there (the
+    // file is parsed again for positions only here, on the error path).
     let locate = |list: &str, entry: &str, field: &str| -> (String, String) {
         for f in files {
-            let Some(config) = &f.config else { continue };
             let names: Vec<&str> = match list {
-                "contexts" => config.contexts.iter().map(|c| c.name.as_str()).collect(),
-                "clusters" => config.clusters.iter().map(|c| c.name.as_str()).collect(),
-                _ => config.auth_infos.iter().map(|u| u.name.as_str()).collect(),
+                "contexts" => f.config.contexts.iter().map(|c| c.name.as_str()).collect(),
+                "clusters" => f.config.clusters.iter().map(|c| c.name.as_str()).collect(),
+                _ => f.config.auth_infos.iter().map(|u| u.name.as_str()).collect(),
             };
             if let Some(i) = names.iter().position(|n| *n == entry) {
                 let key = format!("{list}[{i}]{field}");
-                let pos =
-                    f.index.as_ref().and_then(|ix| ix.key(&key).or_else(|| ix.key(&format!("{list}[{i}]"))));
+                let pos = std::fs::read_to_string(&f.path)
+                    .ok()
+                    .and_then(|text| crate::yaml::parse_located(&text).ok())
+                    .and_then(|(_, ix)| ix.key(&key).or_else(|| ix.key(&format!("{list}[{i}]"))));
                 let at = match pos {
                     Some(p) => format!("{}:{}:{}", f.path.display(), p.line, p.column),
                     None => f.path.display().to_string(),
@@ -214,7 +208,7 @@ fn check_context(
                 return (at, key);
             }
         }
-        (all.clone(), format!("{list}.{entry}"))
+        (all.to_string(), format!("{list}.{entry}"))
     };
     let broken = |(path, key): (String, String), message: String| ClusterError::Kubeconfig {
         path,

@@ -475,7 +475,7 @@ fn check_ray_group<const GPUS: u32>(c: &mut Checker, name: &str, w: &RayWorkers<
     c.range(&format!("{f}.min_replicas"), w.min_replicas, &format!("{f}.max_replicas"), w.max_replicas);
     c.at_most(&format!("{f}.max_replicas"), w.max_replicas, limits::RAY_MAX_WORKERS);
     c.at_most(&format!("{f}.gpus"), w.gpus, limits::GPUS_PER_NODE);
-    if name == "cpu_workers" && w.gpus != 0 {
+    if GPUS == 0 && w.gpus != 0 {
         c.err(
             &format!("{f}.gpus"),
             format!("{} GPUs in the CPU worker group; remove gpus (it defaults to 0 here) and use gpu_workers for GPUs", w.gpus),
