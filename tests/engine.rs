@@ -259,3 +259,26 @@ async fn delete_needs_confirmation_off_a_terminal_and_tears_down_in_reverse() {
     assert!(s.server.get("v1", "Namespace", None, "alice").is_none());
     assert!(s.server.get("v1", "Secret", Some("trainstack-system"), "trainstack-kind-dev").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_dry_run_lists_every_phase_and_deletes_nothing() {
+    let s = Scenario::start().await;
+    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    let listed = |out: &str| -> Vec<(String, String, String)> {
+        let json: serde_json::Value = serde_json::from_str(out).expect("JSON report");
+        let changes = json["changes"].as_array().expect("changes").iter();
+        changes.map(|c| (c["phase"].to_string(), c["kind"].to_string(), c["name"].to_string())).collect()
+    };
+    let dry = s.run(&["delete", "--dry-run", "-o", "json"]).await;
+    assert_eq!(dry.code, 0, "{}\n{}", dry.stdout, dry.stderr);
+    assert!(s.server.get("v1", "Namespace", None, "alice").is_some(), "a dry run deletes nothing");
+    assert!(s.server.get("apps/v1", "Deployment", Some("trainstack-system"), "mlflow").is_some());
+    // The dry run used to stop after the first phase it listed (workloads), hiding namespaces
+    // and CRDs: it must list exactly what `delete` then deletes, in the same order.
+    let real = s.run(&["delete", "--yes", "--timeout", "20s", "-o", "json"]).await;
+    assert_eq!(real.code, 0, "{}\n{}", real.stdout, real.stderr);
+    let (would, did) = (listed(&dry.stdout), listed(&real.stdout));
+    assert!(would.iter().any(|(phase, ..)| phase == "\"namespaces\""), "{would:?}");
+    assert!(would.iter().any(|(phase, ..)| phase == "\"crds\""), "{would:?}");
+    assert_eq!(would, did);
+}

@@ -158,6 +158,45 @@ fn a_closed_stdout_pipe_stops_quietly() {
     assert!(!stderr.contains("error"), "{stderr}");
 }
 
+#[test]
+fn completions_into_a_closed_pipe_exit_141_without_a_panic() {
+    // `trainstack completions bash | head -1`: clap_complete used to panic on the failed write.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_trainstack"))
+        .args(["completions", "bash"])
+        .current_dir(crate::harness::repo())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run trainstack");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait for trainstack");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn usage_errors_exit_1_never_the_drift_code_2() {
+    // A CI job reads exit 2 from `diff`, `status` and `infra plan` as "changes present".
+    for args in [
+        &["diff", "--concurrency", "0", "-e", "environments/base.yaml"][..],
+        &["apply", "--timeout", "1.5h", "-e", "environments/base.yaml"],
+        &["status", "-o", "deploy/kind", "-e", "environments/base.yaml"],
+        &["infra", "plan", "--no-such-flag"],
+        &["no-such-command"],
+        &[],
+    ] {
+        let out = run_in_repo(args);
+        assert_eq!(out.code, 1, "trainstack {args:?}: {}", out.stderr);
+        assert!(!out.stderr.is_empty(), "trainstack {args:?} explains the usage error");
+    }
+    for args in [&["--help"][..], &["diff", "--help"], &["--version"]] {
+        let out = run_in_repo(args);
+        assert_eq!(out.code, 0, "trainstack {args:?}: {}", out.stderr);
+        assert!(!out.stdout.is_empty());
+    }
+}
+
 const TF_OUTPUTS: &str = "terraform/envs/eks-dev/outputs.example.json";
 
 /// Renders shipped environment files from the repository twice and checks the runs agree.

@@ -36,7 +36,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Up(args) => lifecycle::up(&cli.global, &args).await,
         Command::Down(args) => lifecycle::down(&cli.global, &args).await,
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "trainstack", &mut std::io::stdout());
+            // Generated into memory and written with the error kept: clap_complete panics on a
+            // failed write, and `trainstack completions bash | head -1` must stop quietly (141).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "trainstack", &mut script);
+            let mut out = std::io::stdout().lock();
+            std::io::Write::write_all(&mut out, &script)
+                .and_then(|()| std::io::Write::flush(&mut out))
+                .map_err(|e| Error::Other(anyhow::Error::new(e).context("writing the completion script")))?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -630,8 +630,13 @@ impl Engine {
                 })
                 .collect();
             changes.extend(self.delete_all(group).await);
-            if self.opts.dry_run || changes.iter().any(|c| c.error.is_some()) {
+            if changes.iter().any(|c| c.error.is_some()) {
                 break;
+            }
+            // A dry run lists every phase `delete` would delete, in order; there is nothing to
+            // wait for.
+            if self.opts.dry_run {
+                continue;
             }
             // The next phase (e.g. a namespace) waits until this one is really gone.
             let deadline = tokio::time::Instant::now() + self.opts.timeout;
