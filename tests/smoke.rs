@@ -297,7 +297,7 @@ fn a_bad_mlflow_url_is_refused_before_anything_runs() {
         "--mlflow-url",
         "mlflow.example.com",
     ]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
         out.stderr.contains("invalid value 'mlflow.example.com' for '--mlflow-url <URL>'"),
         "{}",
@@ -532,7 +532,7 @@ async fn only_and_skip_pick_the_checks_and_unknown_names_are_rejected() {
     assert!(out.stdout.contains("- check: cluster\n    status: passed\n"), "{}", out.stdout);
 
     let out = s.run(&["smoke", "--only", "cluster,gpus"]).await;
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("invalid value 'gpus' for '--only <CHECK>'"), "{}", out.stderr);
     assert!(
         out.stderr.contains("[possible values: cluster, objects, rbac, gpu, trainer, mlflow, ray]"),
@@ -540,7 +540,7 @@ async fn only_and_skip_pick_the_checks_and_unknown_names_are_rejected() {
         out.stderr
     );
     let out = s.run(&["smoke", "--only", "cluster", "--skip", "gpu"]).await;
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
     // A JUnit path that cannot be written fails before any check talks to the cluster.
     s.server.clear_requests();
