@@ -360,6 +360,18 @@ snap!(
     )
 );
 snap!(kubeconfig_missing_file, kubeconfig_fails(&[], &["--kubeconfig", "missing.yaml"], &[]));
+// kubectl skips entries of $KUBECONFIG that do not exist: the run goes on with the others (here
+// to the broken context in b.yaml) instead of stopping at the missing first entry.
+#[test]
+fn kubeconfig_list_skips_missing_entries() {
+    let stderr = kubeconfig_fails(
+        &[("b.yaml", &format!("{KC_HEAD}{KC_CLUSTER}contexts:\n  - name: kind-test\n    context: {{cluster: kind-test, user: nobody}}\n"))],
+        &[],
+        &[("KUBECONFIG", "missing.yaml:b.yaml")],
+    );
+    assert!(!stderr.contains("no such file"), "{stderr}");
+    assert!(stderr.contains("b.yaml") && stderr.contains("nobody"), "{stderr}");
+}
 // $KUBECONFIG is a path list, merged as kubectl does; the error names the file that holds the
 // broken context.
 snap!(

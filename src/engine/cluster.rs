@@ -138,12 +138,18 @@ fn kubeconfig_paths(flag: Option<&Path>) -> Vec<PathBuf> {
 }
 
 /// Reads the files and merges them (the first file that names a context, cluster or user
-/// wins, as in kubectl). Syntax and type errors carry kube's position.
+/// wins, as in kubectl). Syntax and type errors carry kube's position. As kubectl does, entries
+/// of a `$KUBECONFIG` list that do not exist are skipped; a lone path (`--kubeconfig`, a
+/// one-entry list, `~/.kube/config`) or a list with no existing entry is an error.
 fn load_kubeconfig(paths: Vec<PathBuf>) -> Result<(Kubeconfig, Vec<KubeconfigFile>), ClusterError> {
     let mut merged = Kubeconfig::default();
     let mut files = Vec::with_capacity(paths.len());
+    let skip_missing = paths.len() > 1 && paths.iter().any(|p| p.exists());
     for path in paths {
         let shown = path.display().to_string();
+        if !path.exists() && skip_missing {
+            continue;
+        }
         if !path.exists() {
             return Err(ClusterError::Kubeconfig {
                 path: shown,
