@@ -403,17 +403,18 @@ pub async fn apply(
     Ok(serde_json::to_value(out).unwrap_or(Value::Null))
 }
 
-/// DELETE with background propagation; a missing object is not an error.
+/// DELETE with background propagation: true when this call deleted it (or would, on a dry
+/// run), false when it was already gone (404).
 pub async fn delete(
     api: &Api<DynamicObject>,
     name: &str,
     dry_run: bool,
     what: &str,
-) -> Result<(), ClusterError> {
+) -> Result<bool, ClusterError> {
     let params = DeleteParams { dry_run, ..DeleteParams::background() };
     match retry(what, || api.delete(name, &params)).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.code() == 404 => Ok(()),
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == 404 => Ok(false),
         Err(e) => Err(e),
     }
 }
