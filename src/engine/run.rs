@@ -184,6 +184,17 @@ impl Engine {
     /// The desired set with ApplySet labels, plus the parent, resolved against discovery.
     /// Fails before anything is written if a kind is not served and no CRD in the set adds it.
     async fn prepare(&self, set: &[Manifest]) -> Result<(Vec<Desired>, Catalog), RunError> {
+        let (desired, catalog, unserved) = self.resolve(set).await?;
+        if !unserved.is_empty() {
+            return Err(RunError::Unserved(unserved.join("\n")));
+        }
+        Ok((desired, catalog))
+    }
+
+    /// [`Engine::prepare`] without refusing unserved kinds: they come back as lines (and their
+    /// objects unresolved), for `delete`, where a kind the cluster does not serve (its CRD gone
+    /// already) simply has no objects left.
+    async fn resolve(&self, set: &[Manifest]) -> Result<(Vec<Desired>, Catalog, Vec<String>), RunError> {
         let catalog = Catalog::discover(&self.client).await?;
         let id = self.parent.id();
         let mut desired: Vec<Desired> = set
@@ -196,7 +207,7 @@ impl Engine {
             .collect();
         // The parent keeps listing what older runs applied until prune has removed it, so an
         // interrupted run still knows where old members live.
-        let (mut gks, mut nss) = self.inventory(&desired);
+        let (mut gks, mut nss) = self.inventory(desired.iter());
         if let Some(secrets) = catalog.resolve("v1", "Secret") {
             let api = cluster::api_for(&self.client, &secrets, Some(&self.parent.namespace));
             if let Some(live) = cluster::get(&api, &self.parent.name, "ApplySet parent").await? {
@@ -233,17 +244,16 @@ impl Engine {
                 }
             }
         }
-        if !unserved.is_empty() {
-            return Err(RunError::Unserved(unserved.join("\n")));
-        }
-        Ok((desired, catalog))
+        Ok((desired, catalog, unserved))
     }
 
     /// Group-kinds and namespaces of the desired members.
-    fn inventory(&self, desired: &[Desired]) -> (BTreeSet<String>, BTreeSet<String>) {
-        let gks = desired.iter().map(|d| applyset::group_kind(d.s("/apiVersion"), d.kind())).collect();
-        let mut nss: BTreeSet<String> =
-            desired.iter().filter_map(|d| d.namespace().map(str::to_string)).collect();
+    fn inventory<'a>(
+        &self,
+        desired: impl Iterator<Item = &'a Desired> + Clone,
+    ) -> (BTreeSet<String>, BTreeSet<String>) {
+        let gks = desired.clone().map(|d| applyset::group_kind(d.s("/apiVersion"), d.kind())).collect();
+        let mut nss: BTreeSet<String> = desired.filter_map(|d| d.namespace().map(str::to_string)).collect();
         nss.insert(self.parent.namespace.clone());
         (gks, nss)
     }
@@ -346,7 +356,7 @@ impl Engine {
         self.progress.finish();
         let (prunes, kept) = self.prune_candidates(&desired, &catalog).await?;
         changes.extend(prunes.iter().map(|p| p.change.clone()));
-        Ok(self.report(changes, Vec::new(), kept))
+        Ok(self.report(changes, Vec::new(), Kept::lines(kept)))
     }
 
     /// `apply`: phase by phase, concurrently within a phase; waits; prune after full success.
@@ -422,11 +432,12 @@ impl Engine {
             let (prunes, k) = self.prune_candidates(&desired, &catalog).await?;
             kept = k;
             changes.extend(self.delete_all(prunes).await);
+            // KEP-3659: the parent shrinks only after a prune that fully succeeded.
             if !changes.iter().any(|c| c.error.is_some()) && !self.opts.dry_run {
-                self.shrink_parent(&desired).await;
+                self.shrink_parent(&desired, &kept).await;
             }
         }
-        Ok(self.report(changes, not_ready, kept))
+        Ok(self.report(changes, not_ready, Kept::lines(kept)))
     }
 
     /// Writes the parent (the union inventory) before any member. Its namespace is usually a
@@ -467,14 +478,15 @@ impl Engine {
         cluster::apply(&api, name, &bare, false, false, &what).await.map(|_| true)
     }
 
-    /// Rewrites the parent with exactly the current inventory once old members are gone.
-    async fn shrink_parent(&self, desired: &[Desired]) {
-        let members: Vec<&Desired> = desired.iter().filter(|d| !is_parent(d)).collect();
-        let gks: BTreeSet<String> =
-            members.iter().map(|d| applyset::group_kind(d.s("/apiVersion"), d.kind())).collect();
-        let mut nss: BTreeSet<String> =
-            members.iter().filter_map(|d| d.namespace().map(str::to_string)).collect();
-        nss.insert(self.parent.namespace.clone());
+    /// Rewrites the parent once prune succeeded: the current members' inventory plus that of
+    /// the members prune kept (they still carry the set's label), so the parent never lists
+    /// less than what is live.
+    async fn shrink_parent(&self, desired: &[Desired], kept: &[Kept]) {
+        let (mut gks, mut nss) = self.inventory(desired.iter().filter(|d| !is_parent(d)));
+        for k in kept.iter().filter(|k| k.member) {
+            gks.insert(k.group_kind.clone());
+            nss.extend(k.namespace.clone());
+        }
         if let Some(p) = desired.iter().find(|d| is_parent(d)) {
             if let Some(r) = &p.resolved {
                 let api = cluster::api_for(&self.client, r, p.namespace());
@@ -542,7 +554,7 @@ impl Engine {
         &self,
         desired: &[Desired],
         catalog: &Catalog,
-    ) -> Result<(Vec<PruneTarget>, Vec<String>), RunError> {
+    ) -> Result<(Vec<PruneTarget>, Vec<Kept>), RunError> {
         let wanted: BTreeSet<_> = desired.iter().map(Desired::key).collect();
         let id = self.parent.id();
         let mut targets = Vec::new();
@@ -551,9 +563,14 @@ impl Engine {
             if wanted.contains(&key_of(&obj)) {
                 continue;
             }
-            let target = PruneTarget::of_live(&obj, r);
+            let target = PruneTarget::of_live(&obj, r.clone());
             if let Some(why) = applyset::not_ours(&obj, &id) {
-                kept.push(format!("{} (no longer declared; {why})", target.change.display_id()));
+                let released = self.release_foreign_namespace(&obj, &r).await;
+                kept.push(Kept::of(
+                    &obj,
+                    format!("no longer declared; {why}{released}"),
+                    released.is_empty(),
+                ));
                 continue;
             }
             let kind = target.change.kind.as_str();
@@ -561,16 +578,33 @@ impl Engine {
                 || (kind == "CustomResourceDefinition" && !self.opts.prune_crds)
             {
                 let flag = if kind == "Namespace" { "--prune-namespaces" } else { "--prune-crds" };
-                kept.push(format!(
-                    "{} (no longer declared; prune it with {flag})",
-                    target.change.display_id()
-                ));
+                kept.push(Kept::of(&obj, format!("no longer declared; prune it with {flag}"), true));
                 continue;
             }
             targets.push(target);
         }
         targets.sort_by_key(|t| std::cmp::Reverse(t.change.phase));
         Ok((targets, kept))
+    }
+
+    /// A labelled Namespace this set did not create stays, but trainstack gives back what it
+    /// wrote to it: an apply of nothing but its name under trainstack's field manager removes
+    /// the labels and annotations trainstack owns (server-side apply drops fields a manager
+    /// stops applying), so the namespace is no longer a member. Returns the note for the kept
+    /// line, empty when nothing was released (another kind, a dry run, or the apply failed).
+    async fn release_foreign_namespace(&self, live: &Value, r: &Resolved) -> String {
+        let name = live.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let labelled = live.pointer(&format!("/metadata/labels/{}", applyset::PART_OF.replace('/', "~1")))
+            == Some(&Value::String(self.parent.id()));
+        if live["kind"] != "Namespace" || !labelled || self.opts.dry_run {
+            return String::new();
+        }
+        let api = cluster::api_for(&self.client, r, None);
+        let bare = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        match cluster::apply(&api, name, &bare, false, false, &format!("Namespace {name}")).await {
+            Ok(_) => "; trainstack's labels and annotations were removed from it".into(),
+            Err(_) => String::new(),
+        }
     }
 
     /// Deletes targets in reverse phase order. Only what a DELETE actually removed (or, on a
@@ -677,12 +711,17 @@ impl Engine {
     }
 
     /// `delete`: every member of this environment's ApplySet, in reverse phase order, waiting
-    /// until each phase is gone (finalizers included); the parent goes with the config phase.
-    /// Members are the rendered objects that exist and are this set's (`applyset::not_ours`)
-    /// plus members an older or interrupted run left that the set no longer declares. Rendered
-    /// objects that exist but are not this set's are kept and reported with why.
+    /// until each phase is gone (finalizers included); then the parent, then the parent's
+    /// namespace, so a delete cut off anywhere leaves every remaining member listed by the
+    /// parent. Members are the rendered objects that exist and are this set's
+    /// (`applyset::not_ours`) plus members an older or interrupted run left that the set no
+    /// longer declares. Rendered objects that exist but are not this set's are kept and
+    /// reported with why; a labelled namespace trainstack did not create gets its trainstack
+    /// labels removed.
     pub async fn delete(&self, set: &[Manifest]) -> Result<Report, RunError> {
-        let (desired, catalog) = self.prepare(set).await?;
+        // A kind the cluster no longer serves (its CRD deleted by an earlier run) has no
+        // objects left to delete.
+        let (desired, catalog, _unserved) = self.resolve(set).await?;
         let id = self.parent.id();
         let lives: Vec<Result<Option<Value>, ClusterError>> = stream::iter(desired.iter())
             .map(|d| async move {
@@ -694,8 +733,10 @@ impl Engine {
             .collect()
             .await;
         let mut targets = Vec::new();
+        let mut parent = None;
         let mut kept = Vec::new();
         let mut seen = BTreeSet::new();
+        let mut found = Vec::new();
         for (d, live) in desired.iter().zip(lives) {
             let (Some(r), Some(live)) = (&d.resolved, live?) else { continue };
             let live = with_type(live, r);
@@ -703,29 +744,42 @@ impl Engine {
             let mut target = PruneTarget::of_live(&live, r.clone());
             target.change.phase = d.phase;
             // The parent is not a member of itself; it is this set's by its name and ID label.
-            let not_ours = if is_parent(d) { None } else { applyset::not_ours(&live, &id) };
-            match not_ours {
-                Some(why) => kept.push(format!("{} ({why})", target.change.display_id())),
-                None => targets.push(target),
+            if is_parent(d) {
+                parent = Some(target);
+            } else {
+                found.push((live, target));
             }
         }
         for (live, r) in self.members(&desired, &catalog).await? {
             if seen.insert(key_of(&live)) {
                 let target = PruneTarget::of_live(&live, r);
-                match applyset::not_ours(&live, &id) {
-                    Some(why) => kept.push(format!("{} ({why})", target.change.display_id())),
-                    None => targets.push(target),
-                }
+                found.push((live, target));
             }
         }
+        for (live, target) in found {
+            match applyset::not_ours(&live, &id) {
+                Some(why) => {
+                    let released = self.release_foreign_namespace(&live, &target.resolved).await;
+                    kept.push(Kept::of(&live, format!("{why}{released}"), false));
+                }
+                None => targets.push(target),
+            }
+        }
+        let is_parent_namespace =
+            |t: &PruneTarget| t.change.kind == "Namespace" && t.change.name == self.parent.namespace;
+        let parent_namespace = targets.iter().position(is_parent_namespace).map(|i| targets.remove(i));
         let mut by_phase: BTreeMap<Phase, Vec<PruneTarget>> = BTreeMap::new();
         for t in targets {
             by_phase.entry(t.change.phase).or_default().push(t);
         }
+        let mut stages: Vec<Vec<PruneTarget>> = by_phase.into_values().rev().collect();
+        stages.extend(parent.map(|p| vec![p]));
+        stages.extend(parent_namespace.map(|n| vec![n]));
+
         let mut changes = Vec::new();
         let mut not_ready = Vec::new();
-        for (phase, group) in by_phase.into_iter().rev() {
-            let gone_check: Vec<(Resolved, Option<String>, String, String)> = group
+        for group in stages {
+            let gone_check: Vec<(Resolved, Option<String>, String, String, Phase)> = group
                 .iter()
                 .map(|t| {
                     (
@@ -733,6 +787,7 @@ impl Engine {
                         t.change.namespace.clone(),
                         t.change.name.clone(),
                         t.change.display_id(),
+                        t.change.phase,
                     )
                 })
                 .collect();
@@ -740,14 +795,14 @@ impl Engine {
             if changes.iter().any(|c| c.error.is_some()) {
                 break;
             }
-            // A dry run lists every phase `delete` would delete, in order; there is nothing to
+            // A dry run lists every stage `delete` would delete, in order; there is nothing to
             // wait for.
             if self.opts.dry_run {
                 continue;
             }
-            // The next phase (e.g. a namespace) waits until this one is really gone.
+            // The next stage (e.g. a namespace) waits until this one is really gone.
             let deadline = tokio::time::Instant::now() + self.opts.timeout;
-            for (r, ns, name, id) in gone_check {
+            for (r, ns, name, id, phase) in gone_check {
                 let api = cluster::api_for(&self.client, &r, ns.as_deref());
                 loop {
                     match cluster::get(&api, &name, &id).await {
@@ -774,7 +829,7 @@ impl Engine {
                 break;
             }
         }
-        Ok(self.report(changes, not_ready, kept))
+        Ok(self.report(changes, not_ready, Kept::lines(kept)))
     }
 
     /// Readiness of each object of the set, in order: `ready`, `missing`, `pending: ...`,
@@ -826,6 +881,38 @@ impl Engine {
 
 fn is_parent(d: &Desired) -> bool {
     d.obj.pointer("/metadata/labels/applyset.kubernetes.io~1id").is_some()
+}
+
+/// A live object prune or delete found and left in place, with why.
+struct Kept {
+    line: String,
+    group_kind: String,
+    namespace: Option<String>,
+    /// Still labelled as a member of the set (the parent keeps listing where it is).
+    member: bool,
+}
+
+impl Kept {
+    fn of(live: &Value, why: String, member: bool) -> Self {
+        let s = |p: &str| live.pointer(p).and_then(Value::as_str);
+        let namespace = s("/metadata/namespace").map(str::to_string);
+        let name = s("/metadata/name").unwrap_or_default();
+        let kind = s("/kind").unwrap_or_default();
+        let id = match &namespace {
+            Some(ns) => format!("{kind} {ns}/{name}"),
+            None => format!("{kind} {name}"),
+        };
+        Kept {
+            line: format!("{id} ({why})"),
+            group_kind: applyset::group_kind(s("/apiVersion").unwrap_or_default(), kind),
+            namespace,
+            member,
+        }
+    }
+
+    fn lines(kept: Vec<Kept>) -> Vec<String> {
+        kept.into_iter().map(|k| k.line).collect()
+    }
 }
 
 /// A live object to delete.
