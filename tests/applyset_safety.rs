@@ -190,7 +190,7 @@ async fn cut_points() -> Vec<usize> {
         .into_iter()
         .filter(|r| matches!(r.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE"))
         .collect();
-    let resource = |path: &str| path.rsplitn(3, '/').nth(1).unwrap_or_default().to_string();
+    let resource = |path: &str| path.rsplit('/').nth(1).unwrap_or_default().to_string();
     let mut boundaries = Vec::new();
     let mut last = String::new();
     for (i, w) in writes.iter().enumerate() {

@@ -143,7 +143,7 @@ impl Faults {
         for rule in &mut self.rules {
             if let Some(until) = rule.writes_until_down {
                 let write = matches!(method, "POST" | "PUT" | "PATCH" | "DELETE");
-                if !rule.down && !(write && rule.seen >= until) {
+                if !(rule.down || write && rule.seen >= until) {
                     rule.seen += usize::from(write);
                     continue;
                 }
