@@ -282,3 +282,25 @@ async fn delete_dry_run_lists_every_phase_and_deletes_nothing() {
     assert!(would.iter().any(|(phase, ..)| phase == "\"crds\""), "{would:?}");
     assert_eq!(would, did);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_lost_mid_apply_is_named_and_its_error_not_repeated_per_object() {
+    let s = Scenario::start().await;
+    // The API server goes away early in the config phase, where many objects are in flight.
+    s.server.add_fault(FaultRule::down_from_nth_write(24));
+    let out = s.run(&["apply", "--no-wait"]).await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let failed: Vec<&str> =
+        out.stdout.lines().filter(|l| l.starts_with("! ") && l.contains(" failed: ")).collect();
+    assert!(!failed.is_empty() && failed.len() <= 3, "{}", out.stdout);
+    let server = s.server.url();
+    let named = format!("cannot reach the API server {}", server.trim_end_matches('/'));
+    assert!(failed.iter().all(|l| l.contains(&named)), "{named}\n{}", out.stdout);
+    let more: Vec<&str> =
+        out.stdout.lines().filter(|l| l.contains("more objects failed the same way: ")).collect();
+    assert_eq!(more.len(), 1, "{}", out.stdout);
+    assert!(more[0].contains(&named), "{}", out.stdout);
+    let failures: usize =
+        summary(&out).rsplit(", ").next().and_then(|f| f.strip_suffix(" failed")).unwrap().parse().unwrap();
+    assert!(failures > 3, "the summary still counts every failed object: {}", summary(&out));
+}

@@ -359,7 +359,18 @@ fn print_report(
             let deleting = verb.starts_with("delete");
             let aws_lines = aws.map(|a| aws_text(a, verbose)).unwrap_or_default();
             let mut t = if deleting { String::new() } else { aws_lines.clone() };
+            // The same failure on many objects (the server went away) is shown three times
+            // and then counted, not repeated for every object; `-o json` keeps each one.
+            let mut same_error: std::collections::BTreeMap<&str, usize> = Default::default();
             for c in &report.changes {
+                if let Some(e) = &c.error {
+                    let cause = e.split_once(": ").map_or(e.as_str(), |(_, cause)| cause);
+                    let seen = same_error.entry(cause).or_default();
+                    *seen += 1;
+                    if *seen > 3 {
+                        continue;
+                    }
+                }
                 let (sign, label) = match c.action {
                     Action::Create => ('+', "create"),
                     Action::Update => ('~', "update"),
@@ -380,6 +391,9 @@ fn print_report(
                 if c.action != Action::Prune && !c.diff.is_empty() {
                     t.push_str(&if color { plan::colorize(&c.diff) } else { c.diff.clone() });
                 }
+            }
+            for (cause, n) in same_error.iter().filter(|(_, n)| **n > 3) {
+                t.push_str(&format!("! {} more objects failed the same way: {cause}\n", n - 3));
             }
             for k in &report.kept {
                 t.push_str(&format!("  kept {k}\n"));

@@ -276,6 +276,9 @@ pub fn client_from(config: kube::Config) -> Result<Client, kube::Error> {
 pub fn client_with_auth(mut config: kube::Config, auth: Option<BearerLayer>) -> Result<Client, kube::Error> {
     use kube::client::retry::RetryPolicy;
     config.default_retry = false;
+    if let Ok(mut server) = SERVER.lock() {
+        *server = Some(config.cluster_url.to_string());
+    }
     let policy = RetryPolicy::new(Duration::from_millis(50), Duration::from_secs(2), 10, true)
         .expect("valid backoff bounds");
     // Retry needs a cloneable inner service; a buffer makes the boxed stack one.
@@ -340,8 +343,37 @@ fn to_cluster_error(what: &str, e: kube::Error) -> ClusterError {
             }
             ClusterError::Api { what: what.to_string(), message, code: status.code }
         }
-        other => ClusterError::Api { what: what.to_string(), message: format!("{other}"), code: 0 },
+        other @ (kube::Error::Service(_) | kube::Error::HyperError(_)) => ClusterError::Api {
+            what: what.to_string(),
+            message: format!("cannot reach the API server {}: {}", server_shown(), error_chain(&other)),
+            code: 0,
+        },
+        other => ClusterError::Api { what: what.to_string(), message: error_chain(&other), code: 0 },
     }
+}
+
+/// The API server the last client was built for, to name it in connection errors (a run talks
+/// to one cluster).
+static SERVER: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+fn server_shown() -> String {
+    SERVER.lock().ok().and_then(|s| s.clone()).unwrap_or_else(|| "(unknown)".into())
+}
+
+/// An error and its sources, each once: `client error (Connect): tcp connect error: Connection
+/// refused (os error 111)` rather than kube's outermost `ServiceError: client error (Connect)`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 /// Runs an idempotent call, retrying 500s and dropped connections with jittered backoff.
