@@ -161,6 +161,9 @@ pub struct Engine {
     facts: ClusterFacts,
     opts: Options,
     progress: Progress,
+    /// What this run has written so far (`+ Kind ns/name (create)`, ...), for the summary of an
+    /// interrupted run.
+    written: std::sync::Mutex<Vec<String>>,
 }
 
 impl Engine {
@@ -178,6 +181,7 @@ impl Engine {
             facts,
             progress: Progress::new(opts.verbose),
             opts,
+            written: Default::default(),
         }
     }
 
@@ -327,11 +331,25 @@ impl Engine {
             return change;
         };
         let api = cluster::api_for(&self.client, r, d.namespace());
-        if let Err(e) = cluster::apply(&api, d.name(), &obj, false, self.opts.force_conflicts, &d.id()).await
-        {
-            change.error = Some(conflict_hint(e));
+        match cluster::apply(&api, d.name(), &obj, false, self.opts.force_conflicts, &d.id()).await {
+            Ok(_) => self.wrote(&change),
+            Err(e) => change.error = Some(conflict_hint(e)),
         }
         change
+    }
+
+    /// Records a write that landed.
+    fn wrote(&self, change: &ObjectChange) {
+        let line = format!("{} {} ({})", change.action.sign(), change.display_id(), change.action.label());
+        if let Ok(mut w) = self.written.lock() {
+            w.push(line);
+        }
+    }
+
+    /// Every write this run made so far, in the order they landed: what an interrupted run
+    /// reports.
+    pub fn written_so_far(&self) -> Vec<String> {
+        self.written.lock().map(|w| w.clone()).unwrap_or_default()
     }
 
     /// Resolves the set against the cluster without writing: fails like `apply` would before its
@@ -623,7 +641,12 @@ impl Engine {
                     let api = cluster::api_for(&self.client, &t.resolved, c.namespace.as_deref());
                     let deleted =
                         match cluster::delete(&api, &c.name, self.opts.dry_run, &c.display_id()).await {
-                            Ok(deleted) => deleted,
+                            Ok(deleted) => {
+                                if deleted && !self.opts.dry_run {
+                                    self.wrote(&c);
+                                }
+                                deleted
+                            }
                             Err(e) => {
                                 c.error = Some(e.to_string());
                                 true
