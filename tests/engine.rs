@@ -309,7 +309,7 @@ async fn a_server_lost_mid_apply_is_named_and_its_error_not_repeated_per_object(
 async fn ctrl_c_mid_apply_says_what_was_written_and_a_rerun_completes_it() {
     let s = Scenario::start().await;
     s.server.set_latency(std::time::Duration::from_millis(40));
-    let mut child = s
+    let child = s
         .command(&["apply", "--no-wait"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
