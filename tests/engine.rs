@@ -339,3 +339,30 @@ async fn ctrl_c_mid_apply_says_what_was_written_and_a_rerun_completes_it() {
     assert_eq!(rerun.code, 0, "{}\n{}", rerun.stdout, rerun.stderr);
     assert_eq!(s.run(&["diff"]).await.code, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_says_why_an_object_is_in_error() {
+    let s = Scenario::start().await;
+    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    // The dry-run apply of one object fails on the server every time.
+    s.server.add_fault(
+        FaultRule::new(Fault::ServerError(500))
+            .method("PATCH")
+            .path_prefix("/apis/policy/v1/namespaces/trainstack-system/poddisruptionbudgets/mlflow"),
+    );
+    let out = s.run(&["status", "-o", "json"]).await;
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    let rows: Value = serde_json::from_str(&out.stdout).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["object"] == "PodDisruptionBudget/trainstack-system/mlflow")
+        .unwrap_or_else(|| panic!("{rows}"));
+    assert_eq!(row["state"], "error", "{row}");
+    let details = row["details"].as_array().map(Vec::len).unwrap_or(0);
+    assert!(details > 0, "an error row carries its reason: {row}");
+    let reason = row["details"][0].as_str().unwrap();
+    let text = s.run(&["status"]).await;
+    assert!(text.stdout.contains(reason), "the table shows it too: {}", text.stdout);
+}

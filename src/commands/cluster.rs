@@ -329,7 +329,9 @@ pub async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitCode, 
             crate::manifest::Origin::Template { component, .. } => component.clone(),
             crate::manifest::Origin::Addon { name } => format!("addon:{name}"),
         };
-        rows.push(Row { component, object: m.id(), state, ready, details: Vec::new() });
+        // An error says why (a field conflict, RBAC, an unreachable server), in the table and JSON.
+        let details = c.and_then(|c| c.error.as_deref()).map(|e| e.lines().map(str::to_string).collect());
+        rows.push(Row { component, object: m.id(), state, ready, details: details.unwrap_or_default() });
     }
     let healthy = rows.iter().all(|r| r.state == "in sync" && r.ready == "ready");
     let mut out = std::io::stdout().lock();
