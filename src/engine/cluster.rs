@@ -361,8 +361,9 @@ fn server_shown() -> String {
 }
 
 /// An error and its sources, each once: `client error (Connect): tcp connect error: Connection
-/// refused (os error 111)` rather than kube's outermost `ServiceError: client error (Connect)`.
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// refused (os error 111)` rather than kube's outermost `ServiceError: client error (Connect)`
+/// (reqwest's and hyper's own messages leave out why a connection failed).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

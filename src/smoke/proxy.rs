@@ -17,6 +17,8 @@ use http::Method;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::engine::cluster::error_chain;
+
 /// What a passing HTTP check did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HttpReport {
@@ -313,22 +315,6 @@ impl<'a> HttpEndpoint<'a> {
         };
         Some((message, hint))
     }
-}
-
-/// An error with its causes, `a: b: c` (reqwest's own message leaves out why a connection
-/// failed).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Accepts an `http://` or `https://` URL with a host and no query or fragment, for
