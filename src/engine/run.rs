@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::engine::applyset::{self, Parent};
 use crate::engine::cluster::{self, Catalog, ClusterError, Resolved};
-use crate::engine::plan::{self, Action, ObjectChange};
+use crate::engine::plan::{self, Action, Conflict, ObjectChange};
 use crate::engine::progress::Progress;
 use crate::engine::ready::{readiness, ClusterFacts, Readiness};
 use crate::manifest::{Manifest, Origin, Phase};
@@ -257,6 +257,7 @@ impl Engine {
             action: Action::Create,
             diff: String::new(),
             error: None,
+            conflict: None,
         };
         let Some(r) = &d.resolved else {
             // Its CRD is part of this apply and not established yet: it can only be new.
@@ -279,8 +280,21 @@ impl Engine {
             // A new object in a namespace this same apply creates cannot be dry-run yet (the
             // server answers 404 for the namespace); it can only be a create.
             Err(e) if live.is_none() && e.code() == 404 && d.namespace().is_some() => d.obj.clone(),
+            // Drift by another field manager (`kubectl patch` of a field this environment
+            // sets) is a change to show, not a failure: a forced dry-run says what taking the
+            // fields back would change, and apply_one refuses it without --force-conflicts.
+            Err(ClusterError::Conflict { conflict, .. }) => {
+                change.conflict = Some(conflict);
+                match cluster::apply(&api, d.name(), &d.obj, true, true, &what).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        change.error = Some(e.to_string());
+                        return change;
+                    }
+                }
+            }
             Err(e) => {
-                change.error = Some(conflict_hint(e));
+                change.error = Some(e.to_string());
                 return change;
             }
         };
@@ -293,6 +307,10 @@ impl Engine {
     /// Plans and, unless dry-run, applies one object.
     async fn apply_one(&self, d: &Desired) -> ObjectChange {
         let mut change = self.plan_one(d).await;
+        if let Some(c) = change.conflict.as_ref().filter(|_| change.error.is_none()) {
+            change.error = Some(conflict_hint(&d.id(), c));
+            return change;
+        }
         if change.error.is_some() || self.opts.dry_run || change.action == Action::Unchanged {
             return change;
         }
@@ -301,10 +319,14 @@ impl Engine {
             return change;
         };
         let api = cluster::api_for(&self.client, r, d.namespace());
-        if let Err(e) =
-            cluster::apply(&api, d.name(), &d.obj, false, self.opts.force_conflicts, &d.id()).await
-        {
-            change.error = Some(conflict_hint(e));
+        match cluster::apply(&api, d.name(), &d.obj, false, self.opts.force_conflicts, &d.id()).await {
+            Ok(_) => {}
+            // Another manager took a field between the dry-run and the write.
+            Err(ClusterError::Conflict { conflict, .. }) => {
+                change.error = Some(conflict_hint(&d.id(), &conflict));
+                change.conflict = Some(conflict);
+            }
+            Err(e) => change.error = Some(e.to_string()),
         }
         change
     }
@@ -471,6 +493,7 @@ impl Engine {
                         action: Action::Prune,
                         diff: plan::unified(Some(&crate::engine::normalize::normalize(&d.obj)), None),
                         error: None,
+                        conflict: None,
                     },
                     resolved: r.clone(),
                 });
@@ -593,6 +616,7 @@ impl Engine {
                     action: Action::Prune,
                     diff: String::new(),
                     error: None,
+                    conflict: None,
                 },
                 resolved: r,
             });
@@ -607,6 +631,7 @@ impl Engine {
                     action: Action::Prune,
                     diff: String::new(),
                     error: None,
+                    conflict: None,
                 },
                 resolved: r,
             });
@@ -751,11 +776,12 @@ fn resolve_group_kind(catalog: &Catalog, desired: &[Desired], group: &str, kind:
     None
 }
 
-/// Explains a conflict (409 from a dry-run or apply) and how to resolve it.
-fn conflict_hint(e: ClusterError) -> String {
-    if e.code() == 409 {
-        format!("{e}\n    another field manager owns these fields; change them there, or pass --force-conflicts to take them over")
-    } else {
-        e.to_string()
-    }
+/// Why apply refuses an object whose fields other managers own, and how to resolve it.
+fn conflict_hint(id: &str, c: &Conflict) -> String {
+    let fields: String =
+        c.fields.iter().map(|f| format!("\n    {}: owned by {:?}", f.field, f.manager)).collect();
+    format!(
+        "{id}: {}{fields}\n    another field manager owns these fields; change them there, or pass --force-conflicts to take them over",
+        c.message
+    )
 }
