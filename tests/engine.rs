@@ -353,3 +353,60 @@ async fn delete_dry_run_lists_every_phase_and_deletes_nothing() {
     assert!(would.iter().any(|(phase, ..)| phase == "\"crds\""), "{would:?}");
     assert_eq!(would, did);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_lost_mid_apply_is_named_and_its_error_not_repeated_per_object() {
+    let s = Scenario::start().await;
+    // The API server goes away early in the config phase, where many objects are in flight.
+    s.server.add_fault(FaultRule::down_from_nth_write(24));
+    let out = s.run(&["apply", "--no-wait"]).await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let failed: Vec<&str> =
+        out.stdout.lines().filter(|l| l.starts_with("! ") && l.contains(" failed: ")).collect();
+    assert!(!failed.is_empty() && failed.len() <= 3, "{}", out.stdout);
+    let server = s.server.url();
+    let named = format!("cannot reach the API server {}", server.trim_end_matches('/'));
+    assert!(failed.iter().all(|l| l.contains(&named)), "{named}\n{}", out.stdout);
+    let more: Vec<&str> =
+        out.stdout.lines().filter(|l| l.contains("more objects failed the same way: ")).collect();
+    assert_eq!(more.len(), 1, "{}", out.stdout);
+    assert!(more[0].contains(&named), "{}", out.stdout);
+    let failures: usize =
+        summary(&out).rsplit(", ").next().and_then(|f| f.strip_suffix(" failed")).unwrap().parse().unwrap();
+    assert!(failures > 3, "the summary still counts every failed object: {}", summary(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ctrl_c_mid_apply_says_what_was_written_and_a_rerun_completes_it() {
+    let s = Scenario::start().await;
+    s.server.set_latency(std::time::Duration::from_millis(40));
+    let child = s
+        .command(&["apply", "--no-wait"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while s.server.writes().total() < 12 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out: Output =
+        tokio::task::spawn_blocking(move || Output::from(child.wait_with_output().unwrap())).await.unwrap();
+    assert_eq!(out.code, 130, "{}\n{}", out.stdout, out.stderr);
+    let line =
+        out.stderr.lines().find(|l| l.starts_with("interrupted: apply stopped after ")).unwrap_or_else(
+            || {
+                panic!("no interrupted summary: {}", out.stderr);
+            },
+        );
+    let n: usize = line.split_whitespace().nth(4).unwrap().parse().unwrap();
+    assert!(n >= 1, "{line}");
+    assert!(out.stderr.contains("+ Secret trainstack-system/trainstack-kind-dev (create)"), "{}", out.stderr);
+    assert!(out.stderr.contains("run the same apply again to finish it"), "{}", out.stderr);
+    s.server.set_latency(std::time::Duration::ZERO);
+    let rerun = s.run(&["apply", "--no-wait"]).await;
+    assert_eq!(rerun.code, 0, "{}\n{}", rerun.stdout, rerun.stderr);
+    assert_eq!(s.run(&["diff"]).await.code, 0);
+}

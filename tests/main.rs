@@ -5,6 +5,7 @@ mod support;
 
 mod addons;
 mod apiserver_double;
+mod applyset_safety;
 mod aws;
 mod bad_inputs;
 mod engine;

@@ -160,7 +160,10 @@ pub async fn apply(global: &GlobalArgs, args: &ApplyArgs) -> Result<ExitCode, Er
         }
         aws_report = Some(r);
     }
-    let report = engine.apply(&prepared.set).await?;
+    let report = tokio::select! {
+        report = engine.apply(&prepared.set) => report?,
+        _ = tokio::signal::ctrl_c() => return Ok(interrupted(&engine, "apply")),
+    };
     if let (Some(aws), Some(r)) = (&aws, aws_report.as_mut()) {
         if args.prune && !report.failed() {
             let opts = aws_options(&args.cluster, args.dry_run, args.node_group_timeout);
@@ -170,6 +173,27 @@ pub async fn apply(global: &GlobalArgs, args: &ApplyArgs) -> Result<ExitCode, Er
     print_report(global.output, &report, aws_report.as_ref(), verb, verbose)?;
     let failed = report.failed() || aws_report.as_ref().is_some_and(AwsReport::failed);
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Ctrl-C during `apply` or `delete`: what was written so far, and that running the same
+/// command again finishes it (server-side apply and delete are idempotent, and the ApplySet
+/// parent, written first, lists every member). Exit code 130, as for a process killed by SIGINT.
+fn interrupted(engine: &Engine, verb: &str) -> ExitCode {
+    const SHOWN: usize = 20;
+    let written = engine.written_so_far();
+    let mut t = format!("\ninterrupted: {verb} stopped after {} writes\n", written.len());
+    for line in written.iter().take(SHOWN) {
+        t.push_str(&format!("  {line}\n"));
+    }
+    if written.len() > SHOWN {
+        t.push_str(&format!("  ... and {} more\n", written.len() - SHOWN));
+    }
+    t.push_str(&match verb {
+        "apply" => "run the same apply again to finish it: it writes only what still differs (and the ApplySet parent lists every object written, so apply --prune with the previous environment removes them instead)\n".to_string(),
+        _ => "run the same delete again to finish it\n".to_string(),
+    });
+    eprint!("{t}");
+    ExitCode::from(130)
 }
 
 /// `delete`: asks first on a terminal; refuses without `--yes` elsewhere. On eks, once every
@@ -213,7 +237,11 @@ pub async fn delete(global: &GlobalArgs, args: &DeleteArgs) -> Result<ExitCode, 
         }
     }
     let opts = Options { dry_run: args.dry_run, ..options(global, &args.cluster) };
-    let report = engine(global, &prepared, opts, aws.as_ref()).await?.delete(&prepared.set).await?;
+    let engine = engine(global, &prepared, opts, aws.as_ref()).await?;
+    let report = tokio::select! {
+        report = engine.delete(&prepared.set) => report?,
+        _ = tokio::signal::ctrl_c() => return Ok(interrupted(&engine, "delete")),
+    };
     let aws_report = match (&aws, teardown) {
         (Some(_), Some(t)) if args.dry_run => Some(t.report()),
         // Node groups stay while any object is left: its pods may still run on them.
@@ -365,13 +393,19 @@ fn print_report(
             let deleting = verb.starts_with("delete");
             let aws_lines = aws.map(|a| aws_text(a, verbose)).unwrap_or_default();
             let mut t = if deleting { String::new() } else { aws_lines.clone() };
+            // The same failure on many objects (the server went away) is shown three times
+            // and then counted, not repeated for every object; `-o json` keeps each one.
+            let mut same_error: std::collections::BTreeMap<&str, usize> = Default::default();
             for c in &report.changes {
-                let (sign, label) = match c.action {
-                    Action::Create => ('+', "create"),
-                    Action::Update => ('~', "update"),
-                    Action::Unchanged => ('=', "unchanged"),
-                    Action::Prune => ('-', "prune"),
-                };
+                if let Some(e) = &c.error {
+                    let cause = e.split_once(": ").map_or(e.as_str(), |(_, cause)| cause);
+                    let seen = same_error.entry(cause).or_default();
+                    *seen += 1;
+                    if *seen > 3 {
+                        continue;
+                    }
+                }
+                let (sign, label) = (c.action.sign(), c.action.label());
                 if let Some(e) = &c.error {
                     t.push_str(&format!("! {} failed: {e}\n", c.display_id()));
                     continue;
@@ -401,6 +435,9 @@ fn print_report(
                 if c.action != Action::Prune && !c.diff.is_empty() {
                     t.push_str(&if color { plan::colorize(&c.diff) } else { c.diff.clone() });
                 }
+            }
+            for (cause, n) in same_error.iter().filter(|(_, n)| **n > 3) {
+                t.push_str(&format!("! {} more objects failed the same way: {cause}\n", n - 3));
             }
             for k in &report.kept {
                 t.push_str(&format!("  kept {k}\n"));

@@ -18,6 +18,10 @@ pub const GROUP_KINDS: &str = "applyset.kubernetes.io/contains-group-kinds";
 pub const NAMESPACES: &str = "applyset.kubernetes.io/additional-namespaces";
 /// Parent annotation: the tool that owns the set.
 pub const TOOLING: &str = "applyset.kubernetes.io/tooling";
+/// Namespace annotation: the ApplySet ID of the run that created the namespace. Only a
+/// namespace carrying it is ever deleted: labelling a namespace that someone else created
+/// (applying a declared tenant over it) does not make it trainstack's to delete.
+pub const CREATED_BY: &str = "trainstack.io/created-by-applyset";
 
 /// The parent object's identity.
 #[derive(Debug, Clone)]
@@ -97,6 +101,55 @@ pub fn label_member(obj: &mut Value, id: &str) {
     }
 }
 
+/// Why a live object is not this set's to delete, or `None` when it is: it carries the member
+/// label of `id`, no controller owns it (its controller would recreate or garbage-collect it,
+/// KEP-3659), and, for a Namespace, trainstack created it.
+pub fn not_ours(live: &Value, id: &str) -> Option<String> {
+    let label =
+        live.pointer(&format!("/metadata/labels/{}", PART_OF.replace('/', "~1"))).and_then(Value::as_str);
+    match label {
+        None => return Some("not applied by trainstack: it has no ApplySet label".into()),
+        Some(other) if other != id => return Some(format!("a member of another ApplySet ({other})")),
+        Some(_) => {}
+    }
+    let refs = live.pointer("/metadata/ownerReferences").and_then(Value::as_array);
+    if let Some(owner) = refs.into_iter().flatten().find(|r| r["controller"] == true) {
+        let s = |k: &str| owner[k].as_str().unwrap_or("").to_string();
+        return Some(format!(
+            "controlled by {} {} (ownerReference): its controller manages it",
+            s("kind"),
+            s("name")
+        ));
+    }
+    if live["kind"] == "Namespace" && !created_by(live, id) {
+        return Some("a namespace trainstack did not create: it existed before trainstack applied it".into());
+    }
+    None
+}
+
+/// Whether a Namespace carries this set's creation mark.
+pub fn created_by(live: &Value, id: &str) -> bool {
+    live.pointer(&format!("/metadata/annotations/{}", CREATED_BY.replace('/', "~1"))).and_then(Value::as_str)
+        == Some(id)
+}
+
+/// Whether a live object was only ever written by `manager`: a namespace created by an earlier
+/// trainstack run before the creation mark existed, or one this run created bare.
+pub fn only_managed_by(live: &Value, manager: &str) -> bool {
+    let entries = live.pointer("/metadata/managedFields").and_then(Value::as_array);
+    entries.is_some_and(|e| !e.is_empty() && e.iter().all(|m| m["manager"] == manager))
+}
+
+/// Adds the creation mark to a Namespace object.
+pub fn mark_created(obj: &mut Value, id: &str) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+        if let Some(a) = annotations.as_object_mut() {
+            a.insert(CREATED_BY.to_string(), Value::String(id.to_string()));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +172,22 @@ mod tests {
         let (g, n) = read_parent(&obj);
         assert_eq!(g, gks);
         assert_eq!(n, nss);
+    }
+
+    #[test]
+    fn only_labelled_uncontrolled_members_and_created_namespaces_are_ours() {
+        let id = "applyset-x-v1";
+        let mut cm = json!({"kind": "ConfigMap", "metadata": {"name": "a", "labels": {PART_OF: id}}});
+        assert_eq!(not_ours(&cm, id), None);
+        assert!(not_ours(&cm, "applyset-y-v1").unwrap().contains("another ApplySet"));
+        cm["metadata"]["ownerReferences"] = json!([{"kind": "Job", "name": "j", "controller": true}]);
+        assert!(not_ours(&cm, id).unwrap().contains("controlled by Job j"));
+        let bare = json!({"kind": "ConfigMap", "metadata": {"name": "a"}});
+        assert!(not_ours(&bare, id).unwrap().contains("no ApplySet label"));
+        let mut ns = json!({"kind": "Namespace", "metadata": {"name": "alice", "labels": {PART_OF: id}}});
+        assert!(not_ours(&ns, id).unwrap().contains("did not create"));
+        mark_created(&mut ns, id);
+        assert_eq!(not_ours(&ns, id), None);
     }
 
     #[test]

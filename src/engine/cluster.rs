@@ -59,8 +59,8 @@ pub enum ClusterError {
         what: String,
         /// The server's answer, with one line per conflicting field.
         message: String,
-        /// Who owns which field.
-        conflict: crate::engine::plan::Conflict,
+        /// Who owns which field (boxed: errors travel by value through every `Result`).
+        conflict: Box<crate::engine::plan::Conflict>,
     },
 }
 
@@ -287,6 +287,9 @@ pub fn client_from(config: kube::Config) -> Result<Client, kube::Error> {
 pub fn client_with_auth(mut config: kube::Config, auth: Option<BearerLayer>) -> Result<Client, kube::Error> {
     use kube::client::retry::RetryPolicy;
     config.default_retry = false;
+    if let Ok(mut server) = SERVER.lock() {
+        *server = Some(config.cluster_url.to_string());
+    }
     let policy = RetryPolicy::new(Duration::from_millis(50), Duration::from_secs(2), 10, true)
         .expect("valid backoff bounds");
     // Retry needs a cloneable inner service; a buffer makes the boxed stack one.
@@ -356,12 +359,43 @@ fn to_cluster_error(what: &str, e: kube::Error) -> ClusterError {
                 })
                 .flatten();
             match conflict {
-                Some(conflict) => ClusterError::Conflict { what: what.to_string(), message, conflict },
+                Some(conflict) => {
+                    ClusterError::Conflict { what: what.to_string(), message, conflict: Box::new(conflict) }
+                }
                 None => ClusterError::Api { what: what.to_string(), message, code: status.code },
             }
         }
-        other => ClusterError::Api { what: what.to_string(), message: format!("{other}"), code: 0 },
+        other @ (kube::Error::Service(_) | kube::Error::HyperError(_)) => ClusterError::Api {
+            what: what.to_string(),
+            message: format!("cannot reach the API server {}: {}", server_shown(), error_chain(&other)),
+            code: 0,
+        },
+        other => ClusterError::Api { what: what.to_string(), message: error_chain(&other), code: 0 },
     }
+}
+
+/// The API server the last client was built for, to name it in connection errors (a run talks
+/// to one cluster).
+static SERVER: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+fn server_shown() -> String {
+    SERVER.lock().ok().and_then(|s| s.clone()).unwrap_or_else(|| "(unknown)".into())
+}
+
+/// An error and its sources, each once: `client error (Connect): tcp connect error: Connection
+/// refused (os error 111)` rather than kube's outermost `ServiceError: client error (Connect)`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 /// Runs an idempotent call, retrying 500s and dropped connections with jittered backoff.
@@ -423,17 +457,18 @@ pub async fn apply(
     Ok(serde_json::to_value(out).unwrap_or(Value::Null))
 }
 
-/// DELETE with background propagation; a missing object is not an error.
+/// DELETE with background propagation: true when this call deleted it (or would, on a dry
+/// run), false when it was already gone (404).
 pub async fn delete(
     api: &Api<DynamicObject>,
     name: &str,
     dry_run: bool,
     what: &str,
-) -> Result<(), ClusterError> {
+) -> Result<bool, ClusterError> {
     let params = DeleteParams { dry_run, ..DeleteParams::background() };
     match retry(what, || api.delete(name, &params)).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.code() == 404 => Ok(()),
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == 404 => Ok(false),
         Err(e) => Err(e),
     }
 }

@@ -22,6 +22,28 @@ pub enum Action {
     Prune,
 }
 
+impl Action {
+    /// The sign reports put before the object: `+`, `~`, `=`, `-`.
+    pub fn sign(self) -> char {
+        match self {
+            Action::Create => '+',
+            Action::Update => '~',
+            Action::Unchanged => '=',
+            Action::Prune => '-',
+        }
+    }
+
+    /// The word reports put after the object.
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Unchanged => "unchanged",
+            Action::Prune => "prune",
+        }
+    }
+}
+
 /// The plan (and, after apply, the outcome) for one object.
 #[derive(Debug, Clone, Serialize)]
 pub struct ObjectChange {

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::engine::applyset::{self, Parent};
 use crate::engine::cluster::{self, Catalog, ClusterError, Resolved};
+use crate::engine::normalize;
 use crate::engine::plan::{self, Action, Conflict, ObjectChange};
 use crate::engine::progress::Progress;
 use crate::engine::ready::{readiness, ClusterFacts, Readiness};
@@ -160,6 +161,9 @@ pub struct Engine {
     facts: ClusterFacts,
     opts: Options,
     progress: Progress,
+    /// What this run has written so far (`+ Kind ns/name (create)`, ...), for the summary of an
+    /// interrupted run.
+    written: std::sync::Mutex<Vec<String>>,
 }
 
 impl Engine {
@@ -177,12 +181,24 @@ impl Engine {
             facts,
             progress: Progress::new(opts.verbose),
             opts,
+            written: Default::default(),
         }
     }
 
     /// The desired set with ApplySet labels, plus the parent, resolved against discovery.
     /// Fails before anything is written if a kind is not served and no CRD in the set adds it.
     async fn prepare(&self, set: &[Manifest]) -> Result<(Vec<Desired>, Catalog), RunError> {
+        let (desired, catalog, unserved) = self.resolve(set).await?;
+        if !unserved.is_empty() {
+            return Err(RunError::Unserved(unserved.join("\n")));
+        }
+        Ok((desired, catalog))
+    }
+
+    /// [`Engine::prepare`] without refusing unserved kinds: they come back as lines (and their
+    /// objects unresolved), for `delete`, where a kind the cluster does not serve (its CRD gone
+    /// already) simply has no objects left.
+    async fn resolve(&self, set: &[Manifest]) -> Result<(Vec<Desired>, Catalog, Vec<String>), RunError> {
         let catalog = Catalog::discover(&self.client).await?;
         let id = self.parent.id();
         let mut desired: Vec<Desired> = set
@@ -195,7 +211,7 @@ impl Engine {
             .collect();
         // The parent keeps listing what older runs applied until prune has removed it, so an
         // interrupted run still knows where old members live.
-        let (mut gks, mut nss) = self.inventory(&desired);
+        let (mut gks, mut nss) = self.inventory(desired.iter());
         if let Some(secrets) = catalog.resolve("v1", "Secret") {
             let api = cluster::api_for(&self.client, &secrets, Some(&self.parent.namespace));
             if let Some(live) = cluster::get(&api, &self.parent.name, "ApplySet parent").await? {
@@ -232,23 +248,24 @@ impl Engine {
                 }
             }
         }
-        if !unserved.is_empty() {
-            return Err(RunError::Unserved(unserved.join("\n")));
-        }
-        Ok((desired, catalog))
+        Ok((desired, catalog, unserved))
     }
 
     /// Group-kinds and namespaces of the desired members.
-    fn inventory(&self, desired: &[Desired]) -> (BTreeSet<String>, BTreeSet<String>) {
-        let gks = desired.iter().map(|d| applyset::group_kind(d.s("/apiVersion"), d.kind())).collect();
-        let mut nss: BTreeSet<String> =
-            desired.iter().filter_map(|d| d.namespace().map(str::to_string)).collect();
+    fn inventory<'a>(
+        &self,
+        desired: impl Iterator<Item = &'a Desired> + Clone,
+    ) -> (BTreeSet<String>, BTreeSet<String>) {
+        let gks = desired.clone().map(|d| applyset::group_kind(d.s("/apiVersion"), d.kind())).collect();
+        let mut nss: BTreeSet<String> = desired.filter_map(|d| d.namespace().map(str::to_string)).collect();
         nss.insert(self.parent.namespace.clone());
         (gks, nss)
     }
 
-    /// Plans one object: GET live, server-side dry-run apply, compare.
-    async fn plan_one(&self, d: &Desired) -> ObjectChange {
+    /// Plans one object: GET live, server-side dry-run apply, compare. Returns the change and
+    /// the object to write: the desired one, plus the creation mark on a Namespace that
+    /// trainstack creates (or created before).
+    async fn plan_one(&self, d: &Desired) -> (ObjectChange, Value) {
         let mut change = ObjectChange {
             kind: d.kind().to_string(),
             namespace: d.namespace().map(str::to_string),
@@ -264,7 +281,7 @@ impl Engine {
             let (action, diff) = plan::compare(None, &d.obj, &d.obj, self.opts.show_secrets);
             change.action = action;
             change.diff = diff;
-            return change;
+            return (change, d.obj.clone());
         };
         let api = cluster::api_for(&self.client, r, d.namespace());
         let what = d.id();
@@ -272,41 +289,54 @@ impl Engine {
             Ok(l) => l,
             Err(e) => {
                 change.error = Some(e.to_string());
-                return change;
+                return (change, d.obj.clone());
             }
         };
-        let dry = match cluster::apply(&api, d.name(), &d.obj, true, self.opts.force_conflicts, &what).await {
+        let mut obj = d.obj.clone();
+        if d.kind() == "Namespace" && self.created_here(live.as_ref()) {
+            applyset::mark_created(&mut obj, &self.parent.id());
+        }
+        let dry = match cluster::apply(&api, d.name(), &obj, true, self.opts.force_conflicts, &what).await {
             Ok(v) => v,
             // A new object in a namespace this same apply creates cannot be dry-run yet (the
             // server answers 404 for the namespace); it can only be a create.
-            Err(e) if live.is_none() && e.code() == 404 && d.namespace().is_some() => d.obj.clone(),
+            Err(e) if live.is_none() && e.code() == 404 && d.namespace().is_some() => obj.clone(),
             // Drift by another field manager (`kubectl patch` of a field this environment
             // sets) is a change to show, not a failure: a forced dry-run says what taking the
             // fields back would change, and apply_one refuses it without --force-conflicts.
             Err(ClusterError::Conflict { conflict, .. }) => {
-                change.conflict = Some(conflict);
-                match cluster::apply(&api, d.name(), &d.obj, true, true, &what).await {
+                change.conflict = Some(*conflict);
+                match cluster::apply(&api, d.name(), &obj, true, true, &what).await {
                     Ok(v) => v,
                     Err(e) => {
                         change.error = Some(e.to_string());
-                        return change;
+                        return (change, obj);
                     }
                 }
             }
             Err(e) => {
                 change.error = Some(e.to_string());
-                return change;
+                return (change, obj);
             }
         };
-        let (action, diff) = plan::compare(live.as_ref(), &dry, &d.obj, self.opts.show_secrets);
+        let (action, diff) = plan::compare(live.as_ref(), &dry, &obj, self.opts.show_secrets);
         change.action = action;
         change.diff = diff;
-        change
+        (change, obj)
+    }
+
+    /// Whether a Namespace (live, or `None` when missing) is one trainstack creates or created:
+    /// missing now, carrying this set's creation mark, or written by no manager but trainstack
+    /// (created bare for the parent, or by a run before the mark existed).
+    fn created_here(&self, live: Option<&Value>) -> bool {
+        live.is_none_or(|l| {
+            applyset::created_by(l, &self.parent.id()) || applyset::only_managed_by(l, cluster::FIELD_MANAGER)
+        })
     }
 
     /// Plans and, unless dry-run, applies one object.
     async fn apply_one(&self, d: &Desired) -> ObjectChange {
-        let mut change = self.plan_one(d).await;
+        let (mut change, obj) = self.plan_one(d).await;
         if let Some(c) = change.conflict.as_ref().filter(|_| change.error.is_none()) {
             change.error = Some(conflict_hint(&d.id(), c));
             return change;
@@ -319,16 +349,30 @@ impl Engine {
             return change;
         };
         let api = cluster::api_for(&self.client, r, d.namespace());
-        match cluster::apply(&api, d.name(), &d.obj, false, self.opts.force_conflicts, &d.id()).await {
-            Ok(_) => {}
+        match cluster::apply(&api, d.name(), &obj, false, self.opts.force_conflicts, &d.id()).await {
+            Ok(_) => self.wrote(&change),
             // Another manager took a field between the dry-run and the write.
             Err(ClusterError::Conflict { conflict, .. }) => {
                 change.error = Some(conflict_hint(&d.id(), &conflict));
-                change.conflict = Some(conflict);
+                change.conflict = Some(*conflict);
             }
             Err(e) => change.error = Some(e.to_string()),
         }
         change
+    }
+
+    /// Records a write that landed.
+    fn wrote(&self, change: &ObjectChange) {
+        let line = format!("{} {} ({})", change.action.sign(), change.display_id(), change.action.label());
+        if let Ok(mut w) = self.written.lock() {
+            w.push(line);
+        }
+    }
+
+    /// Every write this run made so far, in the order they landed: what an interrupted run
+    /// reports.
+    pub fn written_so_far(&self) -> Vec<String> {
+        self.written.lock().map(|w| w.clone()).unwrap_or_default()
     }
 
     /// Resolves the set against the cluster without writing: fails like `apply` would before its
@@ -343,7 +387,7 @@ impl Engine {
         self.progress.phase("diff", desired.len());
         let mut changes: Vec<ObjectChange> = stream::iter(desired.iter())
             .map(|d| async move {
-                let c = self.plan_one(d).await;
+                let (c, _) = self.plan_one(d).await;
                 self.progress.inc(&c.display_id());
                 c
             })
@@ -353,16 +397,25 @@ impl Engine {
         self.progress.finish();
         let (prunes, kept) = self.prune_candidates(&desired, &catalog).await?;
         changes.extend(prunes.iter().map(|p| p.change.clone()));
-        Ok(self.report(changes, Vec::new(), kept))
+        Ok(self.report(changes, Vec::new(), Kept::lines(kept)))
     }
 
     /// `apply`: phase by phase, concurrently within a phase; waits; prune after full success.
     pub async fn apply(&self, set: &[Manifest]) -> Result<Report, RunError> {
         let (mut desired, mut catalog) = self.prepare(set).await?;
-        let mut changes = Vec::new();
         let mut not_ready = Vec::new();
+        // KEP-3659: the parent lists the union of old and new group-kinds and namespaces before
+        // any member is written, so a run cut off anywhere leaves no member prune cannot find.
+        let parent = desired.iter().position(is_parent).expect("prepare adds the parent");
+        let (parent_change, created_bare) = self.write_parent_first(&desired[parent]).await;
+        let failed = parent_change.error.is_some();
+        let mut changes = vec![parent_change];
+        if failed {
+            return Ok(self.report(changes, not_ready, Vec::new()));
+        }
         for phase in Phase::ALL {
-            let idx: Vec<usize> = (0..desired.len()).filter(|&i| desired[i].phase == phase).collect();
+            let idx: Vec<usize> =
+                (0..desired.len()).filter(|&i| i != parent && desired[i].phase == phase).collect();
             if idx.is_empty() {
                 continue;
             }
@@ -390,7 +443,17 @@ impl Engine {
                 .await;
             self.progress.finish();
             let failed = results.iter().any(|c| c.error.is_some());
-            changes.extend(results);
+            changes.extend(results.into_iter().map(|mut c| {
+                // The parent's namespace created bare above is, for the user, created by this run.
+                if created_bare
+                    && c.kind == "Namespace"
+                    && c.name == self.parent.namespace
+                    && c.action == Action::Update
+                {
+                    c.action = Action::Create;
+                }
+                c
+            }));
             if failed {
                 // Later phases depend on this one, and nothing is pruned after a failure.
                 return Ok(self.report(changes, not_ready, Vec::new()));
@@ -410,27 +473,62 @@ impl Engine {
             let (prunes, k) = self.prune_candidates(&desired, &catalog).await?;
             kept = k;
             changes.extend(self.delete_all(prunes).await);
+            // KEP-3659: the parent shrinks only after a prune that fully succeeded.
             if !changes.iter().any(|c| c.error.is_some()) && !self.opts.dry_run {
-                self.shrink_parent(&desired).await;
+                self.shrink_parent(&desired, &kept).await;
             }
         }
-        Ok(self.report(changes, not_ready, kept))
+        Ok(self.report(changes, not_ready, Kept::lines(kept)))
     }
 
-    /// Rewrites the parent with exactly the current inventory once old members are gone.
-    async fn shrink_parent(&self, desired: &[Desired]) {
-        let members: Vec<&Desired> = desired
-            .iter()
-            .filter(|d| d.obj.pointer("/metadata/labels/applyset.kubernetes.io~1id").is_none())
-            .collect();
-        let gks: BTreeSet<String> =
-            members.iter().map(|d| applyset::group_kind(d.s("/apiVersion"), d.kind())).collect();
-        let mut nss: BTreeSet<String> =
-            members.iter().filter_map(|d| d.namespace().map(str::to_string)).collect();
-        nss.insert(self.parent.namespace.clone());
-        if let Some(p) =
-            desired.iter().find(|d| d.obj.pointer("/metadata/labels/applyset.kubernetes.io~1id").is_some())
-        {
+    /// Writes the parent (the union inventory) before any member. Its namespace is usually a
+    /// member too, declared in the namespaces phase; when it does not exist yet it is created
+    /// bare first (name and creation mark, no member label), so no member precedes the parent
+    /// and the namespaces phase then applies it in full.
+    /// Returns the parent's change and whether its namespace was created bare.
+    async fn write_parent_first(&self, parent: &Desired) -> (ObjectChange, bool) {
+        let mut created_bare = false;
+        if !self.opts.dry_run {
+            match self.ensure_parent_namespace().await {
+                Ok(created) => created_bare = created,
+                Err(e) => {
+                    let (mut change, _) = self.plan_one(parent).await;
+                    change.error = Some(e.to_string());
+                    return (change, false);
+                }
+            }
+        }
+        (self.apply_one(parent).await, created_bare)
+    }
+
+    /// Creates the parent's namespace when missing; true when it did.
+    async fn ensure_parent_namespace(&self) -> Result<bool, ClusterError> {
+        let catalog_ns = Resolved {
+            resource: kube::discovery::ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
+            namespaced: false,
+        };
+        let api = cluster::api_for(&self.client, &catalog_ns, None);
+        let name = &self.parent.namespace;
+        let what = format!("Namespace {name} (of the ApplySet parent)");
+        if cluster::get(&api, name, &what).await?.is_some() {
+            return Ok(false);
+        }
+        let mut bare =
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        applyset::mark_created(&mut bare, &self.parent.id());
+        cluster::apply(&api, name, &bare, false, false, &what).await.map(|_| true)
+    }
+
+    /// Rewrites the parent once prune succeeded: the current members' inventory plus that of
+    /// the members prune kept (they still carry the set's label), so the parent never lists
+    /// less than what is live.
+    async fn shrink_parent(&self, desired: &[Desired], kept: &[Kept]) {
+        let (mut gks, mut nss) = self.inventory(desired.iter().filter(|d| !is_parent(d)));
+        for k in kept.iter().filter(|k| k.member) {
+            gks.insert(k.group_kind.clone());
+            nss.extend(k.namespace.clone());
+        }
+        if let Some(p) = desired.iter().find(|d| is_parent(d)) {
             if let Some(r) = &p.resolved {
                 let api = cluster::api_for(&self.client, r, p.namespace());
                 let obj = self.parent.object(&gks, &nss);
@@ -439,71 +537,119 @@ impl Engine {
         }
     }
 
-    /// Objects carrying this environment's ApplySet label that the set no longer declares.
-    async fn prune_candidates(
+    /// The live members of this environment's ApplySet, listed the way KEP-3659 scopes them:
+    /// each group-kind of the parent (and of the set), namespaced kinds only in the parent's
+    /// namespace and its `additional-namespaces`, cluster-scoped kinds cluster-wide. No parent
+    /// means no members.
+    async fn members(
         &self,
         desired: &[Desired],
         catalog: &Catalog,
-    ) -> Result<(Vec<PruneTarget>, Vec<String>), RunError> {
+    ) -> Result<Vec<(Value, Resolved)>, RunError> {
         let parent_res = catalog.resolve("v1", "Secret").ok_or_else(|| ClusterError::Api {
             what: "discovery".into(),
             message: "the cluster does not serve v1 Secrets".into(),
             code: 0,
         })?;
         let parent_api = cluster::api_for(&self.client, &parent_res, Some(&self.parent.namespace));
-        let (mut gks, _) = match cluster::get(&parent_api, &self.parent.name, "ApplySet parent").await? {
-            Some(p) => applyset::read_parent(&p),
-            None => return Ok((Vec::new(), Vec::new())),
-        };
+        let (mut gks, namespaces) =
+            match cluster::get(&parent_api, &self.parent.name, "ApplySet parent").await? {
+                Some(p) => applyset::read_parent(&p),
+                None => return Ok(Vec::new()),
+            };
         // Kinds declared now may have members left from older runs too.
-        gks.extend(desired.iter().map(|d| applyset::group_kind(d.s("/apiVersion"), d.kind())));
-        let wanted: BTreeSet<_> = desired.iter().map(Desired::key).collect();
+        gks.extend(
+            desired
+                .iter()
+                .filter(|d| !is_parent(d))
+                .map(|d| applyset::group_kind(d.s("/apiVersion"), d.kind())),
+        );
         let selector = format!("{}={}", applyset::PART_OF, self.parent.id());
-        let mut targets = Vec::new();
-        let mut kept = Vec::new();
+        let mut out = Vec::new();
         for gk in gks {
             let (kind, group) = gk
                 .split_once('.')
                 .map(|(k, g)| (k.to_string(), g.to_string()))
                 .unwrap_or((gk.clone(), String::new()));
             let Some(r) = resolve_group_kind(catalog, desired, &group, &kind) else { continue };
-            let api = cluster::api_for(&self.client, &r, None);
-            for obj in cluster::list(&api, &selector, &format!("list {gk}")).await? {
-                let key = key_of(&with_type(obj.clone(), &r));
-                if wanted.contains(&key) {
-                    continue;
+            let scopes: Vec<Option<&str>> = if r.namespaced {
+                namespaces.iter().map(|ns| Some(ns.as_str())).collect()
+            } else {
+                vec![None]
+            };
+            for ns in scopes {
+                let api = cluster::api_for(&self.client, &r, ns);
+                let what = format!("list {gk}{}", ns.map(|n| format!(" in {n}")).unwrap_or_default());
+                for obj in cluster::list(&api, &selector, &what).await? {
+                    out.push((with_type(obj, &r), r.clone()));
                 }
-                let d =
-                    Desired { obj: with_type(obj, &r), phase: Phase::Workloads, resolved: Some(r.clone()) };
-                let phase =
-                    Manifest { obj: d.obj.clone(), origin: Origin::Addon { name: String::new() } }.phase();
-                let guarded = (kind == "Namespace" && !self.opts.prune_namespaces)
-                    || (kind == "CustomResourceDefinition" && !self.opts.prune_crds);
-                if guarded {
-                    let flag = if kind == "Namespace" { "--prune-namespaces" } else { "--prune-crds" };
-                    kept.push(format!("{} (no longer declared; prune it with {flag})", d.id()));
-                    continue;
-                }
-                targets.push(PruneTarget {
-                    change: ObjectChange {
-                        kind: kind.clone(),
-                        namespace: d.namespace().map(str::to_string),
-                        name: d.name().to_string(),
-                        phase,
-                        action: Action::Prune,
-                        diff: plan::unified(Some(&crate::engine::normalize::normalize(&d.obj)), None),
-                        error: None,
-                        conflict: None,
-                    },
-                    resolved: r.clone(),
-                });
             }
+        }
+        Ok(out)
+    }
+
+    /// Members the set no longer declares, to delete; and, as kept lines, members that are not
+    /// this set's to delete (controller-owned, namespaces it did not create) or that need
+    /// `--prune-namespaces` / `--prune-crds`.
+    async fn prune_candidates(
+        &self,
+        desired: &[Desired],
+        catalog: &Catalog,
+    ) -> Result<(Vec<PruneTarget>, Vec<Kept>), RunError> {
+        let wanted: BTreeSet<_> = desired.iter().map(Desired::key).collect();
+        let id = self.parent.id();
+        let mut targets = Vec::new();
+        let mut kept = Vec::new();
+        for (obj, r) in self.members(desired, catalog).await? {
+            if wanted.contains(&key_of(&obj)) {
+                continue;
+            }
+            let target = PruneTarget::of_live(&obj, r.clone());
+            if let Some(why) = applyset::not_ours(&obj, &id) {
+                let released = self.release_foreign_namespace(&obj, &r).await;
+                kept.push(Kept::of(
+                    &obj,
+                    format!("no longer declared; {why}{released}"),
+                    released.is_empty(),
+                ));
+                continue;
+            }
+            let kind = target.change.kind.as_str();
+            if (kind == "Namespace" && !self.opts.prune_namespaces)
+                || (kind == "CustomResourceDefinition" && !self.opts.prune_crds)
+            {
+                let flag = if kind == "Namespace" { "--prune-namespaces" } else { "--prune-crds" };
+                kept.push(Kept::of(&obj, format!("no longer declared; prune it with {flag}"), true));
+                continue;
+            }
+            targets.push(target);
         }
         targets.sort_by_key(|t| std::cmp::Reverse(t.change.phase));
         Ok((targets, kept))
     }
 
-    /// Deletes prune targets in reverse phase order.
+    /// A labelled Namespace this set did not create stays, but trainstack gives back what it
+    /// wrote to it: an apply of nothing but its name under trainstack's field manager removes
+    /// the labels and annotations trainstack owns (server-side apply drops fields a manager
+    /// stops applying), so the namespace is no longer a member. Returns the note for the kept
+    /// line, empty when nothing was released (another kind, a dry run, or the apply failed).
+    async fn release_foreign_namespace(&self, live: &Value, r: &Resolved) -> String {
+        let name = live.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let labelled = live.pointer(&format!("/metadata/labels/{}", applyset::PART_OF.replace('/', "~1")))
+            == Some(&Value::String(self.parent.id()));
+        if live["kind"] != "Namespace" || !labelled || self.opts.dry_run {
+            return String::new();
+        }
+        let api = cluster::api_for(&self.client, r, None);
+        let bare = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        match cluster::apply(&api, name, &bare, false, false, &format!("Namespace {name}")).await {
+            Ok(_) => "; trainstack's labels and annotations were removed from it".into(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Deletes targets in reverse phase order. Only what a DELETE actually removed (or, on a
+    /// dry run, would remove) is returned: an object already gone (404) is not reported.
     async fn delete_all(&self, targets: Vec<PruneTarget>) -> Vec<ObjectChange> {
         let mut out = Vec::new();
         let mut by_phase: BTreeMap<Phase, Vec<PruneTarget>> = BTreeMap::new();
@@ -512,21 +658,31 @@ impl Engine {
         }
         for (_, group) in by_phase.into_iter().rev() {
             self.progress.phase("prune", group.len());
-            let done: Vec<ObjectChange> = stream::iter(group)
+            let done: Vec<Option<ObjectChange>> = stream::iter(group)
                 .map(|t| async move {
                     let mut c = t.change.clone();
                     let api = cluster::api_for(&self.client, &t.resolved, c.namespace.as_deref());
-                    if let Err(e) = cluster::delete(&api, &c.name, self.opts.dry_run, &c.display_id()).await {
-                        c.error = Some(e.to_string());
-                    }
+                    let deleted =
+                        match cluster::delete(&api, &c.name, self.opts.dry_run, &c.display_id()).await {
+                            Ok(deleted) => {
+                                if deleted && !self.opts.dry_run {
+                                    self.wrote(&c);
+                                }
+                                deleted
+                            }
+                            Err(e) => {
+                                c.error = Some(e.to_string());
+                                true
+                            }
+                        };
                     self.progress.inc(&c.display_id());
-                    c
+                    deleted.then_some(c)
                 })
                 .buffered(self.opts.concurrency.max(1))
                 .collect()
                 .await;
             self.progress.finish();
-            out.extend(done);
+            out.extend(done.into_iter().flatten());
         }
         out
     }
@@ -600,50 +756,76 @@ impl Engine {
         lines.concat()
     }
 
-    /// `delete`: every object of the set, in reverse phase order, waiting until each is gone
-    /// (finalizers included); then the ApplySet parent.
+    /// `delete`: every member of this environment's ApplySet, in reverse phase order, waiting
+    /// until each phase is gone (finalizers included); then the parent, then the parent's
+    /// namespace, so a delete cut off anywhere leaves every remaining member listed by the
+    /// parent. Members are the rendered objects that exist and are this set's
+    /// (`applyset::not_ours`) plus members an older or interrupted run left that the set no
+    /// longer declares. Rendered objects that exist but are not this set's are kept and
+    /// reported with why; a labelled namespace trainstack did not create gets its trainstack
+    /// labels removed.
     pub async fn delete(&self, set: &[Manifest]) -> Result<Report, RunError> {
-        let catalog = Catalog::discover(&self.client).await?;
+        // A kind the cluster no longer serves (its CRD deleted by an earlier run) has no
+        // objects left to delete.
+        let (desired, catalog, _unserved) = self.resolve(set).await?;
+        let id = self.parent.id();
+        let lives: Vec<Result<Option<Value>, ClusterError>> = stream::iter(desired.iter())
+            .map(|d| async move {
+                let Some(r) = &d.resolved else { return Ok(None) };
+                let api = cluster::api_for(&self.client, r, d.namespace());
+                cluster::get(&api, d.name(), &d.id()).await
+            })
+            .buffered(self.opts.concurrency.max(1))
+            .collect()
+            .await;
         let mut targets = Vec::new();
-        for m in set {
-            let Some(r) = catalog.resolve(m.api_version(), m.kind()) else { continue };
-            targets.push(PruneTarget {
-                change: ObjectChange {
-                    kind: m.kind().to_string(),
-                    namespace: m.namespace().map(str::to_string),
-                    name: m.name().to_string(),
-                    phase: m.phase(),
-                    action: Action::Prune,
-                    diff: String::new(),
-                    error: None,
-                    conflict: None,
-                },
-                resolved: r,
-            });
+        let mut parent = None;
+        let mut kept = Vec::new();
+        let mut seen = BTreeSet::new();
+        let mut found = Vec::new();
+        for (d, live) in desired.iter().zip(lives) {
+            let (Some(r), Some(live)) = (&d.resolved, live?) else { continue };
+            let live = with_type(live, r);
+            seen.insert(key_of(&live));
+            let mut target = PruneTarget::of_live(&live, r.clone());
+            target.change.phase = d.phase;
+            // The parent is not a member of itself; it is this set's by its name and ID label.
+            if is_parent(d) {
+                parent = Some(target);
+            } else {
+                found.push((live, target));
+            }
         }
-        if let Some(r) = catalog.resolve("v1", "Secret") {
-            targets.push(PruneTarget {
-                change: ObjectChange {
-                    kind: "Secret".into(),
-                    namespace: Some(self.parent.namespace.clone()),
-                    name: self.parent.name.clone(),
-                    phase: Phase::Config,
-                    action: Action::Prune,
-                    diff: String::new(),
-                    error: None,
-                    conflict: None,
-                },
-                resolved: r,
-            });
+        for (live, r) in self.members(&desired, &catalog).await? {
+            if seen.insert(key_of(&live)) {
+                let target = PruneTarget::of_live(&live, r);
+                found.push((live, target));
+            }
         }
+        for (live, target) in found {
+            match applyset::not_ours(&live, &id) {
+                Some(why) => {
+                    let released = self.release_foreign_namespace(&live, &target.resolved).await;
+                    kept.push(Kept::of(&live, format!("{why}{released}"), false));
+                }
+                None => targets.push(target),
+            }
+        }
+        let is_parent_namespace =
+            |t: &PruneTarget| t.change.kind == "Namespace" && t.change.name == self.parent.namespace;
+        let parent_namespace = targets.iter().position(is_parent_namespace).map(|i| targets.remove(i));
         let mut by_phase: BTreeMap<Phase, Vec<PruneTarget>> = BTreeMap::new();
         for t in targets {
             by_phase.entry(t.change.phase).or_default().push(t);
         }
+        let mut stages: Vec<Vec<PruneTarget>> = by_phase.into_values().rev().collect();
+        stages.extend(parent.map(|p| vec![p]));
+        stages.extend(parent_namespace.map(|n| vec![n]));
+
         let mut changes = Vec::new();
         let mut not_ready = Vec::new();
-        for (phase, group) in by_phase.into_iter().rev() {
-            let gone_check: Vec<(Resolved, Option<String>, String, String)> = group
+        for group in stages {
+            let gone_check: Vec<(Resolved, Option<String>, String, String, Phase)> = group
                 .iter()
                 .map(|t| {
                     (
@@ -651,6 +833,7 @@ impl Engine {
                         t.change.namespace.clone(),
                         t.change.name.clone(),
                         t.change.display_id(),
+                        t.change.phase,
                     )
                 })
                 .collect();
@@ -658,14 +841,14 @@ impl Engine {
             if changes.iter().any(|c| c.error.is_some()) {
                 break;
             }
-            // A dry run lists every phase `delete` would delete, in order; there is nothing to
+            // A dry run lists every stage `delete` would delete, in order; there is nothing to
             // wait for.
             if self.opts.dry_run {
                 continue;
             }
-            // The next phase (e.g. a namespace) waits until this one is really gone.
+            // The next stage (e.g. a namespace) waits until this one is really gone.
             let deadline = tokio::time::Instant::now() + self.opts.timeout;
-            for (r, ns, name, id) in gone_check {
+            for (r, ns, name, id, phase) in gone_check {
                 let api = cluster::api_for(&self.client, &r, ns.as_deref());
                 loop {
                     match cluster::get(&api, &name, &id).await {
@@ -692,7 +875,7 @@ impl Engine {
                 break;
             }
         }
-        Ok(self.report(changes, not_ready, Vec::new()))
+        Ok(self.report(changes, not_ready, Kept::lines(kept)))
     }
 
     /// Readiness of each object of the set, in order: `ready`, `missing`, `pending: ...`,
@@ -742,10 +925,71 @@ impl Engine {
     }
 }
 
+fn is_parent(d: &Desired) -> bool {
+    d.obj.pointer("/metadata/labels/applyset.kubernetes.io~1id").is_some()
+}
+
+/// A live object prune or delete found and left in place, with why.
+struct Kept {
+    line: String,
+    group_kind: String,
+    namespace: Option<String>,
+    /// Still labelled as a member of the set (the parent keeps listing where it is).
+    member: bool,
+}
+
+impl Kept {
+    fn of(live: &Value, why: String, member: bool) -> Self {
+        let s = |p: &str| live.pointer(p).and_then(Value::as_str);
+        let namespace = s("/metadata/namespace").map(str::to_string);
+        let name = s("/metadata/name").unwrap_or_default();
+        let kind = s("/kind").unwrap_or_default();
+        let id = match &namespace {
+            Some(ns) => format!("{kind} {ns}/{name}"),
+            None => format!("{kind} {name}"),
+        };
+        Kept {
+            line: format!("{id} ({why})"),
+            group_kind: applyset::group_kind(s("/apiVersion").unwrap_or_default(), kind),
+            namespace,
+            member,
+        }
+    }
+
+    fn lines(kept: Vec<Kept>) -> Vec<String> {
+        kept.into_iter().map(|k| k.line).collect()
+    }
+}
+
 /// A live object to delete.
 struct PruneTarget {
     change: ObjectChange,
     resolved: Resolved,
+}
+
+impl PruneTarget {
+    /// A live object (with apiVersion and kind) as a deletion, in its apply phase.
+    fn of_live(obj: &Value, resolved: Resolved) -> Self {
+        let manifest = Manifest { obj: obj.clone(), origin: Origin::Addon { name: String::new() } };
+        // The deleted object is shown like a diff's old side: Secret values never appear.
+        let mut shown = normalize::normalize(obj);
+        if normalize::is_secret(&shown) {
+            normalize::redact_pair(Some(&mut shown), None);
+        }
+        PruneTarget {
+            change: ObjectChange {
+                kind: manifest.kind().to_string(),
+                namespace: manifest.namespace().map(str::to_string),
+                name: manifest.name().to_string(),
+                phase: manifest.phase(),
+                action: Action::Prune,
+                diff: plan::unified(Some(&shown), None),
+                error: None,
+                conflict: None,
+            },
+            resolved,
+        }
+    }
 }
 
 /// Listed objects carry no apiVersion/kind in some servers' list items; restore them.

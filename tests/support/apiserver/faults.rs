@@ -32,6 +32,9 @@ pub struct FaultRule {
     times: Option<usize>,
     seen: usize,
     fired: usize,
+    /// Set by [`FaultRule::down_from_nth_write`]: the writes served before the server goes away.
+    writes_until_down: Option<usize>,
+    down: bool,
 }
 
 impl FaultRule {
@@ -45,6 +48,8 @@ impl FaultRule {
             times: None,
             seen: 0,
             fired: 0,
+            writes_until_down: None,
+            down: false,
         }
     }
 
@@ -88,6 +93,15 @@ impl FaultRule {
         Self::new(fault).writes_only().after(n.saturating_sub(1)).once()
     }
 
+    /// The API server dies at the `n`th (1-based) write: that write and every request after it,
+    /// reads included, lose their connection unanswered, as when the server is killed mid-run
+    /// (nothing of the `n`th write lands). Clearing the faults brings the server back.
+    pub fn down_from_nth_write(n: usize) -> Self {
+        let mut rule = Self::new(Fault::DropConnection);
+        rule.writes_until_down = Some(n.saturating_sub(1));
+        rule
+    }
+
     fn matches(&self, method: &str, path: &str) -> bool {
         self.method.as_deref().is_none_or(|m| m == method)
             && self.path_prefix.as_deref().is_none_or(|p| path.starts_with(p))
@@ -127,12 +141,20 @@ impl Faults {
     pub fn decide(&mut self, method: &str, path: &str) -> Verdict {
         let mut verdict = Verdict { delay: self.latency, fault: None };
         for rule in &mut self.rules {
-            if rule.exhausted() || !rule.matches(method, path) {
+            if let Some(until) = rule.writes_until_down {
+                let write = matches!(method, "POST" | "PUT" | "PATCH" | "DELETE");
+                if !(rule.down || write && rule.seen >= until) {
+                    rule.seen += usize::from(write);
+                    continue;
+                }
+                rule.down = true;
+            } else if rule.exhausted() || !rule.matches(method, path) {
                 continue;
-            }
-            rule.seen += 1;
-            if rule.seen <= rule.skip {
-                continue;
+            } else {
+                rule.seen += 1;
+                if rule.seen <= rule.skip {
+                    continue;
+                }
             }
             match &rule.fault {
                 Fault::Latency(d) => {
