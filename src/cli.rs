@@ -80,7 +80,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show what apply would change: server-side dry-run of every object against the cluster.
     ///
-    /// Exit code 0: in sync; 2: changes present (including objects prune would delete); 1: error.
+    /// Exit code 0: in sync; 2: changes present (including objects prune would delete and fields
+    /// another field manager changed, shown with that manager named); 1: error.
     /// Secret values are redacted unless --show-secrets. On an eks target the AWS side is diffed
     /// too: S3 buckets (settings drift) and GPU node groups (create, update, replacement needed,
     /// prune).
@@ -249,7 +250,7 @@ pub struct DiffArgs {
     /// Print Secret values instead of redacting them.
     #[arg(long)]
     pub show_secrets: bool,
-    /// Diff as if taking over fields other field managers own.
+    /// Diff as if taking over fields other field managers own, without naming the managers.
     #[arg(long)]
     pub force_conflicts: bool,
 }

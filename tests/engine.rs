@@ -167,6 +167,77 @@ async fn foreign_field_manager_conflict_is_reported_and_forced_only_on_request()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn drift_by_another_field_manager_is_a_diff_naming_the_manager_and_exit_2() {
+    let s = Scenario::start().await;
+    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    // `kubectl patch` of a quota value trainstack owns: kubectl-patch takes the field over, so
+    // trainstack's next (dry-run) apply of it is a 409 conflict.
+    s.server.seed(
+        "kubectl-patch",
+        json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "alice-quota", "namespace": "alice"}, "spec": {"hard": {"pods": "99"}}}),
+    );
+
+    let diff = s.run(&["diff"]).await;
+    assert_eq!(diff.code, 2, "drift, not a failure: {}\n{}", diff.stdout, diff.stderr);
+    assert!(
+        diff.stdout.contains("~ ResourceQuota alice/alice-quota (update, conflict with kubectl-patch)"),
+        "{}",
+        diff.stdout
+    );
+    assert!(diff.stdout.contains(".spec.hard.pods"), "the conflicting field is named: {}", diff.stdout);
+    let changed: Vec<&str> = diff
+        .stdout
+        .lines()
+        .filter(|l| {
+            (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---")
+        })
+        .collect();
+    assert_eq!(changed, vec!["-    pods: '99'", "+    pods: '50'"], "{}", diff.stdout);
+    let counts = summary(&diff);
+    assert!(
+        counts.starts_with("diff: 0 created, 1 configured, ") && counts.ends_with(" 0 failed"),
+        "{counts}"
+    );
+    assert!(diff.stdout.contains(".spec.hard.pods: owned by \"kubectl-patch\""), "{}", diff.stdout);
+
+    let json = s.run(&["diff", "-o", "json"]).await;
+    assert_eq!(json.code, 2, "{}", json.stderr);
+    let v: Value = serde_json::from_str(&json.stdout).unwrap();
+    let quota = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "ResourceQuota" && c["namespace"] == "alice")
+        .unwrap();
+    assert_eq!(quota["action"], "update");
+    assert_eq!(quota["conflict"]["managers"], json!(["kubectl-patch"]));
+    assert!(quota.get("error").is_none(), "{quota}");
+
+    let status = s.run(&["status", "-o", "json"]).await;
+    assert_eq!(status.code, 2, "{}", status.stderr);
+    let rows: Value = serde_json::from_str(&status.stdout).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["object"] == "ResourceQuota/alice/alice-quota")
+        .unwrap_or_else(|| panic!("{}", status.stdout));
+    assert_eq!(row["state"], "drifted", "{row}");
+    assert!(row["details"][0].as_str().is_some_and(|d| d.contains("conflict with kubectl-patch")), "{row}");
+
+    // Only apply refuses it, unless told to take the field over.
+    let apply = s.run(&["apply", "--no-wait"]).await;
+    assert_eq!(apply.code, 1, "{}\n{}", apply.stdout, apply.stderr);
+    assert!(apply.stdout.contains("! ResourceQuota alice/alice-quota failed"), "{}", apply.stdout);
+    assert!(apply.stdout.contains("--force-conflicts"), "{}", apply.stdout);
+    let quota = s.server.get("v1", "ResourceQuota", Some("alice"), "alice-quota").unwrap();
+    assert_eq!(quota["spec"]["hard"]["pods"], "99", "not overridden without --force-conflicts");
+    let forced = s.run(&["apply", "--no-wait", "--force-conflicts"]).await;
+    assert_eq!(forced.code, 0, "{}\n{}", forced.stdout, forced.stderr);
+    assert_eq!(s.run(&["diff"]).await.code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_429_storm_is_ridden_out() {
     let s = Scenario::start().await;
     // Every server-side apply and dry-run is throttled until 24 have been turned away.

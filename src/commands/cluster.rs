@@ -329,9 +329,14 @@ pub async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitCode, 
             crate::manifest::Origin::Template { component, .. } => component.clone(),
             crate::manifest::Origin::Addon { name } => format!("addon:{name}"),
         };
-        // An error says why (a field conflict, RBAC, an unreachable server), in the table and JSON.
-        let details = c.and_then(|c| c.error.as_deref()).map(|e| e.lines().map(str::to_string).collect());
-        rows.push(Row { component, object: m.id(), state, ready, details: details.unwrap_or_default() });
+        // An error says why (RBAC, an unreachable server, ...); a conflict names the fields and
+        // the manager that owns them; in the table and JSON.
+        let conflicts = c.and_then(|c| c.conflict.as_ref()).map(|conflict| {
+            conflict.fields.iter().map(|f| format!("{}: conflict with {}", f.field, f.manager)).collect()
+        });
+        let errors = c.and_then(|c| c.error.as_deref()).map(|e| e.lines().map(str::to_string).collect());
+        let details = conflicts.or(errors).unwrap_or_default();
+        rows.push(Row { component, object: m.id(), state, ready, details });
     }
     let healthy = rows.iter().all(|r| r.state == "in sync" && r.ready == "ready");
     let mut out = std::io::stdout().lock();
@@ -412,7 +417,22 @@ fn print_report(
                     }
                     continue;
                 }
-                t.push_str(&format!("{sign} {} ({label})\n", c.display_id()));
+                match &c.conflict {
+                    Some(conflict) => {
+                        t.push_str(&format!(
+                            "{sign} {} ({label}, conflict with {})\n",
+                            c.display_id(),
+                            conflict.managers_list()
+                        ));
+                        for f in &conflict.fields {
+                            t.push_str(&format!("    {}: owned by {:?}\n", f.field, f.manager));
+                        }
+                        t.push_str(
+                            "    apply refuses this without --force-conflicts, which takes the fields over\n",
+                        );
+                    }
+                    None => t.push_str(&format!("{sign} {} ({label})\n", c.display_id())),
+                }
                 if c.action != Action::Prune && !c.diff.is_empty() {
                     t.push_str(&if color { plan::colorize(&c.diff) } else { c.diff.clone() });
                 }

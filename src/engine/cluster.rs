@@ -52,6 +52,16 @@ pub enum ClusterError {
         /// HTTP status, 0 for connection problems.
         code: u16,
     },
+    /// A server-side apply met fields other field managers own (409 `FieldManagerConflict`).
+    #[error("{what}: {message}")]
+    Conflict {
+        /// Which call, on which object.
+        what: String,
+        /// The server's answer, with one line per conflicting field.
+        message: String,
+        /// Who owns which field (boxed: errors travel by value through every `Result`).
+        conflict: Box<crate::engine::plan::Conflict>,
+    },
 }
 
 impl ClusterError {
@@ -59,6 +69,7 @@ impl ClusterError {
     pub fn code(&self) -> u16 {
         match self {
             ClusterError::Api { code, .. } => *code,
+            ClusterError::Conflict { .. } => 409,
             _ => 0,
         }
     }
@@ -336,12 +347,23 @@ fn to_cluster_error(what: &str, e: kube::Error) -> ClusterError {
     match e {
         kube::Error::Api(status) => {
             let mut message = status.message.clone();
-            if let Some(causes) = status.details.as_ref().map(|d| &d.causes).filter(|c| !c.is_empty()) {
-                for c in causes {
-                    message.push_str(&format!("\n    {}: {}", c.field, c.message));
-                }
+            let causes = status.details.as_ref().map(|d| d.causes.as_slice()).unwrap_or_default();
+            for c in causes {
+                message.push_str(&format!("\n    {}: {}", c.field, c.message));
             }
-            ClusterError::Api { what: what.to_string(), message, code: status.code }
+            let conflict = (status.code == 409)
+                .then(|| {
+                    let causes =
+                        causes.iter().map(|c| (c.reason.as_str(), c.message.as_str(), c.field.as_str()));
+                    crate::engine::plan::Conflict::from_causes(&status.message, causes)
+                })
+                .flatten();
+            match conflict {
+                Some(conflict) => {
+                    ClusterError::Conflict { what: what.to_string(), message, conflict: Box::new(conflict) }
+                }
+                None => ClusterError::Api { what: what.to_string(), message, code: status.code },
+            }
         }
         other @ (kube::Error::Service(_) | kube::Error::HyperError(_)) => ClusterError::Api {
             what: what.to_string(),

@@ -64,6 +64,73 @@ pub struct ObjectChange {
     /// Why the object failed, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Fields another field manager owns with another value (drift by e.g. `kubectl patch`):
+    /// the diff shows what taking them over would change; apply refuses it without
+    /// `--force-conflicts`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<Conflict>,
+}
+
+/// The 409 a server-side apply met: which managers own which of the object's fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    /// The other field managers, each once, in the order the server named them.
+    pub managers: Vec<String>,
+    /// Each conflicting field and its owner.
+    pub fields: Vec<FieldConflict>,
+    /// The server's message.
+    pub message: String,
+}
+
+impl Conflict {
+    /// The conflict of a 409 answer, from its `FieldManagerConflict` causes; `None` when the
+    /// 409 is of another kind (e.g. a stale resourceVersion).
+    pub fn from_causes<'a>(
+        message: &str,
+        causes: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+    ) -> Option<Self> {
+        let fields: Vec<FieldConflict> = causes
+            .into_iter()
+            .filter(|(reason, _, _)| *reason == "FieldManagerConflict")
+            .map(|(_, cause, field)| FieldConflict { manager: manager_of(cause), field: field.to_string() })
+            .collect();
+        if fields.is_empty() {
+            return None;
+        }
+        let mut managers: Vec<String> = Vec::new();
+        for f in &fields {
+            if !managers.contains(&f.manager) {
+                managers.push(f.manager.clone());
+            }
+        }
+        Some(Conflict { managers, fields, message: message.to_string() })
+    }
+
+    /// `kubectl-patch` or `kubectl-patch, helm`.
+    pub fn managers_list(&self) -> String {
+        self.managers.join(", ")
+    }
+}
+
+/// One field another manager owns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldConflict {
+    /// The field manager that owns it (`kubectl-patch`).
+    pub manager: String,
+    /// The field path as the server names it (`.spec.hard.pods`).
+    pub field: String,
+}
+
+/// The manager a conflict cause names: the API server words it `conflict with "NAME"`, followed
+/// by ` using v1` for managers that wrote with an update rather than an apply. The name is a
+/// quoted Go string; anything else is kept whole.
+fn manager_of(cause: &str) -> String {
+    let rest = cause.strip_prefix("conflict with ").unwrap_or(cause);
+    serde_json::Deserializer::from_str(rest)
+        .into_iter::<String>()
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| rest.to_string())
 }
 
 impl ObjectChange {
@@ -153,6 +220,23 @@ mod tests {
             })
             .collect();
         assert_eq!(changed, vec!["-  z: '2'", "+  z: '3'"]);
+    }
+
+    #[test]
+    fn a_conflict_names_each_manager_once_from_the_servers_causes() {
+        let causes = [
+            ("FieldManagerConflict", "conflict with \"kubectl-patch\" using v1", ".spec.hard.pods"),
+            ("FieldManagerConflict", "conflict with \"kubectl-patch\" using v1", ".spec.hard.cpu"),
+            ("FieldManagerConflict", "conflict with \"helm\"", ".metadata.labels.team"),
+        ];
+        let c = Conflict::from_causes("Apply failed with 3 conflicts: ...", causes).unwrap();
+        assert_eq!(c.managers, vec!["kubectl-patch", "helm"]);
+        assert_eq!(
+            c.fields[1],
+            FieldConflict { manager: "kubectl-patch".into(), field: ".spec.hard.cpu".into() }
+        );
+        assert_eq!(c.managers_list(), "kubectl-patch, helm");
+        assert_eq!(Conflict::from_causes("the object has been modified", [("", "", "")]), None);
     }
 
     #[test]

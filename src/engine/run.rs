@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::engine::applyset::{self, Parent};
 use crate::engine::cluster::{self, Catalog, ClusterError, Resolved};
 use crate::engine::normalize;
-use crate::engine::plan::{self, Action, ObjectChange};
+use crate::engine::plan::{self, Action, Conflict, ObjectChange};
 use crate::engine::progress::Progress;
 use crate::engine::ready::{readiness, ClusterFacts, Readiness};
 use crate::manifest::{Manifest, Origin, Phase};
@@ -274,6 +274,7 @@ impl Engine {
             action: Action::Create,
             diff: String::new(),
             error: None,
+            conflict: None,
         };
         let Some(r) = &d.resolved else {
             // Its CRD is part of this apply and not established yet: it can only be new.
@@ -300,8 +301,21 @@ impl Engine {
             // A new object in a namespace this same apply creates cannot be dry-run yet (the
             // server answers 404 for the namespace); it can only be a create.
             Err(e) if live.is_none() && e.code() == 404 && d.namespace().is_some() => obj.clone(),
+            // Drift by another field manager (`kubectl patch` of a field this environment
+            // sets) is a change to show, not a failure: a forced dry-run says what taking the
+            // fields back would change, and apply_one refuses it without --force-conflicts.
+            Err(ClusterError::Conflict { conflict, .. }) => {
+                change.conflict = Some(*conflict);
+                match cluster::apply(&api, d.name(), &obj, true, true, &what).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        change.error = Some(e.to_string());
+                        return (change, obj);
+                    }
+                }
+            }
             Err(e) => {
-                change.error = Some(conflict_hint(e));
+                change.error = Some(e.to_string());
                 return (change, obj);
             }
         };
@@ -323,6 +337,10 @@ impl Engine {
     /// Plans and, unless dry-run, applies one object.
     async fn apply_one(&self, d: &Desired) -> ObjectChange {
         let (mut change, obj) = self.plan_one(d).await;
+        if let Some(c) = change.conflict.as_ref().filter(|_| change.error.is_none()) {
+            change.error = Some(conflict_hint(&d.id(), c));
+            return change;
+        }
         if change.error.is_some() || self.opts.dry_run || change.action == Action::Unchanged {
             return change;
         }
@@ -333,7 +351,12 @@ impl Engine {
         let api = cluster::api_for(&self.client, r, d.namespace());
         match cluster::apply(&api, d.name(), &obj, false, self.opts.force_conflicts, &d.id()).await {
             Ok(_) => self.wrote(&change),
-            Err(e) => change.error = Some(conflict_hint(e)),
+            // Another manager took a field between the dry-run and the write.
+            Err(ClusterError::Conflict { conflict, .. }) => {
+                change.error = Some(conflict_hint(&d.id(), &conflict));
+                change.conflict = Some(*conflict);
+            }
+            Err(e) => change.error = Some(e.to_string()),
         }
         change
     }
@@ -962,6 +985,7 @@ impl PruneTarget {
                 action: Action::Prune,
                 diff: plan::unified(Some(&shown), None),
                 error: None,
+                conflict: None,
             },
             resolved,
         }
@@ -996,11 +1020,12 @@ fn resolve_group_kind(catalog: &Catalog, desired: &[Desired], group: &str, kind:
     None
 }
 
-/// Explains a conflict (409 from a dry-run or apply) and how to resolve it.
-fn conflict_hint(e: ClusterError) -> String {
-    if e.code() == 409 {
-        format!("{e}\n    another field manager owns these fields; change them there, or pass --force-conflicts to take them over")
-    } else {
-        e.to_string()
-    }
+/// Why apply refuses an object whose fields other managers own, and how to resolve it.
+fn conflict_hint(id: &str, c: &Conflict) -> String {
+    let fields: String =
+        c.fields.iter().map(|f| format!("\n    {}: owned by {:?}", f.field, f.manager)).collect();
+    format!(
+        "{id}: {}{fields}\n    another field manager owns these fields; change them there, or pass --force-conflicts to take them over",
+        c.message
+    )
 }
