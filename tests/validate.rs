@@ -55,7 +55,7 @@ fn custom_resources_without_schemas_are_reported_not_checked() {
     let out = validate(&["environments/base.yaml", "environments/kind.yaml"], &[]);
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert!(out.stdout.contains(
-        "warning: ClusterTrainingRuntime/pytorch-simple (trainer.kubeflow.org/v1alpha1 ClusterTrainingRuntime): no schema to check it against; pass --crds DIR with the CRDs of the pinned version"
+        "warning: ClusterTrainingRuntime/pytorch-simple (trainer.kubeflow.org/v1alpha1 ClusterTrainingRuntime): no schema to check it against: no add-on in the set brings its CRD (left out by --no-addons?); pass --crds DIR with the CRDs of the pinned version"
     ), "{}", out.stdout);
 }
 
@@ -83,4 +83,47 @@ fn json_report() {
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["valid"], true);
     assert!(v["core_checked"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn json_report_of_an_invalid_environment_lists_its_problems_and_exits_1() {
+    let env = format!("{MINIMAL_ENV}components:\n  tenants:\n    list:\n      - name: Team_A\n");
+    for format in ["json", "yaml"] {
+        let out =
+            Test::new().file("env.yaml", &env).args(&["validate", "-e", "env.yaml", "-o", format]).run();
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        let v: serde_json::Value = if format == "json" {
+            serde_json::from_str(&out.stdout).expect("stdout is the JSON report")
+        } else {
+            serde_yaml::from_str(&out.stdout).expect("stdout is the YAML report")
+        };
+        assert_eq!(v["valid"], false);
+        assert_eq!(v["objects"], 0);
+        let problem = &v["problems"][0];
+        assert_eq!(problem["file"], "env.yaml");
+        assert_eq!((problem["line"].as_u64(), problem["column"].as_u64()), (Some(8), Some(15)));
+        assert_eq!(problem["field"], "components.tenants.list[0].name");
+        assert!(problem["message"].as_str().unwrap().contains("not a valid DNS-1123 label"), "{problem}");
+    }
+}
+
+#[test]
+fn custom_resources_are_checked_against_the_crds_the_addons_bring_without_flags() {
+    // The add-ons of the set (here the upstream CRD files of the pinned versions) provide the
+    // schemas: no --crds is needed.
+    let out = Test::new()
+        .file("crds.yaml", &crate::harness::crd_addons_overlay())
+        .args(&[
+            "validate",
+            "--terraform-outputs",
+            &crate::harness::repo().join(TF_OUTPUTS).display().to_string(),
+        ])
+        .args(&["-e", &crate::harness::repo().join("environments/base.yaml").display().to_string()])
+        .args(&["-e", &crate::harness::repo().join("environments/kind.yaml").display().to_string()])
+        .args(&["-e", "crds.yaml", "-o", "json"])
+        .run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(v["crd_checked"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["unchecked"], serde_json::json!([]));
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, OutputFormat, ValidateArgs};
+use crate::diag::Diagnostic;
 use crate::manifest::{Manifest, Origin};
 use crate::validate::{check_core, CrdSchemas};
 use crate::Error;
@@ -20,14 +21,48 @@ struct ObjectProblem {
     message: String,
 }
 
-/// The outcome.
+/// One problem in an environment file or job spec: nothing was rendered.
 #[derive(Debug, Serialize)]
+struct InputProblem {
+    file: String,
+    line: Option<usize>,
+    column: Option<usize>,
+    field: String,
+    message: String,
+    /// `file:line:column: field: message`, as the text report shows it.
+    #[serde(skip)]
+    shown: String,
+}
+
+impl From<&Diagnostic> for InputProblem {
+    fn from(d: &Diagnostic) -> Self {
+        InputProblem {
+            shown: d.to_string(),
+            file: d.file.clone(),
+            line: d.pos.map(|p| p.line),
+            column: d.pos.map(|p| p.column),
+            field: d.field.clone(),
+            message: d.message.clone(),
+        }
+    }
+}
+
+/// A problem in the inputs or in a rendered object (told apart by their fields).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Problem {
+    Input(InputProblem),
+    Object(ObjectProblem),
+}
+
+/// The outcome.
+#[derive(Debug, Serialize, Default)]
 struct Outcome {
     valid: bool,
     objects: usize,
     core_checked: usize,
     crd_checked: usize,
-    problems: Vec<ObjectProblem>,
+    problems: Vec<Problem>,
     /// Custom resources with no schema to check them against.
     unchecked: Vec<String>,
 }
@@ -54,7 +89,20 @@ pub async fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<ExitCode, E
         }
         crds.extend(loaded);
     }
-    let prepared = super::prepare(global, &args.addons).await?;
+    let prepared = match super::prepare(global, &args.addons).await {
+        Ok(prepared) => prepared,
+        // A CI job reading `-o json` gets the problems there too; the text report stays the
+        // compiler-style error on stderr.
+        Err(Error::Input(diagnostics)) if global.output != OutputFormat::Text => {
+            let out = Outcome {
+                problems: diagnostics.0.iter().map(|d| Problem::Input(d.into())).collect(),
+                ..Outcome::default()
+            };
+            print(global.output, &out)?;
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e),
+    };
     // CRDs rendered in the set (from add-ons) are what the cluster will serve: they win.
     for m in prepared.set.iter().filter(|m| m.kind() == "CustomResourceDefinition") {
         crds.add_crd(&m.obj).map_err(anyhow::Error::from)?;
@@ -79,27 +127,36 @@ pub async fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<ExitCode, E
             continue;
         };
         for p in problems {
-            out.problems.push(ObjectProblem {
+            out.problems.push(Problem::Object(ObjectProblem {
                 object: m.id(),
                 origin: origin(m, global.templates.as_deref()),
                 path: p.path,
                 message: p.message,
-            });
+            }));
         }
     }
     out.valid = out.problems.is_empty();
-    let mut w = std::io::stdout().lock();
-    let text = match global.output {
-        OutputFormat::Json => serde_json::to_string_pretty(&out).map_err(anyhow::Error::from)? + "\n",
-        OutputFormat::Yaml => crate::yaml::to_string(&out),
+    print(global.output, &out)?;
+    Ok(if out.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn print(format: OutputFormat, out: &Outcome) -> Result<(), Error> {
+    let text = match format {
+        OutputFormat::Json => serde_json::to_string_pretty(out).map_err(anyhow::Error::from)? + "\n",
+        OutputFormat::Yaml => crate::yaml::to_string(out),
         OutputFormat::Text => {
             let mut t = String::new();
             for p in &out.problems {
-                t.push_str(&format!("error: {}: {}: {}: {}\n", p.origin, p.object, p.path, p.message));
+                match p {
+                    Problem::Object(p) => {
+                        t.push_str(&format!("error: {}: {}: {}: {}\n", p.origin, p.object, p.path, p.message))
+                    }
+                    Problem::Input(p) => t.push_str(&format!("error: {}\n", p.shown)),
+                }
             }
             for u in &out.unchecked {
                 t.push_str(&format!(
-                    "warning: {u}: no schema to check it against; pass --crds DIR with the CRDs of the pinned version\n"
+                    "warning: {u}: no schema to check it against: no add-on in the set brings its CRD (left out by --no-addons?); pass --crds DIR with the CRDs of the pinned version\n"
                 ));
             }
             t.push_str(&format!(
@@ -113,6 +170,6 @@ pub async fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<ExitCode, E
             t
         }
     };
-    w.write_all(text.as_bytes()).map_err(anyhow::Error::from)?;
-    Ok(if out.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    std::io::stdout().lock().write_all(text.as_bytes()).map_err(anyhow::Error::from)?;
+    Ok(())
 }
