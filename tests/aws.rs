@@ -399,6 +399,36 @@ async fn access_denied_names_the_call_and_what_to_check() {
     assert!(all.contains("check AWS_PROFILE or the role's IAM policy"), "{all}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unreachable_aws_endpoint_reads_as_its_cause_without_a_debug_dump() {
+    // A port nothing listens on: every AWS call fails before a response (a dispatch failure).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let tf_outputs = repo().join(TF_OUTPUTS).display().to_string();
+    let mut cluster = ClusterScenario::new(
+        ApiServer::start().await,
+        &["environments/base.yaml", "environments/eks-dev.yaml"],
+        CONTEXT,
+    )
+    .always(&["--terraform-outputs", &tf_outputs]);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    for (k, v) in [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/nonexistent/aws-config"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials"),
+    ] {
+        cluster = cluster.var(k, v);
+    }
+    let out = cluster.run(&["diff", "--context", CONTEXT]).await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(all.contains("eks:DescribeCluster"), "names the call: {all}");
+    assert!(all.contains("dispatch failure") && all.contains("Connection refused"), "says why: {all}");
+    assert!(!all.contains("DispatchFailure(") && !all.contains("source:"), "no Debug dump: {all}");
+}
+
 /// The token's presigned URL equals the one botocore computes, the way `aws eks get-token`
 /// does, for the same credentials and time.
 #[test]

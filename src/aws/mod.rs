@@ -13,7 +13,6 @@ pub mod s3;
 pub mod token;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// Tag (and label) naming the environment that created an AWS resource.
@@ -142,9 +141,12 @@ fn is_access_denied(code: &str) -> bool {
     )
 }
 
-/// An error and its causes on one line (the SDK's own Display is only the outermost).
+/// An error and its causes on one line (the SDK's own Display is only the outermost):
+/// `dispatch failure: io error: client error (Connect): tcp connect error: Connection refused`.
+/// Not aws-smithy's `DisplayErrorContext`, which ends its text with the error's Debug dump
+/// (`(DispatchFailure(DispatchFailure { source: ...`), unreadable to the user.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    format!("{}", DisplayErrorContext(e))
+    crate::engine::cluster::error_chain(e)
 }
 
 /// The HTTPS client of every AWS SDK client: rustls with ring (the crypto kube already uses), so
