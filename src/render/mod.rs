@@ -270,7 +270,49 @@ fn check_duplicates(set: &[Manifest]) -> Result<(), RenderError> {
 
 #[cfg(test)]
 mod tests {
-    use super::trainer_api;
+    use super::{build_context, trainer_api};
+
+    #[test]
+    fn every_documented_template_variable_is_in_the_render_context() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let files = [root.join("environments/base.yaml"), root.join("environments/kind.yaml")];
+        let loaded = crate::env::load(&files, &crate::env::LoadOptions { terraform_outputs: None })
+            .expect("kind loads");
+        let jobs = crate::jobs::load(&loaded).expect("its jobs load");
+        let ctx = serde_json::to_value(build_context(&loaded.env, &jobs)).unwrap();
+        let doc = std::fs::read_to_string(root.join("docs/templates.md")).unwrap();
+        // The first cell of each table row: `variable` or `list[].field`.
+        let documented: Vec<&str> =
+            doc.lines().filter_map(|l| l.strip_prefix("| `")?.split('`').next()).collect();
+        let first = |list: &str| {
+            ctx[list]
+                .as_array()
+                .and_then(|a| a.first())
+                .cloned()
+                .unwrap_or_else(|| panic!("no {list} in kind"))
+        };
+        for path in &documented {
+            match path.split_once("[].") {
+                Some((list, field)) => {
+                    assert!(first(list).get(field).is_some(), "{path} is not in the context")
+                }
+                None => assert!(ctx.get(path).is_some(), "{path} is not in the context"),
+            }
+        }
+        // And the other way: nothing templates receive is left out of the tables.
+        let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        for key in keys(&ctx) {
+            assert!(documented.contains(&key.as_str()), "variable {key} is not in docs/templates.md");
+        }
+        for (list, documented_as) in
+            [("tenants", "tenants"), ("trainjobs", "trainjobs"), ("custom_jobs", "trainjobs")]
+        {
+            for field in keys(&first(list)) {
+                let path = format!("{documented_as}[].{field}");
+                assert!(documented.contains(&path.as_str()), "{list}[].{field} is not in docs/templates.md");
+            }
+        }
+    }
 
     #[test]
     fn trainer_api_follows_the_pinned_version() {
