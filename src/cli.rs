@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions, converted to plain settings before any work.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -11,53 +12,168 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// first, then overlays (maps merge, lists replace, null removes).
 #[derive(Debug, Parser)]
 #[command(name = "trainstack", version, propagate_version = true, max_term_width = 100)]
-#[command(after_help = "Examples:\n  \
-    trainstack render -e environments/base.yaml -e environments/kind.yaml\n  \
-    trainstack render -e environments/base.yaml -e environments/eks-dev.yaml --out deploy/eks-dev\n  \
-    trainstack up -e environments/base.yaml -e environments/kind.yaml\n  \
-    trainstack infra plan -e environments/base.yaml -e environments/eks-dev.yaml\n  \
-    trainstack validate -e environments/base.yaml -e environments/kind.yaml --crds crds/trainer-v2.3.0\n  \
-    trainstack smoke -e environments/base.yaml -e environments/kind.yaml")]
+#[command(after_help = "Examples:
+  trainstack render -e environments/base.yaml -e environments/kind.yaml
+  trainstack render -e environments/base.yaml -e environments/eks-dev.yaml \\
+      --out deploy/eks-dev
+  trainstack validate -e environments/base.yaml -e environments/kind.yaml
+  trainstack up -e environments/base.yaml -e environments/kind.yaml
+  trainstack infra plan -e environments/base.yaml -e environments/eks-dev.yaml
+  trainstack smoke -e environments/base.yaml -e environments/kind.yaml")]
 pub struct Cli {
-    #[command(flatten)]
-    pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Options every command takes.
-#[derive(Debug, Args)]
+/// The options several commands share, as plain settings for the commands: each command's
+/// flags fill the ones it takes ([`Command::settings`]); the others keep their defaults.
+#[derive(Debug, Clone, Default)]
 pub struct GlobalArgs {
-    /// Environment file; repeat to layer overlays on a base (later files win).
-    #[arg(short = 'e', long = "env", value_name = "FILE", global = true)]
+    /// Environment files, base first.
     pub env: Vec<PathBuf>,
-    /// Kubeconfig file (default: $KUBECONFIG, a path list merged like kubectl, then ~/.kube/config). On an eks target trainstack
-    /// connects through the EKS API (DescribeCluster and an AWS token) unless --kubeconfig or
-    /// --context is given or the environment sets target.context.
-    #[arg(long, value_name = "FILE", global = true)]
+    /// Kubeconfig file.
     pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context (default: the environment's target.context, else kind-<cluster_name> on kind).
-    #[arg(long, value_name = "NAME", global = true)]
+    /// Kubeconfig context.
     pub context: Option<String>,
     /// Output format.
-    #[arg(short = 'o', long, value_enum, global = true, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
-    /// More output: -v lists every object as it is processed and unchanged objects in diffs.
-    #[arg(short = 'v', long, action = clap::ArgAction::Count, global = true)]
+    /// Verbosity (`-v` count).
     pub verbose: u8,
-    /// `terraform output -json` file to fill ${terraform.NAME} references (overrides the
-    /// environment's terraform setting).
-    #[arg(long, value_name = "FILE", global = true)]
+    /// `terraform output -json` file.
     pub terraform_outputs: Option<PathBuf>,
-    /// Directory of templates that replace built-in ones of the same name (e.g. DIR/mlflow/deployment.yaml).
-    #[arg(long, value_name = "DIR", global = true)]
+    /// Template override directory.
     pub templates: Option<PathBuf>,
 }
 
+/// A group of shared flags, copied into the settings of the command that takes it.
+trait Settings {
+    fn fill(&self, s: &mut GlobalArgs);
+}
+
+fn settings(groups: &[&dyn Settings]) -> GlobalArgs {
+    let mut s = GlobalArgs::default();
+    for g in groups {
+        g.fill(&mut s);
+    }
+    s
+}
+
+/// The environment files alone (`infra`, which reads only the environment's name, target and
+/// `terraform` settings).
+#[derive(Debug, Clone, Args)]
+pub struct EnvFiles {
+    /// Environment file; repeat to layer overlays on a base (later files win).
+    #[arg(short = 'e', long = "env", value_name = "FILE")]
+    pub env: Vec<PathBuf>,
+}
+
+impl Settings for EnvFiles {
+    fn fill(&self, s: &mut GlobalArgs) {
+        s.env.clone_from(&self.env);
+    }
+}
+
+/// The environment, its `${terraform.NAME}` references resolved.
+#[derive(Debug, Clone, Args)]
+pub struct EnvArgs {
+    #[command(flatten)]
+    pub files: EnvFiles,
+    /// `terraform output -json` file to fill ${terraform.NAME} references (overrides the
+    /// environment's terraform setting).
+    #[arg(long, value_name = "FILE")]
+    pub terraform_outputs: Option<PathBuf>,
+}
+
+impl Settings for EnvArgs {
+    fn fill(&self, s: &mut GlobalArgs) {
+        self.files.fill(s);
+        s.terraform_outputs.clone_from(&self.terraform_outputs);
+    }
+}
+
+/// Template overrides, for commands that render.
+#[derive(Debug, Clone, Args)]
+pub struct TemplateArgs {
+    /// Directory of templates that replace built-in ones of the same name (e.g.
+    /// DIR/mlflow/deployment.yaml; the variables they receive: docs/templates.md).
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+impl Settings for TemplateArgs {
+    fn fill(&self, s: &mut GlobalArgs) {
+        s.templates.clone_from(&self.templates);
+    }
+}
+
+/// The kubeconfig file alone (`cluster create|delete`, which use the context kind makes).
+#[derive(Debug, Clone, Args)]
+pub struct KubeconfigArg {
+    /// Kubeconfig file (default: $KUBECONFIG, a path list merged like kubectl, then
+    /// ~/.kube/config). On an eks target trainstack connects through the EKS API
+    /// (DescribeCluster and an AWS token) unless --kubeconfig or --context is given or the
+    /// environment sets target.context.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+impl Settings for KubeconfigArg {
+    fn fill(&self, s: &mut GlobalArgs) {
+        s.kubeconfig.clone_from(&self.kubeconfig);
+    }
+}
+
+/// Where the cluster is, for commands that talk to it.
+#[derive(Debug, Clone, Args)]
+pub struct KubeArgs {
+    #[command(flatten)]
+    pub kubeconfig: KubeconfigArg,
+    /// Kubeconfig context (default: the environment's target.context, else
+    /// kind-<cluster_name> on kind).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+impl Settings for KubeArgs {
+    fn fill(&self, s: &mut GlobalArgs) {
+        self.kubeconfig.fill(s);
+        s.context.clone_from(&self.context);
+    }
+}
+
+/// `-o`, for commands that print a result.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+impl Settings for OutputArgs {
+    fn fill(&self, s: &mut GlobalArgs) {
+        s.output = self.output;
+    }
+}
+
+/// `-v`, for commands that report per object.
+#[derive(Debug, Clone, Args)]
+pub struct VerboseArgs {
+    /// More output: -v lists every object as it is processed and unchanged objects in diffs.
+    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl Settings for VerboseArgs {
+    fn fill(&self, s: &mut GlobalArgs) {
+        s.verbose = self.verbose;
+    }
+}
+
 /// Output format of a command's result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     /// Human-readable (for render: the YAML stream).
+    #[default]
     Text,
     /// JSON.
     Json,
@@ -65,19 +181,51 @@ pub enum OutputFormat {
     Yaml,
 }
 
-/// The subcommands.
+/// The subcommands. Each takes only the shared flag groups it uses.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Render the environment's manifests: one YAML stream on stdout, or one file per object.
     ///
     /// Output order is stable: apply phase (CRDs, namespaces, config, operators, workloads),
-    /// then kind, namespace, name. The same inputs always give byte-identical output.
-    Render(RenderArgs),
+    /// then kind, namespace, name. The same inputs always give byte-identical output. With
+    /// --out, -o json|yaml prints the files written.
+    #[command(after_help = "Examples:
+  trainstack render -e environments/base.yaml -e environments/kind.yaml
+  trainstack render -e environments/base.yaml -e environments/kind.yaml -o json
+  trainstack render -e environments/base.yaml -e environments/eks-dev.yaml \\
+      --out deploy/eks-dev")]
+    Render {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        templates: TemplateArgs,
+        #[command(flatten)]
+        args: RenderArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Check the environment, job specs and rendered objects; exit 0 when valid, 1 otherwise.
     ///
     /// Built-in kinds must parse into the Kubernetes API types with no field dropped; custom
-    /// resources are checked against CRD schemas from --crds and from add-ons in the set.
-    Validate(ValidateArgs),
+    /// resources are checked against the CRD schemas the add-ons in the set bring (the pinned
+    /// add-on versions, downloaded once into the add-on cache) and those of --crds. -o json
+    /// prints the problems, those of the environment and job specs included.
+    #[command(after_help = "Examples:
+  trainstack validate -e environments/base.yaml -e environments/kind.yaml
+  trainstack validate -e environments/base.yaml -e environments/kind.yaml \\
+      -o json
+  trainstack validate -e environments/base.yaml -e environments/kind.yaml \\
+      --no-addons --crds my-crds/")]
+    Validate {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        templates: TemplateArgs,
+        #[command(flatten)]
+        args: ValidateArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Show what apply would change: server-side dry-run of every object against the cluster.
     ///
     /// Exit code 0: in sync; 2: changes present (including objects prune would delete and fields
@@ -85,10 +233,24 @@ pub enum Command {
     /// Secret values are redacted unless --show-secrets. On an eks target the AWS side is diffed
     /// too: S3 buckets (settings drift) and GPU node groups (create, update, replacement needed,
     /// prune).
-    #[command(after_help = "Examples:\n  \
-        trainstack diff -e environments/base.yaml -e environments/kind.yaml\n  \
-        trainstack diff -e environments/base.yaml -e environments/eks-dev.yaml -o json")]
-    Diff(DiffArgs),
+    #[command(after_help = "Examples:
+  trainstack diff -e environments/base.yaml -e environments/kind.yaml
+  trainstack diff -e environments/base.yaml \\
+      -e environments/eks-dev.yaml -o json")]
+    Diff {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        templates: TemplateArgs,
+        #[command(flatten)]
+        args: DiffArgs,
+        #[command(flatten)]
+        kube: KubeArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        verbose: VerboseArgs,
+    },
     /// Make the cluster match the environment: server-side apply in phases, then wait and prune.
     ///
     /// Phases: CRDs (waited until Established), Namespaces, config (RBAC, ConfigMaps, Secrets,
@@ -96,10 +258,24 @@ pub enum Command {
     /// that differ are written; a re-run with no changes writes nothing. On an eks target, S3
     /// buckets and GPU node groups are reconciled first (node groups waited until ACTIVE);
     /// --prune also deletes node groups this environment created and no longer declares.
-    #[command(after_help = "Examples:\n  \
-        trainstack apply -e environments/base.yaml -e environments/kind.yaml --prune\n  \
-        trainstack apply -e environments/base.yaml -e environments/eks-dev.yaml --node-group-timeout 45m")]
-    Apply(ApplyArgs),
+    #[command(after_help = "Examples:
+  trainstack apply -e environments/base.yaml -e environments/kind.yaml --prune
+  trainstack apply -e environments/base.yaml -e environments/eks-dev.yaml \\
+      --node-group-timeout 45m")]
+    Apply {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        templates: TemplateArgs,
+        #[command(flatten)]
+        args: ApplyArgs,
+        #[command(flatten)]
+        kube: KubeArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        verbose: VerboseArgs,
+    },
     /// Delete everything the environment renders, in reverse phase order, waiting for finalizers.
     ///
     /// On an eks target with node groups or buckets, the EKS node groups this environment created
@@ -107,19 +283,48 @@ pub enum Command {
     /// waited for (--node-group-timeout). Node groups other tools or environments created are
     /// never touched; S3 buckets are never deleted (they hold data): the trainstack-managed ones
     /// left are listed with the command that removes them.
-    #[command(after_help = "Examples:\n  \
-        trainstack delete -e environments/base.yaml -e environments/kind.yaml --dry-run\n  \
-        trainstack delete -e environments/base.yaml -e environments/eks-dev.yaml --yes --node-group-timeout 45m")]
-    Delete(DeleteArgs),
+    #[command(after_help = "Examples:
+  trainstack delete -e environments/base.yaml \\
+      -e environments/kind.yaml --dry-run
+  trainstack delete -e environments/base.yaml -e environments/eks-dev.yaml \\
+      --yes --node-group-timeout 45m")]
+    Delete {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        templates: TemplateArgs,
+        #[command(flatten)]
+        args: DeleteArgs,
+        #[command(flatten)]
+        kube: KubeArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        verbose: VerboseArgs,
+    },
     /// Drift and readiness of every rendered object, per component.
     ///
     /// Exit code 0: everything in sync and ready; 2: anything drifted, missing or not ready; 1:
     /// error. On an eks target the declared S3 buckets and GPU node groups get rows too (read
     /// calls only).
-    #[command(after_help = "Examples:\n  \
-        trainstack status -e environments/base.yaml -e environments/kind.yaml\n  \
-        trainstack status -e environments/base.yaml -e environments/eks-dev.yaml -o json")]
-    Status(StatusArgs),
+    #[command(after_help = "Examples:
+  trainstack status -e environments/base.yaml -e environments/kind.yaml
+  trainstack status -e environments/base.yaml \\
+      -e environments/eks-dev.yaml -o json")]
+    Status {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        templates: TemplateArgs,
+        #[command(flatten)]
+        args: StatusArgs,
+        #[command(flatten)]
+        kube: KubeArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        verbose: VerboseArgs,
+    },
     /// Prove the deployed platform works: run smoke checks per component and report each.
     ///
     /// Checks: cluster (API reachable, server version 1.N or 1.N+1 for target.kubernetes_version
@@ -134,36 +339,56 @@ pub enum Command {
     /// (with the reason and what to look at) or skipped (with why). Objects the checks create
     /// carry the label trainstack.io/smoke=<run id> in namespace trainstack-smoke and are deleted
     /// afterwards, also after a failure or Ctrl-C (exit 130). Exit code 0 only when no check failed.
-    #[command(after_help = "Examples:\n  \
-        trainstack smoke -e environments/base.yaml -e environments/kind.yaml\n  \
-        trainstack smoke -e environments/base.yaml -e environments/kind.yaml --only cluster,rbac\n  \
-        trainstack smoke -e environments/base.yaml -e environments/eks-dev.yaml --junit smoke.xml --timeout 10m\n  \
-        trainstack smoke -e environments/base.yaml -e environments/kind.yaml --skip trainer,ray -o json\n  \
-        trainstack smoke -e environments/base.yaml -e environments/kind.yaml --only trainer --keep\n  \
-        trainstack smoke -e environments/base.yaml -e environments/kind.yaml --only mlflow --mlflow-url http://127.0.0.1:5000")]
-    Smoke(SmokeArgs),
+    #[command(after_help = "Examples:
+  trainstack smoke -e environments/base.yaml -e environments/kind.yaml
+  trainstack smoke -e environments/base.yaml -e environments/kind.yaml \\
+      --only cluster,rbac
+  trainstack smoke -e environments/base.yaml -e environments/eks-dev.yaml \\
+      --junit smoke.xml --timeout 10m
+  trainstack smoke -e environments/base.yaml -e environments/kind.yaml \\
+      --skip trainer,ray -o json
+  trainstack smoke -e environments/base.yaml -e environments/kind.yaml \\
+      --only trainer --keep
+  trainstack smoke -e environments/base.yaml -e environments/kind.yaml \\
+      --only mlflow --mlflow-url http://127.0.0.1:5000")]
+    Smoke {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        templates: TemplateArgs,
+        #[command(flatten)]
+        args: SmokeArgs,
+        #[command(flatten)]
+        kube: KubeArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        verbose: VerboseArgs,
+    },
     /// Create, delete or show the local kind cluster a kind environment describes.
     ///
     /// The cluster config is generated from the environment: one control-plane with the ingress
     /// ports, `target.workers` general workers, and per GPU pool labelled and tainted workers that
     /// stand in for GPU nodes. Needs the `kind` and `docker` CLIs (set TRAINSTACK_KIND or
     /// TRAINSTACK_DOCKER to use other executables).
-    #[command(after_help = "Examples:\n  \
-        trainstack cluster config -e environments/base.yaml -e environments/kind.yaml\n  \
-        trainstack cluster create -e environments/base.yaml -e environments/kind.yaml\n  \
-        trainstack apply -e environments/base.yaml -e environments/kind.yaml\n  \
-        trainstack cluster delete -e environments/base.yaml -e environments/kind.yaml --yes")]
+    #[command(after_help = "Examples:
+  trainstack cluster config -e environments/base.yaml -e environments/kind.yaml
+  trainstack cluster create -e environments/base.yaml -e environments/kind.yaml
+  trainstack apply -e environments/base.yaml -e environments/kind.yaml
+  trainstack cluster delete -e environments/base.yaml \\
+      -e environments/kind.yaml --yes")]
     Cluster(KindClusterArgs),
     /// Run the Terraform of an EKS environment (its `terraform.dir`): plan, apply, outputs, destroy.
     ///
     /// `terraform init` runs first when the directory has no `.terraform`. terraform's own output
-    /// is passed through as it runs. Set TRAINSTACK_TERRAFORM to use another executable. A file
-    /// written by `infra output --write FILE` feeds `render`, `apply`, ... through
-    /// `--terraform-outputs FILE`.
-    #[command(after_help = "Examples:\n  \
-        trainstack infra plan -e environments/base.yaml -e environments/eks-dev.yaml\n  \
-        trainstack infra apply -e environments/base.yaml -e environments/eks-dev.yaml\n  \
-        trainstack infra output -e environments/base.yaml -e environments/eks-dev.yaml --write tf.json")]
+    /// is passed through as it runs (to stderr for `infra output`, whose stdout is the outputs).
+    /// Set TRAINSTACK_TERRAFORM to use another executable. A file written by `infra output
+    /// --write FILE` feeds `render`, `apply`, ... through `--terraform-outputs FILE`.
+    #[command(after_help = "Examples:
+  trainstack infra plan -e environments/base.yaml -e environments/eks-dev.yaml
+  trainstack infra apply -e environments/base.yaml -e environments/eks-dev.yaml
+  trainstack infra output -e environments/base.yaml \\
+      -e environments/eks-dev.yaml --write tf.json")]
     Infra(InfraArgs),
     /// Bring an environment up: the cluster (kind) or the base infrastructure (EKS), apply, smoke.
     ///
@@ -173,28 +398,87 @@ pub enum Command {
     /// safe to rerun. Takes apply's options; --no-smoke leaves the smoke step out, and the
     /// --smoke-* options, --junit and --mlflow-url are passed to it.
     #[command(mut_arg("dry_run", |a| a.hide(true)))]
-    #[command(after_help = "Examples:\n  \
-        trainstack up -e environments/base.yaml -e environments/kind.yaml\n  \
-        trainstack up -e environments/base.yaml -e environments/kind.yaml --prune --timeout 10m\n  \
-        trainstack up -e environments/base.yaml -e environments/kind.yaml --junit smoke.xml --smoke-timeout 10m\n  \
-        trainstack up -e environments/base.yaml -e environments/eks-dev.yaml --yes --smoke-skip gpu\n  \
-        trainstack up -e environments/base.yaml -e environments/eks-dev.yaml --yes --no-smoke")]
-    Up(UpArgs),
+    #[command(after_help = "Examples:
+  trainstack up -e environments/base.yaml -e environments/kind.yaml
+  trainstack up -e environments/base.yaml -e environments/kind.yaml \\
+      --prune --timeout 10m
+  trainstack up -e environments/base.yaml -e environments/kind.yaml \\
+      --junit smoke.xml --smoke-timeout 10m
+  trainstack up -e environments/base.yaml -e environments/eks-dev.yaml \\
+      --yes --smoke-skip gpu
+  trainstack up -e environments/base.yaml -e environments/eks-dev.yaml \\
+      --yes --no-smoke")]
+    Up {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        templates: TemplateArgs,
+        #[command(flatten)]
+        args: UpArgs,
+        #[command(flatten)]
+        kube: KubeArgs,
+        #[command(flatten)]
+        verbose: VerboseArgs,
+    },
     /// Tear an environment down: delete its objects, then the kind cluster or the Terraform infrastructure.
     ///
     /// Steps: `delete` of every object the environment renders (on EKS with the node groups it
     /// created), then `cluster delete` (kind) or `terraform destroy` (EKS). Asks once, on a terminal, for the environment name; elsewhere it
     /// refuses without --yes.
     #[command(mut_arg("dry_run", |a| a.hide(true)))]
-    #[command(after_help = "Examples:\n  \
-        trainstack down -e environments/base.yaml -e environments/kind.yaml\n  \
-        trainstack down -e environments/base.yaml -e environments/eks-dev.yaml --yes")]
-    Down(DownArgs),
+    #[command(after_help = "Examples:
+  trainstack down -e environments/base.yaml -e environments/kind.yaml
+  trainstack down -e environments/base.yaml -e environments/eks-dev.yaml --yes")]
+    Down {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        templates: TemplateArgs,
+        #[command(flatten)]
+        args: DownArgs,
+        #[command(flatten)]
+        kube: KubeArgs,
+        #[command(flatten)]
+        verbose: VerboseArgs,
+    },
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+impl Command {
+    /// The shared options of this command line as plain settings.
+    pub fn settings(&self) -> GlobalArgs {
+        match self {
+            Command::Render { env, templates, output, .. }
+            | Command::Validate { env, templates, output, .. } => settings(&[env, templates, output]),
+            Command::Diff { env, templates, kube, output, verbose, .. }
+            | Command::Apply { env, templates, kube, output, verbose, .. }
+            | Command::Delete { env, templates, kube, output, verbose, .. }
+            | Command::Status { env, templates, kube, output, verbose, .. }
+            | Command::Smoke { env, templates, kube, output, verbose, .. } => {
+                settings(&[env, templates, kube, output, verbose])
+            }
+            Command::Up { env, templates, kube, verbose, .. }
+            | Command::Down { env, templates, kube, verbose, .. } => {
+                settings(&[env, templates, kube, verbose])
+            }
+            Command::Cluster(c) => match &c.action {
+                KindClusterAction::Create { env, kubeconfig, .. }
+                | KindClusterAction::Delete { env, kubeconfig, .. } => settings(&[env, kubeconfig]),
+                KindClusterAction::Config { env, output } => settings(&[env, output]),
+            },
+            Command::Infra(i) => match &i.action {
+                InfraAction::Plan { files }
+                | InfraAction::Apply { files, .. }
+                | InfraAction::Destroy { files, .. } => settings(&[files]),
+                InfraAction::Output { files, output, .. } => settings(&[files, output]),
+            },
+            Command::Completions { .. } => GlobalArgs::default(),
+        }
+    }
 }
 
 /// Options of `render`.
@@ -235,9 +519,15 @@ pub struct ClusterArgs {
     /// Objects diffed or applied at once within a phase.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
-    /// Bound on each wait, e.g. 90s, 5m, 1h.
+}
+
+/// The bound on the waits of commands that wait (`apply`, `delete`); `diff` and `status` only
+/// read.
+#[derive(Debug, Clone, Args)]
+pub struct WaitArgs {
+    /// Bound on each wait, e.g. 90s, 5m, 1h30m.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
-    pub timeout: std::time::Duration,
+    pub timeout: Duration,
 }
 
 /// Options of `diff`.
@@ -262,6 +552,8 @@ pub struct ApplyArgs {
     pub addons: AddonArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub wait: WaitArgs,
     /// Take ownership of fields other field managers own (otherwise a conflict fails the object).
     #[arg(long)]
     pub force_conflicts: bool,
@@ -285,7 +577,7 @@ pub struct ApplyArgs {
     pub wait_jobs: bool,
     /// Bound on each EKS node group wait (create, update, delete take minutes), e.g. 20m, 1h.
     #[arg(long, default_value = "30m", value_parser = parse_duration)]
-    pub node_group_timeout: std::time::Duration,
+    pub node_group_timeout: Duration,
 }
 
 /// Options of `delete`.
@@ -295,6 +587,8 @@ pub struct DeleteArgs {
     pub addons: AddonArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub wait: WaitArgs,
     /// Do not ask for confirmation (required when not on a terminal).
     #[arg(short = 'y', long)]
     pub yes: bool,
@@ -303,7 +597,7 @@ pub struct DeleteArgs {
     pub dry_run: bool,
     /// Bound on the wait for each EKS node group this environment created to be deleted, e.g. 20m, 1h.
     #[arg(long, default_value = "30m", value_parser = parse_duration)]
-    pub node_group_timeout: std::time::Duration,
+    pub node_group_timeout: Duration,
 }
 
 /// Options of `status`.
@@ -329,9 +623,9 @@ pub struct SmokeArgs {
     /// Keep the smoke namespace and the objects the checks created, for debugging.
     #[arg(long)]
     pub keep: bool,
-    /// Bound on each check (waits for pods and TrainJobs included), e.g. 90s, 5m, 1h.
+    /// Bound on each check (waits for pods and TrainJobs included), e.g. 90s, 5m, 1h30m.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
-    pub timeout: std::time::Duration,
+    pub timeout: Duration,
     /// Also write the results as JUnit XML to FILE (one testcase per check), for CI.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -366,21 +660,43 @@ pub enum KindClusterAction {
     /// then `kind load docker-image` for each of `target.load_images`. The kubeconfig context
     /// `kind-<cluster_name>` is then ready for `apply`. Rerunning leaves an existing cluster as it
     /// is and loads the images again.
-    #[command(after_help = "Examples:\n  \
-        trainstack cluster create -e environments/base.yaml -e environments/kind.yaml\n  \
-        trainstack cluster create -e environments/base.yaml -e environments/kind.yaml --timeout 10m")]
-    Create(KindCreateArgs),
+    #[command(after_help = "Examples:
+  trainstack cluster create -e environments/base.yaml -e environments/kind.yaml
+  trainstack cluster create -e environments/base.yaml \\
+      -e environments/kind.yaml --timeout 10m")]
+    Create {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        args: KindCreateArgs,
+        #[command(flatten)]
+        kubeconfig: KubeconfigArg,
+    },
     /// Delete the kind cluster and everything in it (a missing cluster is not an error).
-    #[command(after_help = "Examples:\n  \
-        trainstack cluster delete -e environments/base.yaml -e environments/kind.yaml\n  \
-        trainstack cluster delete -e environments/base.yaml -e environments/kind.yaml --yes")]
-    Delete(KindDeleteArgs),
+    #[command(after_help = "Examples:
+  trainstack cluster delete -e environments/base.yaml -e environments/kind.yaml
+  trainstack cluster delete -e environments/base.yaml \\
+      -e environments/kind.yaml --yes")]
+    Delete {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        args: KindDeleteArgs,
+        #[command(flatten)]
+        kubeconfig: KubeconfigArg,
+    },
     /// Print the generated kind cluster config (YAML; JSON with -o json) without running kind.
-    #[command(after_help = "Examples:\n  \
-        trainstack cluster config -e environments/base.yaml -e environments/kind.yaml\n  \
-        trainstack cluster config -e environments/base.yaml -e environments/kind.yaml > kind.yaml\n  \
-        kind create cluster --config kind.yaml")]
-    Config,
+    #[command(after_help = "Examples:
+  trainstack cluster config -e environments/base.yaml -e environments/kind.yaml
+  trainstack cluster config -e environments/base.yaml \\
+      -e environments/kind.yaml > kind.yaml
+  kind create cluster --config kind.yaml")]
+    Config {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
 }
 
 /// Options of `cluster create`.
@@ -391,7 +707,7 @@ pub struct KindCreateArgs {
     pub no_wait: bool,
     /// Bound on the wait for the control-plane and then for all nodes, e.g. 90s, 5m, 1h.
     #[arg(long, default_value = "5m", value_parser = parse_duration, conflicts_with = "no_wait")]
-    pub timeout: std::time::Duration,
+    pub timeout: Duration,
 }
 
 /// Options of `cluster delete`.
@@ -416,32 +732,60 @@ pub enum InfraAction {
     /// Show what `infra apply` would change (`terraform plan`).
     ///
     /// Exit code 0: no changes; 2: changes present; 1: error (as `diff`). Shows terraform's own
-    /// output (-o json|yaml applies to `infra output` only).
-    #[command(after_help = "Examples:\n  \
-        trainstack infra plan -e environments/base.yaml -e environments/eks-dev.yaml")]
-    Plan,
+    /// output.
+    #[command(after_help = "Examples:
+  trainstack infra plan -e environments/base.yaml -e environments/eks-dev.yaml")]
+    Plan {
+        #[command(flatten)]
+        files: EnvFiles,
+    },
     /// Plan, confirm, and apply exactly the plan shown; then refresh `terraform.outputs_file`.
     ///
     /// On a terminal it asks before applying; elsewhere a plan with changes needs --yes. When the
     /// environment sets `terraform.outputs_file`, the new outputs are written there, so the next
     /// render reads them.
-    #[command(after_help = "Examples:\n  \
-        trainstack infra apply -e environments/base.yaml -e environments/eks-dev.yaml\n  \
-        trainstack infra apply -e environments/base.yaml -e environments/eks-dev.yaml --yes")]
-    Apply(InfraApplyArgs),
+    #[command(after_help = "Examples:
+  trainstack infra apply -e environments/base.yaml -e environments/eks-dev.yaml
+  trainstack infra apply -e environments/base.yaml \\
+      -e environments/eks-dev.yaml --yes")]
+    Apply {
+        #[command(flatten)]
+        files: EnvFiles,
+        #[command(flatten)]
+        args: InfraApplyArgs,
+    },
     /// Print the Terraform outputs (a table; `-o json` gives the `terraform output -json` document).
-    #[command(after_help = "Examples:\n  \
-        trainstack infra output -e environments/base.yaml -e environments/eks-dev.yaml\n  \
-        trainstack infra output -e environments/base.yaml -e environments/eks-dev.yaml -o json\n  \
-        trainstack infra output -e environments/base.yaml -e environments/eks-dev.yaml --write tf.json")]
-    Output(InfraOutputArgs),
+    ///
+    /// stdout carries only the outputs: terraform's own output (an init included) goes to
+    /// stderr.
+    #[command(after_help = "Examples:
+  trainstack infra output -e environments/base.yaml \\
+      -e environments/eks-dev.yaml
+  trainstack infra output -e environments/base.yaml \\
+      -e environments/eks-dev.yaml -o json
+  trainstack infra output -e environments/base.yaml \\
+      -e environments/eks-dev.yaml --write tf.json")]
+    Output {
+        #[command(flatten)]
+        files: EnvFiles,
+        #[command(flatten)]
+        args: InfraOutputArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Destroy the environment's Terraform infrastructure (`terraform destroy`).
     ///
     /// Delete the platform first (`trainstack delete`, or use `trainstack down` for both): load
     /// balancers and volumes the cluster created are not Terraform's and can block the destroy.
-    #[command(after_help = "Examples:\n  \
-        trainstack infra destroy -e environments/base.yaml -e environments/eks-dev.yaml")]
-    Destroy(InfraDestroyArgs),
+    #[command(after_help = "Examples:
+  trainstack infra destroy -e environments/base.yaml \\
+      -e environments/eks-dev.yaml")]
+    Destroy {
+        #[command(flatten)]
+        files: EnvFiles,
+        #[command(flatten)]
+        args: InfraDestroyArgs,
+    },
 }
 
 /// Options of `infra apply`.
@@ -485,7 +829,7 @@ pub struct UpArgs {
     pub smoke_skip: Vec<crate::smoke::Check>,
     /// Smoke step: bound on each check, as `smoke --timeout` (--timeout bounds apply's waits).
     #[arg(long, default_value = "5m", value_parser = parse_duration, conflicts_with = "no_smoke")]
-    pub smoke_timeout: std::time::Duration,
+    pub smoke_timeout: Duration,
     /// Smoke step: also write its results as JUnit XML to FILE, as `smoke --junit`.
     #[arg(long, value_name = "FILE", conflicts_with = "no_smoke")]
     pub junit: Option<PathBuf>,
@@ -501,15 +845,27 @@ pub struct DownArgs {
     pub delete: DeleteArgs,
 }
 
-/// Parses `90`, `90s`, `5m`, `1h`.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map(|i| s.split_at(i)).unwrap_or((s, "s"));
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration; write e.g. 90s, 5m or 1h"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{s:?} has an unknown unit; use s, m or h")),
-    };
-    Ok(std::time::Duration::from_secs(secs))
+/// The longest bound a duration flag takes. A year is beyond any real wait and within what
+/// every consumer of the value can represent (a tokio deadline; kind's Go `--wait`, which ends
+/// near 292 years).
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Parses a duration as humantime reads them (`90s`, `5m`, `1h30m`, `2h 15m`, `1.5h`). A bare
+/// number is refused rather than guessed at (seconds? minutes?), and so are zero and anything
+/// above a year.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{s:?} has no unit: add a unit, e.g. {s}s or {s}m"));
+    }
+    let d = humantime::parse_duration(s).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => format!("{s:?} is too long: the longest bound is 365d"),
+        e => format!("{s:?} is not a duration ({e}); write numbers with units (ms, s, m, h, d), e.g. 90s, 5m, 1h30m or 1.5h"),
+    })?;
+    if d.is_zero() {
+        return Err(format!("{s:?} is zero; the bound must be above zero, e.g. 30s"));
+    }
+    if d > MAX_DURATION {
+        return Err(format!("{s:?} is too long: the longest bound is 365d"));
+    }
+    Ok(d)
 }

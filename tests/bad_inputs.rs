@@ -284,6 +284,22 @@ snap!(
     )
 );
 
+// ---- command-line flags: usage errors, exit 1, saying what would be valid
+fn flag_fails(args: &[&str]) -> String {
+    fails(&[("env.yaml", MINIMAL_ENV)], &[args, &["-e", "env.yaml"]].concat())
+}
+
+snap!(flag_duration_without_unit, flag_fails(&["apply", "--timeout", "5"]));
+snap!(flag_duration_zero, flag_fails(&["smoke", "--timeout", "0s"]));
+snap!(flag_duration_overflow, flag_fails(&["delete", "--timeout", "9999999999999999999h"]));
+snap!(flag_duration_above_a_year, flag_fails(&["apply", "--node-group-timeout", "400d"]));
+snap!(flag_duration_unknown_unit, flag_fails(&["up", "--smoke-timeout", "5 minutes later"]));
+snap!(
+    flag_kubeconfig_on_a_command_that_reaches_no_cluster,
+    flag_fails(&["render", "--kubeconfig", "kc.yaml"])
+);
+snap!(flag_timeout_on_diff_which_does_not_wait, flag_fails(&["diff", "--timeout", "5m"]));
+
 // ---- add-ons
 snap!(addon_url_without_checksum, env_fails("addons:\n  - name: kuberay\n    version: v1.7.0\n    source: {url: \"https://example.com/kuberay.yaml\"}\n"));
 snap!(

@@ -267,6 +267,24 @@ fn infra_output_prints_a_table_or_the_json_document_and_its_file_feeds_rendering
 }
 
 #[test]
+fn infra_output_stdout_is_only_the_outputs_when_init_runs_first() {
+    // A fresh Terraform directory: init runs, and its chatter must not precede the document.
+    let expected: Value = serde_json::from_str(&example_outputs()).unwrap();
+    for format in ["json", "yaml", "text"] {
+        let t = fakes(&eks_env("  dir: tf\n")).args(&["infra", "output", "-e", "env.yaml", "-o", format]);
+        let out = t.run();
+        code(&out, 0);
+        assert_eq!(log(&t), [INIT, OUTPUT]);
+        assert!(out.stderr.contains("Terraform has been successfully initialized!"), "{}", out.stderr);
+        match format {
+            "json" => assert_eq!(serde_json::from_str::<Value>(&out.stdout).unwrap(), expected),
+            "yaml" => assert_eq!(serde_yaml::from_str::<Value>(&out.stdout).unwrap(), expected),
+            _ => assert!(out.stdout.starts_with("NAME "), "{}", out.stdout),
+        }
+    }
+}
+
+#[test]
 fn infra_destroy_asks_first_and_then_destroys_without_terraforms_prompt() {
     let t = initialised(fakes(&eks_env("  dir: tf\n"))).args(&["infra", "destroy", "-e", "env.yaml"]);
     let out = t.run();

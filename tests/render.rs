@@ -98,6 +98,58 @@ fn out_dir_writes_one_file_per_object_and_replaces_stale_files() {
 }
 
 #[test]
+fn out_dir_with_json_output_lists_the_files_written() {
+    let t = Test::new()
+        .file("env.yaml", &addon_env())
+        .file("addons/widgets.yaml", OPERATOR)
+        .args(&["render", "-e", "env.yaml", "--out", "deploy", "-o", "json"]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("stdout is one JSON document");
+    assert_eq!(v["dir"], "deploy");
+    let files = v["files"].as_array().unwrap();
+    // Every object of the set, in apply order, each in the file that holds it.
+    assert_eq!(files[0]["path"], "deploy/00-crds/_cluster/customresourcedefinition-widgets.example.com.yaml");
+    assert_eq!(
+        (files[0]["kind"].as_str(), files[0]["namespace"].as_str()),
+        (Some("CustomResourceDefinition"), None)
+    );
+    for f in files {
+        let text = std::fs::read_to_string(t.path().join(f["path"].as_str().unwrap())).unwrap();
+        let obj: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+        assert_eq!((&obj["kind"], &obj["metadata"]["name"]), (&f["kind"], &f["name"]));
+    }
+    let stream = Test::new().file("env.yaml", &addon_env()).file("addons/widgets.yaml", OPERATOR);
+    let stream = stream.args(&["render", "-e", "env.yaml"]).run();
+    assert_eq!(files.len(), kinds(&stream.stdout).len());
+    // Text output keeps stdout empty (the count goes to stderr).
+    let text = t.replace_args(&["render", "-e", "env.yaml", "--out", "deploy"]).run();
+    assert_eq!((text.code, text.stdout.as_str()), (0, ""));
+}
+
+#[test]
+fn out_phase_folders_are_the_ones_the_docs_table_names() {
+    let t = Test::new()
+        .file("env.yaml", &addon_env())
+        .file("addons/widgets.yaml", OPERATOR)
+        .args(&["render", "-e", "env.yaml", "--out", "deploy"]);
+    assert_eq!(t.run().code, 0);
+    let docs = std::fs::read_to_string(crate::harness::repo().join("docs/operations.md")).unwrap();
+    let documented: Vec<&str> = docs
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+        .filter(|cell| cell.as_bytes().first().is_some_and(u8::is_ascii_digit))
+        .collect();
+    assert_eq!(documented, ["00-crds", "01-namespaces", "02-config", "03-operators", "04-workloads"]);
+    for entry in std::fs::read_dir(t.path().join("deploy")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if !name.starts_with('.') {
+            assert!(documented.contains(&name.as_str()), "folder {name} is not in the docs' phase table");
+        }
+    }
+}
+
+#[test]
 fn out_dir_refuses_a_directory_it_did_not_write() {
     let t = Test::new()
         .file("env.yaml", MINIMAL_ENV)
@@ -180,7 +232,7 @@ fn usage_errors_exit_1_never_the_drift_code_2() {
     // A CI job reads exit 2 from `diff`, `status` and `infra plan` as "changes present".
     for args in [
         &["diff", "--concurrency", "0", "-e", "environments/base.yaml"][..],
-        &["apply", "--timeout", "1.5h", "-e", "environments/base.yaml"],
+        &["apply", "--timeout", "5", "-e", "environments/base.yaml"],
         &["status", "-o", "deploy/kind", "-e", "environments/base.yaml"],
         &["infra", "plan", "--no-such-flag"],
         &["no-such-command"],

@@ -19,12 +19,7 @@ use crate::Error;
 use super::Prepared;
 
 fn options(global: &GlobalArgs, c: &ClusterArgs) -> Options {
-    Options {
-        concurrency: usize::from(c.concurrency),
-        timeout: c.timeout,
-        verbose: global.verbose > 0,
-        ..Options::default()
-    }
+    Options { concurrency: usize::from(c.concurrency), verbose: global.verbose > 0, ..Options::default() }
 }
 
 async fn engine(
@@ -137,6 +132,7 @@ pub async fn apply(global: &GlobalArgs, args: &ApplyArgs) -> Result<ExitCode, Er
         prune_crds: args.prune_crds,
         wait: !args.no_wait,
         wait_complete: args.wait_jobs,
+        timeout: args.wait.timeout,
         ..options(global, &args.cluster)
     };
     let verb = if args.dry_run { "apply --dry-run" } else { "apply" };
@@ -236,7 +232,8 @@ pub async fn delete(global: &GlobalArgs, args: &DeleteArgs) -> Result<ExitCode, 
             return Ok(ExitCode::from(1));
         }
     }
-    let opts = Options { dry_run: args.dry_run, ..options(global, &args.cluster) };
+    let opts =
+        Options { dry_run: args.dry_run, timeout: args.wait.timeout, ..options(global, &args.cluster) };
     let engine = engine(global, &prepared, opts, aws.as_ref()).await?;
     let report = tokio::select! {
         report = engine.delete(&prepared.set) => report?,

@@ -13,15 +13,21 @@ use crate::Error;
 
 /// Runs one `infra` subcommand.
 pub async fn run(global: &GlobalArgs, action: &InfraAction) -> Result<ExitCode, Error> {
-    let infra = Infra::open(global, Stream::Stdout(""))?;
+    // `infra output` prints the outputs on stdout, in every format: terraform's own output (the
+    // init of a fresh directory) must not land in front of them.
+    let out = match action {
+        InfraAction::Output { .. } => Stream::Stderr(""),
+        _ => Stream::Stdout(""),
+    };
+    let infra = Infra::open(global, out)?;
     match action {
-        InfraAction::Plan => Ok(match infra.plan().await? {
+        InfraAction::Plan { .. } => Ok(match infra.plan().await? {
             Changes::None => ExitCode::SUCCESS,
             Changes::Some => ExitCode::from(2),
         }),
-        InfraAction::Apply(args) => infra.apply(args.yes).await,
-        InfraAction::Output(args) => output(global, &infra, args).await,
-        InfraAction::Destroy(args) => {
+        InfraAction::Apply { args, .. } => infra.apply(args.yes).await,
+        InfraAction::Output { args, .. } => output(global, &infra, args).await,
+        InfraAction::Destroy { args, .. } => {
             if !args.yes && !infra.confirm_destroy()? {
                 eprintln!("not confirmed; nothing was destroyed");
                 return Ok(ExitCode::from(1));

@@ -23,9 +23,9 @@ pub async fn run(global: &GlobalArgs, action: &KindClusterAction) -> Result<Exit
         .into());
     }
     match action {
-        KindClusterAction::Config => config(global, env),
-        KindClusterAction::Create(args) => create(global, env, args).await,
-        KindClusterAction::Delete(args) => delete(global, env, args).await,
+        KindClusterAction::Config { .. } => config(global, env),
+        KindClusterAction::Create { args, .. } => create(global, env, args).await,
+        KindClusterAction::Delete { args, .. } => delete(global, env, args).await,
     }
 }
 

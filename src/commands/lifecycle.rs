@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use crate::cli::{
     AddonArgs, ApplyArgs, ClusterArgs, DeleteArgs, DownArgs, GlobalArgs, KindCreateArgs, KindDeleteArgs,
-    SmokeArgs, UpArgs,
+    SmokeArgs, UpArgs, WaitArgs,
 };
 use crate::env::model::TargetKind;
 use crate::env::{self, LoadOptions};
@@ -63,7 +63,7 @@ pub async fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitCode, Error> {
         TargetKind::Kind => {
             // Loaded now so that an invalid environment stops `up` before the cluster is made.
             let loaded = env::load(&global.env, &load_options(global))?;
-            let timeout = args.apply.cluster.timeout;
+            let timeout = args.apply.wait.timeout;
             let create = KindCreateArgs { no_wait: false, timeout };
             let create_step = Step::new(
                 format!("create kind cluster {:?}", loaded.env.target.cluster_name),
@@ -326,7 +326,7 @@ fn checks_list(checks: &[crate::smoke::Check]) -> String {
 
 /// The flags of `delete` that differ from their defaults, to repeat them in a resume hint.
 fn delete_flags(d: &DeleteArgs) -> Vec<String> {
-    let mut flags = common_flags(&d.addons, &d.cluster);
+    let mut flags = common_flags(&d.addons, &d.cluster, &d.wait);
     flags.extend(node_group_timeout_flag(d.node_group_timeout));
     flags
 }
@@ -340,7 +340,7 @@ fn node_group_timeout_flag(timeout: std::time::Duration) -> Vec<String> {
 }
 
 /// Add-on and cluster flags that differ from their defaults.
-fn common_flags(addons: &AddonArgs, cluster: &ClusterArgs) -> Vec<String> {
+fn common_flags(addons: &AddonArgs, cluster: &ClusterArgs, wait: &WaitArgs) -> Vec<String> {
     let mut flags = Vec::new();
     if addons.no_addons {
         flags.push("--no-addons".into());
@@ -348,13 +348,13 @@ fn common_flags(addons: &AddonArgs, cluster: &ClusterArgs) -> Vec<String> {
     if cluster.concurrency != 8 {
         flags.extend(["--concurrency".into(), cluster.concurrency.to_string()]);
     }
-    flags.extend(timeout_flag(cluster.timeout));
+    flags.extend(timeout_flag(wait.timeout));
     flags
 }
 
 /// The flags of `apply` that differ from their defaults, to repeat them in a resume hint.
 fn apply_flags(a: &ApplyArgs) -> Vec<String> {
-    let mut flags = common_flags(&a.addons, &a.cluster);
+    let mut flags = common_flags(&a.addons, &a.cluster, &a.wait);
     let switches = [
         (a.force_conflicts, "--force-conflicts"),
         (a.prune, "--prune"),

@@ -23,18 +23,19 @@ use crate::Error;
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
+    let global = cli.command.settings();
     match cli.command {
-        Command::Render(args) => render::run(&cli.global, &args).await,
-        Command::Diff(args) => cluster::diff(&cli.global, &args).await,
-        Command::Apply(args) => cluster::apply(&cli.global, &args).await,
-        Command::Delete(args) => cluster::delete(&cli.global, &args).await,
-        Command::Status(args) => cluster::status(&cli.global, &args).await,
-        Command::Smoke(args) => smoke::run(&cli.global, &args).await,
-        Command::Cluster(args) => kind::run(&cli.global, &args.action).await,
-        Command::Validate(args) => validate::run(&cli.global, &args).await,
-        Command::Infra(args) => infra::run(&cli.global, &args.action).await,
-        Command::Up(args) => lifecycle::up(&cli.global, &args).await,
-        Command::Down(args) => lifecycle::down(&cli.global, &args).await,
+        Command::Render { args, .. } => render::run(&global, &args).await,
+        Command::Diff { args, .. } => cluster::diff(&global, &args).await,
+        Command::Apply { args, .. } => cluster::apply(&global, &args).await,
+        Command::Delete { args, .. } => cluster::delete(&global, &args).await,
+        Command::Status { args, .. } => cluster::status(&global, &args).await,
+        Command::Smoke { args, .. } => smoke::run(&global, &args).await,
+        Command::Cluster(args) => kind::run(&global, &args.action).await,
+        Command::Validate { args, .. } => validate::run(&global, &args).await,
+        Command::Infra(args) => infra::run(&global, &args.action).await,
+        Command::Up { args, .. } => lifecycle::up(&global, &args).await,
+        Command::Down { args, .. } => lifecycle::down(&global, &args).await,
         Command::Completions { shell } => {
             // Generated into memory and written with the error kept: clap_complete panics on a
             // failed write, and `trainstack completions bash | head -1` must stop quietly (141).

@@ -343,10 +343,13 @@ impl Kind {
     }
 }
 
-/// A duration the way kind's `--wait` (Go's `time.ParseDuration`) reads it: `5m`, `90s`, `1h`.
+/// A duration the way kind's `--wait` (Go's `time.ParseDuration`) reads it: `5m`, `90s`, `1h`,
+/// `1500ms` (a part of a second must not round to `0s`, which kind reads as "do not wait").
 pub fn go_duration(d: Duration) -> String {
     let s = d.as_secs();
-    if s > 0 && s % 3600 == 0 {
+    if d.subsec_nanos() != 0 {
+        format!("{}ms", d.as_millis().max(1))
+    } else if s > 0 && s % 3600 == 0 {
         format!("{}h", s / 3600)
     } else if s > 0 && s % 60 == 0 {
         format!("{}m", s / 60)
@@ -514,6 +517,7 @@ mod tests {
         assert_eq!(go_duration(Duration::from_secs(7200)), "2h");
         assert_eq!(go_duration(Duration::from_secs(90)), "90s");
         assert_eq!(go_duration(Duration::from_secs(0)), "0s");
+        assert_eq!(go_duration(Duration::from_millis(1500)), "1500ms");
     }
 
     #[test]
