@@ -105,6 +105,20 @@ fn json_report_of_an_invalid_environment_lists_its_problems_and_exits_1() {
         assert_eq!(problem["field"], "components.tenants.list[0].name");
         assert!(problem["message"].as_str().unwrap().contains("not a valid DNS-1123 label"), "{problem}");
     }
+    // A template override that does not parse stops the render too: it is a problem at its line.
+    let out = Test::new()
+        .file("env.yaml", MINIMAL_ENV)
+        .file("tpl/platform/namespace.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ x }\n")
+        .args(&["validate", "-e", "env.yaml", "--templates", "tpl", "-o", "json"])
+        .run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("stdout is the JSON report");
+    let problem = &v["problems"][0];
+    assert_eq!(
+        (problem["file"].as_str(), problem["line"].as_u64()),
+        (Some("tpl/platform/namespace.yaml"), Some(4))
+    );
+    assert!(problem["message"].as_str().unwrap().starts_with("syntax error"), "{problem}");
 }
 
 #[test]

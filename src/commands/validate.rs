@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::cli::{GlobalArgs, OutputFormat, ValidateArgs};
 use crate::diag::Diagnostic;
 use crate::manifest::{Manifest, Origin};
+use crate::render::{RenderError, TemplateError};
 use crate::validate::{check_core, CrdSchemas};
 use crate::Error;
 
@@ -94,12 +95,11 @@ pub async fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<ExitCode, E
         // A CI job reading `-o json` gets the problems there too; the text report stays the
         // compiler-style error on stderr.
         Err(Error::Input(diagnostics)) if global.output != OutputFormat::Text => {
-            let out = Outcome {
-                problems: diagnostics.0.iter().map(|d| Problem::Input(d.into())).collect(),
-                ..Outcome::default()
-            };
-            print(global.output, &out)?;
-            return Ok(ExitCode::from(1));
+            let problems = diagnostics.0.iter().map(|d| Problem::Input(d.into())).collect();
+            return nothing_rendered(global.output, problems);
+        }
+        Err(Error::Render(e)) if global.output != OutputFormat::Text => {
+            return nothing_rendered(global.output, vec![Problem::Input(render_problem(&e))]);
         }
         Err(e) => return Err(e),
     };
@@ -138,6 +138,26 @@ pub async fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<ExitCode, E
     out.valid = out.problems.is_empty();
     print(global.output, &out)?;
     Ok(if out.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The report when the inputs stopped the render: the problems, nothing checked; exit 1.
+fn nothing_rendered(format: OutputFormat, problems: Vec<Problem>) -> Result<ExitCode, Error> {
+    print(format, &Outcome { problems, ..Outcome::default() })?;
+    Ok(ExitCode::from(1))
+}
+
+/// A template (or template override) that did not render, at its file and line when known.
+fn render_problem(e: &RenderError) -> InputProblem {
+    let (file, line, message) = match e {
+        RenderError::Template(TemplateError::Template { file, line, message }) => {
+            (file.clone(), *line, message.clone())
+        }
+        RenderError::Template(TemplateError::UnknownOverride { file, .. })
+        | RenderError::Yaml { file, .. }
+        | RenderError::NotAnObject { file, .. } => (file.clone(), None, e.to_string()),
+        _ => (String::new(), None, e.to_string()),
+    };
+    InputProblem { file, line, column: None, field: String::new(), message, shown: e.to_string() }
 }
 
 fn print(format: OutputFormat, out: &Outcome) -> Result<(), Error> {
