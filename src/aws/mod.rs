@@ -91,6 +91,14 @@ impl AwsError {
         let code = err.code().unwrap_or("").to_string();
         let message = err.message().map(str::to_string);
         let status = err.raw_response().map(|r| r.status().as_u16());
+        // The service's own words: `ExpiredToken: The security token included in the request is
+        // expired` (the code is what AWS documentation and support search by).
+        let said = match message {
+            Some(m) if !code.is_empty() => format!("{code}: {m}"),
+            Some(m) => m,
+            None if !code.is_empty() => code.clone(),
+            None => error_chain(&err),
+        };
         match &err {
             // A refusal whose body the SDK could not read (an emulator, a proxy): the status says
             // enough.
@@ -100,21 +108,12 @@ impl AwsError {
                 message: "HTTP 403: the request was refused (invalid, expired or unauthorised credentials)"
                     .into(),
             },
-            SdkError::ServiceError(_) if is_access_denied(&code) => AwsError::AccessDenied {
-                call: call.into(),
-                resource: resource.into(),
-                message: message.unwrap_or(code),
-            },
-            SdkError::ServiceError(_) => AwsError::Api {
-                call: call.into(),
-                resource: resource.into(),
-                message: match message {
-                    Some(m) if !code.is_empty() => format!("{code}: {m}"),
-                    Some(m) => m,
-                    None if !code.is_empty() => code,
-                    None => error_chain(&err),
-                },
-            },
+            SdkError::ServiceError(_) if is_access_denied(&code) => {
+                AwsError::AccessDenied { call: call.into(), resource: resource.into(), message: said }
+            }
+            SdkError::ServiceError(_) => {
+                AwsError::Api { call: call.into(), resource: resource.into(), message: said }
+            }
             _ => {
                 let chain = error_chain(&err);
                 if chain.contains("credentials") {
@@ -194,5 +193,37 @@ impl Aws {
             .force_path_style(self.config.endpoint_url().is_some())
             .build();
         aws_sdk_s3::Client::from_conf(conf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_eks::operation::describe_cluster::DescribeClusterError;
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::client::result::SdkError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::AwsError;
+
+    fn service_error(status: u16, code: &str, message: &str) -> SdkError<DescribeClusterError, HttpResponse> {
+        let meta = ErrorMetadata::builder().code(code).message(message).build();
+        let raw = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        SdkError::service_error(DescribeClusterError::generic(meta), raw)
+    }
+
+    #[test]
+    fn a_service_error_reads_as_its_code_and_message() {
+        let expired =
+            service_error(403, "ExpiredToken", "The security token included in the request is expired");
+        let e = AwsError::from_sdk("eks:DescribeCluster", "cluster c1", expired).to_string();
+        assert!(
+            e.starts_with("eks:DescribeCluster cluster c1: access denied: ExpiredToken: The security token included in the request is expired\n"),
+            "{e}"
+        );
+        let throttled = service_error(400, "ThrottlingException", "Rate exceeded");
+        let e = AwsError::from_sdk("eks:DescribeCluster", "cluster c1", throttled).to_string();
+        assert_eq!(e, "eks:DescribeCluster cluster c1: ThrottlingException: Rate exceeded");
     }
 }
