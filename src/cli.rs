@@ -78,6 +78,8 @@ pub enum Command {
     /// Built-in kinds must parse into the Kubernetes API types with no field dropped; custom
     /// resources are checked against CRD schemas from --crds and from add-ons in the set.
     Validate(ValidateArgs),
+    /// Pin kustomize add-ons: `addons lock` builds each once and records its sha256.
+    Addons(AddonsArgs),
     /// Show what apply would change: server-side dry-run of every object against the cluster.
     ///
     /// Exit code 0: in sync; 2: changes present (including objects prune would delete and fields
@@ -224,7 +226,7 @@ pub struct AddonArgs {
     /// Leave out upstream add-ons (operators and their CRDs).
     #[arg(long)]
     pub no_addons: bool,
-    /// Cache directory for downloaded add-ons (default: $XDG_CACHE_HOME/trainstack).
+    /// Cache directory for add-on downloads and kustomize builds (default: $XDG_CACHE_HOME/trainstack).
     #[arg(long, value_name = "DIR", env = "TRAINSTACK_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 }
@@ -347,6 +349,38 @@ fn check_parser() -> impl clap::builder::TypedValueParser<Value = crate::smoke::
     use clap::builder::TypedValueParser as _;
     clap::builder::PossibleValuesParser::new(crate::smoke::Check::names())
         .map(|s| s.parse::<crate::smoke::Check>().expect("a possible value is a check name"))
+}
+
+/// Options of `addons`.
+#[derive(Debug, Args)]
+pub struct AddonsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: AddonsAction,
+}
+
+/// `addons` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AddonsAction {
+    /// Build every enabled kustomize add-on and record its sha256 in FILE.lock beside the
+    /// environment file FILE that declares it.
+    ///
+    /// Runs `kubectl kustomize` (a remote target needs the network once), checks the output is a
+    /// set of Kubernetes objects and stores it in the add-on cache. Every command that renders
+    /// then uses the cached build only if it has the locked sha256, with no kubectl and no
+    /// network, and refuses a kustomize add-on the lock file does not pin. The same sources always
+    /// write the same bytes; commit the lock file.
+    #[command(after_help = "Examples:\n  \
+        trainstack addons lock -e environments/base.yaml -e environments/kind.yaml")]
+    Lock(AddonsLockArgs),
+}
+
+/// Options of `addons lock`.
+#[derive(Debug, Args)]
+pub struct AddonsLockArgs {
+    /// Cache directory for add-on downloads and builds (default: $XDG_CACHE_HOME/trainstack).
+    #[arg(long, value_name = "DIR", env = "TRAINSTACK_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Options of `cluster`.
