@@ -28,13 +28,28 @@ pub(crate) fn lock_path(loaded: &LoadedEnv, i: usize) -> PathBuf {
     Lock::path_for(env_file)
 }
 
+/// The lock files of the environment files that declare enabled kustomize add-ons, by path,
+/// once every such add-on is pinned there to its declared target; otherwise every add-on that is
+/// not, as input errors (a broken lock file is one too).
+pub(crate) fn read_locks(
+    loaded: &LoadedEnv,
+    env_files: &[PathBuf],
+) -> Result<BTreeMap<PathBuf, Lock>, Error> {
+    let mut locks = BTreeMap::new();
+    for (i, addon) in loaded.env.addons.iter().enumerate().filter(|(_, a)| a.enabled) {
+        let path = lock_path(loaded, i);
+        if addon.source.kustomize.is_some() && !locks.contains_key(&path) {
+            let lock = Lock::read(&path)?;
+            locks.insert(path, lock);
+        }
+    }
+    unlocked(loaded, &locks, env_files).into_result()?;
+    Ok(locks)
+}
+
 /// A diagnostic at the target of every enabled kustomize add-on that its lock file (in `locks`,
 /// by path) does not pin to the declared target, naming the command that pins it.
-pub(crate) fn unlocked(
-    loaded: &LoadedEnv,
-    locks: &BTreeMap<PathBuf, Lock>,
-    env_files: &[PathBuf],
-) -> Diagnostics {
+fn unlocked(loaded: &LoadedEnv, locks: &BTreeMap<PathBuf, Lock>, env_files: &[PathBuf]) -> Diagnostics {
     let files: Vec<String> = env_files.iter().map(|f| format!("-e {}", f.display())).collect();
     let command = format!("trainstack addons lock {}", files.join(" "));
     let mut problems = Diagnostics::default();

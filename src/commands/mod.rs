@@ -9,7 +9,6 @@ pub mod render;
 pub mod smoke;
 pub mod validate;
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,19 +87,11 @@ async fn load_addons(
     }
     let cache = args.cache_dir.clone().unwrap_or_else(AddonLoader::default_cache_dir);
     let loader = AddonLoader::new(cache);
-    let mut locks: BTreeMap<PathBuf, Lock> = BTreeMap::new();
-    let mut declared = Vec::new();
-    for (i, addon) in loaded.env.addons.iter().enumerate().filter(|(_, a)| a.enabled) {
-        let lock_path = addons::lock_path(loaded, i);
-        if addon.source.kustomize.is_some() && !locks.contains_key(&lock_path) {
-            locks.insert(lock_path.clone(), Lock::read(&lock_path)?);
-        }
-        declared.push((i, addon, lock_path));
-    }
-    addons::unlocked(loaded, &locks, env_files).into_result()?;
-    let jobs = declared.iter().map(|(i, addon, lock_path)| {
+    let locks = addons::read_locks(loaded, env_files)?;
+    let jobs = loaded.env.addons.iter().enumerate().filter(|(_, a)| a.enabled).map(|(i, addon)| {
         let base = loaded.sources.base_dir(&format!("addons[{i}].source"));
-        let lock = locks.get(lock_path).cloned().unwrap_or_else(|| Lock::empty(lock_path.clone()));
+        let lock_path = addons::lock_path(loaded, i);
+        let lock = locks.get(&lock_path).cloned().unwrap_or_else(|| Lock::empty(lock_path));
         let loader = &loader;
         async move { loader.load(addon, &base, &lock).await.map(|objs| (addon.name.clone(), objs)) }
     });
