@@ -1,9 +1,9 @@
 //! The cache of kustomize builds (`<cache>/addons/kustomize/<sha256 of the target>.yaml`),
 //! verified against the sha256 the lock file records.
 //!
-//! Keyed by the target (remote URL with its ref, or the canonical local path) rather than by
-//! content, so a cached build the lock no longer matches is found and reported with both hashes
-//! instead of looking like a cache miss. A valid cached build is used without running kubectl or
+//! Keyed by the target (a remote URL with its ref, or a local directory's canonical path and
+//! files) rather than by content, so a cached build the lock no longer matches is found and
+//! reported with both hashes instead of looking like a cache miss. A valid cached build is used without running kubectl or
 //! touching the network; a missing or stale one is rebuilt, and kept only if it matches the lock.
 
 use std::path::{Path, PathBuf};
