@@ -226,6 +226,8 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Pin kustomize add-ons: `addons lock` builds each once and records its sha256.
+    Addons(AddonsArgs),
     /// Show what apply would change: server-side dry-run of every object against the cluster.
     ///
     /// Exit code 0: in sync; 2: changes present (including objects prune would delete and fields
@@ -470,6 +472,9 @@ impl Command {
                 | KindClusterAction::Delete { env, kubeconfig, .. } => settings(&[env, kubeconfig]),
                 KindClusterAction::Config { env, output } => settings(&[env, output]),
             },
+            Command::Addons(a) => match &a.action {
+                AddonsAction::Lock(lock) => settings(&[&lock.env]),
+            },
             Command::Infra(i) => match &i.action {
                 InfraAction::Plan { files }
                 | InfraAction::Apply { files, .. }
@@ -508,7 +513,7 @@ pub struct AddonArgs {
     /// Leave out upstream add-ons (operators and their CRDs).
     #[arg(long)]
     pub no_addons: bool,
-    /// Cache directory for downloaded add-ons (default: $XDG_CACHE_HOME/trainstack).
+    /// Cache directory for add-on downloads and kustomize builds (default: $XDG_CACHE_HOME/trainstack).
     #[arg(long, value_name = "DIR", env = "TRAINSTACK_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 }
@@ -641,6 +646,40 @@ fn check_parser() -> impl clap::builder::TypedValueParser<Value = crate::smoke::
     use clap::builder::TypedValueParser as _;
     clap::builder::PossibleValuesParser::new(crate::smoke::Check::names())
         .map(|s| s.parse::<crate::smoke::Check>().expect("a possible value is a check name"))
+}
+
+/// Options of `addons`.
+#[derive(Debug, Args)]
+pub struct AddonsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: AddonsAction,
+}
+
+/// `addons` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AddonsAction {
+    /// Build every enabled kustomize add-on and record its sha256 in FILE.lock beside the
+    /// environment file FILE that declares it.
+    ///
+    /// Runs `kubectl kustomize` (a remote target needs the network once), checks the output is a
+    /// set of Kubernetes objects and stores it in the add-on cache. Every command that renders
+    /// then uses the cached build only if it has the locked sha256, with no kubectl and no
+    /// network, and refuses a kustomize add-on the lock file does not pin. The same sources always
+    /// write the same bytes; commit the lock file.
+    #[command(after_help = "Examples:\n  \
+        trainstack addons lock -e environments/base.yaml -e environments/kind.yaml")]
+    Lock(AddonsLockArgs),
+}
+
+/// Options of `addons lock`.
+#[derive(Debug, Args)]
+pub struct AddonsLockArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+    /// Cache directory for add-on downloads and builds (default: $XDG_CACHE_HOME/trainstack).
+    #[arg(long, value_name = "DIR", env = "TRAINSTACK_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Options of `cluster`.

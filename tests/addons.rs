@@ -1,4 +1,6 @@
-//! Add-on loading against a real local HTTP server, real files and a fake `kubectl`.
+//! Add-on loading against a real local HTTP server, real files, a fake `kubectl`, and the real
+//! `kubectl kustomize` on a local kustomize directory and a local git repository (`kubectl` and
+//! `git` must be installed).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -9,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use trainstack::addons::{AddonError, AddonLoader};
+use trainstack::addons::{AddonError, AddonLoader, Lock, Locked};
 use trainstack::env::model::{Addon, AddonSource};
 
 /// A small upstream-like stream: a namespace, a `List` holding a CRD and a ServiceAccount, and a
@@ -153,6 +155,11 @@ fn loader(cache: &Path) -> AddonLoader {
     AddonLoader::new(cache.to_path_buf()).with_retry(3, Duration::from_millis(10))
 }
 
+/// The lock of an environment file that locks nothing.
+fn no_lock() -> Lock {
+    Lock::empty(PathBuf::from("/nowhere/env.yaml.lock"))
+}
+
 fn kinds_and_names(objects: &[serde_json::Value]) -> Vec<(String, String)> {
     objects
         .iter()
@@ -181,8 +188,10 @@ async fn download_is_verified_cached_and_returned_as_objects() {
     let cache = tempfile::tempdir().unwrap();
     let sha = sha256(STREAM);
 
-    let objects =
-        loader(cache.path()).load(&url_addon(&server.url("/demo.yaml"), &sha), Path::new("/")).await.unwrap();
+    let objects = loader(cache.path())
+        .load(&url_addon(&server.url("/demo.yaml"), &sha), Path::new("/"), &no_lock())
+        .await
+        .unwrap();
 
     assert_eq!(kinds_and_names(&objects), expected_objects());
     assert_eq!(objects[3]["spec"]["replicas"], 1);
@@ -201,8 +210,11 @@ async fn uppercase_sha256_finds_the_same_cache_entry() {
     let cache = tempfile::tempdir().unwrap();
     let sha = sha256(STREAM);
     let url = server.url("/demo.yaml");
-    loader(cache.path()).load(&url_addon(&url, &sha.to_uppercase()), Path::new("/")).await.unwrap();
-    loader(cache.path()).load(&url_addon(&url, &sha), Path::new("/")).await.unwrap();
+    loader(cache.path())
+        .load(&url_addon(&url, &sha.to_uppercase()), Path::new("/"), &no_lock())
+        .await
+        .unwrap();
+    loader(cache.path()).load(&url_addon(&url, &sha), Path::new("/"), &no_lock()).await.unwrap();
     assert_eq!(server.requests().len(), 1);
     assert_eq!(files_in(&cache.path().join("addons")), [format!("{sha}.yaml")]);
 }
@@ -214,7 +226,8 @@ async fn checksum_mismatch_names_both_hashes_and_caches_nothing() {
     let pinned = sha256("a different release\n");
     let url = server.url("/demo.yaml");
 
-    let err = loader(cache.path()).load(&url_addon(&url, &pinned), Path::new("/")).await.unwrap_err();
+    let err =
+        loader(cache.path()).load(&url_addon(&url, &pinned), Path::new("/"), &no_lock()).await.unwrap_err();
 
     assert_eq!(
         err.to_string(),
@@ -235,11 +248,11 @@ async fn second_load_is_served_from_cache_without_network() {
     let mut server = Server::serving(STREAM);
     let cache = tempfile::tempdir().unwrap();
     let addon = url_addon(&server.url("/demo.yaml"), &sha256(STREAM));
-    loader(cache.path()).load(&addon, Path::new("/")).await.unwrap();
+    loader(cache.path()).load(&addon, Path::new("/"), &no_lock()).await.unwrap();
     server.shutdown();
 
     // A new loader, as in a later air-gapped run; the server's port now refuses connections.
-    let objects = loader(cache.path()).load(&addon, Path::new("/")).await.unwrap();
+    let objects = loader(cache.path()).load(&addon, Path::new("/"), &no_lock()).await.unwrap();
 
     assert_eq!(kinds_and_names(&objects), expected_objects());
     assert_eq!(server.requests().len(), 1);
@@ -252,7 +265,10 @@ async fn without_cache_a_dead_server_is_a_download_error() {
     server.shutdown();
     let cache = tempfile::tempdir().unwrap();
 
-    let err = loader(cache.path()).load(&url_addon(&url, &sha256(STREAM)), Path::new("/")).await.unwrap_err();
+    let err = loader(cache.path())
+        .load(&url_addon(&url, &sha256(STREAM)), Path::new("/"), &no_lock())
+        .await
+        .unwrap_err();
 
     let text = err.to_string();
     assert!(text.starts_with(&format!("add-on `demo` (url {url}): download failed: ")), "{text}");
@@ -270,8 +286,10 @@ async fn corrupt_cache_file_is_downloaded_again() {
     // Truncated, as a crash of some other tool or a bad disk might leave it.
     std::fs::write(&cached, &STREAM[..40]).unwrap();
 
-    let objects =
-        loader(cache.path()).load(&url_addon(&server.url("/demo.yaml"), &sha), Path::new("/")).await.unwrap();
+    let objects = loader(cache.path())
+        .load(&url_addon(&server.url("/demo.yaml"), &sha), Path::new("/"), &no_lock())
+        .await
+        .unwrap();
 
     assert_eq!(kinds_and_names(&objects), expected_objects());
     assert_eq!(server.requests().len(), 1);
@@ -284,7 +302,10 @@ async fn not_found_names_url_and_status_and_is_not_retried() {
     let cache = tempfile::tempdir().unwrap();
     let url = server.url("/missing.yaml");
 
-    let err = loader(cache.path()).load(&url_addon(&url, &sha256(STREAM)), Path::new("/")).await.unwrap_err();
+    let err = loader(cache.path())
+        .load(&url_addon(&url, &sha256(STREAM)), Path::new("/"), &no_lock())
+        .await
+        .unwrap_err();
 
     assert_eq!(err.to_string(), format!("add-on `demo` (url {url}): download failed: HTTP 404 Not Found"));
     assert_eq!(server.requests().len(), 1);
@@ -300,7 +321,7 @@ async fn transient_server_errors_are_retried() {
     let cache = tempfile::tempdir().unwrap();
 
     let objects = loader(cache.path())
-        .load(&url_addon(&server.url("/demo.yaml"), &sha256(STREAM)), Path::new("/"))
+        .load(&url_addon(&server.url("/demo.yaml"), &sha256(STREAM)), Path::new("/"), &no_lock())
         .await
         .unwrap();
 
@@ -314,7 +335,10 @@ async fn persistent_server_errors_give_up_after_the_configured_attempts() {
     let cache = tempfile::tempdir().unwrap();
     let url = server.url("/demo.yaml");
 
-    let err = loader(cache.path()).load(&url_addon(&url, &sha256(STREAM)), Path::new("/")).await.unwrap_err();
+    let err = loader(cache.path())
+        .load(&url_addon(&url, &sha256(STREAM)), Path::new("/"), &no_lock())
+        .await
+        .unwrap_err();
 
     assert_eq!(err.to_string(), format!("add-on `demo` (url {url}): download failed: HTTP 502 Bad Gateway"));
     assert_eq!(server.requests().len(), 3);
@@ -326,7 +350,7 @@ async fn invalid_source_is_refused_before_any_request() {
     let bad =
         addon("demo", AddonSource { url: Some("http://example.com/demo.yaml".into()), ..Default::default() });
 
-    let err = loader(cache.path()).load(&bad, Path::new("/")).await.unwrap_err();
+    let err = loader(cache.path()).load(&bad, Path::new("/"), &no_lock()).await.unwrap_err();
 
     assert_eq!(
         err.to_string(),
@@ -343,7 +367,7 @@ async fn disabled_addon_yields_nothing_and_reads_nothing() {
         addon("demo", AddonSource { file: Some("does-not-exist.yaml".into()), ..Default::default() });
     off.enabled = false;
     assert_eq!(
-        loader(cache.path()).load(&off, Path::new("/nowhere")).await.unwrap(),
+        loader(cache.path()).load(&off, Path::new("/nowhere"), &no_lock()).await.unwrap(),
         Vec::<serde_json::Value>::new()
     );
 }
@@ -356,7 +380,7 @@ async fn local_file_resolves_against_the_environment_directory() {
     let cache = tempfile::tempdir().unwrap();
     let src = AddonSource { file: Some("vendor/demo.yaml".into()), ..Default::default() };
 
-    let objects = loader(cache.path()).load(&addon("demo", src), env_dir.path()).await.unwrap();
+    let objects = loader(cache.path()).load(&addon("demo", src), env_dir.path(), &no_lock()).await.unwrap();
 
     assert_eq!(kinds_and_names(&objects), expected_objects());
     // Local sources never populate the download cache.
@@ -369,7 +393,7 @@ async fn missing_local_file_names_the_resolved_path() {
     let cache = tempfile::tempdir().unwrap();
     let src = AddonSource { file: Some("vendor/demo.yaml".into()), ..Default::default() };
 
-    let err = loader(cache.path()).load(&addon("demo", src), env_dir.path()).await.unwrap_err();
+    let err = loader(cache.path()).load(&addon("demo", src), env_dir.path(), &no_lock()).await.unwrap_err();
 
     let path = env_dir.path().join("vendor/demo.yaml");
     assert_eq!(
@@ -387,7 +411,7 @@ async fn invalid_yaml_in_a_file_names_file_and_line() {
     let cache = tempfile::tempdir().unwrap();
     let src = AddonSource { file: Some("demo.yaml".into()), ..Default::default() };
 
-    let err = loader(cache.path()).load(&addon("demo", src), env_dir.path()).await.unwrap_err();
+    let err = loader(cache.path()).load(&addon("demo", src), env_dir.path(), &no_lock()).await.unwrap_err();
 
     let AddonError::Yaml { file, line, .. } = &err else { panic!("{err}") };
     assert_eq!(file, &path.display().to_string());
@@ -403,7 +427,7 @@ async fn empty_file_is_an_error() {
     let cache = tempfile::tempdir().unwrap();
     let src = AddonSource { file: Some("demo.yaml".into()), ..Default::default() };
 
-    let err = loader(cache.path()).load(&addon("demo", src), env_dir.path()).await.unwrap_err();
+    let err = loader(cache.path()).load(&addon("demo", src), env_dir.path(), &no_lock()).await.unwrap_err();
 
     assert_eq!(
         err.to_string(),
@@ -429,7 +453,7 @@ async fn dir_reads_yaml_files_in_name_order_and_ignores_the_rest() {
     let cache = tempfile::tempdir().unwrap();
     let src = AddonSource { dir: Some("vendor/demo".into()), ..Default::default() };
 
-    let objects = loader(cache.path()).load(&addon("demo", src), env_dir.path()).await.unwrap();
+    let objects = loader(cache.path()).load(&addon("demo", src), env_dir.path(), &no_lock()).await.unwrap();
 
     let names: Vec<&str> = objects.iter().map(|o| o["metadata"]["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["a1", "a2", "b", "c"]);
@@ -442,12 +466,13 @@ async fn missing_dir_and_dir_without_yaml_are_errors() {
     let src = AddonSource { dir: Some("vendor".into()), ..Default::default() };
     let path = env_dir.path().join("vendor");
 
-    let err = loader(cache.path()).load(&addon("demo", src.clone()), env_dir.path()).await.unwrap_err();
+    let err =
+        loader(cache.path()).load(&addon("demo", src.clone()), env_dir.path(), &no_lock()).await.unwrap_err();
     assert_eq!(err.to_string(), format!("add-on `demo` (dir {0}): {0} does not exist", path.display()));
 
     std::fs::create_dir(&path).unwrap();
     std::fs::write(path.join("notes.txt"), "x").unwrap();
-    let err = loader(cache.path()).load(&addon("demo", src), env_dir.path()).await.unwrap_err();
+    let err = loader(cache.path()).load(&addon("demo", src), env_dir.path(), &no_lock()).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         format!("add-on `demo` (dir {}): no Kubernetes objects found", path.display())
@@ -473,6 +498,10 @@ fn fake_kubectl(dir: &Path, body: &str) -> (PathBuf, PathBuf) {
     (program, args)
 }
 
+fn kustomize_addon(target: &str) -> Addon {
+    addon("demo", AddonSource { kustomize: Some(target.into()), ..Default::default() })
+}
+
 #[tokio::test]
 #[allow(clippy::await_holding_lock)] // each test has its own runtime; the lock only orders tests
 async fn kustomize_runs_kubectl_kustomize_on_the_resolved_target() {
@@ -486,17 +515,28 @@ async fn kustomize_runs_kubectl_kustomize_on_the_resolved_target() {
     let cache = tempfile::tempdir().unwrap();
     let loader = loader(cache.path()).with_kubectl(&program);
 
-    let local = AddonSource { kustomize: Some("overlays/kind".into()), ..Default::default() };
-    let objects = loader.load(&addon("demo", local), env_dir.path()).await.unwrap();
-    assert_eq!(kinds_and_names(&objects), expected_objects());
+    let locked = loader.lock(&kustomize_addon("overlays/kind"), env_dir.path()).await.unwrap();
+    // The lock records the target as declared (relative), so it holds in any checkout.
+    assert_eq!(locked, Some(Locked { kustomize: "overlays/kind".into(), sha256: sha256(STREAM) }));
     let target = env_dir.path().join("overlays/kind");
     assert_eq!(std::fs::read_to_string(&args).unwrap(), format!("kustomize\n{}\n", target.display()));
 
     // Remote targets have no scheme; they must reach kubectl untouched, not joined to a path.
     let remote = "github.com/example/demo/config/default?ref=v1.0.0";
-    let src = AddonSource { kustomize: Some(remote.into()), ..Default::default() };
-    loader.load(&addon("demo", src), env_dir.path()).await.unwrap();
+    loader.lock(&kustomize_addon(remote), env_dir.path()).await.unwrap();
     assert_eq!(std::fs::read_to_string(&args).unwrap(), format!("kustomize\n{remote}\n"));
+}
+
+#[tokio::test]
+async fn lock_ignores_other_sources_and_disabled_addons() {
+    let cache = tempfile::tempdir().unwrap();
+    // A kubectl that does not exist proves none is run.
+    let loader = loader(cache.path()).with_kubectl("/nonexistent/kubectl");
+    let file = addon("demo", AddonSource { file: Some("demo.yaml".into()), ..Default::default() });
+    assert_eq!(loader.lock(&file, Path::new("/nowhere")).await.unwrap(), None);
+    let mut off = kustomize_addon("github.com/example/demo/config?ref=v1.0.0");
+    off.enabled = false;
+    assert_eq!(loader.lock(&off, Path::new("/nowhere")).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -509,11 +549,10 @@ async fn kustomize_failure_reports_exit_code_and_stderr_tail() {
         "echo 'warning: something harmless' >&2\necho 'error: accumulating resources: missing kustomization.yaml' >&2\nexit 3",
     );
     let cache = tempfile::tempdir().unwrap();
-    let src = AddonSource { kustomize: Some("github.com/example/nope".into()), ..Default::default() };
 
     let err = loader(cache.path())
         .with_kubectl(&program)
-        .load(&addon("demo", src), Path::new("/"))
+        .lock(&kustomize_addon("github.com/example/nope"), Path::new("/"))
         .await
         .unwrap_err();
 
@@ -531,12 +570,11 @@ async fn kustomize_that_hangs_is_killed_after_the_timeout() {
     let bin = tempfile::tempdir().unwrap();
     let (program, _) = fake_kubectl(bin.path(), "exec sleep 30");
     let cache = tempfile::tempdir().unwrap();
-    let src = AddonSource { kustomize: Some("github.com/example/slow".into()), ..Default::default() };
     let loader =
         loader(cache.path()).with_kubectl(&program).with_kustomize_timeout(Duration::from_millis(300));
 
     let started = std::time::Instant::now();
-    let err = loader.load(&addon("demo", src), Path::new("/")).await.unwrap_err();
+    let err = loader.lock(&kustomize_addon("github.com/example/slow"), Path::new("/")).await.unwrap_err();
 
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(
@@ -550,11 +588,10 @@ async fn missing_kubectl_says_what_to_install() {
     let bin = tempfile::tempdir().unwrap();
     let program = bin.path().join("no-such-kubectl");
     let cache = tempfile::tempdir().unwrap();
-    let src = AddonSource { kustomize: Some("github.com/example/demo".into()), ..Default::default() };
 
     let err = loader(cache.path())
         .with_kubectl(&program)
-        .load(&addon("demo", src), Path::new("/"))
+        .lock(&kustomize_addon("github.com/example/demo"), Path::new("/"))
         .await
         .unwrap_err();
 
@@ -572,12 +609,371 @@ async fn missing_kubectl_says_what_to_install() {
 async fn missing_local_kustomize_directory_is_reported_before_running_kubectl() {
     let env_dir = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let src = AddonSource { kustomize: Some("./overlays/missing".into()), ..Default::default() };
     // A kubectl that would fail loudly proves it is never reached.
     let loader = loader(cache.path()).with_kubectl(env_dir.path().join("absent-kubectl"));
-
-    let err = loader.load(&addon("demo", src), env_dir.path()).await.unwrap_err();
-
     let path = env_dir.path().join("./overlays/missing");
-    assert_eq!(err.to_string(), format!("add-on `demo` (kustomize {0}): {0} does not exist", path.display()));
+    let expected = format!("add-on `demo` (kustomize {0}): {0} does not exist", path.display());
+
+    let src = kustomize_addon("./overlays/missing");
+    let err = loader.load(&src, env_dir.path(), &no_lock()).await.unwrap_err();
+    assert_eq!(err.to_string(), expected);
+    let err = loader.lock(&src, env_dir.path()).await.unwrap_err();
+    assert_eq!(err.to_string(), expected);
+}
+
+#[tokio::test]
+async fn kustomize_addon_missing_from_the_lock_is_refused_without_building() {
+    let cache = tempfile::tempdir().unwrap();
+    let loader = loader(cache.path()).with_kubectl("/nonexistent/kubectl");
+    let target = "https://example.com/demo.git/config?ref=v1.0.0";
+
+    let err = loader.load(&kustomize_addon(target), Path::new("/"), &no_lock()).await.unwrap_err();
+
+    assert!(matches!(err, AddonError::NotLocked { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "add-on `demo` (kustomize {target}): not locked: /nowhere/env.yaml.lock records no sha256 for \
+             it; run `trainstack addons lock` with the same -e files once where kubectl and the source \
+             are reachable, then commit the lock file (or pass --no-addons to leave add-ons out)"
+        )
+    );
+}
+
+#[tokio::test]
+async fn lock_written_for_another_target_is_refused() {
+    let cache = tempfile::tempdir().unwrap();
+    let loader = loader(cache.path()).with_kubectl("/nonexistent/kubectl");
+    let mut lock = no_lock();
+    let old = "https://example.com/demo.git/config?ref=v1.0.0";
+    lock.addons.insert("demo".into(), Locked { kustomize: old.into(), sha256: sha256(STREAM) });
+    let new = "https://example.com/demo.git/config?ref=v1.1.0";
+
+    let err = loader.load(&kustomize_addon(new), Path::new("/"), &lock).await.unwrap_err();
+
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "add-on `demo` (kustomize {new}): /nowhere/env.yaml.lock was written for kustomize {old}; run \
+             `trainstack addons lock` with the same -e files to build and pin the new target"
+        )
+    );
+}
+
+// ---- `addons lock` and the cache of builds, with the real kubectl and git
+
+const KUSTOMIZATION: &str = "resources:\n  - namespace.yaml\n  - settings.yaml\n";
+const NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo-system\n";
+
+fn settings(mode: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: demo-settings\n  namespace: demo-system\ndata:\n  mode: {mode}\n"
+    )
+}
+
+/// The repository's own ConfigMap, in the namespace the local add-on creates, so the two
+/// add-ons render side by side.
+fn git_settings(mode: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: demo-git-settings\n  namespace: demo-system\ndata:\n  mode: {mode}\n"
+    )
+}
+
+fn git(repo: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=trainstack-test",
+            "-c",
+            "user.email=test@example.com",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(repo)
+        .output()
+        .expect("git is installed");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A git repository whose `config/` kustomization says `mode: tagged` at tag v1.0.0 and
+/// `mode: moved-on` on the branch after it; returns the kustomize target of the tag.
+fn git_repo(repo: &Path) -> String {
+    std::fs::create_dir_all(repo.join("config")).unwrap();
+    git(repo, &["init", "-q"]);
+    std::fs::write(repo.join("config/kustomization.yaml"), "resources:\n  - settings.yaml\n").unwrap();
+    std::fs::write(repo.join("config/settings.yaml"), git_settings("tagged")).unwrap();
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", "v1.0.0"]);
+    git(repo, &["tag", "v1.0.0"]);
+    std::fs::write(repo.join("config/settings.yaml"), git_settings("moved-on")).unwrap();
+    git(repo, &["commit", "-q", "-a", "-m", "after the tag"]);
+    format!("file://{}//config?ref=v1.0.0", repo.display())
+}
+
+/// An environment with add-on `demo-local` (the kustomize directory `overlay/` beside it) and,
+/// when `remote` is given, `demo-git` (that remote target). The cache is `.cache` in the scratch
+/// directory, named relatively so errors read the same in every run.
+fn kustomize_env(remote: Option<&str>) -> crate::harness::Test {
+    let mut env = format!(
+        "{}addons:\n  - name: demo-local\n    version: v1.0.0\n    source: {{kustomize: overlay}}\n",
+        crate::harness::MINIMAL_ENV
+    );
+    if let Some(remote) = remote {
+        env.push_str(&format!(
+            "  - name: demo-git\n    version: v1.0.0\n    source: {{kustomize: \"{remote}\"}}\n"
+        ));
+    }
+    crate::harness::Test::new()
+        .file("env.yaml", &env)
+        .file("overlay/kustomization.yaml", KUSTOMIZATION)
+        .file("overlay/namespace.yaml", NAMESPACE)
+        .file("overlay/settings.yaml", &settings("local"))
+        .env("TRAINSTACK_CACHE_DIR", ".cache")
+        // Empty means unset: the tests choose kubectl through PATH alone.
+        .env("TRAINSTACK_KUBECTL", "")
+}
+
+/// Makes every later run of `t` see a `PATH` with neither kubectl nor git, as on a machine
+/// that only has the trainstack binary.
+fn without_kubectl(t: crate::harness::Test) -> crate::harness::Test {
+    std::fs::create_dir_all(t.path().join("empty-bin")).unwrap();
+    let path = t.path().join("empty-bin").display().to_string();
+    t.env("PATH", &path)
+}
+
+/// The cached builds, by file name.
+fn cached_builds(t: &crate::harness::Test) -> Vec<PathBuf> {
+    let dir = t.path().join(".cache/addons/kustomize");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files
+}
+
+/// `stderr` with the one cached build's file name (a hash of the scratch directory's path)
+/// replaced, so the snapshot holds in every run.
+fn redact_cache_key(t: &crate::harness::Test, stderr: &str) -> String {
+    let builds = cached_builds(t);
+    let [build] = builds.as_slice() else { panic!("one cached build expected: {builds:?}") };
+    stderr.replace(build.file_name().unwrap().to_str().unwrap(), "<sha256 of the target>.yaml")
+}
+
+fn lock_ok(t: &crate::harness::Test) -> crate::harness::Output {
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out
+}
+
+#[test]
+fn addons_lock_pins_a_local_dir_and_a_git_tag_and_a_second_run_is_byte_identical() {
+    let repo = tempfile::tempdir().unwrap();
+    let remote = git_repo(repo.path());
+    let t = kustomize_env(Some(&remote)).args(&["addons", "lock", "-e", "env.yaml"]);
+
+    let first = lock_ok(&t);
+    let lock_text = std::fs::read_to_string(t.path().join("env.yaml.lock")).unwrap();
+    let lock = Lock::read(&t.path().join("env.yaml.lock")).unwrap();
+    let (git_sha, local_sha) = (&lock.addons["demo-git"].sha256, &lock.addons["demo-local"].sha256);
+    assert_eq!(lock.addons["demo-git"].kustomize, remote);
+    assert_eq!(lock.addons["demo-local"].kustomize, "overlay");
+    assert_eq!(
+        first.stdout,
+        format!(
+            "demo-git: sha256 {git_sha} (new)\ndemo-local: sha256 {local_sha} (new)\nwrote env.yaml.lock\n"
+        )
+    );
+    // Each cached build is the one its lock entry pins; the git one is the tag, not the branch.
+    let mut by_sha: Vec<(String, String)> = cached_builds(&t)
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            (sha256(&text), text)
+        })
+        .collect();
+    by_sha.sort();
+    let mut pinned = vec![git_sha.clone(), local_sha.clone()];
+    pinned.sort();
+    assert_eq!(by_sha.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>(), pinned);
+    let git_build = &by_sha.iter().find(|(s, _)| s == git_sha).unwrap().1;
+    assert!(git_build.contains("mode: tagged") && !git_build.contains("moved-on"), "{git_build}");
+
+    let second = lock_ok(&t);
+    assert_eq!(std::fs::read_to_string(t.path().join("env.yaml.lock")).unwrap(), lock_text);
+    assert_eq!(
+        second.stdout,
+        format!(
+            "demo-git: sha256 {git_sha} (unchanged)\ndemo-local: sha256 {local_sha} (unchanged)\n\
+             env.yaml.lock is up to date\n"
+        )
+    );
+}
+
+#[test]
+fn locked_kustomize_builds_render_from_the_cache_without_kubectl_or_the_source() {
+    let repo = tempfile::tempdir().unwrap();
+    let remote = git_repo(repo.path());
+    let t = kustomize_env(Some(&remote)).args(&["addons", "lock", "-e", "env.yaml"]);
+    lock_ok(&t);
+    let t = t.replace_args(&["render", "-e", "env.yaml"]);
+    let online = t.run();
+    assert_eq!(online.code, 0, "{}", online.stderr);
+
+    // Offline: no kubectl, no git, and the repository gone.
+    drop(repo);
+    let t = without_kubectl(t);
+    let offline = t.run();
+
+    assert_eq!(offline.code, 0, "{}", offline.stderr);
+    assert_eq!(offline.stdout, online.stdout, "the cache gives the same manifests as a build");
+    assert!(offline.stdout.contains("trainstack.io/addon: demo-git"), "{}", offline.stdout);
+    assert!(offline.stdout.contains("mode: tagged") && offline.stdout.contains("mode: local"));
+}
+
+#[test]
+fn tampered_cache_fails_offline_naming_the_add_on_and_both_hashes() {
+    let t = kustomize_env(None).args(&["addons", "lock", "-e", "env.yaml"]);
+    lock_ok(&t);
+    let build = cached_builds(&t).remove(0);
+    let mut text = std::fs::read_to_string(&build).unwrap();
+    text.push_str("# edited by hand\n");
+    std::fs::write(&build, text).unwrap();
+
+    let t = without_kubectl(t.replace_args(&["render", "-e", "env.yaml"]));
+    let out = t.run();
+
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    insta::assert_snapshot!(redact_cache_key(&t, &out.stderr));
+}
+
+#[test]
+fn tampered_cache_is_rebuilt_and_verified_when_kubectl_is_there() {
+    let t = kustomize_env(None).args(&["addons", "lock", "-e", "env.yaml"]);
+    lock_ok(&t);
+    let build = cached_builds(&t).remove(0);
+    let good = std::fs::read_to_string(&build).unwrap();
+    std::fs::write(&build, "# truncated\n").unwrap();
+
+    let t = t.replace_args(&["render", "-e", "env.yaml"]);
+    let out = t.run();
+
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("mode: local"));
+    assert_eq!(std::fs::read_to_string(&build).unwrap(), good);
+}
+
+#[test]
+fn changed_lock_fails_naming_the_add_on_and_both_hashes() {
+    let t = kustomize_env(None).args(&["addons", "lock", "-e", "env.yaml"]);
+    lock_ok(&t);
+    let lock_file = t.path().join("env.yaml.lock");
+    let lock = Lock::read(&lock_file).unwrap();
+    let edited = std::fs::read_to_string(&lock_file)
+        .unwrap()
+        .replace(&lock.addons["demo-local"].sha256, &sha256("something else\n"));
+    std::fs::write(&lock_file, edited).unwrap();
+
+    // With kubectl, the build is redone and does not match the edited lock either.
+    let t = t.replace_args(&["render", "-e", "env.yaml"]);
+    let online = t.run();
+    assert_eq!(online.code, 1, "{}", online.stdout);
+    // Offline, the cached build is all there is.
+    let t = without_kubectl(t);
+    let offline = t.run();
+    assert_eq!(offline.code, 1, "{}", offline.stdout);
+
+    insta::assert_snapshot!(format!(
+        "with kubectl:\n{}\nwithout kubectl:\n{}",
+        online.stderr,
+        redact_cache_key(&t, &offline.stderr)
+    ));
+}
+
+#[test]
+fn missing_cache_offline_names_the_add_on_and_what_to_run() {
+    let t = kustomize_env(None).args(&["addons", "lock", "-e", "env.yaml"]);
+    lock_ok(&t);
+    let build = cached_builds(&t).remove(0);
+    std::fs::remove_file(&build).unwrap();
+
+    let t = without_kubectl(t.replace_args(&["render", "-e", "env.yaml"]));
+    let out = t.run();
+
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let name = build.file_name().unwrap().to_str().unwrap();
+    insta::assert_snapshot!(out.stderr.replace(name, "<sha256 of the target>.yaml"));
+}
+
+#[test]
+fn moved_tag_fails_with_a_checksum_mismatch_once_the_cache_is_gone() {
+    let repo = tempfile::tempdir().unwrap();
+    let remote = git_repo(repo.path());
+    let t = kustomize_env(Some(&remote)).args(&["addons", "lock", "-e", "env.yaml"]);
+    lock_ok(&t);
+    let locked = Lock::read(&t.path().join("env.yaml.lock")).unwrap().addons["demo-git"].sha256.clone();
+    // Upstream re-points the tag at a later commit; a fresh machine has no cache.
+    git(repo.path(), &["tag", "-f", "v1.0.0"]);
+    std::fs::remove_dir_all(t.path().join(".cache")).unwrap();
+
+    let out = t.replace_args(&["render", "-e", "env.yaml"]).run();
+
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let moved = std::process::Command::new("kubectl").args(["kustomize", &remote]).output().unwrap();
+    let actual = sha256(&String::from_utf8(moved.stdout).unwrap());
+    assert_eq!(
+        out.stderr.trim_end(),
+        format!(
+            "error: add-on `demo-git` (kustomize {remote}): checksum mismatch: env.yaml.lock records \
+             sha256 {locked}, the build has sha256 {actual}: the source changed since it was locked; \
+             review the change, then run `trainstack addons lock` with the same -e files to accept it"
+        )
+    );
+}
+
+#[test]
+fn shipped_environment_without_its_lock_file_names_the_command_that_writes_it() {
+    // The shipped add-ons are GitHub targets, which only a build with network access can hash;
+    // the repository ships without environments/base.yaml.lock until someone runs the command.
+    assert!(!crate::harness::repo().join("environments/base.yaml.lock").exists());
+    let out = crate::harness::run_in_repo(&[
+        "render",
+        "-e",
+        "environments/base.yaml",
+        "-e",
+        "environments/kind.yaml",
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.is_empty());
+    insta::assert_snapshot!(out.stderr);
+}
+
+#[test]
+fn editing_a_local_kustomize_directory_fails_against_the_lock_until_it_is_locked_again() {
+    let t = kustomize_env(None).args(&["addons", "lock", "-e", "env.yaml"]);
+    lock_ok(&t);
+    let locked = Lock::read(&t.path().join("env.yaml.lock")).unwrap().addons["demo-local"].sha256.clone();
+    std::fs::write(t.path().join("overlay/settings.yaml"), settings("edited")).unwrap();
+    let edited = std::process::Command::new("kubectl")
+        .args(["kustomize", &t.path().join("overlay").display().to_string()])
+        .output()
+        .unwrap();
+    let actual = sha256(&String::from_utf8(edited.stdout).unwrap());
+
+    let t = t.replace_args(&["render", "-e", "env.yaml"]);
+    let out = t.run();
+
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert_eq!(
+        out.stderr.trim_end(),
+        format!(
+            "error: add-on `demo-local` (kustomize overlay): checksum mismatch: env.yaml.lock records \
+             sha256 {locked}, the build has sha256 {actual}: the source changed since it was locked; \
+             review the change, then run `trainstack addons lock` with the same -e files to accept it"
+        )
+    );
+    let t = t.replace_args(&["addons", "lock", "-e", "env.yaml"]);
+    assert!(lock_ok(&t).stdout.starts_with(&format!("demo-local: sha256 {actual} (was sha256 {locked})\n")));
+    let out = t.replace_args(&["render", "-e", "env.yaml"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("mode: edited"));
 }

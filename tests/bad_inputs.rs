@@ -313,6 +313,64 @@ snap!(
     env_fails("addons:\n  - name: kuberay\n    version: v1.7.0\n    source: {file: kuberay.yaml}\n")
 );
 
+// ---- kustomize add-ons: pinned revisions and the lock file beside the environment file
+const TRAINER_TARGET: &str = "https://github.com/kubeflow/trainer.git/manifests/overlays/manager";
+
+/// The `addons` list of one kustomize add-on.
+fn kustomize_addons(target: &str) -> String {
+    format!(
+        "addons:\n  - name: kubeflow-trainer\n    version: v2.3.0\n    source:\n      kustomize: {target}\n"
+    )
+}
+
+fn kustomize_env(target: &str) -> String {
+    format!("{MINIMAL_ENV}{}", kustomize_addons(target))
+}
+
+/// `render` of `kustomize_env(target)` with `env.yaml.lock` holding `lock`.
+fn lock_fails(target: &str, lock: &str) -> String {
+    fails(&[("env.yaml", &kustomize_env(target)), ("env.yaml.lock", lock)], &["render", "-e", "env.yaml"])
+}
+
+const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+snap!(addon_kustomize_without_ref, env_fails(&kustomize_addons(TRAINER_TARGET)));
+snap!(addon_kustomize_branch_ref, env_fails(&kustomize_addons(&format!("{TRAINER_TARGET}?ref=main"))));
+snap!(
+    addon_kustomize_not_locked,
+    fails(
+        &[("env.yaml", &kustomize_env(&format!("{TRAINER_TARGET}?ref=v2.3.0")))],
+        &["render", "-e", "env.yaml"]
+    )
+);
+snap!(
+    addon_kustomize_locked_for_another_ref,
+    lock_fails(
+        &format!("{TRAINER_TARGET}?ref=v2.3.0"),
+        &format!(
+            "addons:\n  kubeflow-trainer:\n    kustomize: {TRAINER_TARGET}?ref=v2.2.0\n    sha256: {SHA}\n"
+        )
+    )
+);
+snap!(
+    addon_lock_bad_sha256,
+    lock_fails(
+        &format!("{TRAINER_TARGET}?ref=v2.3.0"),
+        &format!(
+            "addons:\n  kubeflow-trainer:\n    kustomize: {TRAINER_TARGET}?ref=v2.3.0\n    sha256: abc123\n"
+        )
+    )
+);
+snap!(
+    addon_lock_unknown_key,
+    lock_fails(
+        &format!("{TRAINER_TARGET}?ref=v2.3.0"),
+        &format!(
+            "addons:\n  kubeflow-trainer:\n    target: {TRAINER_TARGET}?ref=v2.3.0\n    sha256: {SHA}\n"
+        )
+    )
+);
+
 // ---- kubeconfigs: a broken reference is reported at its line before any request
 /// `diff` of the minimal environment through kubeconfig file(s); returns stderr.
 fn kubeconfig_fails(files: &[(&str, &str)], extra: &[&str], envs: &[(&str, &str)]) -> String {

@@ -608,6 +608,22 @@ async fn a_failing_step_stops_up_and_says_how_to_resume() {
     assert!(out.stderr.contains("ERROR: failed to create cluster: fake"), "{}", out.stderr);
 }
 
+#[test]
+fn up_refuses_an_unlocked_kustomize_addon_before_creating_the_cluster() {
+    let env = "name: kind-test\ntarget:\n  kind: kind\n  cluster_name: test\naddons:\n  - name: demo\n    version: v1.0.0\n    source:\n      kustomize: https://example.com/demo.git/config?ref=v1.0.0\n";
+    let t = fakes(env).args(&["up", "-e", "env.yaml", "--kubeconfig", "kubeconfig"]);
+    let out = t.run();
+    code(&out, 1);
+    assert_eq!(log(&t), Vec::<String>::new(), "neither kind nor docker ran");
+    assert_eq!(
+        out.stderr,
+        "error: env.yaml:9:18: addons[0].source.kustomize: add-on `demo` is not locked: env.yaml.lock \
+         records no sha256 for it; run `trainstack addons lock -e env.yaml` once where kubectl and the \
+         source are reachable and commit the lock file, or pass --no-addons\n\
+         1 problem found; nothing was rendered or applied\n"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn up_on_eks_applies_terraform_then_the_platform_with_its_outputs() {
     let server = ApiServer::start().await;

@@ -1,4 +1,4 @@
-//! The whole kind lifecycle against a real cluster: `up`, then `diff` in sync, `smoke` passing,
+//! The whole kind lifecycle against a real cluster: `addons lock`, `up`, then `diff` in sync, `smoke` passing,
 //! a second `apply` writing nothing, then `down`. Ignored by default (`just test-cluster` runs
 //! them); each behaviour here is also tested against the API server double, these only prove it
 //! holds on a real API server with real controllers.
@@ -55,6 +55,11 @@ impl Drop for Teardown {
 #[ignore = "needs cluster"]
 fn kind_up_is_in_sync_passes_smoke_reapplies_nothing_and_goes_down() {
     let _teardown = Teardown;
+
+    // The shipped kustomize add-ons are pinned by a lock file that only a build with network
+    // access can write.
+    let lock = trainstack(&["addons", "lock"]);
+    code(&lock, 0, "addons lock");
 
     let up = trainstack(&["up", "--yes", "--timeout", "15m", "--smoke-timeout", "10m"]);
     code(&up, 0, "up");

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use super::kustomize::BuildError;
+
 /// Why an add-on's manifests could not be loaded.
 ///
 /// `addon` is the add-on's name; `from` describes its source the way the environment declared it,
@@ -56,13 +58,13 @@ pub enum AddonError {
         actual: String,
     },
 
-    /// The download cache could not be read or written.
-    #[error("add-on `{addon}` (url {url}): cache {}: {source}", .path.display())]
+    /// The cache of downloads and kustomize builds could not be read or written.
+    #[error("add-on `{addon}` ({from}): cache {}: {source}", .path.display())]
     Cache {
         /// Add-on name.
         addon: String,
-        /// The URL the cached file belongs to.
-        url: String,
+        /// The source the cached file belongs to.
+        from: String,
         /// The cache path involved.
         path: PathBuf,
         /// The I/O error.
@@ -134,57 +136,103 @@ pub enum AddonError {
         from: String,
     },
 
-    /// `kubectl` (or `$TRAINSTACK_KUBECTL`) is not installed.
-    #[error(
-        "add-on `{addon}` ({from}): `{}` not found: kubectl is needed to render kustomize \
-         targets; install it or set TRAINSTACK_KUBECTL",
-        .program.display()
-    )]
-    KubectlMissing {
+    /// `kubectl kustomize` gave no manifests for the add-on.
+    #[error("add-on `{addon}` ({from}): {source}")]
+    Kustomize {
         /// Add-on name.
         addon: String,
         /// The source.
         from: String,
-        /// The program that was looked for.
-        program: PathBuf,
-    },
-
-    /// `kubectl` exists but could not be started (e.g. not executable).
-    #[error("add-on `{addon}` ({from}): cannot run `{}`: {source}", .program.display())]
-    KubectlSpawn {
-        /// Add-on name.
-        addon: String,
-        /// The source.
-        from: String,
-        /// The program that failed to start.
-        program: PathBuf,
-        /// The I/O error.
+        /// What went wrong.
         #[source]
-        source: std::io::Error,
+        source: BuildError,
     },
 
-    /// `kubectl kustomize` exited unsuccessfully.
-    #[error("add-on `{addon}` ({from}): `kubectl kustomize` failed ({}):\n{stderr_tail}", exit_text(*.code))]
-    KustomizeFailed {
+    /// A kustomize add-on has no sha256 in the lock file of the environment file declaring it.
+    #[error(
+        "add-on `{addon}` ({from}): not locked: {} records no sha256 for it; run `trainstack addons \
+         lock` with the same -e files once where kubectl and the source are reachable, then commit \
+         the lock file (or pass --no-addons to leave add-ons out)",
+        .lock.display()
+    )]
+    NotLocked {
         /// Add-on name.
         addon: String,
         /// The source.
         from: String,
-        /// Exit code, `None` when killed by a signal.
-        code: Option<i32>,
-        /// The last lines of its standard error.
-        stderr_tail: String,
+        /// The lock file that was consulted (it may not exist).
+        lock: PathBuf,
     },
 
-    /// `kubectl kustomize` did not finish in time (remote targets clone repositories).
-    #[error("add-on `{addon}` ({from}): `kubectl kustomize` did not finish within {timeout:?}")]
-    KustomizeTimeout {
+    /// The lock file pins the add-on, but for another kustomize target than the environment's.
+    #[error(
+        "add-on `{addon}` ({from}): {} was written for kustomize {locked}; run `trainstack addons \
+         lock` with the same -e files to build and pin the new target",
+        .lock.display()
+    )]
+    LockedForOtherTarget {
         /// Add-on name.
         addon: String,
         /// The source.
         from: String,
-        /// The timeout that expired.
-        timeout: std::time::Duration,
+        /// The lock file.
+        lock: PathBuf,
+        /// The target the lock file records.
+        locked: String,
+    },
+
+    /// Nothing is cached for a locked kustomize add-on, and it cannot be built here.
+    #[error(
+        "add-on `{addon}` ({from}): no cached build at {} and building it failed: {source}\n\
+         To fill the cache, run the same command once where kubectl and the source are reachable \
+         (the build must have the sha256 that {} records), or copy that file from a machine that \
+         has it",
+        .cache.display(), .lock.display()
+    )]
+    NotCached {
+        /// Add-on name.
+        addon: String,
+        /// The source.
+        from: String,
+        /// Where the build is cached.
+        cache: PathBuf,
+        /// The lock file whose sha256 a build must match.
+        lock: PathBuf,
+        /// Why it could not be built.
+        #[source]
+        source: Box<BuildError>,
+    },
+
+    /// The cached build is not the one the lock file pins, and it cannot be rebuilt here.
+    #[error("add-on `{addon}` ({from}): {source}")]
+    CacheMismatch {
+        /// Add-on name.
+        addon: String,
+        /// The source.
+        from: String,
+        /// Both hashes and why the rebuild failed (boxed: errors travel by value on every path).
+        #[source]
+        source: Box<StaleCache>,
+    },
+
+    /// A fresh build of a kustomize target is not the one the lock file pins.
+    #[error(
+        "add-on `{addon}` ({from}): checksum mismatch: {} records sha256 {expected}, the build has \
+         sha256 {actual}: the source changed since it was locked; review the change, then run \
+         `trainstack addons lock` with the same -e files to accept it",
+        .lock.display()
+    )]
+    BuildMismatch {
+        /// Add-on name.
+        addon: String,
+        /// The source.
+        from: String,
+        /// The lock file.
+        lock: PathBuf,
+        /// The sha256 the lock file records.
+        expected: String,
+        /// The sha256 of the build.
+        actual: String,
     },
 }
 
@@ -206,9 +254,23 @@ fn line_suffix(line: Option<usize>) -> String {
     line.map(|l| format!(":{l}")).unwrap_or_default()
 }
 
-fn exit_text(code: Option<i32>) -> String {
-    match code {
-        Some(c) => format!("exit code {c}"),
-        None => "killed by a signal".into(),
-    }
+/// A cached kustomize build whose sha256 is not the locked one, and why it could not be rebuilt.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cached build {} has sha256 {actual}, but {} records sha256 {expected}, and rebuilding it \
+     failed: {source}",
+    .cache.display(), .lock.display()
+)]
+pub struct StaleCache {
+    /// The cached build.
+    pub cache: PathBuf,
+    /// The lock file.
+    pub lock: PathBuf,
+    /// The sha256 the lock file records.
+    pub expected: String,
+    /// The sha256 of the cached file.
+    pub actual: String,
+    /// Why it could not be rebuilt.
+    #[source]
+    pub source: BuildError,
 }

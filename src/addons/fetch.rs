@@ -45,7 +45,7 @@ pub(crate) async fn fetch_cached(
     let path = dir.join(format!("{}.yaml", pinned.sha256));
     let cache_err = |path: &Path, source| AddonError::Cache {
         addon: pinned.addon.to_string(),
-        url: pinned.url.to_string(),
+        from: format!("url {}", pinned.url),
         path: path.to_path_buf(),
         source,
     };
@@ -86,7 +86,7 @@ pub(crate) async fn fetch_cached(
 }
 
 /// Writes to a unique temporary file beside `path`, syncs it and renames it over `path`.
-async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std::io::Error)> {
+pub(crate) async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std::io::Error)> {
     // Unique per process and call, so concurrent loads of the same add-on never share a temp file;
     // whichever rename lands last wins, and both wrote identical verified bytes.
     static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -1,12 +1,14 @@
 //! Upstream add-ons (Kubeflow Trainer + JobSet, KubeRay, NVIDIA device plugin, Karpenter): loading
 //! their pinned manifests from a verified, cached download, a local file or directory, or a
-//! kustomize target.
+//! kustomize target pinned by the lock file and cached once built.
 //!
 //! Objects are returned untouched, in source order; labelling and ordering belong to `render`.
 
+mod built;
 mod error;
 mod fetch;
 mod kustomize;
+mod lock;
 mod objects;
 mod source;
 
@@ -15,10 +17,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use error::AddonError;
-pub use source::check_source;
+pub use error::{AddonError, StaleCache};
+pub use kustomize::BuildError;
+pub use lock::{Lock, Locked};
+pub use source::{check_kustomize_pin, check_source};
 
 use crate::env::model::Addon;
+use built::{Builder, Target};
 use fetch::{Pinned, Retry};
 use objects::{parse_objects, Origin};
 use source::Resolved;
@@ -98,18 +103,17 @@ impl AddonLoader {
     /// Loads one add-on's objects, in source order, with `List`s flattened.
     ///
     /// `base_dir` is the directory of the environment file that declared the add-on; relative
-    /// `file`, `dir` and local `kustomize` paths resolve against it. A disabled add-on yields no
-    /// objects and touches nothing. A `dir` source reads the `*.yaml` and `*.yml` files directly in
-    /// it (not subdirectories) in byte order of their names. A source that yields no object at all
-    /// is an error, since it is always a wrong path or an empty download.
-    pub async fn load(&self, addon: &Addon, base_dir: &Path) -> Result<Vec<Value>, AddonError> {
+    /// `file`, `dir` and local `kustomize` paths resolve against it. `lock` is that file's lock: a
+    /// `kustomize` source must be in it, and its build is read from the cache when the cached copy
+    /// has the locked sha256 (no kubectl, no network), else built and kept only if it matches. A
+    /// disabled add-on yields no objects and touches nothing. A `dir` source reads the `*.yaml` and
+    /// `*.yml` files directly in it (not subdirectories) in byte order of their names. A source
+    /// that yields no object at all is an error, since it is always a wrong path or an empty download.
+    pub async fn load(&self, addon: &Addon, base_dir: &Path, lock: &Lock) -> Result<Vec<Value>, AddonError> {
         if !addon.enabled {
             return Ok(Vec::new());
         }
-        let resolved = Resolved::new(&addon.source, base_dir).ok_or_else(|| AddonError::InvalidSource {
-            addon: addon.name.clone(),
-            problems: check_source(&addon.source),
-        })?;
+        let resolved = self.resolve(addon, base_dir)?;
         let from = resolved.describe();
         let name = addon.name.as_str();
         let mut out = Vec::new();
@@ -134,12 +138,28 @@ impl AddonLoader {
                 }
             }
             Resolved::Kustomize { target, local } => {
-                if *local && !Path::new(target).exists() {
-                    return Err(AddonError::NotFound { addon: name.into(), from, path: target.into() });
-                }
-                let text =
-                    kustomize::render(&self.kubectl, target, self.kustomize_timeout, name, &from).await?;
-                let file = format!("output of `kubectl kustomize {target}`");
+                let declared = addon.source.kustomize.as_deref().unwrap_or_default();
+                let locked = match lock.addons.get(name) {
+                    None => {
+                        return Err(AddonError::NotLocked {
+                            addon: name.into(),
+                            from,
+                            lock: lock.path.clone(),
+                        })
+                    }
+                    Some(l) if l.kustomize != declared => {
+                        return Err(AddonError::LockedForOtherTarget {
+                            addon: name.into(),
+                            from,
+                            lock: lock.path.clone(),
+                            locked: l.kustomize.clone(),
+                        })
+                    }
+                    Some(l) => l,
+                };
+                let t = Target { addon: name, from: &from, target, local: *local };
+                let (text, path) = self.builder().locked(&t, &locked.sha256, &lock.path).await?;
+                let file = path.display().to_string();
                 parse_objects(&text, &Origin { addon: name, from: &from, file: &file }, &mut out)?;
             }
         }
@@ -147,6 +167,48 @@ impl AddonLoader {
             return Err(AddonError::Empty { addon: name.into(), from });
         }
         Ok(out)
+    }
+
+    /// Builds a `kustomize` add-on afresh (never from the cache), checks that the output is a
+    /// non-empty set of objects, caches it and returns what its lock entry is. Other sources and
+    /// disabled add-ons need no lock: `None`.
+    pub async fn lock(&self, addon: &Addon, base_dir: &Path) -> Result<Option<Locked>, AddonError> {
+        let Some(declared) = addon.source.kustomize.as_deref().filter(|_| addon.enabled) else {
+            return Ok(None);
+        };
+        let resolved = self.resolve(addon, base_dir)?;
+        let Resolved::Kustomize { target, local } = &resolved else { return Ok(None) };
+        let from = resolved.describe();
+        let name = addon.name.as_str();
+        let t = Target { addon: name, from: &from, target, local: *local };
+        let (sha256, text, path) = self.builder().fresh(&t).await?;
+        let mut out = Vec::new();
+        let file = path.display().to_string();
+        parse_objects(&text, &Origin { addon: name, from: &from, file: &file }, &mut out)?;
+        if out.is_empty() {
+            return Err(AddonError::Empty { addon: name.into(), from });
+        }
+        Ok(Some(Locked { kustomize: declared.to_string(), sha256 }))
+    }
+
+    /// The checked source, with a local kustomize directory required to exist before anything
+    /// runs kubectl on it.
+    fn resolve(&self, addon: &Addon, base_dir: &Path) -> Result<Resolved, AddonError> {
+        let resolved = Resolved::new(&addon.source, base_dir).ok_or_else(|| AddonError::InvalidSource {
+            addon: addon.name.clone(),
+            problems: check_source(&addon.source),
+        })?;
+        if let Resolved::Kustomize { target, local: true } = &resolved {
+            if !Path::new(target).exists() {
+                let from = resolved.describe();
+                return Err(AddonError::NotFound { addon: addon.name.clone(), from, path: target.into() });
+            }
+        }
+        Ok(resolved)
+    }
+
+    fn builder(&self) -> Builder<'_> {
+        Builder { kubectl: &self.kubectl, timeout: self.kustomize_timeout, cache_dir: &self.cache_dir }
     }
 }
 

@@ -81,8 +81,50 @@ fn check_url(url: &str) -> Result<(), String> {
     }
 }
 
-fn is_sha256(s: &str) -> bool {
+pub(crate) fn is_sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Why a remote kustomize `target` is not pinned to one revision, or `None` when it is (or is a
+/// local directory, which the environment's own repository versions).
+///
+/// kustomize reads the revision from `?ref=` (or `?version=`). A missing ref builds the default
+/// branch and a branch moves, so the lock file would stop matching the next time the cache is
+/// filled. Branches and tags cannot be told apart offline, so only refs shaped like a release tag
+/// (`v2.3.0`, `1.7.0`) or a commit id (7 to 40 hex characters) are accepted. `base_dir` is the
+/// directory of the environment file declaring the target, against which local paths resolve.
+pub fn check_kustomize_pin(target: &str, base_dir: &Path) -> Option<String> {
+    if matches!(resolve_kustomize(target, base_dir), Resolved::Kustomize { local: true, .. }) {
+        return None;
+    }
+    let query = target.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    let reference = query
+        .split('&')
+        .filter_map(|param| param.split_once('='))
+        .find(|(key, _)| matches!(*key, "ref" | "version"))
+        .map(|(_, value)| value);
+    match reference {
+        None | Some("") => Some(format!(
+            "`{target}` is not pinned to a revision: add ?ref=<release tag or commit id>, e.g. \
+             ?ref=v2.3.0 (without it kustomize builds the default branch, which moves)"
+        )),
+        Some(r) if is_release_tag(r) || is_commit_id(r) => None,
+        Some(r) => Some(format!(
+            "ref `{r}` of `{target}` may be a branch, which moves: pin a release tag (v2.3.0, 1.7.0) \
+             or a commit id (7 to 40 hex characters)"
+        )),
+    }
+}
+
+/// `v2.3.0`, `1.7.0`, `v1.0.0-rc.1`: an optional `v`, a digit, then version characters.
+fn is_release_tag(r: &str) -> bool {
+    let rest = r.strip_prefix('v').unwrap_or(r);
+    rest.starts_with(|c: char| c.is_ascii_digit())
+        && rest.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_'))
+}
+
+fn is_commit_id(r: &str) -> bool {
+    (7..=40).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// A source that passed [`check_source`], with local paths made absolute.
@@ -266,6 +308,38 @@ mod tests {
     fn empty_paths_are_errors() {
         let s = src(|s| s.dir = Some(" ".into()));
         assert_eq!(check_source(&s), vec![("dir".to_string(), "must not be empty".to_string())]);
+    }
+
+    #[test]
+    fn remote_kustomize_targets_must_pin_a_tag_or_commit() {
+        let base = Path::new("/nonexistent-env-dir");
+        for pinned in [
+            "https://github.com/kubeflow/trainer.git/manifests/overlays/manager?ref=v2.3.0",
+            "github.com/ray-project/kuberay/ray-operator/config/default?ref=1.7.0",
+            "https://example.com/a.git/config?timeout=2m&ref=v1.0.0-rc.1",
+            "file:///srv/repo//config?version=3f2a9c1",
+            "https://example.com/a.git/config?ref=0123456789abcdef0123456789abcdef01234567",
+            "./overlays/kind",
+            "/abs/overlay",
+        ] {
+            assert_eq!(check_kustomize_pin(pinned, base), None, "{pinned}");
+        }
+        assert_eq!(
+            check_kustomize_pin("https://example.com/a.git/config", base).unwrap(),
+            "`https://example.com/a.git/config` is not pinned to a revision: add ?ref=<release tag or \
+             commit id>, e.g. ?ref=v2.3.0 (without it kustomize builds the default branch, which moves)"
+        );
+        assert!(check_kustomize_pin("https://example.com/a.git/config?ref=", base).is_some());
+        for branch in ["main", "master", "release-1.2", "HEAD", "feature/x"] {
+            let target = format!("https://example.com/a.git/config?ref={branch}");
+            assert_eq!(
+                check_kustomize_pin(&target, base).unwrap(),
+                format!(
+                    "ref `{branch}` of `{target}` may be a branch, which moves: pin a release tag \
+                     (v2.3.0, 1.7.0) or a commit id (7 to 40 hex characters)"
+                )
+            );
+        }
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub async fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitCode, Error> {
         TargetKind::Kind => {
             // Loaded now so that an invalid environment stops `up` before the cluster is made.
             let loaded = env::load(&global.env, &load_options(global))?;
+            if !args.apply.addons.no_addons {
+                super::addons::read_locks(&loaded, &global.env)?;
+            }
             let timeout = args.apply.wait.timeout;
             let create = KindCreateArgs { no_wait: false, timeout };
             let create_step = Step::new(

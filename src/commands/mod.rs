@@ -1,5 +1,6 @@
 //! Command implementations: each turns settings into work on the pure core and adapters.
 
+pub mod addons;
 pub mod cluster;
 pub mod infra;
 pub mod kind;
@@ -9,11 +10,12 @@ pub mod smoke;
 pub mod validate;
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::CommandFactory;
 
-use crate::addons::AddonLoader;
+use crate::addons::{AddonLoader, Lock};
 use crate::cli::{AddonArgs, Cli, Command, GlobalArgs};
 use crate::env::{self, LoadOptions, LoadedEnv};
 use crate::jobs::{self, Job};
@@ -33,6 +35,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Smoke { args, .. } => smoke::run(&global, &args).await,
         Command::Cluster(args) => kind::run(&global, &args.action).await,
         Command::Validate { args, .. } => validate::run(&global, &args).await,
+        Command::Addons(args) => addons::run(&global, &args.action).await,
         Command::Infra(args) => infra::run(&global, &args.action).await,
         Command::Up { args, .. } => lifecycle::up(&global, &args).await,
         Command::Down { args, .. } => lifecycle::down(&global, &args).await,
@@ -66,25 +69,32 @@ pub async fn prepare(global: &GlobalArgs, addons: &AddonArgs) -> Result<Prepared
         env::load(&global.env, &LoadOptions { terraform_outputs: global.terraform_outputs.clone() })?;
     let jobs = jobs::load(&loaded)?;
     let templates = Templates::load(global.templates.as_deref())?;
-    let addon_objects = load_addons(&loaded, addons).await?;
+    let addon_objects = load_addons(&loaded, addons, &global.env).await?;
     let set = crate::render::render(&loaded, &jobs, &templates, addon_objects)?;
     Ok(Prepared { loaded, jobs, set })
 }
 
-/// Loads every enabled add-on, concurrently (downloads and kustomize runs are slow).
+/// Loads every enabled add-on, concurrently (downloads and kustomize runs are slow). The lock
+/// files of the environment files declaring kustomize add-ons are read and checked first, so a
+/// broken lock or an add-on it does not pin is reported like any input error, before anything is
+/// built or downloaded.
 async fn load_addons(
     loaded: &LoadedEnv,
     args: &AddonArgs,
+    env_files: &[PathBuf],
 ) -> Result<Vec<(String, Vec<serde_json::Value>)>, Error> {
     if args.no_addons {
         return Ok(Vec::new());
     }
     let cache = args.cache_dir.clone().unwrap_or_else(AddonLoader::default_cache_dir);
     let loader = AddonLoader::new(cache);
+    let locks = addons::read_locks(loaded, env_files)?;
     let jobs = loaded.env.addons.iter().enumerate().filter(|(_, a)| a.enabled).map(|(i, addon)| {
         let base = loaded.sources.base_dir(&format!("addons[{i}].source"));
+        let lock_path = addons::lock_path(loaded, i);
+        let lock = locks.get(&lock_path).cloned().unwrap_or_else(|| Lock::empty(lock_path));
         let loader = &loader;
-        async move { loader.load(addon, &base).await.map(|objs| (addon.name.clone(), objs)) }
+        async move { loader.load(addon, &base, &lock).await.map(|objs| (addon.name.clone(), objs)) }
     });
     let loaded: Vec<_> = futures::future::join_all(jobs).await;
     loaded.into_iter().map(|r| r.map_err(Error::from)).collect()

@@ -252,6 +252,12 @@ fn check_addons(env: &Environment, c: &mut Checker) {
                 c.err(&field, format!("{} does not exist", full.display()));
             }
         }
+        if let Some(target) = &a.source.kustomize {
+            let field = format!("{f}.source.kustomize");
+            if let Some(msg) = crate::addons::check_kustomize_pin(target, &c.sources.base_dir(&field)) {
+                c.err(&field, msg);
+            }
+        }
         for (field, msg) in crate::addons::check_source(&a.source) {
             let field = if field.is_empty() { format!("{f}.source") } else { format!("{f}.source.{field}") };
             c.err(&field, msg);
