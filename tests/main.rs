@@ -17,6 +17,7 @@ mod lifecycle;
 #[cfg(unix)]
 mod real_cluster;
 mod render;
+mod server_messages;
 // The smoke tests start MLflow and Ray as child processes and send SIGINT.
 #[cfg(unix)]
 mod smoke;

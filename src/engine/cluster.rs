@@ -297,6 +297,7 @@ pub fn client_with_auth(mut config: kube::Config, auth: Option<BearerLayer>) -> 
         .with_layer(&tower::buffer::BufferLayer::new(1024))
         .with_layer(&tower::util::option_layer(auth))
         .with_layer(&tower::retry::RetryLayer::new(policy))
+        .with_layer(&crate::engine::warnings::CaptureLayer)
         .build())
 }
 
@@ -441,7 +442,8 @@ pub async fn get(api: &Api<DynamicObject>, name: &str, what: &str) -> Result<Opt
     Ok(r.map(|o| serde_json::to_value(o).unwrap_or(Value::Null)))
 }
 
-/// Server-side apply (optionally dry-run, optionally forcing conflicts).
+/// Server-side apply (optionally dry-run, optionally forcing conflicts). The API server's
+/// warnings go to the sink of the `engine::warnings::collect` scope the call runs in.
 pub async fn apply(
     api: &Api<DynamicObject>,
     name: &str,
@@ -454,7 +456,19 @@ pub async fn apply(
     params.dry_run = dry_run;
     params.force = force;
     let patch = Patch::Apply(obj);
-    let out = retry(what, || api.patch(name, &params, &patch)).await?;
+    // `Api::patch` cannot carry the caller's warnings sink; the same request built here can.
+    let request = kube::core::Request::new(api.resource_url());
+    let client = api.clone().into_client();
+    let sink = crate::engine::warnings::Warnings::current();
+    let out: DynamicObject = retry(what, || async {
+        let mut req = request.patch(name, &params, &patch).map_err(kube::Error::BuildRequest)?;
+        req.extensions_mut().insert("patch");
+        if let Some(sink) = &sink {
+            req.extensions_mut().insert(sink.clone());
+        }
+        client.request(req).await
+    })
+    .await?;
     Ok(serde_json::to_value(out).unwrap_or(Value::Null))
 }
 
