@@ -8,6 +8,7 @@ mod apiserver_double;
 mod applyset_safety;
 mod aws;
 mod bad_inputs;
+mod connection;
 mod engine;
 #[cfg(unix)]
 mod kind;
