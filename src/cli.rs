@@ -288,9 +288,9 @@ pub struct ApplyArgs {
     #[arg(long, conflicts_with = "no_wait")]
     pub wait_jobs: bool,
     /// Fail (exit 1) when the API server sends any warning: every object is dry-run first and
-    /// nothing is written if one warns; an object that can only be dry-run once its namespace
-    /// or CRD exists is checked just before its own write and is then not written, and the
-    /// phases after it are not applied.
+    /// nothing is written if one warns. An object that can only be dry-run once its namespace
+    /// or CRD exists is checked just before its own write: if it warns, it is not written and
+    /// the phases after it are not applied.
     #[arg(long)]
     pub warnings_as_errors: bool,
     /// Bound on each EKS node group wait (create, update, delete take minutes), e.g. 20m, 1h.
