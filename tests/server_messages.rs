@@ -73,6 +73,12 @@ async fn applied_then(addon: &str) -> Scenario {
         "the shipped templates draw no warning: {}",
         first.stdout
     );
+    with_addon(&s, addon);
+    s
+}
+
+/// Adds the objects of `addon` to the scenario's environment as a local add-on.
+fn with_addon(s: &Scenario, addon: &str) {
     std::fs::write(s.path("extra-addon.yaml"), addon).unwrap();
     let overlay = format!(
         "{}  - name: extra\n    version: v1.0.0\n    source: {{file: {}}}\n",
@@ -80,7 +86,6 @@ async fn applied_then(addon: &str) -> Scenario {
         s.path("extra-addon.yaml").display()
     );
     std::fs::write(s.path("crds.yaml"), overlay).unwrap();
-    s
 }
 
 /// The line after `object_line` in the text report.
@@ -177,6 +182,30 @@ async fn warnings_as_errors_exits_1_and_apply_writes_nothing() {
     assert_eq!(report["summary"]["warnings"], 1, "{report}");
     assert_eq!(report["summary"]["failed"], 1, "{report}");
     assert_eq!(s.server.writes().total(), 0);
+}
+
+/// On a fresh cluster the namespace of the warned object does not exist before the apply, so
+/// the dry-run pass cannot see the warning: the object is refused just before its own write,
+/// after the earlier phases, and nothing after it is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn warnings_as_errors_on_a_fresh_cluster_refuses_the_object_before_its_write() {
+    let s = Scenario::start().await;
+    with_addon(&s, UNHARDENED);
+    let apply = s.run(&["apply", "--no-wait", "--warnings-as-errors"]).await;
+    assert_eq!(apply.code, 1, "{}\n{}", apply.stdout, apply.stderr);
+    assert_eq!(
+        line_after(
+            &apply,
+            "! Deployment trainstack-system/sidecar-demo failed: the API server warned about it and --warnings-as-errors is set; nothing was written"
+        ),
+        format!("    Warning: {PSS_WARNING}")
+    );
+    assert!(s.server.get("apps/v1", "Deployment", Some("trainstack-system"), "sidecar-demo").is_none());
+    assert!(s.server.get("v1", "Namespace", None, "trainstack-system").is_some(), "earlier phases went in");
+    assert!(
+        s.server.get("trainer.kubeflow.org/v1alpha1", "TrainJob", Some("alice"), "ddp-cpu").is_none(),
+        "the phases after the operators phase were not applied"
+    );
 }
 
 /// Polls until `cond` holds (the double's controllers act shortly after a write).
