@@ -222,12 +222,27 @@ async fn status_shows_why_a_workload_cannot_create_its_pods() {
     let statefulset = UNHARDENED
         .replace("kind: Deployment", "kind: StatefulSet")
         .replace("  replicas: 1\n", "  replicas: 1\n  serviceName: sidecar-demo\n");
-    let s = applied_then(&format!("{UNHARDENED}---\n{}", statefulset.replace("sidecar-demo", "stuck"))).await;
+    let job = "apiVersion: batch/v1
+kind: Job
+metadata:
+  name: stuck-job
+  namespace: trainstack-system
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: app
+          image: busybox:1.36
+";
+    let s =
+        applied_then(&format!("{UNHARDENED}---\n{}---\n{job}", statefulset.replace("sidecar-demo", "stuck")))
+            .await;
     let apply = s.run(&["apply", "--no-wait"]).await;
     assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
     let server: &ApiServer = &s.server;
     eventually("the FailedCreate events and conditions", || {
-        server.list("v1", "Event").iter().filter(|e| e["reason"] == "FailedCreate").count() == 2
+        server.list("v1", "Event").iter().filter(|e| e["reason"] == "FailedCreate").count() == 3
             && server
                 .get("apps/v1", "Deployment", Some("trainstack-system"), "sidecar-demo")
                 .is_some_and(|d| d["status"]["conditions"].to_string().contains("ReplicaFailure"))
@@ -254,6 +269,12 @@ async fn status_shows_why_a_workload_cannot_create_its_pods() {
         deploy.starts_with("pending: 0/1 replicas available, 0 updated; FailedCreate: pods \"sidecar-demo-")
             && deploy.contains(refused),
         "{deploy}"
+    );
+    let job = ready("Job/trainstack-system/stuck-job");
+    assert!(
+        job.starts_with("pending: no pod created; FailedCreate: Error creating: pods \"stuck-job-")
+            && job.contains(refused),
+        "{job}"
     );
     let table = s.run(&["status"]).await;
     assert!(table.stdout.contains(&sts), "the table shows it too: {}", table.stdout);

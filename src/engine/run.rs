@@ -976,6 +976,14 @@ impl Engine {
                     match cluster::get(&api, m.name(), &m.id()).await {
                         Ok(None) => "missing".to_string(),
                         Ok(Some(live)) => match readiness(&live, self.facts, false) {
+                            // A Job counts as ready without completing, but not one whose
+                            // controller has not managed to create a single pod.
+                            Readiness::Ready if never_started(&live) => {
+                                match self.failed_create(m.kind(), m.namespace(), m.name()).await {
+                                    why if why.is_empty() => "ready".to_string(),
+                                    why => format!("pending: no pod created{why}"),
+                                }
+                            }
                             Readiness::Ready => "ready".to_string(),
                             Readiness::Pending(w) => {
                                 format!(
@@ -1012,6 +1020,17 @@ impl Engine {
         }
         Report { changes, summary: s, not_ready, kept }
     }
+}
+
+/// A Job with no pod active, ready, succeeded or failed and no finishing condition.
+fn never_started(live: &Value) -> bool {
+    let count = |field: &str| live.pointer(&format!("/status/{field}")).and_then(Value::as_i64).unwrap_or(0);
+    let finished = live.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|cs| {
+        cs.iter().any(|c| matches!(c["type"].as_str(), Some("Complete" | "Failed")) && c["status"] == "True")
+    });
+    live["kind"] == "Job"
+        && !finished
+        && ["active", "ready", "succeeded", "failed"].iter().all(|f| count(f) == 0)
 }
 
 fn is_parent(d: &Desired) -> bool {
