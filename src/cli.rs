@@ -548,6 +548,10 @@ pub struct DiffArgs {
     /// Diff as if taking over fields other field managers own, without naming the managers.
     #[arg(long)]
     pub force_conflicts: bool,
+    /// Exit 1 when the API server sends any warning (a PodSecurity level the objects would
+    /// violate, a deprecated API version); the diff is still printed, with the warnings.
+    #[arg(long)]
+    pub warnings_as_errors: bool,
 }
 
 /// Options of `apply`.
@@ -580,6 +584,12 @@ pub struct ApplyArgs {
     /// Also wait for Jobs and TrainJobs to complete.
     #[arg(long, conflicts_with = "no_wait")]
     pub wait_jobs: bool,
+    /// Fail (exit 1) when the API server sends any warning: every object is dry-run first and
+    /// nothing is written if one warns. An object that can only be dry-run once its namespace
+    /// or CRD exists is checked just before its own write: if it warns, it is not written and
+    /// the phases after it are not applied.
+    #[arg(long)]
+    pub warnings_as_errors: bool,
     /// Bound on each EKS node group wait (create, update, delete take minutes), e.g. 20m, 1h.
     #[arg(long, default_value = "30m", value_parser = parse_duration)]
     pub node_group_timeout: Duration,

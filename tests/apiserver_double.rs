@@ -724,3 +724,86 @@ async fn kubeconfig_points_a_client_at_the_server() {
         .collect();
     assert!(names.contains(&"default".to_string()) && names.contains(&"kube-system".to_string()));
 }
+
+/// POSTs `obj` to `path` (dry-run or not) and returns the status and the `Warning` header values.
+async fn post_raw(client: &kube::Client, path: &str, obj: &Value) -> (u16, Vec<String>, Value) {
+    let req = http::Request::post(path)
+        .header("content-type", "application/json")
+        .body(kube::client::Body::from(serde_json::to_vec(obj).unwrap()))
+        .unwrap();
+    let res = client.send(req).await.expect("an HTTP answer");
+    let status = res.status().as_u16();
+    let warnings = res.headers().get_all("warning").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    let body = res.into_body().collect_bytes().await.unwrap();
+    (status, warnings, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn pod_security_refuses_or_warns_like_the_admission_plugin_in_299_headers() {
+    let server = ApiServer::start().await;
+    server.seed(
+        "kubectl",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "locked", "labels": {
+            "pod-security.kubernetes.io/enforce": "baseline",
+            "pod-security.kubernetes.io/warn": "restricted",
+        }}}),
+    );
+    let client = server.client();
+    let pod = |privileged: bool| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "locked"},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "securityContext": {"privileged": privileged}}]}})
+    };
+    let restricted = "would violate PodSecurity \\\"restricted:latest\\\": allowPrivilegeEscalation != false (container \\\"c\\\" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container \\\"c\\\" must set securityContext.capabilities.drop=[\\\"ALL\\\"]), runAsNonRoot != true (pod or container \\\"c\\\" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container \\\"c\\\" must set securityContext.seccompProfile.type to \\\"RuntimeDefault\\\" or \\\"Localhost\\\")";
+
+    // Violating `enforce`: refused, no warning added to the refusal.
+    let (code, warnings, body) =
+        post_raw(&client, "/api/v1/namespaces/locked/pods?dryRun=All", &pod(true)).await;
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "pods \"p\" is forbidden: violates PodSecurity \"baseline:latest\": privileged (container \"c\" must not set securityContext.privileged=true)"
+    );
+    assert!(warnings.is_empty(), "{warnings:?}");
+
+    // Allowed by `enforce`, violating `warn`: created with one warning, dry-run or not.
+    for path in ["/api/v1/namespaces/locked/pods?dryRun=All", "/api/v1/namespaces/locked/pods"] {
+        let (code, warnings, body) = post_raw(&client, path, &pod(false)).await;
+        assert_eq!(code, 201, "{body}");
+        assert_eq!(warnings, vec![format!("299 - \"{restricted}\"")]);
+    }
+
+    // A pod controller is never refused; its template is held to `warn`.
+    let mut d = deployment("web", 1, "busybox");
+    d["metadata"]["namespace"] = json!("locked");
+    d["spec"]["template"]["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
+    let (code, warnings, _) = post_raw(&client, "/apis/apps/v1/namespaces/locked/deployments", &d).await;
+    assert_eq!(code, 201);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("299 - \"would violate PodSecurity \\\"restricted:latest\\\": allowPrivilegeEscalation != false (container \\\"app\\\""),
+        "{warnings:?}"
+    );
+    assert!(warnings[0]
+        .contains("privileged (container \\\"app\\\" must not set securityContext.privileged=true)"));
+}
+
+#[tokio::test]
+async fn a_deprecated_crd_version_warns_on_every_request() {
+    let server = ApiServer::builder().crd_establish_delay(None).start().await;
+    let mut crd = crd();
+    crd["spec"]["versions"][0]["deprecated"] = json!(true);
+    server.seed("kubectl", crd);
+    assert!(server.establish_crd("trainjobs.trainer.kubeflow.org"));
+    let client = server.client();
+    let job = json!({"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
+        "metadata": {"name": "j", "namespace": "default"}});
+    let (code, warnings, _) =
+        post_raw(&client, "/apis/trainer.kubeflow.org/v1alpha1/namespaces/default/trainjobs", &job).await;
+    assert_eq!(code, 201);
+    assert_eq!(warnings, vec!["299 - \"trainer.kubeflow.org/v1alpha1 TrainJob is deprecated\"".to_string()]);
+    let req = http::Request::get("/apis/trainer.kubeflow.org/v1alpha1/namespaces/default/trainjobs/j")
+        .body(kube::client::Body::empty())
+        .unwrap();
+    let res = client.send(req).await.unwrap();
+    assert_eq!(res.headers().get_all("warning").iter().count(), 1);
+}

@@ -433,6 +433,24 @@ snap!(
         &[]
     )
 );
+// A certificate-authority-data that is no CA would fail every TLS handshake and read as a
+// connection error; it is reported at its line before any request.
+snap!(
+    kubeconfig_ca_data_not_base64,
+    kubeconfig_fails(
+        &[("kc.yaml", &format!("{KC_HEAD}{KC_CLUSTER}      certificate-authority-data: not*base64\n{KC_USER}contexts:\n  - name: kind-test\n    context: {{cluster: kind-test, user: kind-test}}\n"))],
+        &["--kubeconfig", "kc.yaml"],
+        &[]
+    )
+);
+snap!(
+    kubeconfig_ca_data_not_pem,
+    kubeconfig_fails(
+        &[("kc.yaml", &format!("{KC_HEAD}{KC_CLUSTER}      certificate-authority-data: aGVsbG8gd29ybGQK\n{KC_USER}contexts:\n  - name: kind-test\n    context: {{cluster: kind-test, user: kind-test}}\n"))],
+        &["--kubeconfig", "kc.yaml"],
+        &[]
+    )
+);
 snap!(kubeconfig_missing_file, kubeconfig_fails(&[], &["--kubeconfig", "missing.yaml"], &[]));
 // kubectl skips entries of $KUBECONFIG that do not exist: the run goes on with the others (here
 // to the broken context in b.yaml) instead of stopping at the missing first entry.

@@ -9,6 +9,7 @@ mod applyset_safety;
 mod aws;
 mod bad_inputs;
 mod cli;
+mod connection;
 mod engine;
 #[cfg(unix)]
 mod kind;
@@ -18,6 +19,7 @@ mod lifecycle;
 #[cfg(unix)]
 mod real_cluster;
 mod render;
+mod server_messages;
 // The smoke tests start MLflow and Ray as child processes and send SIGINT.
 #[cfg(unix)]
 mod smoke;

@@ -603,6 +603,33 @@ async fn unreachable_cluster_fails_once_and_skips_the_rest() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn smoke_against_an_unreachable_cluster_names_it_and_claims_no_cleanup() {
+    let s = Scenario::start().await;
+    let dead = ApiServer::start().await;
+    let url = dead.url();
+    drop(dead);
+    let kubeconfig = std::fs::read_to_string(s.path("kubeconfig")).unwrap().replace(&s.server.url(), &url);
+    std::fs::write(s.path("kubeconfig"), kubeconfig).unwrap();
+    let out = s.run(&["smoke", "--timeout", "5s", "-o", "json"]).await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let report = json_of(&out);
+    let reason = check(&report, "cluster")["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!(
+            "GET /version failed: cannot reach the API server {url}/ (context \"kind-trainstack\"): "
+        )) && reason.contains("Connection refused"),
+        "{reason}"
+    );
+    // It created nothing, so there is nothing to clean up and no cleanup to fail.
+    assert_eq!(report["cleanup"], json!([]), "{report}");
+    let text = s.run(&["smoke", "--timeout", "5s"]).await;
+    assert_eq!(text.code, 1);
+    for said in [&text.stdout, &text.stderr] {
+        assert!(!said.contains("cleanup failed") && !said.contains("kubectl delete namespace"), "{said}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn keep_leaves_the_smoke_objects_in_place() {
     let s = applied().await;
     s.server.run_trainjobs(Run::Succeed { log: "ok\n".into() });

@@ -96,6 +96,7 @@ pub async fn diff(global: &GlobalArgs, args: &DiffArgs) -> Result<ExitCode, Erro
     let opts = Options {
         show_secrets: args.show_secrets,
         force_conflicts: args.force_conflicts,
+        warnings_as_errors: args.warnings_as_errors,
         ..options(global, &args.cluster)
     };
     let aws = load_aws(&prepared).await?;
@@ -110,7 +111,14 @@ pub async fn diff(global: &GlobalArgs, args: &DiffArgs) -> Result<ExitCode, Erro
     print_report(global.output, &report, aws_report.as_ref(), "diff", global.verbose > 0)?;
     let aws_failed = aws_report.as_ref().is_some_and(AwsReport::failed);
     let aws_changes = aws_report.as_ref().is_some_and(AwsReport::has_changes);
-    Ok(if report.summary.failed > 0 || aws_failed {
+    let refused = args.warnings_as_errors && report.summary.warnings > 0;
+    if refused {
+        eprintln!(
+            "error: the API server sent {} (--warnings-as-errors)",
+            plural(report.summary.warnings, "warning")
+        );
+    }
+    Ok(if report.summary.failed > 0 || aws_failed || refused {
         ExitCode::from(1)
     } else if report.has_changes() || aws_changes {
         ExitCode::from(2)
@@ -133,6 +141,7 @@ pub async fn apply(global: &GlobalArgs, args: &ApplyArgs) -> Result<ExitCode, Er
         wait: !args.no_wait,
         wait_complete: args.wait_jobs,
         timeout: args.wait.timeout,
+        warnings_as_errors: args.warnings_as_errors,
         ..options(global, &args.cluster)
     };
     let verb = if args.dry_run { "apply --dry-run" } else { "apply" };
@@ -404,13 +413,15 @@ fn print_report(
                     }
                 }
                 let (sign, label) = (c.action.sign(), c.action.label());
+                // The server's warnings go under the object's line, as kubectl prints them.
+                let warned: String = c.warnings.iter().map(|w| format!("    Warning: {w}\n")).collect();
                 if let Some(e) = &c.error {
-                    t.push_str(&format!("! {} failed: {e}\n", c.display_id()));
+                    t.push_str(&format!("! {} failed: {e}\n{warned}", c.display_id()));
                     continue;
                 }
                 if c.action == Action::Unchanged {
-                    if verbose {
-                        t.push_str(&format!("{sign} {} ({label})\n", c.display_id()));
+                    if verbose || !warned.is_empty() {
+                        t.push_str(&format!("{sign} {} ({label})\n{warned}", c.display_id()));
                     }
                     continue;
                 }
@@ -430,6 +441,7 @@ fn print_report(
                     }
                     None => t.push_str(&format!("{sign} {} ({label})\n", c.display_id())),
                 }
+                t.push_str(&warned);
                 if c.action != Action::Prune && !c.diff.is_empty() {
                     t.push_str(&if color { plan::colorize(&c.diff) } else { c.diff.clone() });
                 }
@@ -450,8 +462,12 @@ fn print_report(
                 t.push_str(&aws_summary(a, verb));
             }
             let s = &report.summary;
+            let warnings = match s.warnings {
+                0 => String::new(),
+                n => format!(", {}", plural(n, "warning")),
+            };
             t.push_str(&format!(
-                "{verb}: {} created, {} configured, {} unchanged, {} pruned, {} failed\n",
+                "{verb}: {} created, {} configured, {} unchanged, {} pruned, {} failed{warnings}\n",
                 s.created, s.configured, s.unchanged, s.pruned, s.failed
             ));
             t
@@ -459,6 +475,11 @@ fn print_report(
     };
     out.write_all(text.as_bytes()).map_err(anyhow::Error::from)?;
     Ok(())
+}
+
+/// `1 warning`, `2 warnings`.
+fn plural(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// The `<verb> aws:` line; `delete` lists what it deleted and the buckets it kept.

@@ -365,6 +365,7 @@ fn apply_flags(a: &ApplyArgs) -> Vec<String> {
         (a.prune_crds, "--prune-crds"),
         (a.no_wait, "--no-wait"),
         (a.wait_jobs, "--wait-jobs"),
+        (a.warnings_as_errors, "--warnings-as-errors"),
     ];
     flags.extend(switches.iter().filter(|(on, _)| *on).map(|(_, f)| f.to_string()));
     flags.extend(node_group_timeout_flag(a.node_group_timeout));

@@ -43,6 +43,7 @@ pub async fn run(global: &GlobalArgs, args: &SmokeArgs) -> Result<ExitCode, Erro
         run_id: crate::smoke::new_run_id(),
         timeout: args.timeout,
         mlflow_url: args.mlflow_url.clone(),
+        namespace_reached: Default::default(),
     };
     let selection = checks::select(&args.only, &args.skip);
 

@@ -117,12 +117,18 @@ pub async fn connect(opts: &ConnectOptions, env: &Environment) -> Result<Client,
     let shown = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
     let (kubeconfig, files) = load_kubeconfig(paths)?;
     let context = opts.context.clone().or_else(|| default_context(env));
-    check_context(&kubeconfig, &files, &shown, context.as_deref())?;
+    let (context_name, user) = check_context(&kubeconfig, &files, &shown, context.as_deref())?;
     let options = KubeConfigOptions { context, ..Default::default() };
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|e| ClusterError::Kubeconfig { path: shown.clone(), message: format!("{e}") })?;
-    client_from(config).map_err(|e| ClusterError::Kubeconfig { path: shown, message: format!("{e}") })
+    let client =
+        client_from(config).map_err(|e| ClusterError::Kubeconfig { path: shown, message: format!("{e}") })?;
+    if let Ok(mut target) = TARGET.lock() {
+        target.context = Some(context_name);
+        target.user = user;
+    }
+    Ok(client)
 }
 
 /// One kubeconfig file as read.
@@ -179,14 +185,16 @@ fn load_kubeconfig(paths: Vec<PathBuf>) -> Result<(Kubeconfig, Vec<KubeconfigFil
     Ok((merged, files))
 }
 
-/// Checks that the context to use exists and names a cluster (with a server) and a user the
-/// files define, before any request, naming the file, line and field of a broken reference.
+/// Checks that the context to use exists and names a cluster (with a server and, if given,
+/// certificate-authority-data that holds a PEM certificate) and a user the files define,
+/// before any request, naming the file, line and field of a broken reference. Returns the
+/// context's name and its user's.
 fn check_context(
     merged: &Kubeconfig,
     files: &[KubeconfigFile],
     all: &str,
     context: Option<&str>,
-) -> Result<(), ClusterError> {
+) -> Result<(String, Option<String>), ClusterError> {
     let Some(name) = context.map(str::to_string).or_else(|| merged.current_context.clone()) else {
         return Err(ClusterError::Kubeconfig {
             path: all.to_string(),
@@ -257,7 +265,15 @@ fn check_context(
                 format!("cluster {:?} has no server URL (cluster.server)", c.name),
             ));
         }
-        Some(_) => {}
+        Some(c) => {
+            let data = c.cluster.as_ref().and_then(|c| c.certificate_authority_data.as_deref());
+            if let Some(why) = data.and_then(ca_data_problem) {
+                return Err(broken(
+                    locate("clusters", &c.name, ".cluster.certificate-authority-data"),
+                    format!("the CA of cluster {:?} {why}", c.name),
+                ));
+            }
+        }
     }
     if let Some(user) = &ctx.user {
         if !merged.auth_infos.iter().any(|u| &u.name == user) {
@@ -271,7 +287,23 @@ fn check_context(
             ));
         }
     }
-    Ok(())
+    Ok((name, ctx.user.clone()))
+}
+
+/// What is wrong with a kubeconfig's `certificate-authority-data`, if anything: it must be the
+/// base64 of PEM certificates, else every TLS handshake would fail and read as a connection
+/// error.
+fn ca_data_problem(data: &str) -> Option<String> {
+    use base64::Engine;
+    const VALID: &str = "it must be the base64 of the cluster's PEM CA certificate (base64 -w0 ca.crt)";
+    let bytes = match base64::engine::general_purpose::STANDARD.decode(data) {
+        Ok(bytes) => bytes,
+        Err(e) => return Some(format!("is not base64 ({e}); {VALID}")),
+    };
+    match pem::parse_many(&bytes) {
+        Ok(blocks) if blocks.iter().any(|b| b.tag() == "CERTIFICATE") => None,
+        _ => Some(format!("decodes to no PEM certificate (no -----BEGIN CERTIFICATE----- block); {VALID}")),
+    }
 }
 
 /// A client for `config` whose 429/503/504 retries honour Retry-After with a bounded,
@@ -287,8 +319,8 @@ pub fn client_from(config: kube::Config) -> Result<Client, kube::Error> {
 pub fn client_with_auth(mut config: kube::Config, auth: Option<BearerLayer>) -> Result<Client, kube::Error> {
     use kube::client::retry::RetryPolicy;
     config.default_retry = false;
-    if let Ok(mut server) = SERVER.lock() {
-        *server = Some(config.cluster_url.to_string());
+    if let Ok(mut target) = TARGET.lock() {
+        *target = Target { server: Some(config.cluster_url.to_string()), context: None, user: None };
     }
     let policy = RetryPolicy::new(Duration::from_millis(50), Duration::from_secs(2), 10, true)
         .expect("valid backoff bounds");
@@ -297,6 +329,7 @@ pub fn client_with_auth(mut config: kube::Config, auth: Option<BearerLayer>) -> 
         .with_layer(&tower::buffer::BufferLayer::new(1024))
         .with_layer(&tower::util::option_layer(auth))
         .with_layer(&tower::retry::RetryLayer::new(policy))
+        .with_layer(&crate::engine::warnings::CaptureLayer)
         .build())
 }
 
@@ -362,24 +395,92 @@ fn to_cluster_error(what: &str, e: kube::Error) -> ClusterError {
                 Some(conflict) => {
                     ClusterError::Conflict { what: what.to_string(), message, conflict: Box::new(conflict) }
                 }
-                None => ClusterError::Api { what: what.to_string(), message, code: status.code },
+                None => {
+                    let message = match status.code {
+                        401 => format!(
+                            "the API server {} refused the credentials of {} (401 Unauthorized: {message}); they are missing, wrong or expired",
+                            server_url(),
+                            user_shown()
+                        ),
+                        403 => format!(
+                            "{message} ({} is authenticated, but the cluster's authorization forbids this)",
+                            user_shown()
+                        ),
+                        _ => message,
+                    };
+                    ClusterError::Api { what: what.to_string(), message, code: status.code }
+                }
             }
         }
         other @ (kube::Error::Service(_) | kube::Error::HyperError(_)) => ClusterError::Api {
             what: what.to_string(),
-            message: format!("cannot reach the API server {}: {}", server_shown(), error_chain(&other)),
+            message: connection_failure(&error_chain(&other)),
             code: 0,
         },
         other => ClusterError::Api { what: what.to_string(), message: error_chain(&other), code: 0 },
     }
 }
 
-/// The API server the last client was built for, to name it in connection errors (a run talks
-/// to one cluster).
-static SERVER: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+/// What went wrong in a call made outside [`retry`], worded as the engine's errors are (the
+/// server and context of a failed connection, the kubeconfig user refused).
+pub fn describe(e: kube::Error) -> String {
+    match to_cluster_error("", e) {
+        ClusterError::Api { message, .. } | ClusterError::Conflict { message, .. } => message,
+        other => other.to_string(),
+    }
+}
 
+/// A failed connection, worded by its cause: the TLS verdicts the way kubectl names them
+/// (unknown authority, a certificate for other names), anything else as unreachable.
+fn connection_failure(chain: &str) -> String {
+    let server = server_shown();
+    // rustls says BadSignature when a CA of the same name but another key is trusted: for
+    // the user, as for Go's x509, the certificate is from an unknown authority.
+    if chain.contains("UnknownIssuer") || chain.contains("BadSignature") {
+        format!(
+            "TLS: the API server {server} presented a certificate signed by an unknown authority (not by the cluster's certificate-authority-data in the kubeconfig; is it the right cluster, or has its CA changed?): {chain}"
+        )
+    } else if chain.contains("NotValidForName") || chain.contains("not valid for name") {
+        format!(
+            "TLS: the API server {server} presented a certificate that is not valid for its address (certificate name mismatch: the kubeconfig's server URL must be a name or IP the certificate lists, or set tls-server-name): {chain}"
+        )
+    } else {
+        format!("cannot reach the API server {server}: {chain}")
+    }
+}
+
+/// Who the last client talks to, to name it in connection and credential errors (a run talks
+/// to one cluster).
+struct Target {
+    server: Option<String>,
+    context: Option<String>,
+    user: Option<String>,
+}
+
+static TARGET: std::sync::Mutex<Target> =
+    std::sync::Mutex::new(Target { server: None, context: None, user: None });
+
+/// `https://host:6443/`.
+fn server_url() -> String {
+    TARGET.lock().ok().and_then(|t| t.server.clone()).unwrap_or_else(|| "(unknown)".into())
+}
+
+/// `https://host:6443/ (context "kind-dev")`.
 fn server_shown() -> String {
-    SERVER.lock().ok().and_then(|s| s.clone()).unwrap_or_else(|| "(unknown)".into())
+    match TARGET.lock().ok().and_then(|t| t.context.clone()) {
+        Some(c) => format!("{} (context {c:?})", server_url()),
+        None => server_url(),
+    }
+}
+
+/// `kubeconfig user "dev" of context "kind-dev"`, or the EKS token's identity.
+fn user_shown() -> String {
+    let Ok(t) = TARGET.lock() else { return "the client".into() };
+    match (&t.user, &t.context) {
+        (Some(u), Some(c)) => format!("kubeconfig user {u:?} of context {c:?}"),
+        (None, Some(c)) => format!("context {c:?} (it names no user)"),
+        _ => "the EKS token of the AWS identity in use".into(),
+    }
 }
 
 /// An error and its sources, each once: `client error (Connect): tcp connect error: Connection
@@ -441,7 +542,8 @@ pub async fn get(api: &Api<DynamicObject>, name: &str, what: &str) -> Result<Opt
     Ok(r.map(|o| serde_json::to_value(o).unwrap_or(Value::Null)))
 }
 
-/// Server-side apply (optionally dry-run, optionally forcing conflicts).
+/// Server-side apply (optionally dry-run, optionally forcing conflicts). The API server's
+/// warnings go to the sink of the `engine::warnings::collect` scope the call runs in.
 pub async fn apply(
     api: &Api<DynamicObject>,
     name: &str,
@@ -454,7 +556,19 @@ pub async fn apply(
     params.dry_run = dry_run;
     params.force = force;
     let patch = Patch::Apply(obj);
-    let out = retry(what, || api.patch(name, &params, &patch)).await?;
+    // `Api::patch` cannot carry the caller's warnings sink; the same request built here can.
+    let request = kube::core::Request::new(api.resource_url());
+    let client = api.clone().into_client();
+    let sink = crate::engine::warnings::Warnings::current();
+    let out: DynamicObject = retry(what, || async {
+        let mut req = request.patch(name, &params, &patch).map_err(kube::Error::BuildRequest)?;
+        req.extensions_mut().insert("patch");
+        if let Some(sink) = &sink {
+            req.extensions_mut().insert(sink.clone());
+        }
+        client.request(req).await
+    })
+    .await?;
     Ok(serde_json::to_value(out).unwrap_or(Value::Null))
 }
 

@@ -69,6 +69,9 @@ pub struct ObjectChange {
     /// `--force-conflicts`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conflict: Option<Conflict>,
+    /// What the API server warned about while planning or writing it (a PodSecurity level its
+    /// pods would violate, a deprecated API version), each once.
+    pub warnings: Vec<String>,
 }
 
 /// The 409 a server-side apply met: which managers own which of the object's fields.

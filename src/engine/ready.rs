@@ -83,7 +83,15 @@ pub fn readiness(obj: &Value, facts: ClusterFacts, want_complete: bool) -> Readi
             {
                 Readiness::Ready
             } else {
-                Readiness::Pending(format!("{available}/{want} replicas available, {updated} updated"))
+                // Pods its ReplicaSet cannot create (quota, Pod Security) leave it pending
+                // forever; the condition says why.
+                let failure = match condition_true(obj, "ReplicaFailure") {
+                    true => format!("; {}", condition_message(obj, "ReplicaFailure")),
+                    false => String::new(),
+                };
+                Readiness::Pending(format!(
+                    "{available}/{want} replicas available, {updated} updated{failure}"
+                ))
             }
         }
         ("apps/v1", "StatefulSet") => {
@@ -164,6 +172,20 @@ mod tests {
         assert!(matches!(readiness(&d, ClusterFacts::default(), false), Readiness::Pending(_)));
         d["status"]["observedGeneration"] = json!(2);
         assert_eq!(readiness(&d, ClusterFacts::default(), false), Readiness::Ready);
+    }
+
+    #[test]
+    fn deployment_whose_pods_cannot_be_created_says_why() {
+        let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"generation": 1},
+            "spec": {"replicas": 1}, "status": {"observedGeneration": 1, "replicas": 0, "conditions": [
+                {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                 "message": "pods \"web-1\" is forbidden: exceeded quota: q"}]}});
+        assert_eq!(
+            readiness(&d, ClusterFacts::default(), false),
+            Readiness::Pending(
+                "0/1 replicas available, 0 updated; FailedCreate: pods \"web-1\" is forbidden: exceeded quota: q".into()
+            )
+        );
     }
 
     #[test]

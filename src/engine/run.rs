@@ -14,6 +14,7 @@ use crate::engine::normalize;
 use crate::engine::plan::{self, Action, Conflict, ObjectChange};
 use crate::engine::progress::Progress;
 use crate::engine::ready::{readiness, ClusterFacts, Readiness};
+use crate::engine::warnings;
 use crate::manifest::{Manifest, Origin, Phase};
 
 /// How a run behaves.
@@ -41,6 +42,9 @@ pub struct Options {
     pub show_secrets: bool,
     /// A progress line per object.
     pub verbose: bool,
+    /// Any API server warning fails the run; apply dry-runs everything first and writes
+    /// nothing when one warns.
+    pub warnings_as_errors: bool,
 }
 
 impl Default for Options {
@@ -57,6 +61,7 @@ impl Default for Options {
             timeout: Duration::from_secs(300),
             show_secrets: false,
             verbose: false,
+            warnings_as_errors: false,
         }
     }
 }
@@ -88,6 +93,8 @@ pub struct Summary {
     pub pruned: usize,
     /// Objects that failed.
     pub failed: usize,
+    /// Warnings the API server sent, over all objects.
+    pub warnings: usize,
 }
 
 /// The result of a diff or apply.
@@ -275,6 +282,7 @@ impl Engine {
             diff: String::new(),
             error: None,
             conflict: None,
+            warnings: Vec::new(),
         };
         let Some(r) = &d.resolved else {
             // Its CRD is part of this apply and not established yet: it can only be new.
@@ -334,9 +342,27 @@ impl Engine {
         })
     }
 
-    /// Plans and, unless dry-run, applies one object.
+    /// Plans and, unless dry-run, applies one object, keeping the API server's warnings about
+    /// it; with `warnings_as_errors` an object whose dry-run drew one is not written.
     async fn apply_one(&self, d: &Desired) -> ObjectChange {
-        let (mut change, obj) = self.plan_one(d).await;
+        let ((mut change, obj), warnings) = warnings::collect(self.plan_one(d)).await;
+        change.warnings = warnings;
+        if self.opts.warnings_as_errors && !change.warnings.is_empty() && change.error.is_none() {
+            change.error = Some(WARNED.into());
+            return change;
+        }
+        let (mut written, more) = warnings::collect(self.write_planned(d, change, obj)).await;
+        for w in more {
+            if !written.warnings.contains(&w) {
+                written.warnings.push(w);
+            }
+        }
+        written
+    }
+
+    /// Writes a planned object unless the plan failed, conflicts, is a dry run or changes
+    /// nothing.
+    async fn write_planned(&self, d: &Desired, mut change: ObjectChange, obj: Value) -> ObjectChange {
         if let Some(c) = change.conflict.as_ref().filter(|_| change.error.is_none()) {
             change.error = Some(conflict_hint(&d.id(), c));
             return change;
@@ -359,6 +385,28 @@ impl Engine {
             Err(e) => change.error = Some(e.to_string()),
         }
         change
+    }
+
+    /// `--warnings-as-errors` before any write: every object the cluster can dry-run now is
+    /// planned; if any draws a warning, the plan comes back with those objects failed and
+    /// nothing is written.
+    async fn refuse_warned(&self, desired: &[Desired]) -> Option<Report> {
+        self.progress.phase("check warnings", desired.len());
+        let changes: Vec<ObjectChange> = stream::iter(desired.iter())
+            .map(|d| async move {
+                let ((mut c, _), warnings) = warnings::collect(self.plan_one(d)).await;
+                c.warnings = warnings;
+                if !c.warnings.is_empty() && c.error.is_none() {
+                    c.error = Some(WARNED.into());
+                }
+                self.progress.inc(&c.display_id());
+                c
+            })
+            .buffered(self.opts.concurrency.max(1))
+            .collect()
+            .await;
+        self.progress.finish();
+        changes.iter().any(|c| !c.warnings.is_empty()).then(|| self.report(changes, Vec::new(), Vec::new()))
     }
 
     /// Records a write that landed.
@@ -387,7 +435,8 @@ impl Engine {
         self.progress.phase("diff", desired.len());
         let mut changes: Vec<ObjectChange> = stream::iter(desired.iter())
             .map(|d| async move {
-                let (c, _) = self.plan_one(d).await;
+                let ((mut c, _), warnings) = warnings::collect(self.plan_one(d)).await;
+                c.warnings = warnings;
                 self.progress.inc(&c.display_id());
                 c
             })
@@ -403,6 +452,11 @@ impl Engine {
     /// `apply`: phase by phase, concurrently within a phase; waits; prune after full success.
     pub async fn apply(&self, set: &[Manifest]) -> Result<Report, RunError> {
         let (mut desired, mut catalog) = self.prepare(set).await?;
+        if self.opts.warnings_as_errors {
+            if let Some(refused) = self.refuse_warned(&desired).await {
+                return Ok(refused);
+            }
+        }
         let mut not_ready = Vec::new();
         // KEP-3659: the parent lists the union of old and new group-kinds and namespaces before
         // any member is written, so a run cut off anywhere leaves no member prune cannot find.
@@ -756,6 +810,35 @@ impl Engine {
         lines.concat()
     }
 
+    /// Why a workload's controller cannot create its pods (quota exceeded, Pod Security
+    /// refusal): `; FailedCreate: ...` from the newest `FailedCreate` Warning event about it,
+    /// empty when there is none. A Deployment's pods are created by its ReplicaSet, whose
+    /// failure the Deployment reports as its `ReplicaFailure` condition (see `ready.rs`).
+    async fn failed_create(&self, kind: &str, namespace: Option<&str>, name: &str) -> String {
+        let (Some(ns), true) =
+            (namespace, matches!(kind, "StatefulSet" | "DaemonSet" | "Job" | "ReplicaSet"))
+        else {
+            return String::new();
+        };
+        let api: kube::Api<k8s_openapi::api::core::v1::Event> =
+            kube::Api::namespaced(self.client.clone(), ns);
+        let lp = kube::api::ListParams::default().fields(&format!(
+            "involvedObject.kind={kind},involvedObject.name={name},reason=FailedCreate,type=Warning"
+        ));
+        let Ok(list) = api.list(&lp).await else { return String::new() };
+        let when = |e: &k8s_openapi::api::core::v1::Event| {
+            let last = e.last_timestamp.as_ref().map(|t| t.0);
+            let event = e.event_time.as_ref().map(|t| t.0);
+            last.or(event)
+        };
+        list.items
+            .iter()
+            .max_by_key(|e| when(e))
+            .and_then(|e| e.message.as_deref())
+            .map(|m| format!("; FailedCreate: {m}"))
+            .unwrap_or_default()
+    }
+
     /// `delete`: every member of this environment's ApplySet, in reverse phase order, waiting
     /// until each phase is gone (finalizers included); then the parent, then the parent's
     /// namespace, so a delete cut off anywhere leaves every remaining member listed by the
@@ -893,8 +976,21 @@ impl Engine {
                     match cluster::get(&api, m.name(), &m.id()).await {
                         Ok(None) => "missing".to_string(),
                         Ok(Some(live)) => match readiness(&live, self.facts, false) {
+                            // A Job counts as ready without completing, but not one whose
+                            // controller has not managed to create a single pod.
+                            Readiness::Ready if never_started(&live) => {
+                                match self.failed_create(m.kind(), m.namespace(), m.name()).await {
+                                    why if why.is_empty() => "ready".to_string(),
+                                    why => format!("pending: no pod created{why}"),
+                                }
+                            }
                             Readiness::Ready => "ready".to_string(),
-                            Readiness::Pending(w) => format!("pending: {w}"),
+                            Readiness::Pending(w) => {
+                                format!(
+                                    "pending: {w}{}",
+                                    self.failed_create(m.kind(), m.namespace(), m.name()).await
+                                )
+                            }
                             Readiness::Failed(w) => format!("failed: {w}"),
                         },
                         Err(e) => format!("error: {e}"),
@@ -910,6 +1006,7 @@ impl Engine {
     fn report(&self, changes: Vec<ObjectChange>, not_ready: Vec<String>, kept: Vec<String>) -> Report {
         let mut s = Summary::default();
         for c in &changes {
+            s.warnings += c.warnings.len();
             if c.error.is_some() {
                 s.failed += 1;
                 continue;
@@ -923,6 +1020,17 @@ impl Engine {
         }
         Report { changes, summary: s, not_ready, kept }
     }
+}
+
+/// A Job with no pod active, ready, succeeded or failed and no finishing condition.
+fn never_started(live: &Value) -> bool {
+    let count = |field: &str| live.pointer(&format!("/status/{field}")).and_then(Value::as_i64).unwrap_or(0);
+    let finished = live.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|cs| {
+        cs.iter().any(|c| matches!(c["type"].as_str(), Some("Complete" | "Failed")) && c["status"] == "True")
+    });
+    live["kind"] == "Job"
+        && !finished
+        && ["active", "ready", "succeeded", "failed"].iter().all(|f| count(f) == 0)
 }
 
 fn is_parent(d: &Desired) -> bool {
@@ -986,6 +1094,7 @@ impl PruneTarget {
                 diff: plan::unified(Some(&shown), None),
                 error: None,
                 conflict: None,
+                warnings: Vec::new(),
             },
             resolved,
         }
@@ -1019,6 +1128,9 @@ fn resolve_group_kind(catalog: &Catalog, desired: &[Desired], group: &str, kind:
     }
     None
 }
+
+/// Why `--warnings-as-errors` failed an object (its warnings are listed with it).
+const WARNED: &str = "the API server warned about it and --warnings-as-errors is set; nothing was written";
 
 /// Why apply refuses an object whose fields other managers own, and how to resolve it.
 fn conflict_hint(id: &str, c: &Conflict) -> String {

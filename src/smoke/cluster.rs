@@ -45,7 +45,7 @@ pub async fn run(ctx: &Context, rec: &Record) -> ClusterOutcome {
         Ok(Err(e)) => {
             return ClusterOutcome {
                 outcome: Outcome::failed(
-                    format!("GET /version failed: {e}"),
+                    format!("GET /version failed: {}", crate::engine::cluster::describe(e)),
                     "check --kubeconfig and --context, that the cluster is running and that your credentials are valid (kubectl version)",
                 ),
                 reachable: false,

@@ -154,6 +154,9 @@ pub struct Context {
     /// `--mlflow-url`: where the mlflow check reaches the tracking server instead of the
     /// service proxy (see [`services::mlflow_route`]).
     pub mlflow_url: Option<String>,
+    /// Whether this run reached the smoke namespace (found or created it): until it has,
+    /// there is nothing of the run's to clean up.
+    pub namespace_reached: std::sync::atomic::AtomicBool,
 }
 
 impl Context {

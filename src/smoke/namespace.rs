@@ -29,6 +29,9 @@ pub async fn ensure(ctx: &Context) -> Result<(), ClusterError> {
     let deadline = tokio::time::Instant::now() + ctx.timeout;
     loop {
         let live = retry("get namespace", || api.get_opt(SMOKE_NAMESPACE)).await?;
+        // From here on objects of this run may exist (the create below may land even if its
+        // answer is lost), so cleanup has work to check.
+        ctx.namespace_reached.store(true, std::sync::atomic::Ordering::SeqCst);
         match live {
             Some(ns) if ns.metadata.deletion_timestamp.is_none() => return Ok(()),
             Some(_) if tokio::time::Instant::now() < deadline => {
@@ -73,8 +76,13 @@ pub async fn ensure(ctx: &Context) -> Result<(), ClusterError> {
 
 /// Deletes this run's TrainJobs and Pods in the smoke namespace, then the namespace itself if
 /// this run created it, and waits until it is gone. Returns what was removed, for the report.
+/// A run that never reached the namespace (the cluster was unreachable, or no check needed it)
+/// created nothing and sends no request.
 pub async fn cleanup(ctx: &Context) -> Result<Vec<String>, ClusterError> {
     let mut removed = Vec::new();
+    if !ctx.namespace_reached.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(removed);
+    }
     let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
     let Some(ns) = retry("get namespace", || ns_api.get_opt(SMOKE_NAMESPACE)).await? else {
         return Ok(removed);

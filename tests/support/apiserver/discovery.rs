@@ -31,6 +31,9 @@ pub(crate) struct ResourceDef {
     /// The CRD's `openAPIV3Schema` for custom resources, consulted for list types during
     /// server-side apply. Shared because Trainer's CRD schemas approach a megabyte.
     pub schema: Option<Arc<Value>>,
+    /// The warning every request to a deprecated version gets (a CRD version marked
+    /// `deprecated: true`).
+    pub deprecation: Option<String>,
 }
 
 impl ResourceDef {
@@ -154,6 +157,7 @@ pub(crate) fn builtins() -> Vec<ResourceDef> {
             status_subresource: b.status,
             log_subresource: b.plural == "pods",
             schema: None,
+            deprecation: None,
         })
         .collect()
 }
@@ -188,6 +192,15 @@ pub(crate) fn from_crd(crd: &Value) -> Vec<ResourceDef> {
             status_subresource: v["subresources"].get("status").is_some(),
             log_subresource: false,
             schema: Some(Arc::new(v["schema"]["openAPIV3Schema"].clone())),
+            deprecation: (v["deprecated"].as_bool() == Some(true)).then(|| {
+                v["deprecationWarning"].as_str().map(str::to_string).unwrap_or_else(|| {
+                    format!(
+                        "{}/{} {kind} is deprecated",
+                        spec["group"].as_str().unwrap_or_default(),
+                        v["name"].as_str().unwrap_or_default()
+                    )
+                })
+            }),
         })
         .collect()
 }

@@ -29,6 +29,8 @@ pub(crate) struct ApiRequest {
     /// Sent by the control API or a simulated controller rather than a client: not counted
     /// as a client write.
     pub internal: bool,
+    /// Warnings for the response's `Warning` headers (admission, deprecated versions).
+    pub warnings: std::sync::Mutex<Vec<String>>,
 }
 
 impl ApiRequest {
@@ -52,6 +54,25 @@ impl ApiRequest {
         } else {
             ua.to_string()
         }
+    }
+
+    fn warn(&self, text: String) {
+        let mut w = self.warnings.lock().unwrap();
+        if !w.contains(&text) {
+            w.push(text);
+        }
+    }
+
+    /// Pod Security admission for a write of the main resource, dry runs included: refuses or
+    /// adds the warnings. The double's own controllers are not subject to it.
+    fn admit(&self, st: &State, def: &ResourceDef, ns: Option<&str>, obj: &Value) -> Result<(), ApiError> {
+        if self.internal {
+            return Ok(());
+        }
+        for w in super::admission::pod_security(st, def, ns, obj)? {
+            self.warn(w);
+        }
+        Ok(())
     }
 
     fn wants_partial_metadata(&self) -> bool {
@@ -272,6 +293,9 @@ fn resource_request(
         .ok_or_else(ApiError::no_route)?;
     if !def.namespaced && ns.is_some() {
         return Err(ApiError::no_route());
+    }
+    if let Some(w) = &def.deprecation {
+        req.warn(w.clone());
     }
     if def.namespaced && ns.is_none() && (rest.len() > 1 || req.method != "GET") {
         return Err(ApiError::no_route());
@@ -698,6 +722,7 @@ fn create(
         ApplyRequest { manager: &manager, api_version: &def.api_version(), part, force: false, now: &ts };
     ssa::record_update(None, &obj, &mut managers, &schema_of(def), &ar);
     obj["metadata"]["managedFields"] = ssa::render_managed(&managers);
+    req.admit(st, def, ns, &obj)?;
     let stored = commit(shared, st, def, key, None, obj, Verb::Create, req.dry_run());
     Ok(object_reply(201, def, &stored, req))
 }
@@ -793,6 +818,10 @@ fn write_update(
         ApplyRequest { manager: &manager, api_version: &def.api_version(), part, force: false, now: &ts };
     ssa::record_update(Some(existing), &new, &mut managers, &schema_of(def), &ar);
     new["metadata"]["managedFields"] = ssa::render_managed(&managers);
+    if matches!(part, Part::Main { .. }) {
+        let ns = (!key.namespace.is_empty()).then_some(key.namespace.as_str());
+        req.admit(st, def, ns, &new)?;
+    }
     let stored = commit(shared, st, def, key, Some(existing), new, verb, req.dry_run());
     Ok(object_reply(200, def, &stored, req))
 }
@@ -942,6 +971,9 @@ fn apply(
         defaults(st, def, &mut merged);
     }
     merged["metadata"]["managedFields"] = ssa::render_managed(&managers);
+    if part != Part::Status {
+        req.admit(st, def, ns, &merged)?;
+    }
     let (verb, code) = if existing.is_some() { (Verb::Patch, 200) } else { (Verb::Patch, 201) };
     let stored = commit(shared, st, def, key, existing.as_ref(), merged, verb, req.dry_run());
     Ok(object_reply(code, def, &stored, req))

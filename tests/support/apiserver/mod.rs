@@ -13,10 +13,13 @@
 //! Deliberate simplifications, each noted where it lives: strategic merge patch is served as
 //! JSON merge patch; list types for server-side apply come from a table of the built-in merge
 //! keys (and `x-kubernetes-list-*` in CRD schemas) rather than full OpenAPI; later list pages
-//! read current state; no garbage collection through ownerReferences, no admission, no
-//! authentication; authorization only as SubjectAccessReviews evaluated against the stored RBAC
-//! (`authz.rs`).
+//! read current state; no garbage collection through ownerReferences; of admission only Pod
+//! Security and deprecation warnings (`admission.rs`); authentication only by bearer token when
+//! a test asks for it ([`ApiServerBuilder::users`]), with a user either allowed everything or
+//! nothing; authorization otherwise only as SubjectAccessReviews evaluated against the stored
+//! RBAC (`authz.rs`).
 
+mod admission;
 mod authz;
 mod controllers;
 mod defaults;
@@ -110,6 +113,8 @@ pub(crate) struct Options {
     cleanup_delay: Duration,
     workload_ready_delay: Option<Duration>,
     aggregated_discovery: bool,
+    /// Bearer token → (user, allowed); `None` serves anyone, as an unauthenticated test server.
+    users: Option<HashMap<String, (String, bool)>>,
 }
 
 impl Default for Options {
@@ -119,6 +124,7 @@ impl Default for Options {
             cleanup_delay: Duration::from_millis(20),
             workload_ready_delay: Some(Duration::from_millis(20)),
             aggregated_discovery: true,
+            users: None,
         }
     }
 }
@@ -245,6 +251,15 @@ impl ApiServerBuilder {
         self
     }
 
+    /// Requires a bearer token: each `(token, user, allowed)` authenticates as `user`, who may
+    /// do everything or (not `allowed`) nothing. Any other request gets the real server's 401;
+    /// a user not allowed gets its 403 naming the user.
+    pub fn users(mut self, users: &[(&str, &str, bool)]) -> Self {
+        self.options.users =
+            Some(users.iter().map(|(t, u, a)| (t.to_string(), (u.to_string(), *a))).collect());
+        self
+    }
+
     pub async fn start(self) -> ApiServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
@@ -311,6 +326,7 @@ fn internal(
         user_agent: manager.into(),
         body: Bytes::from(body.to_string()),
         internal: true,
+        warnings: Default::default(),
     };
     match handlers::handle(shared, &req)? {
         Reply::Json { body, .. } => Ok(body),
@@ -406,6 +422,22 @@ async fn serve(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Result<hyp
         }
         _ => {}
     }
+    if let Some(users) = &shared.options.users {
+        let token = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let refusal = match users.get(token) {
+            None => Some(ApiError::unauthorized()),
+            Some((user, false)) => Some(status::forbidden_user(user, &method, &path)),
+            Some((_, true)) => None,
+        };
+        if let Some(e) = refusal {
+            record(e.code, None);
+            return Ok(error_response(&e));
+        }
+    }
     if let Some(target) = proxy::target(&path) {
         let resp = proxy::forward(&shared, target, &method, &raw_query, &headers, body).await;
         record(resp.status().as_u16(), None);
@@ -420,18 +452,24 @@ async fn serve(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Result<hyp
         user_agent,
         body,
         internal: false,
+        warnings: Default::default(),
     };
     let result = handlers::handle(&shared, &api_req);
     if verdict.fault == Some(Fault::DropAfterProcessing) {
         record(0, verdict.fault);
         return Err(Dropped);
     }
-    let resp = match result {
+    let mut resp = match result {
         Ok(Reply::Json { code, body, content_type }) => full(code, content_type, body.to_string()),
         Ok(Reply::Text(text)) => full(200, "text/plain", text),
         Ok(Reply::Watch(spec)) => watch_response(&shared, *spec),
         Err(e) => error_response(&e),
     };
+    // One header per warning, as kube-apiserver sends them.
+    for w in api_req.warnings.lock().unwrap().iter() {
+        let value = admission::warning_header(w).parse().expect("printable warning text");
+        resp.headers_mut().append("Warning", value);
+    }
     record(resp.status().as_u16(), None);
     Ok(resp)
 }

@@ -68,6 +68,21 @@ impl ApiError {
         )
     }
 
+    /// What an unauthenticated request gets (no or an unknown bearer token).
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized".into(), None)
+    }
+
+    /// An admission refusal (`pods "x" is forbidden: violates PodSecurity ...`).
+    pub fn forbidden(def: &ResourceDef, name: &str, why: &str) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            format!("{} \"{name}\" is forbidden: {why}", def.qualified()),
+            Some(Self::details(def, name)),
+        )
+    }
+
     pub fn already_exists(def: &ResourceDef, name: &str) -> Self {
         Self::new(
             409,
@@ -170,4 +185,63 @@ pub(crate) fn deleted(def: &ResourceDef, name: &str, uid: &str) -> Value {
         "status": "Success",
         "details": details,
     })
+}
+
+/// The 403 the real authorizer answers `user`: for a resource, naming verb, resource, group and
+/// scope; for discovery and other paths, the path.
+pub(crate) fn forbidden_user(user: &str, method: &str, path: &str) -> ApiError {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let (group, rest) = match segs.as_slice() {
+        ["api", _v, rest @ ..] if !rest.is_empty() => ("", rest),
+        ["apis", g, _v, rest @ ..] if !rest.is_empty() => (*g, rest),
+        _ => {
+            let verb = method.to_lowercase();
+            return ApiError::new(
+                403,
+                "Forbidden",
+                format!("forbidden: User \"{user}\" cannot {verb} path \"{path}\""),
+                Some(json!({})),
+            );
+        }
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, tail @ ..] if !tail.is_empty() => (Some(*ns), tail),
+        _ => (None, rest),
+    };
+    let resource = rest[0];
+    let name = rest.get(1).copied();
+    let verb = match (method, name) {
+        ("GET", None) => "list",
+        ("GET", Some(_)) => "get",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", None) => "deletecollection",
+        ("DELETE", Some(_)) => "delete",
+        _ => "get",
+    };
+    let scope = match namespace {
+        Some(ns) => format!("in the namespace \"{ns}\""),
+        None => "at the cluster scope".into(),
+    };
+    let qualified = if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") };
+    let subject = match name {
+        Some(n) => format!("{qualified} \"{n}\" is forbidden"),
+        None => format!("{qualified} is forbidden"),
+    };
+    let mut details = json!({"kind": resource});
+    if let Some(n) = name {
+        details["name"] = json!(n);
+    }
+    if !group.is_empty() {
+        details["group"] = json!(group);
+    }
+    ApiError::new(
+        403,
+        "Forbidden",
+        format!(
+            "{subject}: User \"{user}\" cannot {verb} resource \"{resource}\" in API group \"{group}\" {scope}"
+        ),
+        Some(details),
+    )
 }
