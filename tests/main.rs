@@ -9,6 +9,7 @@ mod applyset_safety;
 mod aws;
 mod bad_inputs;
 mod engine;
+mod environment;
 #[cfg(unix)]
 mod kind;
 #[cfg(unix)]
