@@ -602,3 +602,17 @@ snap!(
         &["render", "-e", "env.yaml"],
     )
 );
+// The first render of an EKS environment before `infra apply`: Terraform has no state yet, so
+// `terraform output -json` prints `{}`; one line says so instead of one per reference.
+#[cfg(unix)]
+snap!(terraform_dir_before_infra_apply_says_what_to_run, {
+    let t = Test::new()
+        .file("env.yaml", &format!("{}terraform:\n  dir: tf\n", "name: prod\ntarget:\n  kind: eks\n  cluster_name: ${terraform.cluster_name}\n  region: ${terraform.region}\ncomponents:\n  tenants:\n    backend:\n      irsa_role_arn: ${terraform.backend_role_arn}\n  mlflow:\n    enabled: true\n    irsa_role_arn: ${terraform.mlflow_role_arn}\n"))
+        .file("tf/main.tf", "")
+        .executable("bin/terraform", "#!/bin/sh\necho '{}'\n");
+    let fake = t.path().join("bin/terraform").display().to_string();
+    let out = t.env("TRAINSTACK_TERRAFORM", &fake).args(&["render", "-e", "env.yaml"]).run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    out.stderr
+});
