@@ -115,6 +115,26 @@ fn explain_syntax(mut err: SyntaxError, full: &str, text: &str) -> SyntaxError {
         err.pos = Some(open);
         return err;
     }
+    // So is an unclosed `[` or `{`: point at the bracket that is never closed.
+    let at_end = err.pos.is_some_and(|p| p.line > text.lines().count());
+    for (context, what) in [
+        ("while parsing a flow sequence", "this [ list is never closed: add the closing ]"),
+        ("while parsing a flow mapping", "this { mapping is never closed: add the closing }"),
+    ] {
+        if let Some(open) = context_mark(full, context).filter(|_| at_end) {
+            err.message = format!("{what} (and a ',' between items)");
+            err.pos = Some(open);
+            return err;
+        }
+    }
+    if err.message == "found unknown escape character" {
+        err.message = "unknown escape sequence in a double-quoted string: write \\\\ for a backslash, or use single quotes ('C:\\path')".into();
+        return err;
+    }
+    if err.message == "mapping values are not allowed in this context" {
+        err.message = "a `key: value` cannot start here: the line is indented under a value that is not a mapping; fix its indentation, or quote a value that contains \": \"".into();
+        return err;
+    }
     if let Some(pos) = err.pos {
         // libyaml calls a tab "character that cannot start any token"; find it on the line,
         // up to where the scanner stopped.

@@ -450,6 +450,9 @@ snap!(
     env_yaml_unclosed_quote,
     env_fails("platform_namespace: \"ml-system\ncomponents:\n  ray: {enabled: true}\n")
 );
+snap!(env_yaml_unclosed_brace, env_fails("components: {ray: {enabled: true}\n"));
+snap!(env_yaml_unknown_escape, env_fails("components:\n  trainer:\n    jobs_dir: \"C:\\jobs\"\n"));
+snap!(env_yaml_key_under_a_scalar, env_fails("platform_namespace: ml\n  components: {}\n"));
 snap!(env_yaml_tab_indentation, env_fails("components:\n  ray:\n\tenabled: true\n"));
 snap!(env_yaml_merge_key_of_a_scalar, env_fails("components:\n  ray:\n    <<: 5\n"));
 snap!(
