@@ -164,7 +164,7 @@ fn context_mark(full: &str, context: &str) -> Option<Pos> {
 }
 
 /// serde says "integer `N` as u128" for a number that does not fit 64 bits.
-pub(crate) fn huge_integer(message: &str) -> Option<&str> {
+fn huge_integer(message: &str) -> Option<&str> {
     let start = message.find("integer `")? + "integer `".len();
     let (number, rest) = message[start..].split_once('`')?;
     (rest.starts_with(" as u128") || rest.starts_with(" as i128")).then_some(number)
@@ -194,18 +194,6 @@ pub fn parse_stream_as<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, Syntax
 /// Deserialises a typed value from text.
 pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, SyntaxError> {
     Ok(serde_yaml::from_str(text)?)
-}
-
-/// Converts a YAML value into a typed value, reporting the path of the first mismatch.
-pub fn from_value_with_path<T: DeserializeOwned>(value: Value) -> Result<T, (String, String)> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = path_string(e.path());
-        let mut msg = e.into_inner().to_string();
-        if let Some(i) = msg.find(" at line ") {
-            msg.truncate(i);
-        }
-        (path, msg)
-    })
 }
 
 /// A part of a document that does not fit the type it is read into.
@@ -333,30 +321,6 @@ fn remove(value: &mut Value, path: &[Seg]) -> bool {
         (Seg::Key(k), Value::Mapping(m)) => m.remove(k.as_str()).is_some(),
         _ => false,
     }
-}
-
-fn path_string(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let mut out = String::new();
-    for seg in path.iter() {
-        match seg {
-            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
-            Segment::Map { key } => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(key);
-            }
-            Segment::Enum { variant } => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(variant);
-            }
-            Segment::Unknown => {}
-        }
-    }
-    out
 }
 
 /// Serialises a value as one YAML document (no leading `---`), block style, keys in their

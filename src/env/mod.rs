@@ -256,9 +256,6 @@ pub(crate) fn read_located(path: &Path) -> Result<(yaml::Value, PosIndex), Diagn
 
 /// serde's messages name Rust types (`u32`, `a string`); say it in the user's terms.
 pub(crate) fn explain_serde(message: &str) -> String {
-    if let Some(number) = yaml::huge_integer(message) {
-        return format!("{number} is too large; expected a whole number from 0 to {}", u32::MAX);
-    }
     if let Some(rest) = message.strip_prefix("invalid value: integer `") {
         if let Some((number, ty)) = rest.split_once("`, expected ") {
             let max = match ty {
