@@ -428,6 +428,20 @@ snap!(
     job_wrong_type_does_not_hide_other_problems,
     job_fails(&format!("{}num_nodes: many\ngpus: 1\n", JOB.replace("limit: 2Gi", "limit: 2GB")))
 );
+// Job specs are checked against an environment with problems too...
+snap!(
+    env_problems_do_not_hide_job_problems,
+    job_fails_with(
+        &format!("{JOB}{RUNNABLE}").replace("limit: 2Gi", "limit: 2GB"),
+        "  mlflow:\n    enabeld: true\n"
+    )
+);
+// ...unless what they are checked against could not be read: "tenant not declared" would be a
+// guess.
+snap!(
+    job_checks_wait_for_a_readable_tenant_list,
+    job_fails_with_tenants(&format!("{JOB}{RUNNABLE}"), "    list: alice\n")
+);
 
 // ---- an empty or comment-only overlay is an overlay that changes nothing
 snap!(

@@ -107,25 +107,47 @@ pub struct LoadedEnv {
 /// Reads, layers, resolves Terraform references in, deserialises and validates environment files.
 /// Every problem found is returned at once; an environment with any problem is never returned.
 pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<LoadedEnv, Diagnostics> {
+    let Partial { loaded, problems, .. } = load_partial(files, opts)?;
+    problems.into_result()?;
+    Ok(loaded.expect("an environment that does not type has a problem recorded"))
+}
+
+/// An environment read as far as it goes, so that inputs checked against it (job specs) are
+/// still checked when it has problems.
+#[derive(Debug)]
+pub struct Partial {
+    /// The environment, when it typed. With problems it is only fit to check other inputs
+    /// against, never to render.
+    pub loaded: Option<LoadedEnv>,
+    /// Every problem found.
+    pub problems: Diagnostics,
+    /// Fields that could not be read (wrong type, unresolvable reference): defaults stand in
+    /// for them in `loaded`.
+    pub unreadable: Vec<String>,
+}
+
+/// [`load`], returning what typed beside the problems.
+pub fn load_partial(files: &[PathBuf], opts: &LoadOptions) -> Result<Partial, Diagnostics> {
     let (Merged { mut value, sources }, mut diags) = merge_all(files)?;
-    let unreadable = !diags.is_empty();
-    if unreadable && value.is_null() {
+    let unreadable_file = !diags.is_empty();
+    if unreadable_file && value.is_null() {
         return Err(failed(diags));
     }
     let unresolved =
-        if unreadable { Vec::new() } else { terraform::resolve(&mut value, &sources, opts, &mut diags) };
+        if unreadable_file { Vec::new() } else { terraform::resolve(&mut value, &sources, opts, &mut diags) };
     let typed = yaml::from_value_all::<Environment>(value, unresolved);
     for e in &typed.errors {
         // A file that could not be read may well hold the missing field.
-        if !(unreadable && e.message.starts_with("missing field")) {
+        if !(unreadable_file && e.message.starts_with("missing field")) {
             diags.push(type_diagnostic(e, &sources));
         }
     }
-    let Some(mut env) = typed.value else { return Err(failed(diags)) };
-    if unreadable {
+    let env = match typed.value {
         // Checks of an environment without one of its files would report what that file fixes.
-        return Err(failed(diags));
-    }
+        Some(env) if !unreadable_file => env,
+        _ => return Err(failed(diags)),
+    };
+    let mut env = env;
     env.derive_defaults();
     for d in validate::check(&env, &sources).0 {
         // A default standing in for a value already reported is not a second problem.
@@ -133,12 +155,11 @@ pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<LoadedEnv, Diagnost
             diags.push(d);
         }
     }
-    diags.into_result()?;
-    Ok(LoadedEnv { env, sources })
+    Ok(Partial { loaded: Some(LoadedEnv { env, sources }), problems: diags, unreadable: typed.dropped })
 }
 
 /// Whether `field` is `path` or lies inside it.
-fn within(field: &str, path: &str) -> bool {
+pub fn within(field: &str, path: &str) -> bool {
     field.strip_prefix(path).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
 }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::env::model::Quota;
 use crate::env::validate::limits;
-use crate::env::{names, quantity, LoadedEnv};
+use crate::env::{self, names, quantity, LoadOptions, LoadedEnv};
 use crate::yaml::{self, Pos, PosIndex};
 use spec::{Framework, JobSpec};
 
@@ -54,6 +54,28 @@ const CONTRACT_ENV: &[&str] = &[
 pub fn jobs_dir(loaded: &LoadedEnv) -> Option<PathBuf> {
     let dir = loaded.env.components.trainer.jobs_dir.as_ref()?;
     Some(loaded.sources.base_dir("components.trainer.jobs_dir").join(dir))
+}
+
+/// What job specs are checked against: while any of it could not be read, job problems would
+/// be guesses.
+const CHECKED_AGAINST: &[&str] =
+    &["components.tenants", "components.trainer", "components.custom_jobs", "components.gpu"];
+
+/// Loads the environment and its job specs, reporting the problems of both at once: the job
+/// specs are still checked when the environment has problems, unless something they are
+/// checked against could not be read.
+pub fn load_with_env(files: &[PathBuf], opts: &LoadOptions) -> Result<(LoadedEnv, Vec<Job>), Diagnostics> {
+    let env::Partial { loaded, mut problems, unreadable } = env::load_partial(files, opts)?;
+    let Some(loaded) = loaded else { return Err(problems) };
+    let guessing =
+        unreadable.iter().any(|u| CHECKED_AGAINST.iter().any(|c| env::within(u, c) || env::within(c, u)));
+    if guessing {
+        problems.sort();
+        return Err(problems);
+    }
+    let jobs = load(&loaded).map_err(|d| problems.0.extend(d.0));
+    problems.into_result()?;
+    Ok((loaded, jobs.expect("job problems are among the problems")))
 }
 
 /// Loads and checks every `*.yaml`/`*.yml` in the jobs directory, in file name order.
