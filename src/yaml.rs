@@ -31,6 +31,8 @@ pub struct SyntaxError {
     pub message: String,
     /// Where, when known.
     pub pos: Option<Pos>,
+    /// The field whose value is at fault, when the text is valid YAML that no setting can hold.
+    pub field: Option<String>,
 }
 
 impl From<serde_yaml::Error> for SyntaxError {
@@ -48,7 +50,7 @@ impl From<&serde_yaml::Error> for SyntaxError {
         if let Some(i) = message.find(" at line ") {
             message.truncate(i);
         }
-        SyntaxError { message, pos }
+        SyntaxError { message, pos, field: None }
     }
 }
 
@@ -85,6 +87,12 @@ pub fn parse_located(text: &str) -> Result<(Value, PosIndex), SyntaxError> {
     let _ = Parser::new_from_str(text).load(&mut indexer, false);
     let mut value: Value = serde_yaml::from_str(text).map_err(|e| {
         let mut err = explain_syntax(SyntaxError::from(&e), &e.to_string(), text);
+        // A number beyond 64 bits is valid YAML that no setting can hold: name the field.
+        if huge_integer(&e.to_string()).is_some() {
+            err.field = err.pos.and_then(|p| {
+                indexer.index.values.iter().find(|(_, at)| **at == p).map(|(path, _)| path.clone())
+            });
+        }
         // serde_yaml places a duplicate key at its mapping; point at the second occurrence.
         if err.message.starts_with("duplicate entry") {
             if let Some((path, pos)) = indexer.duplicates.first() {
@@ -101,6 +109,7 @@ pub fn parse_located(text: &str) -> Result<(Value, PosIndex), SyntaxError> {
                 "{e}: a `<<` merge key takes an anchored mapping (`<<: *defaults`) or a list of them"
             ),
             pos,
+            field: None,
         });
     }
     Ok((value, indexer.index))
@@ -148,8 +157,7 @@ fn explain_syntax(mut err: SyntaxError, full: &str, text: &str) -> SyntaxError {
         }
     }
     if let Some(number) = huge_integer(&err.message) {
-        err.message =
-            format!("the number {number} is too large: no setting takes a whole number above {}", u64::MAX);
+        err.message = format!("{number} is too large; no setting takes a whole number above {}", u64::MAX);
     }
     err
 }

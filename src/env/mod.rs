@@ -267,11 +267,14 @@ pub(crate) fn read_located(path: &Path) -> Result<(yaml::Value, PosIndex), Diagn
         field: String::new(),
         message: format!("cannot read: {e}"),
     })?;
-    yaml::parse_located(&text).map_err(|e| Diagnostic {
-        file,
-        pos: e.pos,
-        field: String::new(),
-        message: format!("invalid YAML: {}", e.message),
+    yaml::parse_located(&text).map_err(|e| match e.field {
+        Some(field) => Diagnostic { file, pos: e.pos, field, message: e.message },
+        None => Diagnostic {
+            file,
+            pos: e.pos,
+            field: String::new(),
+            message: format!("invalid YAML: {}", e.message),
+        },
     })
 }
 
