@@ -31,10 +31,18 @@ pub struct SyntaxError {
     pub message: String,
     /// Where, when known.
     pub pos: Option<Pos>,
+    /// The field whose value is at fault, when the text is valid YAML that no setting can hold.
+    pub field: Option<String>,
 }
 
 impl From<serde_yaml::Error> for SyntaxError {
     fn from(e: serde_yaml::Error) -> Self {
+        SyntaxError::from(&e)
+    }
+}
+
+impl From<&serde_yaml::Error> for SyntaxError {
+    fn from(e: &serde_yaml::Error) -> Self {
         let pos = e.location().map(|l| Pos { line: l.line(), column: l.column() });
         // serde_yaml appends " at line X column Y" to its message; the position is reported
         // separately, in the file:line:column prefix.
@@ -42,7 +50,7 @@ impl From<serde_yaml::Error> for SyntaxError {
         if let Some(i) = message.find(" at line ") {
             message.truncate(i);
         }
-        SyntaxError { message, pos }
+        SyntaxError { message, pos, field: None }
     }
 }
 
@@ -70,14 +78,21 @@ impl PosIndex {
     }
 }
 
-/// Parses one YAML document and indexes the position of every key and value.
+/// Parses one YAML document and indexes the position of every key and value. `<<` merge keys
+/// are applied (a mapping's own keys win over merged ones), as YAML 1.1 readers do.
 pub fn parse_located(text: &str) -> Result<(Value, PosIndex), SyntaxError> {
     let mut indexer = Indexer::default();
     // A failure here is reported by serde_yaml below, with its own message; the event parser
     // only contributes positions.
     let _ = Parser::new_from_str(text).load(&mut indexer, false);
-    let value: Value = serde_yaml::from_str(text).map_err(|e| {
-        let mut err = SyntaxError::from(e);
+    let mut value: Value = serde_yaml::from_str(text).map_err(|e| {
+        let mut err = explain_syntax(SyntaxError::from(&e), &e.to_string(), text);
+        // A number beyond 64 bits is valid YAML that no setting can hold: name the field.
+        if huge_integer(&e.to_string()).is_some() {
+            err.field = err.pos.and_then(|p| {
+                indexer.index.values.iter().find(|(_, at)| **at == p).map(|(path, _)| path.clone())
+            });
+        }
         // serde_yaml places a duplicate key at its mapping; point at the second occurrence.
         if err.message.starts_with("duplicate entry") {
             if let Some((path, pos)) = indexer.duplicates.first() {
@@ -87,7 +102,80 @@ pub fn parse_located(text: &str) -> Result<(Value, PosIndex), SyntaxError> {
         }
         err
     })?;
+    if let Err(e) = value.apply_merge() {
+        let pos = indexer.merges.first().copied();
+        return Err(SyntaxError {
+            message: format!(
+                "{e}: a `<<` merge key takes an anchored mapping (`<<: *defaults`) or a list of them"
+            ),
+            pos,
+            field: None,
+        });
+    }
     Ok((value, indexer.index))
+}
+
+/// libyaml's messages name the scanner's state, not the mistake; say what the user did.
+fn explain_syntax(mut err: SyntaxError, full: &str, text: &str) -> SyntaxError {
+    // An unclosed quote is only noticed at the end of the file; the opening quote is what to fix.
+    if let Some(open) = context_mark(full, "while scanning a quoted scalar") {
+        err.message =
+            "this quoted string is never closed: add the closing quote (or escape a quote inside it)".into();
+        err.pos = Some(open);
+        return err;
+    }
+    // So is an unclosed `[` or `{`: point at the bracket that is never closed.
+    let at_end = err.pos.is_some_and(|p| p.line > text.lines().count());
+    for (context, what) in [
+        ("while parsing a flow sequence", "this [ list is never closed: add the closing ]"),
+        ("while parsing a flow mapping", "this { mapping is never closed: add the closing }"),
+    ] {
+        if let Some(open) = context_mark(full, context).filter(|_| at_end) {
+            err.message = format!("{what} (and a ',' between items)");
+            err.pos = Some(open);
+            return err;
+        }
+    }
+    if err.message == "found unknown escape character" {
+        err.message = "unknown escape sequence in a double-quoted string: write \\\\ for a backslash, or use single quotes ('C:\\path')".into();
+        return err;
+    }
+    if err.message == "mapping values are not allowed in this context" {
+        err.message = "a `key: value` cannot start here: the line is indented under a value that is not a mapping; fix its indentation, or quote a value that contains \": \"".into();
+        return err;
+    }
+    if let Some(pos) = err.pos {
+        // libyaml calls a tab "character that cannot start any token"; find it on the line,
+        // up to where the scanner stopped.
+        let line = text.lines().nth(pos.line.saturating_sub(1)).unwrap_or("");
+        let upto: String = line.chars().take(pos.column).collect();
+        if let Some(i) = upto.find('\t') {
+            err.message =
+                "a tab character: YAML indents with spaces only; replace the tab with spaces".into();
+            err.pos = Some(Pos { line: pos.line, column: upto[..i].chars().count() + 1 });
+            return err;
+        }
+    }
+    if let Some(number) = huge_integer(&err.message) {
+        err.message = format!("{number} is too large; no setting takes a whole number above {}", u64::MAX);
+    }
+    err
+}
+
+/// The position libyaml gives for `context` (`..., while scanning X at line L column C`).
+fn context_mark(full: &str, context: &str) -> Option<Pos> {
+    let rest = &full[full.find(context)? + context.len()..];
+    let rest = rest.strip_prefix(" at line ")?;
+    let (line, rest) = rest.split_once(" column ")?;
+    let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some(Pos { line: line.parse().ok()?, column: column.parse().ok()? })
+}
+
+/// serde says "integer `N` as u128" for a number that does not fit 64 bits.
+fn huge_integer(message: &str) -> Option<&str> {
+    let start = message.find("integer `")? + "integer `".len();
+    let (number, rest) = message[start..].split_once('`')?;
+    (rest.starts_with(" as u128") || rest.starts_with(" as i128")).then_some(number)
 }
 
 /// Parses a multi-document YAML stream, skipping empty documents.
@@ -116,40 +204,131 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, SyntaxError> {
     Ok(serde_yaml::from_str(text)?)
 }
 
-/// Converts a YAML value into a typed value, reporting the path of the first mismatch.
-pub fn from_value_with_path<T: DeserializeOwned>(value: Value) -> Result<T, (String, String)> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = path_string(e.path());
-        let mut msg = e.into_inner().to_string();
-        if let Some(i) = msg.find(" at line ") {
-            msg.truncate(i);
-        }
-        (path, msg)
-    })
+/// A part of a document that does not fit the type it is read into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeError {
+    /// Where, as `a.b[2].c`; empty for the whole document.
+    pub path: String,
+    /// serde's message, without a position.
+    pub message: String,
 }
 
-fn path_string(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let mut out = String::new();
-    for seg in path.iter() {
+impl TypeError {
+    /// A key the type does not have: the error belongs at the key, not its value.
+    pub fn is_unknown_key(&self) -> bool {
+        self.message.starts_with("unknown field")
+    }
+}
+
+/// A document read into a type, with every part that did not fit.
+#[derive(Debug)]
+pub struct Typed<T> {
+    /// The value built from what fitted; `None` when the document as a whole could not be.
+    pub value: Option<T>,
+    /// Every mismatch, in the order found.
+    pub errors: Vec<TypeError>,
+    /// Paths left out of `value` because they (or something in them) did not fit; checks of
+    /// `value` must not report defaults that stand in for them.
+    pub dropped: Vec<String>,
+}
+
+/// Converts a YAML value into a typed value, reporting every part that does not fit, not just
+/// the first: serde stops at the first error, so the key holding it is reported, removed (its
+/// default applies) and the rest read again. `dropped` lists paths already removed by the
+/// caller (unresolvable values): a required field missing because of them is not reported again.
+pub fn from_value_all<T: DeserializeOwned>(mut value: Value, dropped: Vec<String>) -> Typed<T> {
+    let mut out = Typed { value: None, errors: Vec::new(), dropped };
+    // Each round removes a key, so this ends well before the bound on any real document.
+    for _ in 0..10_000 {
+        let err = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(v) => {
+                out.value = Some(v);
+                return out;
+            }
+            Err(e) => e,
+        };
+        let segments: Vec<Seg> = err.path().iter().filter_map(Seg::from_path).collect();
+        let path = segments_string(&segments);
+        let mut message = err.into_inner().to_string();
+        if let Some(i) = message.find(" at line ") {
+            message.truncate(i);
+        }
+        let follows_a_drop =
+            missing_field(&message).is_some_and(|f| out.dropped.iter().any(|d| *d == join(&path, f)));
+        if !follows_a_drop {
+            out.errors.push(TypeError { path: path.clone(), message });
+        }
+        // The nearest key holding the error goes: a list item cannot be removed without
+        // shifting the paths of the items after it.
+        let Some(cut) = segments.iter().rposition(|s| matches!(s, Seg::Key(_))) else { return out };
+        let cut = &segments[..=cut];
+        if !remove(&mut value, cut) {
+            return out;
+        }
+        out.dropped.push(segments_string(cut));
+    }
+    out
+}
+
+/// The field named by serde's "missing field `x`".
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
+}
+
+/// One step of a path into a document.
+#[derive(Debug, Clone)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+impl Seg {
+    fn from_path(seg: &serde_path_to_error::Segment) -> Option<Seg> {
+        use serde_path_to_error::Segment;
         match seg {
-            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
-            Segment::Map { key } => {
+            Segment::Seq { index } => Some(Seg::Index(*index)),
+            Segment::Map { key } => Some(Seg::Key(key.clone())),
+            Segment::Enum { variant } => Some(Seg::Key(variant.clone())),
+            Segment::Unknown => None,
+        }
+    }
+}
+
+fn segments_string(segments: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in segments {
+        match seg {
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+            Seg::Key(k) => {
                 if !out.is_empty() {
                     out.push('.');
                 }
-                out.push_str(key);
+                out.push_str(k);
             }
-            Segment::Enum { variant } => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(variant);
-            }
-            Segment::Unknown => {}
         }
     }
     out
+}
+
+/// Removes the key at the end of `path`; false when the path does not lead to one.
+fn remove(value: &mut Value, path: &[Seg]) -> bool {
+    let Some((last, parents)) = path.split_last() else { return false };
+    let mut node = value;
+    for seg in parents {
+        let next = match (seg, node) {
+            (Seg::Key(k), Value::Mapping(m)) => m.get_mut(k.as_str()),
+            (Seg::Index(i), Value::Sequence(s)) => s.get_mut(*i),
+            _ => None,
+        };
+        match next {
+            Some(n) => node = n,
+            None => return false,
+        }
+    }
+    match (last, node) {
+        (Seg::Key(k), Value::Mapping(m)) => m.remove(k.as_str()).is_some(),
+        _ => false,
+    }
 }
 
 /// Serialises a value as one YAML document (no leading `---`), block style, keys in their
@@ -338,6 +517,7 @@ struct Indexer {
     stack: Vec<Frame>,
     index: PosIndex,
     duplicates: Vec<(String, Pos)>,
+    merges: Vec<Pos>,
 }
 
 impl Indexer {
@@ -380,6 +560,9 @@ impl MarkedEventReceiver for Indexer {
             Event::Scalar(text, ..) => {
                 let (path, is_key) = self.next_path();
                 if is_key {
+                    if text == "<<" {
+                        self.merges.push(pos(mark));
+                    }
                     let full = join(&path, &text);
                     if let Some(first) = self.index.keys.insert(full.clone(), pos(mark)) {
                         self.index.keys.insert(full.clone(), first);
@@ -451,6 +634,63 @@ mod tests {
         }
         let back: serde_json::Value = serde_yaml::from_str(&text).unwrap();
         assert_eq!(back, v, "{text}");
+    }
+
+    #[test]
+    fn every_mismatch_is_reported_and_what_fits_still_types() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Inner {
+            #[serde(default)]
+            n: u32,
+            name: String,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Doc {
+            #[serde(default)]
+            a: u32,
+            #[serde(default)]
+            b: Option<Inner>,
+            #[serde(default)]
+            c: bool,
+        }
+        let v: Value = from_str(
+            "a: many
+b: {n: x, name: y}
+typo: 1
+c: true
+",
+        )
+        .unwrap();
+        let typed = from_value_all::<Doc>(v, Vec::new());
+        let paths: Vec<&str> = typed.errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["a", "b.n", "typo"], "{:?}", typed.errors);
+        let doc = typed.value.expect("the rest types");
+        assert!(doc.a == 0 && doc.c && doc.b.is_some_and(|b| b.n == 0 && b.name == "y"));
+        assert_eq!(typed.dropped, ["a", "b.n", "typo"]);
+
+        // A required field removed by the caller is not reported again, nor is its parent.
+        let v: Value = from_str(
+            "b: {n: 1}
+",
+        )
+        .unwrap();
+        let typed = from_value_all::<Doc>(v, vec!["b.name".into()]);
+        assert!(typed.errors.is_empty(), "{:?}", typed.errors);
+        assert!(typed.value.is_some_and(|d| d.b.is_none()));
+    }
+
+    #[test]
+    fn yaml_mistakes_are_named() {
+        let err = parse_located("a: 1\nb: \"open\nc: 2\n").unwrap_err();
+        assert_eq!(err.pos, Some(Pos { line: 2, column: 4 }), "{err:?}");
+        assert!(err.message.contains("never closed"), "{err:?}");
+        let err = parse_located("a:\n\tb: 1\n").unwrap_err();
+        assert_eq!(err.pos, Some(Pos { line: 2, column: 1 }), "{err:?}");
+        assert!(err.message.contains("tab"), "{err:?}");
+        let (v, _) = parse_located("base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  y: 3\n").unwrap();
+        assert_eq!(v["c"], from_str::<Value>("{x: 1, y: 3}").unwrap());
     }
 
     #[test]

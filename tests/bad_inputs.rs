@@ -32,6 +32,15 @@ fn job_fails_with(job: &str, env_extra: &str) -> String {
     fails(&[("env.yaml", &env), ("jobs/job.yaml", job)], &["render", "-e", "env.yaml"])
 }
 
+/// Like `job_fails`, with `components.tenants` given (it must declare tenant `alice`).
+fn job_fails_with_tenants(job: &str, tenants: &str) -> String {
+    let env = format!("{MINIMAL_ENV}components:\n  tenants:\n{tenants}  trainer:\n    jobs_dir: jobs\n");
+    fails(&[("env.yaml", &env), ("jobs/job.yaml", job)], &["render", "-e", "env.yaml"])
+}
+
+/// `JOB` with the command a TrainJob needs, for cases about something else.
+const RUNNABLE: &str = "command: [python, /workspace/scripts/train.py]\n";
+
 const JOB: &str = "name: j1\ntenant: alice\nframework: pytorch\nresources:\n  cpu: {request: \"1\", limit: \"2\"}\n  memory: {request: 1Gi, limit: 2Gi}\n";
 
 macro_rules! snap {
@@ -477,3 +486,242 @@ snap!(
         &[("KUBECONFIG", "a.yaml:b.yaml")]
     )
 );
+
+// ---- every problem of a run at once
+// One wrong type used to stop serde and hide everything after it.
+snap!(
+    env_wrong_type_unknown_key_and_bad_quantity_are_reported_together,
+    env_fails("components:\n  tenants:\n    defaults:\n      quota:\n        pods: many\n        cpu: 4 cores\n    lsit: []\n")
+);
+snap!(
+    layer_wrong_type_in_base_does_not_hide_the_overlay,
+    fails(
+        &[
+            ("base.yaml", &format!("{MINIMAL_ENV}components:\n  mlflow:\n    enabled: maybe\n")),
+            (
+                "overlay.yaml",
+                "components:\n  ray:\n    enabeld: true\n  postgres:\n    enabled: true\n    storage: 2GB\n"
+            ),
+        ],
+        &["render", "-e", "base.yaml", "-e", "overlay.yaml"],
+    )
+);
+snap!(
+    layer_syntax_error_does_not_hide_the_next_file,
+    fails(
+        &[
+            ("base.yaml", &format!("{MINIMAL_ENV}components: [\n")),
+            ("overlay.yaml", "componets:\n  ray: {}\n")
+        ],
+        &["render", "-e", "base.yaml", "-e", "overlay.yaml"],
+    )
+);
+snap!(
+    job_wrong_type_does_not_hide_other_problems,
+    job_fails(&format!("{}num_nodes: many\ngpus: 1\n", JOB.replace("limit: 2Gi", "limit: 2GB")))
+);
+// Job specs are checked against an environment with problems too...
+snap!(
+    env_problems_do_not_hide_job_problems,
+    job_fails_with(
+        &format!("{JOB}{RUNNABLE}").replace("limit: 2Gi", "limit: 2GB"),
+        "  mlflow:\n    enabeld: true\n"
+    )
+);
+// ...unless what they are checked against could not be read: "tenant not declared" would be a
+// guess.
+snap!(
+    job_checks_wait_for_a_readable_tenant_list,
+    job_fails_with_tenants(&format!("{JOB}{RUNNABLE}"), "    list: alice\n")
+);
+
+// ---- an empty or comment-only overlay is an overlay that changes nothing
+snap!(
+    layer_comment_only_overlay_keeps_the_environment,
+    fails(
+        &[
+            (
+                "base.yaml",
+                &format!("{MINIMAL_ENV}components:\n  tenants:\n    list:\n      - name: Team_A\n")
+            ),
+            ("kind.yaml", "# nothing differs yet\n"),
+            ("empty.yaml", ""),
+        ],
+        &["render", "-e", "base.yaml", "-e", "kind.yaml", "-e", "empty.yaml"],
+    )
+);
+
+// ---- YAML mistakes named as such
+snap!(
+    env_yaml_unclosed_quote,
+    env_fails("platform_namespace: \"ml-system\ncomponents:\n  ray: {enabled: true}\n")
+);
+snap!(env_yaml_unclosed_brace, env_fails("components: {ray: {enabled: true}\n"));
+snap!(env_yaml_unknown_escape, env_fails("components:\n  trainer:\n    jobs_dir: \"C:\\jobs\"\n"));
+snap!(env_yaml_key_under_a_scalar, env_fails("platform_namespace: ml\n  components: {}\n"));
+snap!(env_yaml_tab_indentation, env_fails("components:\n  ray:\n\tenabled: true\n"));
+snap!(env_yaml_merge_key_of_a_scalar, env_fails("components:\n  ray:\n    <<: 5\n"));
+snap!(
+    env_huge_number,
+    env_fails(
+        "components:\n  tenants:\n    defaults:\n      quota:\n        pods: 99999999999999999999999\n"
+    )
+);
+snap!(
+    env_number_too_large_for_the_field,
+    env_fails("components:\n  tenants:\n    defaults:\n      quota:\n        pods: 5000000000\n")
+);
+snap!(
+    env_negative_number,
+    env_fails("components:\n  tenants:\n    defaults:\n      quota:\n        gpu: -1\n")
+);
+
+// ---- look-alike Terraform references would be rendered literally
+snap!(
+    env_terraform_reference_misspelled,
+    env_fails("components:\n  tenants:\n    backend:\n      irsa_role_arn: ${terrafrom.backend_role_arn}\n")
+);
+snap!(
+    env_terraform_reference_with_spaces,
+    env_fails(
+        "components:\n  tenants:\n    backend:\n      irsa_role_arn: ${ terraform.backend_role_arn }\n"
+    )
+);
+snap!(
+    env_terraform_reference_without_braces,
+    env_fails("components:\n  tenants:\n    backend:\n      irsa_role_arn: $terraform.backend_role_arn\n")
+);
+snap!(
+    env_terraform_reference_unclosed,
+    env_fails("components:\n  mlflow:\n    enabled: true\n    artifacts:\n      bucket: ${terraform.artifacts_bucket\n")
+);
+// Before `infra apply` the state has no outputs: one line saying so, not one per reference.
+snap!(
+    terraform_state_without_outputs,
+    fails(
+        &[
+            (
+                "env.yaml",
+                "name: prod\ntarget:\n  kind: eks\n  cluster_name: ${terraform.cluster_name}\n  region: ${terraform.region}\ncomponents:\n  tenants:\n    backend:\n      irsa_role_arn: ${terraform.backend_role_arn}\n",
+            ),
+            ("outputs.json", "{}"),
+        ],
+        &["render", "-e", "env.yaml", "--terraform-outputs", "outputs.json"],
+    )
+);
+
+// ---- values with a well-known shape
+snap!(
+    env_backend_irsa_role_not_an_arn,
+    env_fails("components:\n  tenants:\n    backend:\n      irsa_role_arn: arn:aws:iam::123456789012:user/backend\n")
+);
+snap!(
+    env_tenant_irsa_role_not_an_arn,
+    env_fails("components:\n  tenants:\n    list:\n      - name: alice\n        irsa_role_arn: alice-role\n")
+);
+snap!(
+    env_mlflow_and_ray_role_arns_invalid,
+    env_fails("components:\n  mlflow:\n    enabled: true\n    irsa_role_arn: arn:aws:iam::12345:role/mlflow\n  ray:\n    enabled: true\n    irsa_role_arn: arn:aws:s3:::ray\n")
+);
+snap!(
+    env_artifacts_bucket_invalid,
+    env_fails("components:\n  mlflow:\n    enabled: true\n    artifacts:\n      bucket: MLflow_Artifacts\n")
+);
+snap!(
+    env_storage_buckets_invalid,
+    env_fails("components:\n  custom_jobs:\n    storage:\n      datasets_bucket: Datasets\n      checkpoints_bucket: ck\n")
+);
+snap!(
+    env_minio_bucket_invalid,
+    env_fails("components:\n  minio:\n    enabled: true\n    buckets: [mlflow-artifacts, my..bucket]\n")
+);
+snap!(
+    env_callback_url_without_scheme,
+    env_fails("components:\n  custom_jobs:\n    callback_url: trainstack-backend:8000/api/v1/callbacks\n")
+);
+snap!(
+    env_storage_endpoints_without_scheme,
+    env_fails("components:\n  custom_jobs:\n    storage:\n      external_endpoint: minio:9000\n      internal_endpoint: s3.amazonaws.com\n")
+);
+snap!(
+    env_artifacts_endpoint_not_http,
+    env_fails("components:\n  mlflow:\n    enabled: true\n    artifacts:\n      endpoint: ftp://minio.trainstack-system.svc\n")
+);
+
+// ---- tenants
+snap!(
+    env_tenant_kube_prefix_reserved,
+    env_fails("components:\n  tenants:\n    list:\n      - name: kube-team\n")
+);
+// A partial quota keeps the other keys of defaults.quota; only the keys it sets are checked
+// against it.
+snap!(
+    env_partial_quota_checks_only_its_own_keys,
+    env_fails("components:\n  tenants:\n    defaults:\n      quota: {cpu: \"8\"}\n    list:\n      - name: alice\n        quota: {pods: 0}\n")
+);
+snap!(
+    env_ray_gpu_workers_enabled_without_gpu,
+    env_fails("components:\n  ray:\n    enabled: true\n    gpu_workers:\n      enabled: true\n")
+);
+
+// ---- job specs against the tenant's quota
+snap!(
+    job_cpu_above_tenant_quota,
+    job_fails_with_tenants(
+        &format!(
+            "{RUNNABLE}{}num_nodes: 4\n",
+            JOB.replace("cpu: {request: \"1\", limit: \"2\"}", "cpu: {request: \"2\", limit: \"2\"}")
+        ),
+        "    list:\n      - name: alice\n        quota: {cpu: \"4\"}\n"
+    )
+);
+snap!(
+    job_memory_limit_above_tenant_quota,
+    job_fails(&format!("{RUNNABLE}{}num_nodes: 8\n", JOB.replace("limit: 2Gi", "limit: 16Gi")))
+);
+// The partial quota {gpu: 2} keeps cpu "2" from defaults.quota (not the built-in 16).
+snap!(
+    job_cpu_above_quota_inherited_from_defaults,
+    job_fails_with_tenants(
+        &format!(
+            "{RUNNABLE}{}num_nodes: 2\n",
+            JOB.replace("cpu: {request: \"1\", limit: \"2\"}", "cpu: {request: \"2\", limit: \"2\"}")
+        ),
+        "    defaults:\n      quota: {cpu: \"2\"}\n    list:\n      - name: alice\n        quota: {gpu: 2}\n"
+    )
+);
+snap!(
+    job_custom_callback_url_without_scheme,
+    job_fails(&format!(
+        "{}custom:\n  job_id: \"1\"\n  model_name: m\n  dataset_s3_uri: s3://d/x\n  callback_url: backend/api/v1/callbacks\n",
+        JOB.replace("framework: pytorch", "framework: custom\nimage: trainer:1")
+    ))
+);
+snap!(
+    job_duplicate_name_names_the_first_file,
+    fails(
+        &[
+            (
+                "env.yaml",
+                &format!("{MINIMAL_ENV}components:\n  tenants:\n    list:\n      - name: alice\n  trainer:\n    jobs_dir: jobs\n"),
+            ),
+            ("jobs/a.yaml", &format!("{JOB}{RUNNABLE}")),
+            ("jobs/b.yaml", &format!("# the same job again\n{JOB}{RUNNABLE}")),
+        ],
+        &["render", "-e", "env.yaml"],
+    )
+);
+// The first render of an EKS environment before `infra apply`: Terraform has no state yet, so
+// `terraform output -json` prints `{}`; one line says so instead of one per reference.
+#[cfg(unix)]
+snap!(terraform_dir_before_infra_apply_says_what_to_run, {
+    let t = Test::new()
+        .file("env.yaml", &format!("{}terraform:\n  dir: tf\n", "name: prod\ntarget:\n  kind: eks\n  cluster_name: ${terraform.cluster_name}\n  region: ${terraform.region}\ncomponents:\n  tenants:\n    backend:\n      irsa_role_arn: ${terraform.backend_role_arn}\n  mlflow:\n    enabled: true\n    irsa_role_arn: ${terraform.mlflow_role_arn}\n"))
+        .file("tf/main.tf", "")
+        .executable("bin/terraform", "#!/bin/sh\necho '{}'\n");
+    let fake = t.path().join("bin/terraform").display().to_string();
+    let out = t.env("TRAINSTACK_TERRAFORM", &fake).args(&["render", "-e", "env.yaml"]).run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    out.stderr
+});

@@ -11,6 +11,7 @@ mod bad_inputs;
 mod cli;
 mod connection;
 mod engine;
+mod environment;
 #[cfg(unix)]
 mod kind;
 #[cfg(unix)]

@@ -17,7 +17,7 @@ use clap::CommandFactory;
 
 use crate::addons::{AddonLoader, Lock};
 use crate::cli::{AddonArgs, Cli, Command, GlobalArgs};
-use crate::env::{self, LoadOptions, LoadedEnv};
+use crate::env::{LoadOptions, LoadedEnv};
 use crate::jobs::{self, Job};
 use crate::manifest::Manifest;
 use crate::render::Templates;
@@ -65,9 +65,10 @@ pub struct Prepared {
 
 /// Loads and checks all inputs, then renders. Nothing is rendered while any input is invalid.
 pub async fn prepare(global: &GlobalArgs, addons: &AddonArgs) -> Result<Prepared, Error> {
-    let loaded =
-        env::load(&global.env, &LoadOptions { terraform_outputs: global.terraform_outputs.clone() })?;
-    let jobs = jobs::load(&loaded)?;
+    let (loaded, jobs) = jobs::load_with_env(
+        &global.env,
+        &LoadOptions { terraform_outputs: global.terraform_outputs.clone() },
+    )?;
     let templates = Templates::load(global.templates.as_deref())?;
     let addon_objects = load_addons(&loaded, addons, &global.env).await?;
     let set = crate::render::render(&loaded, &jobs, &templates, addon_objects)?;

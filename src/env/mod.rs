@@ -107,11 +107,67 @@ pub struct LoadedEnv {
 /// Reads, layers, resolves Terraform references in, deserialises and validates environment files.
 /// Every problem found is returned at once; an environment with any problem is never returned.
 pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<LoadedEnv, Diagnostics> {
-    let Merged { mut value, sources } = merge_files(files)?;
-    terraform::resolve(&mut value, &sources, opts)?;
-    let env: Environment = typed(value, &sources)?;
-    validate::check(&env, &sources).into_result()?;
-    Ok(LoadedEnv { env, sources })
+    let Partial { loaded, problems, .. } = load_partial(files, opts)?;
+    problems.into_result()?;
+    Ok(loaded.expect("an environment that does not type has a problem recorded"))
+}
+
+/// An environment read as far as it goes, so that inputs checked against it (job specs) are
+/// still checked when it has problems.
+#[derive(Debug)]
+pub struct Partial {
+    /// The environment, when it typed. With problems it is only fit to check other inputs
+    /// against, never to render.
+    pub loaded: Option<LoadedEnv>,
+    /// Every problem found.
+    pub problems: Diagnostics,
+    /// Fields that could not be read (wrong type, unresolvable reference): defaults stand in
+    /// for them in `loaded`.
+    pub unreadable: Vec<String>,
+}
+
+/// [`load`], returning what typed beside the problems.
+pub fn load_partial(files: &[PathBuf], opts: &LoadOptions) -> Result<Partial, Diagnostics> {
+    let (Merged { mut value, sources }, mut diags) = merge_all(files)?;
+    let unreadable_file = !diags.is_empty();
+    if unreadable_file && value.is_null() {
+        return Err(failed(diags));
+    }
+    let unresolved =
+        if unreadable_file { Vec::new() } else { terraform::resolve(&mut value, &sources, opts, &mut diags) };
+    let typed = yaml::from_value_all::<Environment>(value, unresolved);
+    for e in &typed.errors {
+        // A file that could not be read may well hold the missing field.
+        if !(unreadable_file && e.message.starts_with("missing field")) {
+            diags.push(type_diagnostic(e, &sources));
+        }
+    }
+    let env = match typed.value {
+        // Checks of an environment without one of its files would report what that file fixes.
+        Some(env) if !unreadable_file => env,
+        _ => return Err(failed(diags)),
+    };
+    let mut env = env;
+    env.derive_defaults();
+    for d in validate::check(&env, &sources).0 {
+        // A default standing in for a value already reported is not a second problem.
+        if !typed.dropped.iter().any(|p| within(&d.field, p)) {
+            diags.push(d);
+        }
+    }
+    Ok(Partial { loaded: Some(LoadedEnv { env, sources }), problems: diags, unreadable: typed.dropped })
+}
+
+/// Whether `field` is `path` or lies inside it.
+pub fn within(field: &str, path: &str) -> bool {
+    field.strip_prefix(path).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+}
+
+/// The problems of a run that stops early, in reading order. Never empty: a value fails to type
+/// only after an error was recorded for it.
+fn failed(mut diags: Diagnostics) -> Diagnostics {
+    diags.sort();
+    diags
 }
 
 /// Layered environment files before Terraform references are resolved or anything is typed.
@@ -126,6 +182,14 @@ pub struct Merged {
 /// Reads and layers environment files (the first steps of [`load`]), for commands such as
 /// `infra` that run before the Terraform outputs the files reference exist.
 pub fn merge_files(files: &[PathBuf]) -> Result<Merged, Diagnostics> {
+    let (merged, diags) = merge_all(files)?;
+    diags.into_result()?;
+    Ok(merged)
+}
+
+/// Layers every file that can be read; the problems of the others are returned beside the
+/// result so that the readable files are still checked.
+fn merge_all(files: &[PathBuf]) -> Result<(Merged, Diagnostics), Diagnostics> {
     if files.is_empty() {
         return Err(Diagnostic {
             file: "<command line>".into(),
@@ -157,27 +221,40 @@ pub fn merge_files(files: &[PathBuf]) -> Result<Merged, Diagnostics> {
             });
             continue;
         }
-        merge::merge(&mut merged, value);
+        // An empty or comment-only file is an overlay that changes nothing (merging its null
+        // would wipe the layers before it).
+        if !value.is_null() {
+            merge::merge(&mut merged, value);
+        }
         sources.layers.push(Layer { path: path.clone(), index });
     }
-    diags.into_result()?;
-    Ok(Merged { value: merged, sources })
+    Ok((Merged { value: merged, sources }, diags))
 }
 
-/// Deserialises a merged value; a type error points at the layer and line that set the field.
+/// Deserialises a merged value; every type error points at the layer and line that set the field.
 pub(crate) fn typed<T: serde::de::DeserializeOwned>(
     value: yaml::Value,
     sources: &Sources,
 ) -> Result<T, Diagnostics> {
-    yaml::from_value_with_path(value).map_err(|(field, message)| {
-        let key = message.starts_with("unknown field");
-        let message = explain_serde(&message);
-        Diagnostics::from(if key {
-            sources.key_error(&field, message)
-        } else {
-            sources.error(&field, message)
-        })
-    })
+    let typed = yaml::from_value_all::<T>(value, Vec::new());
+    let mut diags = Diagnostics::default();
+    for e in &typed.errors {
+        diags.push(type_diagnostic(e, sources));
+    }
+    match typed.value {
+        Some(v) if diags.is_empty() => Ok(v),
+        _ => Err(failed(diags)),
+    }
+}
+
+/// A type error as a diagnostic at the layer and line that set the field.
+fn type_diagnostic(e: &yaml::TypeError, sources: &Sources) -> Diagnostic {
+    let message = explain_serde(&e.message);
+    if e.is_unknown_key() {
+        sources.key_error(&e.path, message)
+    } else {
+        sources.error(&e.path, message)
+    }
 }
 
 /// Reads and parses one YAML file the user wrote, with the positions of its keys; a problem is
@@ -190,16 +267,35 @@ pub(crate) fn read_located(path: &Path) -> Result<(yaml::Value, PosIndex), Diagn
         field: String::new(),
         message: format!("cannot read: {e}"),
     })?;
-    yaml::parse_located(&text).map_err(|e| Diagnostic {
-        file,
-        pos: e.pos,
-        field: String::new(),
-        message: format!("invalid YAML: {}", e.message),
+    yaml::parse_located(&text).map_err(|e| match e.field {
+        Some(field) => Diagnostic { file, pos: e.pos, field, message: e.message },
+        None => Diagnostic {
+            file,
+            pos: e.pos,
+            field: String::new(),
+            message: format!("invalid YAML: {}", e.message),
+        },
     })
 }
 
 /// serde's messages name Rust types (`u32`, `a string`); say it in the user's terms.
 pub(crate) fn explain_serde(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("invalid value: integer `") {
+        if let Some((number, ty)) = rest.split_once("`, expected ") {
+            let max = match ty {
+                "u32" => Some(u64::from(u32::MAX)),
+                "u64" => Some(u64::MAX),
+                _ => None,
+            };
+            if let Some(max) = max {
+                return if number.starts_with('-') {
+                    format!("{number} is negative; expected a whole number from 0 to {max}")
+                } else {
+                    format!("{number} is too large; expected a whole number from 0 to {max}")
+                };
+            }
+        }
+    }
     message
         .replace("expected u32", "expected a whole number ≥ 0")
         .replace("expected u64", "expected a whole number ≥ 0")

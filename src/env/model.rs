@@ -39,6 +39,29 @@ impl Environment {
     pub fn buckets(&self) -> &[Bucket] {
         self.aws.as_ref().map(|a| a.buckets.as_slice()).unwrap_or_default()
     }
+
+    /// Fills the defaults that depend on other settings, once, right after loading: addresses
+    /// of platform services follow `platform_namespace`, storage endpoints follow whether MinIO
+    /// runs in the cluster, and Ray's GPU group follows `components.gpu.enabled` (GPU workers
+    /// on a cluster without GPU nodes would stay pending).
+    pub fn derive_defaults(&mut self) {
+        let ns = &self.platform_namespace;
+        let c = &mut self.components;
+        c.custom_jobs
+            .callback_url
+            .get_or_insert_with(|| format!("http://trainstack-backend.{ns}.svc:8000/api/v1/callbacks"));
+        let minio = c.minio.enabled.then(|| format!("http://minio.{ns}.svc:9000"));
+        let storage = minio.clone().unwrap_or_else(|| "https://s3.amazonaws.com".into());
+        c.custom_jobs.storage.external_endpoint.get_or_insert_with(|| storage.clone());
+        c.custom_jobs.storage.internal_endpoint.get_or_insert(storage);
+        if c.mlflow.artifacts.endpoint.is_none() {
+            c.mlflow.artifacts.endpoint = minio;
+        }
+        c.ray.gpu_workers.enabled.get_or_insert(c.gpu.enabled);
+        if let Some(w) = &mut c.ray.cpu_workers {
+            w.enabled.get_or_insert(true);
+        }
+    }
 }
 
 fn default_platform_namespace() -> String {
@@ -372,6 +395,47 @@ pub struct Quota {
     pub pods: u32,
 }
 
+/// A tenant's `quota`: each key it sets replaces that key of `tenants.defaults.quota`; the keys
+/// it leaves out keep the defaults (maps deep-merge, as in layering).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaOverride {
+    /// `requests.cpu` and `limits.cpu`.
+    #[serde(default)]
+    pub cpu: Option<Quantity>,
+    /// `requests.memory` and `limits.memory`.
+    #[serde(default)]
+    pub memory: Option<Quantity>,
+    /// `requests.nvidia.com/gpu`.
+    #[serde(default)]
+    pub gpu: Option<u32>,
+    /// Maximum number of pods.
+    #[serde(default)]
+    pub pods: Option<u32>,
+}
+
+impl Quota {
+    /// This quota with the keys `over` sets replaced.
+    pub fn with(&self, over: &QuotaOverride) -> Quota {
+        Quota {
+            cpu: over.cpu.clone().unwrap_or_else(|| self.cpu.clone()),
+            memory: over.memory.clone().unwrap_or_else(|| self.memory.clone()),
+            gpu: over.gpu.unwrap_or(self.gpu),
+            pods: over.pods.unwrap_or(self.pods),
+        }
+    }
+}
+
+impl Tenants {
+    /// A tenant's effective quota: its own keys over `defaults.quota`.
+    pub fn quota_of(&self, tenant: &Tenant) -> Quota {
+        match &tenant.quota {
+            Some(over) => self.defaults.quota.with(over),
+            None => self.defaults.quota.clone(),
+        }
+    }
+}
+
 fn default_quota_cpu() -> Quantity {
     "16".into()
 }
@@ -416,9 +480,9 @@ pub struct Tenant {
     /// IRSA role ARN for the tenant's ServiceAccount (EKS).
     #[serde(default)]
     pub irsa_role_arn: Option<String>,
-    /// Overrides of `tenants.defaults.quota`.
+    /// Overrides of `tenants.defaults.quota`, key by key.
     #[serde(default)]
-    pub quota: Option<Quota>,
+    pub quota: Option<QuotaOverride>,
     /// Overrides of `tenants.defaults.limit_range`.
     #[serde(default)]
     pub limit_range: Option<LimitRange>,
@@ -483,9 +547,10 @@ pub struct CustomJobs {
     /// Render custom trainer Jobs.
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Backend callback base URL given to trainers as `CALLBACK_URL` when a job sets none.
-    #[serde(default = "default_callback_url")]
-    pub callback_url: String,
+    /// Backend callback base URL given to trainers as `CALLBACK_URL` when a job sets none;
+    /// defaults to the backend Service in `platform_namespace` ([`Environment::derive_defaults`]).
+    #[serde(default)]
+    pub callback_url: Option<String>,
     /// Object storage the trainers read datasets from and write checkpoints to.
     #[serde(default)]
     pub storage: TrainerStorage,
@@ -497,9 +562,6 @@ pub struct CustomJobs {
     pub backoff_limit: u32,
 }
 
-fn default_callback_url() -> String {
-    "http://trainstack-backend.trainstack-system.svc:8000/api/v1/callbacks".into()
-}
 fn default_deadline() -> u64 {
     86400
 }
@@ -511,7 +573,7 @@ impl Default for CustomJobs {
     fn default() -> Self {
         CustomJobs {
             enabled: true,
-            callback_url: default_callback_url(),
+            callback_url: None,
             storage: TrainerStorage::default(),
             active_deadline_seconds: default_deadline(),
             backoff_limit: default_backoff(),
@@ -523,15 +585,16 @@ impl Default for CustomJobs {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainerStorage {
-    /// `EXTERNAL_STORAGE_ENDPOINT` (datasets).
-    #[serde(default = "default_s3_endpoint")]
-    pub external_endpoint: String,
+    /// `EXTERNAL_STORAGE_ENDPOINT` (datasets); defaults to the in-cluster MinIO when it is
+    /// enabled, S3 otherwise ([`Environment::derive_defaults`]).
+    #[serde(default)]
+    pub external_endpoint: Option<String>,
     /// `EXTERNAL_BUCKET_DATASETS`.
     #[serde(default = "default_datasets_bucket")]
     pub datasets_bucket: String,
-    /// `INTERNAL_STORAGE_ENDPOINT` (checkpoints).
-    #[serde(default = "default_s3_endpoint")]
-    pub internal_endpoint: String,
+    /// `INTERNAL_STORAGE_ENDPOINT` (checkpoints); defaults like `external_endpoint`.
+    #[serde(default)]
+    pub internal_endpoint: Option<String>,
     /// `INTERNAL_BUCKET_CHECKPOINTS`.
     #[serde(default = "default_checkpoints_bucket")]
     pub checkpoints_bucket: String,
@@ -541,9 +604,6 @@ pub struct TrainerStorage {
     pub credentials_secret: Option<String>,
 }
 
-fn default_s3_endpoint() -> String {
-    "https://s3.amazonaws.com".into()
-}
 fn default_datasets_bucket() -> String {
     "training-datasets".into()
 }
@@ -554,9 +614,9 @@ fn default_checkpoints_bucket() -> String {
 impl Default for TrainerStorage {
     fn default() -> Self {
         TrainerStorage {
-            external_endpoint: default_s3_endpoint(),
+            external_endpoint: None,
             datasets_bucket: default_datasets_bucket(),
-            internal_endpoint: default_s3_endpoint(),
+            internal_endpoint: None,
             checkpoints_bucket: default_checkpoints_bucket(),
             credentials_secret: None,
         }
@@ -1011,7 +1071,8 @@ pub struct Artifacts {
     /// Key prefix inside the bucket.
     #[serde(default = "default_artifacts_prefix")]
     pub prefix: String,
-    /// S3 endpoint override (`MLFLOW_S3_ENDPOINT_URL`), e.g. the in-cluster MinIO.
+    /// S3 endpoint override (`MLFLOW_S3_ENDPOINT_URL`); defaults to the in-cluster MinIO when
+    /// it is enabled ([`Environment::derive_defaults`]).
     #[serde(default)]
     pub endpoint: Option<String>,
     /// Secret with `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (MinIO); omit with IRSA.
@@ -1236,9 +1297,10 @@ impl Default for Ray {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RayWorkers<const GPUS: u32> {
-    /// Render this group.
-    #[serde(default = "yes")]
-    pub enabled: bool,
+    /// Render this group; the GPU group defaults to `components.gpu.enabled`, the CPU group to
+    /// true ([`Environment::derive_defaults`]).
+    #[serde(default)]
+    pub enabled: Option<bool>,
     /// Minimum workers.
     #[serde(default)]
     pub min_replicas: u32,
@@ -1267,7 +1329,7 @@ fn default_worker_gpus<const GPUS: u32>() -> u32 {
 impl<const GPUS: u32> Default for RayWorkers<GPUS> {
     fn default() -> Self {
         RayWorkers {
-            enabled: true,
+            enabled: None,
             min_replicas: 0,
             max_replicas: default_pool_max(),
             gpus: GPUS,

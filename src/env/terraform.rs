@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::LazyLock;
 
+use regex::Regex;
 use serde::Deserialize;
 
 use crate::diag::{Diagnostic, Diagnostics};
@@ -11,50 +13,173 @@ use crate::env::model::{TargetKind, TerraformSource};
 use crate::env::{LoadOptions, Merged, Sources};
 use crate::yaml::{self, Value};
 
-const PREFIX: &str = "${terraform.";
+/// A reference: `${terraform.NAME}`, NAME as Terraform spells output names.
+static REFERENCE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\$\{terraform\.([A-Za-z_][A-Za-z0-9_-]*)\}").expect("valid regex"));
+
+/// Anything a user may have meant as a reference: `${...}` (closed or not), `$word.word`, and
+/// `{terraform.x}` or `{{ terraform.x }}` without the `$`. What is not exactly a [`REFERENCE`]
+/// would reach the manifests as literal text.
+static LOOKALIKE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\$\{[^}]*\}?|\$[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z0-9_-]+|\{\{?\s*terraform\s*\.\s*[A-Za-z0-9_-]*\s*\}?\}?")
+        .expect("valid regex")
+});
 
 /// Outputs of `terraform output -json`: name -> value.
 pub type Outputs = BTreeMap<String, serde_json::Value>;
 
-/// Replaces every `${terraform.NAME}` in `root` with the output's value.
-/// Outputs are read only when a reference exists, so kind environments need no Terraform.
-pub fn resolve(root: &mut Value, sources: &Sources, opts: &LoadOptions) -> Result<(), Diagnostics> {
+/// Replaces every `${terraform.NAME}` in `root` with the output's value. Outputs are read only
+/// when a reference exists, so kind environments need no Terraform. Every problem goes to
+/// `diags`; a value that could not be resolved is removed from `root` and its path returned, so
+/// that later checks do not report the missing value again.
+pub fn resolve(
+    root: &mut Value,
+    sources: &Sources,
+    opts: &LoadOptions,
+    diags: &mut Diagnostics,
+) -> Vec<String> {
+    let mut strings = Vec::new();
+    collect(root, &mut Vec::new(), &mut strings);
+    let mut unresolved = Vec::new();
     let mut refs = Vec::new();
-    collect(root, String::new(), &mut refs);
-    if refs.is_empty() {
-        return Ok(());
+    for (steps, text) in strings {
+        let path = display(&steps);
+        let bad = look_alikes(&text);
+        if let Some(first) = bad.first() {
+            diags.push(sources.error(&path, not_a_reference(first)));
+            unresolved.push(steps);
+        } else if REFERENCE.is_match(&text) {
+            refs.push(steps);
+        }
     }
-    let outputs = load_outputs(root, sources, opts, &refs[0].0)?;
-    let mut diags = Diagnostics::default();
-    substitute(root, String::new(), &outputs, sources, &mut diags);
-    diags.into_result()
+    if let Some(first) = refs.first() {
+        match load_outputs(root, sources, opts, &display(first)) {
+            Err(d) => {
+                diags.0.extend(d.0);
+                unresolved.extend(refs);
+            }
+            Ok(outputs) if outputs.is_empty() => {
+                let files: Vec<String> = sources.files().map(|f| format!("-e {}", f.display())).collect();
+                diags.push(sources.error(
+                    &display(first),
+                    format!(
+                        "the Terraform state has no outputs yet, so no ${{terraform.NAME}} reference can be filled: run `trainstack infra apply {}` first, or pass --terraform-outputs FILE",
+                        files.join(" ")
+                    ),
+                ));
+                unresolved.extend(refs);
+            }
+            Ok(outputs) => {
+                for steps in refs {
+                    let Some(v) = get_mut(root, &steps) else { continue };
+                    let Value::String(text) = v.clone() else { continue };
+                    match expand(&text, &outputs) {
+                        Ok(new) => *v = new,
+                        Err(m) => {
+                            diags.push(sources.error(&display(&steps), m));
+                            unresolved.push(steps);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    unresolved
+        .into_iter()
+        .map(|mut steps| {
+            // A list item cannot go without shifting the paths after it: the list goes.
+            while matches!(steps.last(), Some(Step::Index(_))) {
+                steps.pop();
+            }
+            if let Some((Step::Key(key), parents)) = steps.split_last() {
+                if let Some(Value::Mapping(m)) = get_mut(root, parents) {
+                    m.remove(key.as_str());
+                }
+            }
+            display(&steps)
+        })
+        .collect()
 }
 
-fn collect(v: &Value, path: String, out: &mut Vec<(String, String)>) {
+/// The look-alikes in `text` that are not exactly a reference.
+fn look_alikes(text: &str) -> Vec<&str> {
+    LOOKALIKE
+        .find_iter(text)
+        .map(|m| m.as_str())
+        .filter(|m| REFERENCE.find(m).is_none_or(|r| r.as_str() != *m))
+        .collect()
+}
+
+/// What is wrong with a look-alike, and the reference it probably meant.
+fn not_a_reference(text: &str) -> String {
+    let name = text
+        .rsplit_once('.')
+        .map(|(_, n)| n.trim_matches(|c: char| c == '}' || c.is_whitespace()))
+        .filter(|n| !n.is_empty());
+    let hint = match name {
+        Some(n) => format!("did you mean ${{terraform.{n}}}?"),
+        None => "a reference is written ${terraform.NAME}".into(),
+    };
+    format!("{text:?} is not a Terraform reference and would be rendered literally; {hint}")
+}
+
+/// One step of a path into the document.
+#[derive(Debug, Clone)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// `a.b[2].c`, as diagnostics name fields.
+fn display(steps: &[Step]) -> String {
+    let mut out = String::new();
+    for step in steps {
+        match step {
+            Step::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// Every string in the document, with its path.
+fn collect(v: &Value, path: &mut Vec<Step>, out: &mut Vec<(Vec<Step>, String)>) {
     match v {
-        Value::String(s) if s.contains(PREFIX) => out.push((path, s.clone())),
+        Value::String(s) => out.push((path.clone(), s.clone())),
         Value::Mapping(m) => {
             for (k, v) in m {
                 if let Some(k) = k.as_str() {
-                    collect(v, join(&path, k), out);
+                    path.push(Step::Key(k.to_string()));
+                    collect(v, path, out);
+                    path.pop();
                 }
             }
         }
         Value::Sequence(s) => {
             for (i, v) in s.iter().enumerate() {
-                collect(v, format!("{path}[{i}]"), out);
+                path.push(Step::Index(i));
+                collect(v, path, out);
+                path.pop();
             }
         }
         _ => {}
     }
 }
 
-fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        key.to_string()
-    } else {
-        format!("{parent}.{key}")
+fn get_mut<'a>(root: &'a mut Value, steps: &[Step]) -> Option<&'a mut Value> {
+    let mut node = root;
+    for step in steps {
+        node = match step {
+            Step::Key(key) => node.get_mut(key.as_str())?,
+            Step::Index(i) => node.get_mut(*i)?,
+        };
     }
+    Some(node)
 }
 
 fn load_outputs(
@@ -201,45 +326,19 @@ impl InfraSettings {
     }
 }
 
-fn substitute(v: &mut Value, path: String, outputs: &Outputs, sources: &Sources, diags: &mut Diagnostics) {
-    match v {
-        Value::String(s) if s.contains(PREFIX) => match expand(s, outputs) {
-            Ok(new) => *v = new,
-            Err(m) => diags.push(sources.error(&path, m)),
-        },
-        Value::Mapping(m) => {
-            for (k, v) in m.iter_mut() {
-                if let Some(k) = k.as_str() {
-                    substitute(v, join(&path, k), outputs, sources, diags);
-                }
-            }
-        }
-        Value::Sequence(s) => {
-            for (i, v) in s.iter_mut().enumerate() {
-                substitute(v, format!("{path}[{i}]"), outputs, sources, diags);
-            }
-        }
-        _ => {}
-    }
-}
-
 /// Expands the references in one string. A string that is exactly one reference takes the
 /// output's own type (a list of subnet ids stays a list).
 fn expand(s: &str, outputs: &Outputs) -> Result<Value, String> {
     let mut out = String::new();
-    let mut rest = s;
-    while let Some(start) = rest.find(PREFIX) {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + PREFIX.len()..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("unterminated reference in {s:?}; write ${{terraform.NAME}}"))?;
-        let name = &after[..end];
+    let mut last = 0;
+    for cap in REFERENCE.captures_iter(s) {
+        let (whole_match, name) = (cap.get(0).expect("group 0 always matches"), &cap[1]);
         let value = outputs.get(name).ok_or_else(|| {
             let known: Vec<&str> = outputs.keys().map(String::as_str).collect();
             format!("Terraform output {name:?} does not exist; available outputs: {}", known.join(", "))
         })?;
-        let whole = out.is_empty() && after[end + 1..].is_empty();
+        out.push_str(&s[last..whole_match.start()]);
+        let whole = whole_match.start() == 0 && whole_match.end() == s.len();
         match value {
             serde_json::Value::String(v) => out.push_str(v),
             other if whole => return Ok(yaml::to_value(other)),
@@ -249,9 +348,9 @@ fn expand(s: &str, outputs: &Outputs) -> Result<Value, String> {
                 return Err(format!("Terraform output {name:?} is not a string and cannot be part of {s:?}"))
             }
         }
-        rest = &after[end + 1..];
+        last = whole_match.end();
     }
-    out.push_str(rest);
+    out.push_str(&s[last..]);
     Ok(Value::String(out))
 }
 
@@ -275,5 +374,25 @@ mod tests {
             expand("${terraform.nope}", &outputs()).unwrap_err(),
             "Terraform output \"nope\" does not exist; available outputs: bucket, subnets"
         );
+    }
+
+    #[test]
+    fn look_alikes_are_found_and_references_are_not() {
+        let bad = |s: &str| -> Vec<String> { look_alikes(s).into_iter().map(not_a_reference).collect() };
+        assert!(bad("s3://${terraform.bucket}/x-${terraform.b_2}").is_empty());
+        assert!(bad("plain text, $5 and {braces}").is_empty());
+        for s in [
+            "${terrafrom.bucket}",
+            "${ terraform.bucket }",
+            "$terraform.bucket",
+            "{terraform.bucket}",
+            "${terraform.bucket",
+            "{{ terraform.bucket }}",
+        ] {
+            let found = bad(s);
+            assert_eq!(found.len(), 1, "{s}: {found:?}");
+            assert!(found[0].ends_with("did you mean ${terraform.bucket}?"), "{s}: {found:?}");
+        }
+        assert!(bad("${HOME}")[0].ends_with("a reference is written ${terraform.NAME}"));
     }
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use crate::diag::Diagnostics;
 use crate::env::model::{
-    BucketEncryption, BucketOwner, Components, Environment, GpuProvider, Quota, RayWorkers, RequestLimit,
-    Resources, TargetKind,
+    BucketEncryption, BucketOwner, Components, Environment, GpuProvider, Quota, QuotaOverride, RayWorkers,
+    RequestLimit, Resources, TargetKind,
 };
 use crate::env::{names, quantity, Sources};
 use crate::targets::kind;
@@ -106,13 +106,65 @@ impl Checker<'_> {
     }
 
     fn quota(&mut self, field: &str, q: &Quota) {
-        self.quantity(&format!("{field}.cpu"), q.cpu.as_str());
-        self.quantity(&format!("{field}.memory"), q.memory.as_str());
-        self.at_most(&format!("{field}.gpu"), q.gpu, limits::TENANT_MAX_GPUS);
-        self.at_most(&format!("{field}.pods"), q.pods, limits::TENANT_MAX_PODS);
-        if q.pods < 1 {
-            self.err(&format!("{field}.pods"), "0 is below the minimum of 1");
+        let over = QuotaOverride {
+            cpu: Some(q.cpu.clone()),
+            memory: Some(q.memory.clone()),
+            gpu: Some(q.gpu),
+            pods: Some(q.pods),
+        };
+        self.quota_keys(field, &over);
+    }
+
+    /// The keys a quota sets (a tenant's override sets only some).
+    fn quota_keys(&mut self, field: &str, q: &QuotaOverride) {
+        if let Some(cpu) = &q.cpu {
+            self.quantity(&format!("{field}.cpu"), cpu.as_str());
         }
+        if let Some(memory) = &q.memory {
+            self.quantity(&format!("{field}.memory"), memory.as_str());
+        }
+        if let Some(gpu) = q.gpu {
+            self.at_most(&format!("{field}.gpu"), gpu, limits::TENANT_MAX_GPUS);
+        }
+        if let Some(pods) = q.pods {
+            self.at_most(&format!("{field}.pods"), pods, limits::TENANT_MAX_PODS);
+            if pods < 1 {
+                self.err(&format!("{field}.pods"), "0 is below the minimum of 1");
+            }
+        }
+    }
+
+    /// An IAM role ARN, as IRSA annotations and node groups need.
+    fn role_arn(&mut self, field: &str, arn: &str) {
+        if !iam_role_arn(arn) {
+            self.err(field, format!("{arn:?} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"));
+        }
+    }
+
+    /// An S3 (or MinIO) bucket name.
+    fn bucket(&mut self, field: &str, name: &str) {
+        if let Err(m) = crate::aws::s3::check_bucket_name(name) {
+            self.err(field, m);
+        }
+    }
+
+    /// An http:// or https:// URL with a host: endpoints and callbacks are dialled as given.
+    pub fn http_url(&mut self, field: &str, value: &str, example: &str) {
+        if let Err(why) = http_url(value) {
+            self.err(field, format!("{value:?} {why}; write it like {example}"));
+        }
+    }
+}
+
+/// Why `value` is not an http(s) URL with a host.
+pub(crate) fn http_url(value: &str) -> Result<(), &'static str> {
+    match url::Url::parse(value) {
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+            Err("is not a URL with an http:// or https:// scheme")
+        }
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => Err("has no host"),
+        Ok(_) => Ok(()),
+        Err(_) => Err("is not a URL with an http:// or https:// scheme"),
     }
 }
 
@@ -268,6 +320,9 @@ fn check_addons(env: &Environment, c: &mut Checker) {
 fn check_tenants(env: &Environment, c: &mut Checker) {
     let t = &env.components.tenants;
     c.subdomain("components.tenants.backend.service_account", &t.backend.service_account);
+    if let Some(arn) = &t.backend.irsa_role_arn {
+        c.role_arn("components.tenants.backend.irsa_role_arn", arn);
+    }
     c.quota("components.tenants.defaults.quota", &t.defaults.quota);
     c.resources("components.tenants.defaults.limit_range.default", &t.defaults.limit_range.default);
     for (i, ns) in t.defaults.allow_from_namespaces.iter().enumerate() {
@@ -290,12 +345,20 @@ fn check_tenants(env: &Environment, c: &mut Checker) {
                 &format!("{f}.name"),
                 format!("{:?} is a reserved namespace and cannot be a tenant", tenant.name),
             );
+        } else if tenant.name.starts_with("kube-") {
+            c.err(
+                &format!("{f}.name"),
+                format!("{:?} starts with kube-, which Kubernetes reserves for its own namespaces; choose another tenant name", tenant.name),
+            );
+        }
+        if let Some(arn) = &tenant.irsa_role_arn {
+            c.role_arn(&format!("{f}.irsa_role_arn"), arn);
         }
         if !seen.insert(tenant.name.as_str()) {
             c.err(&format!("{f}.name"), format!("tenant {:?} is declared twice", tenant.name));
         }
         if let Some(q) = &tenant.quota {
-            c.quota(&format!("{f}.quota"), q);
+            c.quota_keys(&format!("{f}.quota"), q);
         }
         if let Some(l) = &tenant.limit_range {
             c.resources(&format!("{f}.limit_range.default"), &l.default);
@@ -319,11 +382,22 @@ fn check_trainer(env: &Environment, c: &mut Checker) {
         c.err("components.custom_jobs.active_deadline_seconds", "0 is below the minimum of 1");
     }
     c.at_most("components.custom_jobs.backoff_limit", cj.backoff_limit, 20);
-    c.label("components.custom_jobs.storage.datasets_bucket", &cj.storage.datasets_bucket.replace('.', "-"));
-    c.label(
-        "components.custom_jobs.storage.checkpoints_bucket",
-        &cj.storage.checkpoints_bucket.replace('.', "-"),
-    );
+    c.bucket("components.custom_jobs.storage.datasets_bucket", &cj.storage.datasets_bucket);
+    c.bucket("components.custom_jobs.storage.checkpoints_bucket", &cj.storage.checkpoints_bucket);
+    let urls = [
+        (
+            "callback_url",
+            &cj.callback_url,
+            "http://trainstack-backend.trainstack-system.svc:8000/api/v1/callbacks",
+        ),
+        ("storage.external_endpoint", &cj.storage.external_endpoint, "https://s3.us-east-1.amazonaws.com"),
+        ("storage.internal_endpoint", &cj.storage.internal_endpoint, "https://s3.us-east-1.amazonaws.com"),
+    ];
+    for (field, url, example) in urls {
+        if let Some(url) = url {
+            c.http_url(&format!("components.custom_jobs.{field}"), url, example);
+        }
+    }
     if let Some(s) = &cj.storage.credentials_secret {
         c.subdomain("components.custom_jobs.storage.credentials_secret", s);
     }
@@ -419,6 +493,17 @@ fn check_services(env: &Environment, c: &mut Checker) {
             );
         }
         c.subdomain("components.mlflow.backend_store.secret", &m.backend_store.secret);
+        c.bucket("components.mlflow.artifacts.bucket", &m.artifacts.bucket);
+        if let Some(endpoint) = &m.artifacts.endpoint {
+            c.http_url(
+                "components.mlflow.artifacts.endpoint",
+                endpoint,
+                "http://minio.trainstack-system.svc:9000",
+            );
+        }
+        if let Some(arn) = &m.irsa_role_arn {
+            c.role_arn("components.mlflow.irsa_role_arn", arn);
+        }
         if m.auth.enabled {
             c.subdomain("components.mlflow.auth.admin_secret", &m.auth.admin_secret);
         }
@@ -461,7 +546,7 @@ fn check_services(env: &Environment, c: &mut Checker) {
             }
         }
         for (i, b) in comps.minio.buckets.iter().enumerate() {
-            c.label(&format!("components.minio.buckets[{i}]"), b);
+            c.bucket(&format!("components.minio.buckets[{i}]"), b);
         }
     }
     let r = &comps.ray;
@@ -469,6 +554,15 @@ fn check_services(env: &Environment, c: &mut Checker) {
         c.label("components.ray.name", &r.name);
         c.resources("components.ray.head", &r.head);
         check_ray_group(c, "gpu_workers", &r.gpu_workers, comps);
+        if r.gpu_workers.enabled == Some(true) && r.gpu_workers.gpus > 0 && !comps.gpu.enabled {
+            c.err(
+                "components.ray.gpu_workers.enabled",
+                "Ray GPU workers need GPU nodes, but components.gpu is disabled: they would stay pending; enable components.gpu or set gpu_workers.enabled: false",
+            );
+        }
+        if let Some(arn) = &r.irsa_role_arn {
+            c.role_arn("components.ray.irsa_role_arn", arn);
+        }
         if let Some(w) = &r.cpu_workers {
             check_ray_group(c, "cpu_workers", w, comps);
         }
@@ -508,15 +602,7 @@ fn check_aws(env: &Environment, c: &mut Checker) {
         ),
         (Some(ng), _) => {
             let f = "components.gpu.node_groups";
-            if !iam_role_arn(&ng.node_role_arn) {
-                c.err(
-                    &format!("{f}.node_role_arn"),
-                    format!(
-                        "{:?} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)",
-                        ng.node_role_arn
-                    ),
-                );
-            }
+            c.role_arn(&format!("{f}.node_role_arn"), &ng.node_role_arn);
             if ng.subnet_ids.is_empty() {
                 c.err(
                     &format!("{f}.subnet_ids"),

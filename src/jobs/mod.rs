@@ -3,15 +3,17 @@
 
 pub mod spec;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::env::model::Quota;
 use crate::env::validate::limits;
-use crate::env::{names, quantity, LoadedEnv};
-use crate::yaml::{self, PosIndex};
+use crate::env::{self, names, quantity, LoadOptions, LoadedEnv};
+use crate::yaml::{self, Pos, PosIndex};
 use spec::{Framework, JobSpec};
 
 /// A job spec with its scripts read in, ready to render.
@@ -25,6 +27,9 @@ pub struct Job {
     /// File the spec came from.
     #[serde(skip)]
     pub file: PathBuf,
+    /// Where the spec wrote its name, for problems between jobs.
+    #[serde(skip)]
+    name_pos: Option<Pos>,
 }
 
 /// Environment variables the custom trainer contract sets itself; a job may not override them.
@@ -49,6 +54,28 @@ const CONTRACT_ENV: &[&str] = &[
 pub fn jobs_dir(loaded: &LoadedEnv) -> Option<PathBuf> {
     let dir = loaded.env.components.trainer.jobs_dir.as_ref()?;
     Some(loaded.sources.base_dir("components.trainer.jobs_dir").join(dir))
+}
+
+/// What job specs are checked against: while any of it could not be read, job problems would
+/// be guesses.
+const CHECKED_AGAINST: &[&str] =
+    &["components.tenants", "components.trainer", "components.custom_jobs", "components.gpu"];
+
+/// Loads the environment and its job specs, reporting the problems of both at once: the job
+/// specs are still checked when the environment has problems, unless something they are
+/// checked against could not be read.
+pub fn load_with_env(files: &[PathBuf], opts: &LoadOptions) -> Result<(LoadedEnv, Vec<Job>), Diagnostics> {
+    let env::Partial { loaded, mut problems, unreadable } = env::load_partial(files, opts)?;
+    let Some(loaded) = loaded else { return Err(problems) };
+    let guessing =
+        unreadable.iter().any(|u| CHECKED_AGAINST.iter().any(|c| env::within(u, c) || env::within(c, u)));
+    if guessing {
+        problems.sort();
+        return Err(problems);
+    }
+    let jobs = load(&loaded).map_err(|d| problems.0.extend(d.0));
+    problems.into_result()?;
+    Ok((loaded, jobs.expect("job problems are among the problems")))
 }
 
 /// Loads and checks every `*.yaml`/`*.yml` in the jobs directory, in file name order.
@@ -86,10 +113,18 @@ struct JobFile<'a> {
     shown: String,
     index: PosIndex,
     diags: &'a mut Diagnostics,
+    /// Fields reported as mistyped and left to their defaults: no check repeats them.
+    dropped: Vec<String>,
 }
 
 impl JobFile<'_> {
     fn err(&mut self, field: &str, message: impl Into<String>) {
+        let within = |d: &String| {
+            field.strip_prefix(d.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        };
+        if self.dropped.iter().any(within) {
+            return;
+        }
         let pos = self.index.value(field).or_else(|| {
             let mut p = field.to_string();
             while let Some(i) = p.rfind(['.', '[']) {
@@ -122,27 +157,23 @@ fn load_one(loaded: &LoadedEnv, file: &Path, diags: &mut Diagnostics) -> Option<
             return None;
         }
     };
-    let mut jf = JobFile { shown, index, diags };
-    let spec: JobSpec = match yaml::from_value_with_path(value) {
-        Ok(s) => s,
-        Err((field, message)) => {
-            let pos = if message.starts_with("unknown field") {
-                jf.index.key(&field)
-            } else {
-                jf.index.value(&field)
-            };
-            jf.diags.push(Diagnostic {
-                file: jf.shown.clone(),
-                pos,
-                field,
-                message: crate::env::explain_serde(&message),
-            });
-            return None;
-        }
-    };
+    let typed = yaml::from_value_all::<JobSpec>(value, Vec::new());
+    for e in &typed.errors {
+        let pos = if e.is_unknown_key() { index.key(&e.path) } else { index.value(&e.path) };
+        diags.push(Diagnostic {
+            file: shown.clone(),
+            pos,
+            field: e.path.clone(),
+            message: crate::env::explain_serde(&e.message),
+        });
+    }
+    let name_pos = index.value("name");
+    let mut jf = JobFile { shown, index, diags, dropped: typed.dropped };
+    // What typed is still checked, so that one mistyped field hides nothing else.
+    let spec = typed.value?;
     check_spec(loaded, &spec, &mut jf);
     let script_contents = read_scripts(&spec, file, &mut jf);
-    Some(Job { spec, script_contents, file: file.to_path_buf() })
+    Some(Job { spec, script_contents, file: file.to_path_buf(), name_pos })
 }
 
 fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut JobFile) {
@@ -199,6 +230,12 @@ fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut JobFile) {
             }
         }
     }
+    let tenants = &env.components.tenants;
+    let quota = tenants.list.iter().find(|t| t.name == s.tenant).map(|t| tenants.quota_of(t));
+    // Totals of a node count already reported as out of range would only repeat that problem.
+    if let Some(q) = quota.as_ref().filter(|_| (1..=limits::JOB_MAX_NODES).contains(&s.num_nodes)) {
+        fits_quota(s, q, jf);
+    }
     if let Some(g) = &s.resources.gpu {
         if g.request != g.limit {
             jf.err(
@@ -223,14 +260,7 @@ fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut JobFile) {
         } else if g.limit > 0 && s.framework != Framework::Custom && !env.components.trainer.gpu_runtimes {
             jf.err("resources.gpu", "the job asks for GPUs but components.trainer.gpu_runtimes is false, so no runtime tolerates the GPU nodes");
         }
-        let tenant_gpus = env
-            .components
-            .tenants
-            .list
-            .iter()
-            .find(|t| t.name == s.tenant)
-            .map(|t| t.quota.as_ref().unwrap_or(&env.components.tenants.defaults.quota).gpu);
-        if let Some(q) = tenant_gpus {
+        if let Some(q) = quota.as_ref().map(|q| q.gpu) {
             if g.limit * s.num_nodes > q {
                 jf.err(
                     "resources.gpu",
@@ -267,6 +297,14 @@ fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut JobFile) {
             }
             if s.num_nodes != 1 {
                 jf.err("num_nodes", "custom trainer Jobs run on exactly one node; use framework pytorch or tensorflow for multi-node");
+            }
+            if let Some(url) = &c.callback_url {
+                if let Err(why) = crate::env::validate::http_url(url) {
+                    jf.err(
+                        "custom.callback_url",
+                        format!("{url:?} {why}; write it like http://trainstack-backend.trainstack-system.svc:8000/api/v1/callbacks"),
+                    );
+                }
             }
             if !c.dataset_s3_uri.starts_with("s3://") {
                 jf.err("custom.dataset_s3_uri", format!("{:?} is not an s3:// URI", c.dataset_s3_uri));
@@ -318,6 +356,32 @@ fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut JobFile) {
     }
 }
 
+/// A job whose nodes together need more CPU or memory than the tenant's ResourceQuota allows
+/// renders fine and then never gets all its pods admitted: refuse it here, as for GPUs. The
+/// quota caps requests and limits at the same amount, so each is checked.
+fn fits_quota(s: &JobSpec, quota: &Quota, jf: &mut JobFile) {
+    let nodes = s.num_nodes;
+    for (name, rl, max) in
+        [("cpu", &s.resources.cpu, &quota.cpu), ("memory", &s.resources.memory, &quota.memory)]
+    {
+        let Ok(max_value) = quantity::parse(max.as_str()) else { continue };
+        for (which, q) in [("request", &rl.request), ("limit", &rl.limit)] {
+            let Ok(each) = quantity::parse(q.as_str()) else { continue };
+            // A relative margin keeps decimal suffixes (0.1 × 3) from tripping on rounding.
+            if each * f64::from(nodes) > max_value * (1.0 + 1e-9) {
+                jf.err(
+                    &format!("resources.{name}.{which}"),
+                    format!(
+                        "{nodes} node(s) × {name} {which} {q} is more than tenant {:?}'s quota.{name} of {max} (ResourceQuota {which}s.{name}): the pods would never all start; lower num_nodes or the {which}, or raise the tenant's quota",
+                        s.tenant
+                    ),
+                );
+                break;
+            }
+        }
+    }
+}
+
 fn read_scripts(s: &JobSpec, file: &Path, jf: &mut JobFile) -> BTreeMap<String, String> {
     let base = file.parent().unwrap_or(Path::new("."));
     let mut out = BTreeMap::new();
@@ -348,20 +412,29 @@ fn read_scripts(s: &JobSpec, file: &Path, jf: &mut JobFile) -> BTreeMap<String, 
 
 /// Checks that need all jobs: unique names per tenant and one script per ConfigMap key.
 fn check_across(jobs: &[Job], diags: &mut Diagnostics) {
-    let mut names = BTreeSet::new();
+    let mut names: BTreeMap<(&str, &str), &Job> = BTreeMap::new();
     let mut scripts: BTreeMap<(&str, &str), (&str, &Job)> = BTreeMap::new();
     for job in jobs {
         let shown = job.file.display().to_string();
-        if !names.insert((job.spec.tenant.as_str(), job.spec.name.as_str())) {
-            diags.push(Diagnostic {
-                file: shown.clone(),
-                pos: None,
-                field: "name".into(),
-                message: format!(
-                    "job {:?} is declared twice for tenant {:?}",
-                    job.spec.name, job.spec.tenant
-                ),
-            });
+        match names.entry((job.spec.tenant.as_str(), job.spec.name.as_str())) {
+            Entry::Occupied(first) => {
+                let first = first.get();
+                let at = first.name_pos.map(|p| format!(":{}:{}", p.line, p.column)).unwrap_or_default();
+                diags.push(Diagnostic {
+                    file: shown.clone(),
+                    pos: job.name_pos,
+                    field: "name".into(),
+                    message: format!(
+                        "job {:?} is declared twice for tenant {:?}: first in {}{at}; rename one of them",
+                        job.spec.name,
+                        job.spec.tenant,
+                        first.file.display()
+                    ),
+                });
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(job);
+            }
         }
         for (key, content) in &job.script_contents {
             let k = (job.spec.tenant.as_str(), key.as_str());

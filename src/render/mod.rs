@@ -76,7 +76,7 @@ pub fn trainer_api(version: &str) -> Option<&'static str> {
 struct TenantView<'a> {
     name: &'a str,
     irsa_role_arn: Option<&'a str>,
-    quota: &'a Quota,
+    quota: Quota,
     limit_range: &'a LimitRange,
     allow_from_namespaces: &'a [String],
     /// Script file name -> content for this tenant's `<tenant>-train-script` ConfigMap.
@@ -179,7 +179,7 @@ fn build_context<'a>(env: &'a Environment, jobs: &'a [Job]) -> Context<'a> {
         .map(|tenant| TenantView {
             name: &tenant.name,
             irsa_role_arn: tenant.irsa_role_arn.as_deref(),
-            quota: tenant.quota.as_ref().unwrap_or(&t.defaults.quota),
+            quota: t.quota_of(tenant),
             limit_range: tenant.limit_range.as_ref().unwrap_or(&t.defaults.limit_range),
             allow_from_namespaces: tenant
                 .allow_from_namespaces
