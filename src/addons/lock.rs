@@ -81,10 +81,18 @@ impl Lock {
         if value.is_null() {
             return Ok(Lock::empty(path.into()));
         }
-        let doc: LockDoc = yaml::from_value_with_path(value)
-            .map_err(|(field, message)| diag(index.key(&field), &field, message))?;
-
+        let typed = yaml::from_value_all::<LockDoc>(value, Vec::new());
         let mut problems = Diagnostics::default();
+        for e in &typed.errors {
+            let pos = if e.is_unknown_key() { index.key(&e.path) } else { index.value(&e.path) };
+            problems.push(diag(pos, &e.path, e.message.clone()));
+        }
+        problems.into_result()?;
+        let mut problems = Diagnostics::default();
+        let Some(doc) = typed.value else {
+            return Err(diag(None, "", "the lock file does not hold add-on pins".into()).into());
+        };
+
         for (name, locked) in &doc.addons {
             let field = format!("addons.{name}.sha256");
             if !super::source::is_sha256(&locked.sha256) {
