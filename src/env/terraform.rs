@@ -204,7 +204,7 @@ impl InfraSettings {
                 .sources
                 .key_error(
                     "terraform",
-                    "terraform.dir is not set: `trainstack infra` needs the environment's Terraform directory, e.g. `terraform: {dir: ../terraform/envs/eks-dev}`",
+                    "terraform.dir is not set: `trainstack infra` needs the environment's Terraform directory, e.g. `terraform: {dir: ../terraform}`",
                 )
                 .into()),
             Some(d) if !d.is_dir() => Err(self
@@ -221,19 +221,24 @@ impl InfraSettings {
     pub fn workdir(&self) -> Result<Workdir, Diagnostics> {
         let dir = self.require_dir()?.to_path_buf();
         let mut diags = Diagnostics::default();
-        let mut file = |field: String, path: &Path| match std::path::absolute(path) {
+        let mut file = |field: String, path: &Path, valid: &str| match std::path::absolute(path) {
             Ok(abs) if path.is_file() => Some(abs),
             _ => {
-                let message = format!("{} is not a file (the path is relative to this file)", path.display());
+                let message =
+                    format!("{} is not a file; expected {valid}, relative to this file", path.display());
                 diags.push(self.sources.error(&field, message));
                 None
             }
         };
+        let tfvars =
+            "a -var-file of terraform plan and destroy, e.g. ../terraform/envs/eks-dev/settings.tfvars";
         let var_files: Vec<PathBuf> = (self.var_files.iter().enumerate())
-            .filter_map(|(i, f)| file(format!("terraform.var_files[{i}]"), f))
+            .filter_map(|(i, f)| file(format!("terraform.var_files[{i}]"), f, tfvars))
             .collect();
+        let backend =
+            "the -backend-config of terraform init, e.g. ../terraform/envs/eks-dev/backend.tfbackend";
         let backend_config =
-            self.backend_config.as_ref().and_then(|f| file("terraform.backend_config".into(), f));
+            self.backend_config.as_ref().and_then(|f| file("terraform.backend_config".into(), f, backend));
         diags.into_result()?;
         let data_dir = crate::targets::terraform::data_dir(&self.name, backend_config.is_some());
         Ok(Workdir { dir, var_files, backend_config, data_dir })
