@@ -382,7 +382,10 @@ pub enum Command {
     Cluster(KindClusterArgs),
     /// Run the Terraform of an EKS environment (its `terraform.dir`): plan, apply, outputs, destroy.
     ///
-    /// `terraform init` runs first when the directory has no `.terraform`. terraform's own output
+    /// With `terraform.backend_config` set, the root is shared: init gets `-backend-config`,
+    /// plan and destroy get the `terraform.var_files` as `-var-file`s, and the environment keeps
+    /// its own data directory (`TF_DATA_DIR=.terraform/<name>`). `terraform init` runs first when
+    /// that data directory (else `.terraform`) does not exist. terraform's own output
     /// is passed through as it runs (to stderr for `infra output`, whose stdout is the outputs).
     /// Set TRAINSTACK_TERRAFORM to use another executable. A file written by `infra output
     /// --write FILE` feeds `render`, `apply`, ... through `--terraform-outputs FILE`.

@@ -199,6 +199,18 @@ snap!(
     terraform_reference_without_outputs,
     env_fails("components:\n  mlflow:\n    enabled: true\n    irsa_role_arn: ${terraform.mlflow_role_arn}\n")
 );
+// Checked before terraform runs: each file the environment hands terraform must exist.
+snap!(
+    terraform_var_files_and_backend_config_that_are_not_files,
+    fails(
+        &[
+            ("env.yaml", &format!("{EKS_ENV}terraform:\n  dir: tf\n  var_files: [tf/dev.tfvars, tf]\n  backend_config: tf/dev.tfbackend\n")),
+            ("tf/main.tf", ""),
+            ("tf/dev.tfvars", "environment = \"dev\"\n"),
+        ],
+        &["infra", "plan", "-e", "env.yaml"],
+    )
+);
 snap!(terraform_missing_output, fails(
     &[
         ("env.yaml", &format!("{MINIMAL_ENV}components:\n  mlflow:\n    enabled: true\n    irsa_role_arn: ${{terraform.mlflow_role}}\n")),

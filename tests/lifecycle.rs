@@ -9,12 +9,13 @@ use serde_json::{json, Value};
 use crate::harness::{repo, Output, Test};
 use crate::support::apiserver::{ApiServer, Run};
 
-/// A fake `terraform`: logs `terraform ARGS` to log.txt; `plan` writes the `-out` file and exits
+/// A fake `terraform`: logs `terraform ARGS` to log.txt (after `TF_DATA_DIR=...` when that is
+/// set); `plan` writes the `-out` file and exits
 /// `$FAKE_TF_PLAN_EXIT` (default 2: changes); `apply` fails unless its plan file exists;
 /// `output` prints outputs.json; the subcommand named by `$FAKE_TF_FAIL` fails. Shell builtins
 /// only, so PATH may be just the fakes' directory.
 const FAKE_TERRAFORM: &str = r#"#!/bin/sh
-echo "terraform $*" >> "$FAKE_DIR/log.txt"
+echo "${TF_DATA_DIR:+TF_DATA_DIR=$TF_DATA_DIR }terraform $*" >> "$FAKE_DIR/log.txt"
 case "$1" in -chdir=*) shift ;; esac
 if [ "$1" = "$FAKE_TF_FAIL" ]; then
   echo "Error: fake $1 failure" >&2
@@ -353,6 +354,103 @@ fn infra_needs_a_terraform_directory() {
     assert!(log(&t).is_empty());
 }
 
+/// Environment `eks-test` sharing the Terraform root `tf/` with others: its settings and its
+/// state are its own files under `tf/envs/test/`.
+const SHARED_ROOT: &str =
+    "  dir: tf\n  var_files: [tf/envs/test/settings.tfvars]\n  backend_config: tf/envs/test/backend.tfbackend\n";
+
+/// The fakes and a shared root with the files [`SHARED_ROOT`] names; the environment's data
+/// directory is initialised when `initialised` says so.
+fn shared_root(initialised: bool) -> Test {
+    let t = fakes(&eks_env(SHARED_ROOT))
+        .file("tf/envs/test/settings.tfvars", "environment = \"test\"\n")
+        .file("tf/envs/test/backend.tfbackend", "path = \"envs/test/terraform.tfstate\"\n");
+    if initialised {
+        t.file("tf/.terraform/eks-test/terraform.tfstate", "{}")
+    } else {
+        t
+    }
+}
+
+/// The commands [`SHARED_ROOT`] runs, by subcommand: the environment's own data directory
+/// always, its backend config at init, its var files where terraform evaluates the
+/// configuration (plan, destroy), never with a saved plan (it holds them already).
+fn shared_root_commands(t: &Test) -> [String; 6] {
+    let abs = |f: &str| t.path().join(f).to_string_lossy().into_owned();
+    let env = "TF_DATA_DIR=.terraform/eks-test terraform -chdir=tf";
+    let var_file = format!("-var-file={}", abs("tf/envs/test/settings.tfvars"));
+    [
+        format!(
+            "{env} init -no-color -input=false -backend-config={}",
+            abs("tf/envs/test/backend.tfbackend")
+        ),
+        format!("{env} plan -no-color -input=false -detailed-exitcode {var_file}"),
+        format!("{env} plan -no-color -input=false -detailed-exitcode {var_file} -out=<PLAN>"),
+        format!("{env} apply -no-color -input=false <PLAN>"),
+        format!("{env} output -json"),
+        format!("{env} destroy -no-color -input=false -auto-approve {var_file}"),
+    ]
+}
+
+#[test]
+fn infra_on_a_shared_root_runs_terraform_with_the_environments_files_and_data_directory() {
+    let t = shared_root(false).args(&["infra", "plan", "-e", "env.yaml"]);
+    let out = t.run();
+    code(&out, 2);
+    let [init, plan, ..] = shared_root_commands(&t);
+    assert_eq!(log(&t), [init, plan]);
+    assert!(
+        out.stderr.contains(
+            "tf has not been initialised for this environment (.terraform/eks-test): running terraform init"
+        ),
+        "{}",
+        out.stderr
+    );
+
+    // Another environment's initialised data directory is not this one's.
+    let t = shared_root(false)
+        .file("tf/.terraform/eks-other/terraform.tfstate", "{}")
+        .file("tf/.terraform/terraform.tfstate", "{}")
+        .args(&["infra", "output", "-e", "env.yaml", "-o", "json"]);
+    code(&t.run(), 0);
+    let [init, _, _, _, output, _] = shared_root_commands(&t);
+    assert_eq!(log(&t), [init, output]);
+
+    let t = shared_root(true).args(&["infra", "apply", "-e", "env.yaml", "--yes"]);
+    code(&t.run(), 0);
+    let [_, _, saved_plan, apply, ..] = shared_root_commands(&t);
+    assert_eq!(log(&t), [saved_plan, apply]);
+
+    let t = shared_root(true).args(&["infra", "output", "-e", "env.yaml"]);
+    code(&t.run(), 0);
+    let [.., output, _] = shared_root_commands(&t);
+    assert_eq!(log(&t), [output]);
+
+    let t = shared_root(true).args(&["infra", "destroy", "-e", "env.yaml", "--yes"]);
+    code(&t.run(), 0);
+    let [.., destroy] = shared_root_commands(&t);
+    assert_eq!(log(&t), [destroy]);
+}
+
+#[test]
+fn a_data_directory_the_user_set_wins_over_the_environments_own() {
+    let t = shared_root(false)
+        .env("TF_DATA_DIR", ".terraform-mine")
+        .file("tf/.terraform-mine/terraform.tfstate", "{}")
+        .args(&["infra", "output", "-e", "env.yaml"]);
+    code(&t.run(), 0);
+    assert_eq!(log(&t), ["TF_DATA_DIR=.terraform-mine terraform -chdir=tf output -json"]);
+}
+
+#[test]
+fn rendering_reads_the_outputs_of_the_environments_own_state() {
+    let t = shared_root(true).args(&["render", "-e", "env.yaml", "--no-addons"]);
+    let out = t.run();
+    code(&out, 0);
+    assert_eq!(log(&t), [shared_root_commands(&t)[4].clone()]);
+    assert!(out.stdout.contains("arn:aws:iam::123456789012:role/trainstack-dev-backend"), "{}", out.stdout);
+}
+
 // ------------------------------------------------------------------------------ up and down
 
 /// Runs a prepared test off the async runtime (the API double serves on it meanwhile).
@@ -660,6 +758,29 @@ async fn up_on_eks_applies_terraform_then_the_platform_with_its_outputs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn up_and_down_on_a_shared_root_run_terraform_with_the_environments_files() {
+    let server = ApiServer::start().await;
+    let t = shared_root(true);
+    let [_, _, saved_plan, apply, output, destroy] = shared_root_commands(&t);
+    let kubeconfig = t.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig, "eks-test").unwrap();
+    let kubeconfig = kubeconfig.to_string_lossy().into_owned();
+    let t =
+        t.args(&["up", "-e", "env.yaml", "--kubeconfig", &kubeconfig, "--no-wait", "--yes", "--no-smoke"]);
+    let (t, out) = run(t).await;
+    code(&out, 0);
+    assert_eq!(log(&t), [saved_plan, apply, output.clone()]);
+    assert!(backend_sa(&server).is_some());
+
+    std::fs::remove_file(t.path().join("log.txt")).unwrap();
+    let t = t.replace_args(&["down", "-e", "env.yaml", "--kubeconfig", &kubeconfig, "--yes"]);
+    let (t, out) = run(t).await;
+    code(&out, 0);
+    assert!(backend_sa(&server).is_none());
+    assert_eq!(log(&t), [output, destroy]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn up_on_eks_without_yes_off_a_terminal_stops_before_applying_anything() {
     let server = ApiServer::start().await;
     let t = fakes(&eks_env("  dir: tf\n"));
@@ -705,17 +826,83 @@ async fn down_on_eks_stops_before_destroying_when_the_objects_cannot_be_deleted(
 
 // ------------------------------------------------------------------------------ Terraform outputs
 
-/// Output names declared in an environment's outputs.tf.
-fn declared_outputs(env: &str) -> std::collections::BTreeSet<String> {
-    let text = std::fs::read_to_string(repo().join(format!("terraform/envs/{env}/outputs.tf"))).unwrap();
+/// Output names declared in the Terraform root's outputs.tf.
+fn declared_outputs() -> std::collections::BTreeSet<String> {
+    let text = std::fs::read_to_string(repo().join("terraform/outputs.tf")).unwrap();
     let re = regex::Regex::new(r#"(?m)^output "([a-z0-9_]+)""#).unwrap();
     re.captures_iter(&text).map(|c| c[1].to_string()).collect()
 }
 
+/// Every `.tf` file under `dir`, recursively.
+fn tf_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() && !path.ends_with(".terraform") {
+            tf_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "tf") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn the_terraform_outputs_contract_is_declared_once_in_the_shared_root() {
+    let mut files = Vec::new();
+    tf_files(&repo().join("terraform"), &mut files);
+    let roots: Vec<_> = files
+        .iter()
+        .filter(|f| !f.starts_with(repo().join("terraform/modules")))
+        .filter(|f| std::fs::read_to_string(f).unwrap().contains("\noutput \""))
+        .collect();
+    assert_eq!(roots, [&repo().join("terraform/outputs.tf")], "root outputs outside terraform/outputs.tf");
+    assert!(
+        !repo().join("terraform/envs/eks-dev/main.tf").exists()
+            && !repo().join("terraform/envs/eks-prod/main.tf").exists()
+    );
+}
+
+/// Names assigned in a `.tfvars` file (top-level `name = ...` lines).
+fn tfvars_names(path: &Path) -> std::collections::BTreeSet<String> {
+    let re = regex::Regex::new(r"(?m)^([a-z0-9_]+)\s*=").unwrap();
+    re.captures_iter(&std::fs::read_to_string(path).unwrap()).map(|c| c[1].to_string()).collect()
+}
+
+#[test]
+fn each_environment_file_names_its_own_settings_and_state_for_the_shared_root() {
+    let variables = std::fs::read_to_string(repo().join("terraform/variables.tf")).unwrap();
+    let blocks = regex::Regex::new(r#"(?ms)^variable "([a-z0-9_]+)" \{(.*?)^\}"#).unwrap();
+    let mut declared = std::collections::BTreeSet::new();
+    let mut required = std::collections::BTreeSet::new();
+    for c in blocks.captures_iter(&variables) {
+        declared.insert(c[1].to_string());
+        if !c[2].contains("default") {
+            required.insert(c[1].to_string());
+        }
+    }
+    assert!(required.contains("environment") && required.contains("rds_deletion_protection"), "{required:?}");
+    let mut backends = std::collections::BTreeSet::new();
+    for env in ["eks-dev", "eks-prod"] {
+        let text = std::fs::read_to_string(repo().join(format!("environments/{env}.yaml"))).unwrap();
+        let settings = format!("../terraform/envs/{env}/settings.tfvars");
+        let backend = format!("../terraform/envs/{env}/backend.tfbackend");
+        assert!(text.contains("\n  dir: ../terraform\n"), "{env} runs the shared root");
+        assert!(text.contains(&format!("\n  var_files: [{settings}]\n")), "{env} names {settings}");
+        assert!(text.contains(&format!("\n  backend_config: {backend}\n")), "{env} names {backend}");
+        let set = tfvars_names(&repo().join("environments").join(&settings));
+        assert!(
+            set.is_subset(&declared),
+            "{settings} sets undeclared variables: {:?}",
+            set.difference(&declared)
+        );
+        assert!(required.is_subset(&set), "{settings} misses {:?}", required.difference(&set));
+        let state = std::fs::read_to_string(repo().join("environments").join(&backend)).unwrap();
+        assert!(backends.insert(state.lines().find(|l| l.starts_with("path")).unwrap().to_string()));
+    }
+}
+
 #[test]
 fn terraform_outputs_are_what_the_environment_files_reference() {
-    let dev = declared_outputs("eks-dev");
-    assert_eq!(dev, declared_outputs("eks-prod"), "dev and prod declare the same outputs");
+    let dev = declared_outputs();
     // The node group reconciler needs these beside the references below.
     for name in ["node_role_arn", "private_subnet_ids", "cluster_name", "region"] {
         assert!(dev.contains(name), "{name} is not an output");

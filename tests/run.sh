@@ -21,7 +21,7 @@ echo "== formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 
-echo "== terraform (offline: fmt and the provider-free naming module)"
+echo "== terraform (offline: fmt, the provider-free naming module, each environment's settings)"
 if ! command -v terraform >/dev/null; then
   echo "terraform is required for the offline Terraform checks (it ships with this machine image)" >&2
   exit 1
@@ -35,6 +35,19 @@ terraform fmt -check -recursive terraform/
   terraform validate
   terraform test
 )
+# The shared root needs the AWS provider, but its variables alone do not: a plan of
+# variables.tf by itself checks each environment's settings.tfvars offline (types, and every
+# variable without a default set).
+for settings in terraform/envs/*/settings.tfvars; do
+  (
+    work="$(mktemp -d)"
+    cp terraform/variables.tf "$work/"
+    cd "$work"
+    terraform init -backend=false -input=false >/dev/null
+    terraform plan -input=false -lock=false -var-file="$OLDPWD/$settings" >/dev/null
+  ) || { echo "$settings does not fit terraform/variables.tf" >&2; exit 1; }
+  echo "$settings fits terraform/variables.tf"
+done
 
 echo "== cargo test"
 cargo test --locked

@@ -337,7 +337,7 @@ pub async fn plan(api: &impl BucketApi, b: &Bucket) -> BucketPlan {
         change.note = Some("managed by terraform".into());
         if presence == Presence::Missing {
             change = change.failed(format!(
-                "bucket {:?} does not exist; it is managed_by terraform, so create it with terraform apply in terraform/envs/<env>",
+                "bucket {:?} does not exist; it is managed_by terraform, so create it with terraform (`trainstack infra apply`)",
                 b.name
             ));
         }

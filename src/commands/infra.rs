@@ -1,4 +1,5 @@
-//! `infra plan|apply|output|destroy`: the Terraform of an EKS environment, in its `terraform.dir`.
+//! `infra plan|apply|output|destroy`: the Terraform of an EKS environment, in its `terraform.dir`
+//! with its `terraform.var_files` and `terraform.backend_config`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -58,8 +59,7 @@ impl Infra {
             }
             .into());
         }
-        let dir = settings.require_dir()?.to_path_buf();
-        let tf = Terraform::locate(&dir, out)?;
+        let tf = Terraform::locate(settings.workdir()?, out)?;
         Ok(Infra { settings, tf })
     }
 

@@ -162,7 +162,8 @@ impl Default for IngressPorts {
     }
 }
 
-/// Terraform outputs: a saved `terraform output -json` file or a Terraform directory.
+/// Terraform outputs (a saved `terraform output -json` file or a Terraform directory) and how
+/// trainstack runs that directory's Terraform for this environment.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TerraformSource {
@@ -172,6 +173,14 @@ pub struct TerraformSource {
     /// Terraform working directory to run `terraform output -json` in (relative to the file).
     #[serde(default)]
     pub dir: Option<String>,
+    /// `-var-file`s of `terraform plan` and `destroy` (relative to the file): the settings of
+    /// this environment when several share one Terraform root.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub var_files: Vec<String>,
+    /// `-backend-config` file of `terraform init` (relative to the file): where this
+    /// environment keeps its state when several share one Terraform root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_config: Option<String>,
 }
 
 /// An upstream add-on (operator manifests) pinned to a version.

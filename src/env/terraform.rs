@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::env::model::{TargetKind, TerraformSource};
 use crate::env::{LoadOptions, Merged, Sources};
+use crate::targets::terraform::Workdir;
 use crate::yaml::{self, Value};
 
 /// A reference: `${terraform.NAME}`, NAME as Terraform spells output names.
@@ -208,7 +209,10 @@ fn load_outputs(
         }
         (None, Some(d)) => {
             let path = sources.base_dir("terraform.dir").join(d);
-            run_terraform_output(&path).map_err(|m| sources.error("terraform.dir", m).into())
+            let shared_root = tf.and_then(|t| t.get("backend_config")).is_some();
+            let name = root.get("name").and_then(Value::as_str).unwrap_or_default();
+            let data_dir = crate::targets::terraform::data_dir(name, shared_root);
+            run_terraform_output(&path, data_dir.as_deref()).map_err(|m| sources.error("terraform.dir", m).into())
         }
         (None, None) => Err(sources
             .error(
@@ -240,18 +244,19 @@ pub fn parse_outputs(text: &str) -> Result<Outputs, String> {
         .collect()
 }
 
-fn run_terraform_output(dir: &Path) -> Result<Outputs, String> {
-    let out = Command::new(crate::targets::terraform::program())
-        .arg(format!("-chdir={}", dir.display()))
-        .args(["output", "-json"])
-        .output()
-        .map_err(|e| {
-            format!(
-                "cannot run `terraform output -json` in {}: {e} (is terraform installed? see {})",
-                dir.display(),
-                crate::targets::terraform::TERRAFORM_INSTALL
-            )
-        })?;
+fn run_terraform_output(dir: &Path, data_dir: Option<&Path>) -> Result<Outputs, String> {
+    let mut command = Command::new(crate::targets::terraform::program());
+    command.arg(format!("-chdir={}", dir.display())).args(["output", "-json"]);
+    if let Some(d) = data_dir {
+        command.env("TF_DATA_DIR", d);
+    }
+    let out = command.output().map_err(|e| {
+        format!(
+            "cannot run `terraform output -json` in {}: {e} (is terraform installed? see {})",
+            dir.display(),
+            crate::targets::terraform::TERRAFORM_INSTALL
+        )
+    })?;
     if !out.status.success() {
         return Err(format!(
             "`terraform output -json` in {} failed ({}): {}",
@@ -275,6 +280,10 @@ pub struct InfraSettings {
     pub dir: Option<PathBuf>,
     /// `terraform.outputs_file`, resolved against the file that set it.
     pub outputs_file: Option<PathBuf>,
+    /// `terraform.var_files`, resolved against the file that set them.
+    pub var_files: Vec<PathBuf>,
+    /// `terraform.backend_config`, resolved against the file that set it.
+    pub backend_config: Option<PathBuf>,
     sources: Sources,
 }
 
@@ -302,6 +311,12 @@ pub fn infra_settings(files: &[PathBuf]) -> Result<InfraSettings, Diagnostics> {
         kind: view.target.kind,
         dir: resolve("terraform.dir", tf.dir),
         outputs_file: resolve("terraform.outputs_file", tf.outputs_file),
+        var_files: tf
+            .var_files
+            .into_iter()
+            .map(|f| sources.base_dir("terraform.var_files").join(f))
+            .collect(),
+        backend_config: resolve("terraform.backend_config", tf.backend_config),
         sources,
     })
 }
@@ -314,7 +329,7 @@ impl InfraSettings {
                 .sources
                 .key_error(
                     "terraform",
-                    "terraform.dir is not set: `trainstack infra` needs the environment's Terraform directory, e.g. `terraform: {dir: ../terraform/envs/eks-dev}`",
+                    "terraform.dir is not set: `trainstack infra` needs the environment's Terraform directory, e.g. `terraform: {dir: ../terraform}`",
                 )
                 .into()),
             Some(d) if !d.is_dir() => Err(self
@@ -323,6 +338,35 @@ impl InfraSettings {
                 .into()),
             Some(d) => Ok(d),
         }
+    }
+
+    /// How terraform runs for this environment: [`InfraSettings::require_dir`], and each of
+    /// `terraform.var_files` and `terraform.backend_config` a file. Their paths are made
+    /// absolute, since terraform reads them after changing into the directory.
+    pub fn workdir(&self) -> Result<Workdir, Diagnostics> {
+        let dir = self.require_dir()?.to_path_buf();
+        let mut diags = Diagnostics::default();
+        let mut file = |field: String, path: &Path, valid: &str| match std::path::absolute(path) {
+            Ok(abs) if path.is_file() => Some(abs),
+            _ => {
+                let message =
+                    format!("{} is not a file; expected {valid}, relative to this file", path.display());
+                diags.push(self.sources.error(&field, message));
+                None
+            }
+        };
+        let tfvars =
+            "a -var-file of terraform plan and destroy, e.g. ../terraform/envs/eks-dev/settings.tfvars";
+        let var_files: Vec<PathBuf> = (self.var_files.iter().enumerate())
+            .filter_map(|(i, f)| file(format!("terraform.var_files[{i}]"), f, tfvars))
+            .collect();
+        let backend =
+            "the -backend-config of terraform init, e.g. ../terraform/envs/eks-dev/backend.tfbackend";
+        let backend_config =
+            self.backend_config.as_ref().and_then(|f| file("terraform.backend_config".into(), f, backend));
+        diags.into_result()?;
+        let data_dir = crate::targets::terraform::data_dir(&self.name, backend_config.is_some());
+        Ok(Workdir { dir, var_files, backend_config, data_dir })
     }
 }
 

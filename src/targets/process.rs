@@ -78,7 +78,7 @@ pub struct RunOptions {
     /// Exit codes that are not a failure (`terraform plan -detailed-exitcode` exits 2 on changes).
     pub success: &'static [i32],
     /// Extra environment variables of the child.
-    pub envs: Vec<(&'static str, &'static str)>,
+    pub envs: Vec<(&'static str, String)>,
 }
 
 impl Default for RunOptions {
@@ -138,7 +138,7 @@ impl Program {
         let command = self.command_line(args);
         let mut child = Command::new(&self.path)
             .args(args.iter().map(|a| AsRef::<OsStr>::as_ref(a)))
-            .envs(opts.envs.iter().copied())
+            .envs(opts.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,5 +1,7 @@
 //! The `terraform` CLI in an EKS environment's Terraform directory: init, plan, apply of a saved
-//! plan, destroy and outputs, with terraform's own progress passed through as it arrives.
+//! plan, destroy and outputs, with terraform's own progress passed through as it arrives. When
+//! environments share one root, each brings its `-var-file`s and `-backend-config` and keeps its
+//! own data directory.
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -64,37 +66,73 @@ pub enum Changes {
     Some,
 }
 
+/// The `TF_DATA_DIR` (relative to the Terraform directory) of an environment that shares its
+/// root with others, which it says by naming a backend config. One data directory per
+/// environment holds that environment's initialised backend, so `output` or `plan` never reads
+/// the state of whichever environment ran `init` last. A `TF_DATA_DIR` the user set wins.
+pub fn data_dir(environment: &str, shared_root: bool) -> Option<PathBuf> {
+    (shared_root && std::env::var_os("TF_DATA_DIR").is_none())
+        .then(|| Path::new(".terraform").join(environment))
+}
+
+/// Where and with which files terraform runs for one environment (`terraform.*` of its file).
+#[derive(Debug, Clone)]
+pub struct Workdir {
+    /// The Terraform root module.
+    pub dir: PathBuf,
+    /// `-var-file`s of plan and destroy.
+    pub var_files: Vec<PathBuf>,
+    /// `-backend-config` of init.
+    pub backend_config: Option<PathBuf>,
+    /// `TF_DATA_DIR` to set (see [`data_dir`]).
+    pub data_dir: Option<PathBuf>,
+}
+
 /// terraform, run in one directory.
 #[derive(Debug, Clone)]
 pub struct Terraform {
     program: Program,
-    dir: PathBuf,
+    work: Workdir,
     out: Stream,
 }
 
 impl Terraform {
-    /// Finds terraform (see [`program`]) for the Terraform directory `dir`. terraform's stdout
+    /// Finds terraform (see [`program`]) for an environment's Terraform. terraform's stdout
     /// goes where `out` says (stdout for `infra`, stderr when it is one step of `up`/`down`);
     /// its stderr always goes to stderr.
-    pub fn locate(dir: &Path, out: Stream) -> Result<Terraform, TerraformError> {
+    pub fn locate(work: Workdir, out: Stream) -> Result<Terraform, TerraformError> {
         let program = Program::locate(&program(), "terraform", TERRAFORM_INSTALL)?;
-        Ok(Terraform { program, dir: dir.to_path_buf(), out })
+        Ok(Terraform { program, work, out })
     }
 
     /// The directory it runs in.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.work.dir
     }
 
     /// `terraform -chdir=DIR <args>`, shown the way the user could run it.
     pub fn command_line(&self, args: &[&str]) -> String {
-        self.program.command_line(&self.args(args))
+        let line = self.program.command_line(&self.args(args));
+        match &self.work.data_dir {
+            Some(d) => format!("TF_DATA_DIR={} {line}", d.display()),
+            None => line,
+        }
     }
 
     fn args(&self, args: &[&str]) -> Vec<String> {
-        let mut all = vec![format!("-chdir={}", self.dir.display())];
+        let mut all = vec![format!("-chdir={}", self.work.dir.display())];
         all.extend(args.iter().map(|a| a.to_string()));
         all
+    }
+
+    fn envs(&self) -> Vec<(&'static str, String)> {
+        let data_dir = self.work.data_dir.as_ref().map(|d| ("TF_DATA_DIR", d.display().to_string()));
+        data_dir.into_iter().collect()
+    }
+
+    /// The `-var-file` arguments of a command that evaluates the configuration.
+    fn var_file_args(&self) -> Vec<String> {
+        self.work.var_files.iter().map(|f| format!("-var-file={}", f.display())).collect()
     }
 
     /// Runs a subcommand with its output streamed. Colour only when it lands on a terminal;
@@ -113,7 +151,7 @@ impl Terraform {
             stdout: self.out,
             stderr: Stream::Stderr(""),
             success,
-            envs: vec![("TF_IN_AUTOMATION", "1")],
+            envs: [("TF_IN_AUTOMATION", "1".to_string())].into_iter().chain(self.envs()).collect(),
         };
         let args = self.args(&args);
         let run = self.program.run(&args, &opts);
@@ -131,17 +169,29 @@ impl Terraform {
         }
     }
 
-    /// Runs `terraform init` unless the directory has been initialised (its `.terraform`, or
-    /// `$TF_DATA_DIR`, exists). Returns whether it ran.
+    /// Runs `terraform init` (with the environment's backend config) unless its data directory
+    /// exists: `.terraform`, `$TF_DATA_DIR` or the environment's own (see [`data_dir`]).
+    /// Returns whether it ran.
     pub async fn init_if_needed(&self) -> Result<bool, TerraformError> {
-        let data_dir =
-            std::env::var_os("TF_DATA_DIR").map_or_else(|| PathBuf::from(".terraform"), PathBuf::from);
-        let data_dir = self.dir.join(data_dir);
+        let data_dir = self.work.data_dir.clone().unwrap_or_else(|| {
+            std::env::var_os("TF_DATA_DIR").map_or_else(|| PathBuf::from(".terraform"), PathBuf::from)
+        });
+        let data_dir = self.work.dir.join(data_dir);
         if data_dir.exists() {
             return Ok(false);
         }
-        eprintln!("{} has not been initialised: running terraform init", self.dir.display());
-        if let Err(e) = self.stream(&["init", "-input=false"], &[0]).await {
+        match &self.work.data_dir {
+            Some(d) => eprintln!(
+                "{} has not been initialised for this environment ({}): running terraform init",
+                self.work.dir.display(),
+                d.display()
+            ),
+            None => eprintln!("{} has not been initialised: running terraform init", self.work.dir.display()),
+        }
+        let backend = self.work.backend_config.as_ref().map(|f| format!("-backend-config={}", f.display()));
+        let mut args = vec!["init", "-input=false"];
+        args.extend(backend.as_deref());
+        if let Err(e) = self.stream(&args, &[0]).await {
             // A failed init leaves a partial data directory behind, which would make the next
             // run skip init; it did not exist before, so it goes.
             let _ = std::fs::remove_dir_all(&data_dir);
@@ -153,13 +203,16 @@ impl Terraform {
     /// `terraform plan -detailed-exitcode`, saving the plan to `out` when given.
     pub async fn plan(&self, out: Option<&Path>) -> Result<Changes, TerraformError> {
         let out_arg = out.map(|p| format!("-out={}", p.display()));
+        let var_files = self.var_file_args();
         let mut args = vec!["plan", "-input=false", "-detailed-exitcode"];
+        args.extend(var_files.iter().map(String::as_str));
         args.extend(out_arg.as_deref());
         let code = self.stream(&args, &[0, 2]).await?;
         Ok(if code == 2 { Changes::Some } else { Changes::None })
     }
 
-    /// Applies a plan saved by [`Terraform::plan`]: exactly what was shown, nothing re-planned.
+    /// Applies a plan saved by [`Terraform::plan`]: exactly what was shown, nothing re-planned
+    /// (the plan holds its variables; terraform refuses `-var-file` here).
     pub async fn apply(&self, plan: &Path) -> Result<(), TerraformError> {
         let plan = plan.display().to_string();
         self.stream(&["apply", "-input=false", &plan], &[0]).await?;
@@ -168,7 +221,10 @@ impl Terraform {
 
     /// `terraform destroy` without terraform's prompt: callers confirm first.
     pub async fn destroy(&self) -> Result<(), TerraformError> {
-        self.stream(&["destroy", "-input=false", "-auto-approve"], &[0]).await?;
+        let var_files = self.var_file_args();
+        let mut args = vec!["destroy", "-input=false", "-auto-approve"];
+        args.extend(var_files.iter().map(String::as_str));
+        self.stream(&args, &[0]).await?;
         Ok(())
     }
 
@@ -177,10 +233,13 @@ impl Terraform {
         let args = self.args(&["output", "-json"]);
         let done = self
             .program
-            .run(&args, &RunOptions { stderr: Stream::Stderr(""), ..RunOptions::default() })
+            .run(
+                &args,
+                &RunOptions { stderr: Stream::Stderr(""), envs: self.envs(), ..RunOptions::default() },
+            )
             .await?;
         crate::env::terraform::parse_outputs(&done.stdout).map_err(|message| TerraformError::BadOutputs {
-            command: self.program.command_line(&args),
+            command: self.command_line(&["output", "-json"]),
             message,
         })?;
         Ok(done.stdout)

@@ -1,26 +1,24 @@
 data "aws_caller_identity" "current" {}
 
 locals {
-  environment = "prod"
-
   tags = {
     Project     = "trainstack"
-    Environment = local.environment
+    Environment = var.environment
     ManagedBy   = "terraform"
   }
 }
 
 module "naming" {
-  source = "../../modules/naming"
+  source = "./modules/naming"
 
   prefix        = var.prefix
-  environment   = local.environment
+  environment   = var.environment
   bucket_suffix = var.bucket_suffix != "" ? var.bucket_suffix : data.aws_caller_identity.current.account_id
   gpu_pools     = var.gpu_pools
 }
 
 module "platform" {
-  source = "../../modules/platform"
+  source = "./modules/platform"
 
   cluster_name    = module.naming.cluster_name
   bucket_names    = module.naming.bucket_names
@@ -32,15 +30,12 @@ module "platform" {
   cluster_endpoint_public_access_cidrs = var.api_allowed_cidrs
   cluster_admin_arns                   = var.cluster_admin_arns
 
-  # prod: one NAT gateway per AZ, so losing an AZ does not cut the others off the internet.
-  single_nat_gateway = false
+  single_nat_gateway = var.single_nat_gateway
 
-  # prod: the source plan's database: db.t3.small, Multi-AZ (standby with automatic failover),
-  # encrypted. Deleting it needs deletion protection turned off first, and leaves a snapshot.
-  rds_multi_az              = true
-  rds_backup_retention_days = 14
-  rds_deletion_protection   = true
-  rds_skip_final_snapshot   = false
+  rds_multi_az              = var.rds_multi_az
+  rds_backup_retention_days = var.rds_backup_retention_days
+  rds_deletion_protection   = var.rds_deletion_protection
+  rds_skip_final_snapshot   = var.rds_skip_final_snapshot
   force_destroy_buckets     = var.force_destroy_buckets
 
   platform_namespace       = var.platform_namespace

@@ -1,3 +1,42 @@
+################################################################################
+# What tells the environments apart: no defaults, so each envs/<env>/settings.tfvars states
+# every one of them and a new environment cannot silently inherit another's.
+################################################################################
+
+variable "environment" {
+  description = "Environment name in resource names and tags, e.g. `dev` (validated by modules/naming)."
+  type        = string
+}
+
+variable "single_nat_gateway" {
+  description = "One NAT gateway shared by the three AZs (cheaper; an AZ outage cuts the private subnets off the internet) instead of one per AZ."
+  type        = bool
+}
+
+variable "rds_multi_az" {
+  description = "Run the PostgreSQL standby in a second AZ (the source plan's Multi-AZ). false halves the database cost of a disposable environment."
+  type        = bool
+}
+
+variable "rds_backup_retention_days" {
+  description = "Days of automated RDS backups."
+  type        = number
+}
+
+variable "rds_deletion_protection" {
+  description = "Refuse to delete the database; turn off before `trainstack down` (terraform destroy)."
+  type        = bool
+}
+
+variable "rds_skip_final_snapshot" {
+  description = "Delete the database without a final snapshot."
+  type        = bool
+}
+
+################################################################################
+# Shared by every environment (override in its settings.tfvars when needed)
+################################################################################
+
 variable "region" {
   description = "AWS region."
   type        = string
