@@ -695,11 +695,13 @@ async fn max_in_flight_rejects_what_exceeds_a_pool_at_once_like_kube_apiserver()
                 _ => "",
             };
             let started = Instant::now();
-            let response = client.send(request.body(kube::client::Body::from(body.as_bytes().to_vec())).unwrap());
+            let response =
+                client.send(request.body(kube::client::Body::from(body.as_bytes().to_vec())).unwrap());
             let response = response.await.unwrap();
             let status = response.status().as_u16();
             let retry_after = response.headers().get("Retry-After").map(|v| v.to_str().unwrap().to_string());
-            let content_type = response.headers().get("Content-Type").map(|v| v.to_str().unwrap().to_string());
+            let content_type =
+                response.headers().get("Content-Type").map(|v| v.to_str().unwrap().to_string());
             let body = response.into_body().collect_bytes().await.unwrap();
             (status, retry_after, content_type, String::from_utf8(body.to_vec()).unwrap(), started.elapsed())
         }
@@ -709,7 +711,12 @@ async fn max_in_flight_rejects_what_exceeds_a_pool_at_once_like_kube_apiserver()
     let watch = "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1";
     let (writes, reads) = tokio::join!(
         futures::future::join_all([send("PATCH", apply), send("PATCH", apply)]),
-        futures::future::join_all([send("GET", list), send("GET", list), send("GET", list), send("GET", watch)]),
+        futures::future::join_all([
+            send("GET", list),
+            send("GET", list),
+            send("GET", list),
+            send("GET", watch)
+        ]),
     );
     let mut codes: Vec<u16> = writes.iter().map(|w| w.0).collect();
     codes.sort();

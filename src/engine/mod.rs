@@ -7,3 +7,4 @@ pub mod plan;
 pub mod progress;
 pub mod ready;
 pub mod run;
+pub mod throttle;

@@ -56,8 +56,8 @@ pub use inflight::MaxInFlight;
 pub use trainjobs::Run;
 
 use faults::Faults;
-use inflight::{Admission, InFlight};
 use handlers::{ApiRequest, Reply, Verb, WatchSpec};
+use inflight::{Admission, InFlight};
 use status::ApiError;
 use store::{ObjKey, Store};
 
