@@ -8,7 +8,7 @@
 //! that delay sends every rejected worker back in the same instant, where most are rejected
 //! again (a lockstep that stretched a 150-tenant apply to 19 minutes); and keeping
 //! `--concurrency` requests in flight against a server that admits fewer guarantees
-//! rejections. So each retry waits the larger of `Retry-After` and an exponential backoff, plus
+//! rejections. So each retry waits `Retry-After` (or, without one, an exponential backoff) plus
 //! jitter drawn per request; and the number of requests in flight follows AIMD: halved on a
 //! 429, one more after each second without one, never above `--concurrency`, never below 1. The
 //! limit is kept per class (reads, writes) because the server limits the two separately, and a
@@ -34,17 +34,19 @@ pub const GROWTH_INTERVAL: Duration = Duration::from_secs(1);
 /// draws a 429 at once, so a server that admits exactly the current limit is probed rarely.
 pub const MAX_GROWTH_INTERVAL: Duration = Duration::from_secs(16);
 
-/// Rejections of one request that are retried before the 429 is returned to the caller.
-pub const MAX_RETRIES: u32 = 10;
+/// How long one request is retried while the server keeps throttling it, before the 429 is
+/// returned to the caller: long enough to ride out a storm, short enough that a server which
+/// never admits the request is reported.
+pub const THROTTLED_FOR_AT_MOST: Duration = Duration::from_secs(120);
 
-/// The backoff of the first retry when the server sends no `Retry-After`; it doubles per retry.
+/// The backoff of the first retry when the server sends no `Retry-After` (and the least wait
+/// when it sends 0); it doubles per retry.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
 /// The backoff stops doubling here.
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
 
-/// The longest wait before jitter, whatever `Retry-After` asks for: a run is better reported
-/// as throttled than left silent for minutes.
+/// The longest wait before jitter, whatever `Retry-After` asks for.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// Subresources the server counts as long-running (`BasicLongRunningRequestCheck` in
@@ -177,13 +179,16 @@ impl Aimd {
     }
 }
 
-/// How long to wait before retry number `retry` (from 1) of a throttled request: the larger of
-/// the server's `Retry-After` and an exponential backoff (capped), plus up to half as much again
-/// scaled by `unit` (uniform in `[0, 1)`), so that requests rejected together return spread out.
+/// How long to wait before retry number `retry` (from 1) of a throttled request: the server's
+/// `Retry-After`, or without one an exponential backoff, plus up to half as much again scaled by
+/// `unit` (uniform in `[0, 1)`), so that requests rejected together return spread out. Backing
+/// off from the server's load is the in-flight limit's job, not the wait's.
 pub fn retry_wait(retry: u32, retry_after: Option<Duration>, unit: f64) -> Duration {
-    let doublings = retry.saturating_sub(1).min(16);
-    let backoff = FIRST_BACKOFF.saturating_mul(1 << doublings).min(MAX_BACKOFF);
-    let base = retry_after.unwrap_or_default().max(backoff).min(MAX_WAIT);
+    let base = match retry_after {
+        Some(after) => after.max(FIRST_BACKOFF),
+        None => FIRST_BACKOFF.saturating_mul(1 << retry.saturating_sub(1).min(16)).min(MAX_BACKOFF),
+    }
+    .min(MAX_WAIT);
     base + base.mul_f64(unit.clamp(0.0, 1.0) / 2.0)
 }
 
@@ -315,10 +320,11 @@ where
         let gate = self.gate.clone();
         Box::pin(async move {
             let class = Class::of(request.method(), request.uri());
+            let started = tokio::time::Instant::now();
             let mut request = request;
             let mut retries = 0;
             loop {
-                let again = (retries < MAX_RETRIES).then(|| clone_request(&request)).flatten();
+                let again = clone_request(&request);
                 let slot = match class {
                     Some(class) => Some(gate.admit(class).await),
                     None => None,
@@ -334,10 +340,10 @@ where
                     }
                 }
                 drop(slot);
+                let wait = retry_wait(retries + 1, retry_after(&response), fastrand::f64());
                 match again {
-                    Some(next) if throttled => {
+                    Some(next) if throttled && started.elapsed() + wait <= THROTTLED_FOR_AT_MOST => {
                         retries += 1;
-                        let wait = retry_wait(retries, retry_after(&response), fastrand::f64());
                         drop(response);
                         tokio::time::sleep(wait).await;
                         request = next;
@@ -490,9 +496,10 @@ mod tests {
         assert_eq!(retry_wait(1, None, 0.0), Duration::from_millis(250));
         assert_eq!(retry_wait(3, None, 0.0), Duration::from_secs(1));
         assert_eq!(retry_wait(10, None, 0.0), MAX_BACKOFF);
-        // Repeated rejections back off beyond a short Retry-After.
-        assert_eq!(retry_wait(5, second, 0.0), Duration::from_secs(4));
-        // A huge Retry-After is capped.
+        // The server's word holds however often it said it (the in-flight limit backs off).
+        assert_eq!(retry_wait(5, second, 0.0), Duration::from_secs(1));
+        // `Retry-After: 0` is no reason to hammer; a huge one is capped.
+        assert_eq!(retry_wait(1, Some(Duration::ZERO), 0.0), FIRST_BACKOFF);
         assert_eq!(retry_wait(1, Some(Duration::from_secs(3600)), 0.0), MAX_WAIT);
     }
 
