@@ -25,7 +25,8 @@ snapshots:
     INSTA_UPDATE=always cargo test
 
 # Benchmarks: render of 100 tenants and 1000 TrainJobs (wall time, peak memory), and apply,
-# no-op apply and diff of ~2000 objects against the API double with 5 ms latency.
+# no-op apply and diff of ~2000 objects against the API double with 5 ms latency, and apply under
+# max-in-flight throttling (3 reads / 1 write, Retry-After: 1) at concurrency 1 and 8.
 bench:
     cargo bench --bench render
     cargo bench --bench apply

@@ -1,6 +1,10 @@
 //! Engine benchmark: the kind environment scaled to about 2000 objects, applied to the API
 //! server double with 5 ms of latency per request. Reports apply, no-op apply and diff wall
-//! time at concurrency 1 and at the default (8), and the writes of the no-op apply.
+//! time at concurrency 1 and at the default (8), and the writes of the no-op apply; then a
+//! throttled apply, against a double that admits 3 reads and 1 write at a time (kube-apiserver's
+//! `--max-requests-inflight=3 --max-mutating-requests-inflight=1`, 429 with `Retry-After: 1`
+//! beyond), at both concurrencies, with the 429s it drew. The target: throttled apply at the
+//! default concurrency takes at most twice as long as at concurrency 1.
 //! Run with `cargo bench --bench apply` (or `just bench`).
 
 // The double's own unit tests are compiled but not run here (harness = false).
@@ -11,7 +15,7 @@ mod support;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use support::apiserver::ApiServer;
+use support::apiserver::{ApiServer, MaxInFlight};
 use trainstack::cli::{AddonArgs, GlobalArgs, OutputFormat};
 use trainstack::engine::ready::ClusterFacts;
 use trainstack::engine::run::{Engine, Options};
@@ -77,8 +81,13 @@ async fn main() {
         let server = ApiServer::start().await;
         server.set_latency(LATENCY);
         let opts = Options { concurrency, wait: false, ..Options::default() };
-        let engine =
-            Engine::new(server.client(), "kind-dev", "trainstack-system", ClusterFacts::default(), opts);
+        let engine = Engine::new(
+            client(&server, concurrency),
+            "kind-dev",
+            "trainstack-system",
+            ClusterFacts::default(),
+            opts,
+        );
         let (first, t_apply) = timed(engine.apply(&prepared.set)).await;
         let first = first.expect("apply");
         assert_eq!(first.summary.failed, 0, "first apply failed");
@@ -109,4 +118,40 @@ async fn main() {
         one.2.as_secs_f64() / eight.2.as_secs_f64(),
         one.4.as_secs_f64() / eight.4.as_secs_f64()
     );
+
+    let limits = MaxInFlight { read: 3, mutating: 1 };
+    println!(
+        "throttled: at most {} reads and {} write in flight, 429 with Retry-After: 1 beyond",
+        limits.read, limits.mutating
+    );
+    let mut throttled = Vec::new();
+    for concurrency in [1usize, 8] {
+        let server = ApiServer::builder().max_in_flight(limits).start().await;
+        server.set_latency(LATENCY);
+        let opts = Options { concurrency, wait: false, ..Options::default() };
+        let engine = Engine::new(
+            client(&server, concurrency),
+            "kind-dev",
+            "trainstack-system",
+            ClusterFacts::default(),
+            opts,
+        );
+        let (report, t_apply) = timed(engine.apply(&prepared.set)).await;
+        assert_eq!(report.expect("throttled apply").summary.failed, 0, "throttled apply failed");
+        throttled.push((concurrency, t_apply, server.rejected_in_flight(), server.requests().len()));
+    }
+    println!("{:>11}  {:>9}  {:>9}  {:>9}", "concurrency", "apply", "429s", "requests");
+    for (c, a, rejected, requests) in &throttled {
+        println!("{c:>11}  {:>8.2}s  {rejected:>9}  {requests:>9}", a.as_secs_f64());
+    }
+    let ratio = throttled[1].1.as_secs_f64() / throttled[0].1.as_secs_f64();
+    println!(
+        "throttled apply at the default concurrency takes {ratio:.2}x the time at concurrency 1 (target: at most 2x): {}",
+        if ratio <= 2.0 { "met" } else { "NOT met" }
+    );
+}
+
+/// A client as trainstack builds it for `--concurrency`.
+fn client(server: &ApiServer, concurrency: usize) -> kube::Client {
+    trainstack::engine::cluster::client_from(server.config(), concurrency).expect("client")
 }

@@ -524,7 +524,8 @@ pub struct AddonArgs {
 /// Options shared by commands that talk to the cluster.
 #[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
-    /// Objects diffed or applied at once within a phase.
+    /// Objects diffed or applied at once within a phase; also the most API requests of a kind
+    /// (reads, writes) in flight, fewer while the server throttles.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::apiserver::{ApiServer, Fault, FaultRule};
+use crate::support::apiserver::{ApiServer, Fault, FaultRule, MaxInFlight};
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
@@ -672,6 +672,75 @@ async fn throttling_with_retry_after_reaches_the_client() {
     let err = api_error(raw.list(&ListParams::default()).await.unwrap_err());
     assert_eq!((err.code, err.reason.as_str()), (429, "TooManyRequests"));
     assert_eq!(err.details.unwrap().retry_after_seconds, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_in_flight_rejects_what_exceeds_a_pool_at_once_like_kube_apiserver() {
+    let server = ApiServer::builder().max_in_flight(MaxInFlight { read: 2, mutating: 1 }).start().await;
+    // Handling takes 300 ms, so requests sent together overlap.
+    server.set_latency(Duration::from_millis(300));
+    let mut config = server.config();
+    config.default_retry = false;
+    let client = kube::Client::try_from(config).unwrap();
+    let send = |method: &'static str, path: &'static str| {
+        let client = client.clone();
+        async move {
+            let request = http::Request::builder().method(method).uri(path);
+            let request = match method {
+                "PATCH" => request.header("Content-Type", "application/apply-patch+yaml"),
+                _ => request,
+            };
+            let body = match method {
+                "PATCH" => r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}"#,
+                _ => "",
+            };
+            let started = Instant::now();
+            let response =
+                client.send(request.body(kube::client::Body::from(body.as_bytes().to_vec())).unwrap());
+            let response = response.await.unwrap();
+            let status = response.status().as_u16();
+            let retry_after = response.headers().get("Retry-After").map(|v| v.to_str().unwrap().to_string());
+            let content_type =
+                response.headers().get("Content-Type").map(|v| v.to_str().unwrap().to_string());
+            let body = response.into_body().collect_bytes().await.unwrap();
+            (status, retry_after, content_type, String::from_utf8(body.to_vec()).unwrap(), started.elapsed())
+        }
+    };
+    let apply = "/api/v1/namespaces/default/configmaps/x?fieldManager=t&dryRun=All";
+    let list = "/api/v1/namespaces/default/configmaps";
+    let watch = "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1";
+    let (writes, reads) = tokio::join!(
+        futures::future::join_all([send("PATCH", apply), send("PATCH", apply)]),
+        futures::future::join_all([
+            send("GET", list),
+            send("GET", list),
+            send("GET", list),
+            send("GET", watch)
+        ]),
+    );
+    let mut codes: Vec<u16> = writes.iter().map(|w| w.0).collect();
+    codes.sort();
+    assert_eq!(codes, [201, 429], "one write in flight at a time, dry-runs included");
+    let mut codes: Vec<u16> = reads.iter().take(3).map(|r| r.0).collect();
+    codes.sort();
+    assert_eq!(codes, [200, 200, 429], "two reads in flight at a time");
+    assert_eq!(reads[3].0, 200, "a watch is long-running and not limited");
+    let rejected = writes.iter().chain(&reads).find(|r| r.0 == 429).unwrap();
+    assert_eq!(rejected.1.as_deref(), Some("1"));
+    // Go's http.Error: plain text, not a Status.
+    assert_eq!(rejected.2.as_deref(), Some("text/plain; charset=utf-8"));
+    assert_eq!(rejected.3, "Too many requests, please try again later.\n");
+    assert!(rejected.4 < Duration::from_millis(300), "rejected before handling: {:?}", rejected.4);
+    assert_eq!(server.rejected_in_flight(), 2);
+    // Places are given back once answered.
+    let (status, ..) = send("GET", list).await;
+    assert_eq!(status, 200);
+    // kube-rs reads the plain-text body as a 429 Status of its own.
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let dp = DeleteParams::default();
+    let (a, b) = tokio::join!(cms.delete("nope", &dp), cms.delete("nope", &dp));
+    let codes: Vec<u16> = [a.unwrap_err(), b.unwrap_err()].into_iter().map(|e| api_error(e).code).collect();
+    assert!(codes.contains(&429) && codes.contains(&404), "{codes:?}");
 }
 
 #[tokio::test]

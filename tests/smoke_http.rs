@@ -10,7 +10,7 @@ use trainstack::smoke::mlflow::{self, BasicAuth, MlflowTarget};
 use trainstack::smoke::proxy::HttpCheckError;
 use trainstack::smoke::ray::{self, RayTarget};
 
-use crate::support::apiserver::ApiServer;
+use crate::support::apiserver::{ApiServer, Fault, FaultRule};
 use crate::support::pyservers::{self, free_port, PyServer, MLFLOW_ADMIN};
 
 const NS: &str = "trainstack-system";
@@ -47,9 +47,9 @@ async fn platform_with_ray() -> (ApiServer, &'static PyServer) {
     (server, head)
 }
 
-/// A client with the production retry policy (429/503/504 retried with bounded backoff).
+/// A client as trainstack builds it (429s retried after Retry-After plus jitter).
 fn production_client(server: &ApiServer) -> kube::Client {
-    trainstack::engine::cluster::client_from(server.config()).expect("client")
+    trainstack::engine::cluster::client_from(server.config(), 8).expect("client")
 }
 
 /// A client that retries nothing, for asserting single answers.
@@ -177,7 +177,7 @@ async fn mlflow_down_fails_at_health_with_the_connection_error_and_where_to_look
     let e = expect_failure(
         mlflow::check(&production_client(&server), &mlflow_target(None), Duration::from_secs(60)).await,
     );
-    eprintln!("MLflow down reported after {:?} (the client retries 503s)", started.elapsed());
+    eprintln!("MLflow down reported after {:?}", started.elapsed());
     assert_eq!(e.step, "health", "{e:?}");
     assert!(e.reason.contains("HTTP 503"), "{}", e.reason);
     assert!(e.reason.contains("error trying to reach service"), "{}", e.reason);
@@ -205,6 +205,77 @@ async fn mlflow_check_names_a_missing_service_or_missing_endpoints() {
         e.reason
     );
     assert!(e.hint.contains("kubectl -n trainstack-system get service mlflow-typo"), "{}", e.hint);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_fails_at_once_naming_a_service_without_ready_endpoints() {
+    let server = platform().await;
+    let started = Instant::now();
+    let e = expect_failure(
+        mlflow::check(&production_client(&server), &mlflow_target(None), Duration::from_secs(60)).await,
+    );
+    let elapsed = started.elapsed();
+    assert_eq!(e.step, "health", "{e:?}");
+    assert!(e.reason.contains("no ready endpoints for service trainstack-system/mlflow"), "{}", e.reason);
+    assert!(e.hint.contains("get endpointslices -l kubernetes.io/service-name=mlflow"), "{}", e.hint);
+    // The 503 carries no Retry-After: it is not throttling, and is asked once (kube's retry
+    // policy asked 11 times over 13 seconds).
+    let proxied = server.requests().iter().filter(|r| r.path.contains("/proxy")).count();
+    assert_eq!(proxied, 1, "{:?}", server.requests());
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_proxy_requests_throttled_with_retry_after_are_retried() {
+    let server = platform().await;
+    server.route_service(NS, "mlflow", 5000, &echo_upstream().await);
+    server.add_fault(
+        FaultRule::new(Fault::TooManyRequests { retry_after_secs: 1 })
+            .path_prefix(&proxied("mlflow", 5000, ""))
+            .once(),
+    );
+    let started = Instant::now();
+    let (status, headers, _) =
+        raw(&production_client(&server), "POST", &proxied("mlflow", 5000, "/api"), &[], "{}").await;
+    assert_eq!((status, headers.get("X-Upstream").map(|v| v.to_str().unwrap())), (200, Some("echo")));
+    assert!(started.elapsed() >= Duration::from_secs(1), "waited for Retry-After");
+    let statuses: Vec<u16> =
+        server.requests().iter().filter(|r| r.path.contains("/proxy")).map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 200]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_proxy_retries_a_dropped_get_but_never_a_dropped_post() {
+    let mlflow_server = pyservers::shared_mlflow().await;
+    let server = platform().await;
+    server.route_service(NS, "mlflow", 5000, &mlflow_server.address());
+    let statuses = |server: &ApiServer, path: &str| -> Vec<u16> {
+        server.requests().iter().filter(|r| r.path.ends_with(path)).map(|r| r.status).collect()
+    };
+
+    // A GET may run twice: the check goes on as if nothing happened.
+    server.add_fault(
+        FaultRule::new(Fault::DropConnection)
+            .method("GET")
+            .path_prefix(&proxied("mlflow", 5000, "/health"))
+            .once(),
+    );
+    let report = mlflow::check(&production_client(&server), &mlflow_target(None), Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nlogs:\n{}", e.logs));
+    assert!(report.steps.iter().any(|s| s == "GET /health answered OK"), "{:?}", report.steps);
+    assert_eq!(statuses(&server, "/proxy/health"), [0, 200]);
+
+    // A POST may have landed before the connection went: it is reported, not repeated.
+    server.clear_requests();
+    let create = proxied("mlflow", 5000, "/api/2.0/mlflow/experiments/create");
+    server.add_fault(FaultRule::new(Fault::DropConnection).method("POST").path_prefix(&create).once());
+    let e = expect_failure(
+        mlflow::check(&production_client(&server), &mlflow_target(None), Duration::from_secs(60)).await,
+    );
+    assert_eq!(e.step, "create experiment", "{e:?}");
+    assert!(e.reason.contains("could not be reached"), "{}", e.reason);
+    assert_eq!(statuses(&server, "/experiments/create"), [0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

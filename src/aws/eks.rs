@@ -90,17 +90,25 @@ pub fn kube_config(info: &ClusterInfo) -> Result<kube::Config, AwsError> {
     Ok(config)
 }
 
-/// A client for `info` whose requests carry a fresh EKS token.
-pub fn client(info: &ClusterInfo, tokens: Arc<TokenSource>) -> Result<kube::Client, AwsError> {
+/// A client for `info` whose requests carry a fresh EKS token, at most `concurrency` in flight
+/// per class (see `engine::cluster::client_from`).
+pub fn client(
+    info: &ClusterInfo,
+    tokens: Arc<TokenSource>,
+    concurrency: usize,
+) -> Result<kube::Client, AwsError> {
     let config = kube_config(info)?;
-    crate::engine::cluster::client_with_auth(config, Some(BearerLayer::new(tokens))).map_err(|e| {
-        AwsError::Connection { cluster: info.name.clone(), message: format!("cannot build a client: {e}") }
+    let auth = Some(BearerLayer::new(tokens));
+    crate::engine::cluster::client_with_auth(config, auth, concurrency).map_err(|e| AwsError::Connection {
+        cluster: info.name.clone(),
+        message: format!("cannot build a client: {e}"),
     })
 }
 
 /// Connects to the EKS cluster `cluster`: DescribeCluster, then a client authenticating with
-/// tokens minted from the standard credential chain.
-pub async fn connect(aws: &Aws, cluster: &str) -> Result<kube::Client, AwsError> {
+/// tokens minted from the standard credential chain, at most `concurrency` requests in flight
+/// per class.
+pub async fn connect(aws: &Aws, cluster: &str, concurrency: usize) -> Result<kube::Client, AwsError> {
     let info = describe_cluster(aws, cluster).await?;
     let credentials = aws.config.credentials_provider().ok_or_else(|| AwsError::Credentials {
         message: "the AWS configuration has no credential provider".into(),
@@ -108,7 +116,7 @@ pub async fn connect(aws: &Aws, cluster: &str) -> Result<kube::Client, AwsError>
     let tokens = Arc::new(TokenSource::new(credentials, &aws.region, cluster));
     // Fail here, with the credential chain's own explanation, rather than on the first request.
     tokens.header().await?;
-    client(&info, tokens)
+    client(&info, tokens, concurrency)
 }
 
 #[cfg(test)]
@@ -161,7 +169,7 @@ mod tests {
         ));
         let config = kube_config(&info(b64(CA_PEM))).unwrap();
         assert!(config.cluster_url.host().is_some_and(|h| h.ends_with("eks.amazonaws.com")));
-        assert!(client(&info(b64(CA_PEM)), tokens).is_ok());
+        assert!(client(&info(b64(CA_PEM)), tokens, 8).is_ok());
     }
 
     /// A TLS endpoint with a certificate the fixture CA signed (as EKS's API server has): the
@@ -220,9 +228,9 @@ mod tests {
         // Another cluster's CA (same subject, other key) is not trusted.
         let mut i = info(b64(include_str!("../../tests/fixtures/aws/other-ca.pem")));
         i.endpoint = format!("https://127.0.0.1:{port}");
-        assert!(client(&i, tokens.clone()).unwrap().apiserver_version().await.is_err());
+        assert!(client(&i, tokens.clone(), 8).unwrap().apiserver_version().await.is_err());
         i.ca_data = b64(CA_PEM);
-        let version = client(&i, tokens).unwrap().apiserver_version().await.unwrap();
+        let version = client(&i, tokens, 8).unwrap().apiserver_version().await.unwrap();
         assert_eq!(version.git_version, "v1.33.1");
         let request = server.await.unwrap().to_lowercase();
         assert!(request.starts_with("get /version "), "{request}");

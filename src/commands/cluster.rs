@@ -34,6 +34,7 @@ async fn engine(
             kubeconfig: global.kubeconfig.clone(),
             context: global.context.clone(),
             aws: aws.cloned(),
+            concurrency: opts.concurrency,
         },
         env,
     )
@@ -225,7 +226,7 @@ pub async fn delete(global: &GlobalArgs, args: &DeleteArgs) -> Result<ExitCode, 
         let connect = ConnectOptions {
             kubeconfig: global.kubeconfig.clone(),
             context: global.context.clone(),
-            aws: None,
+            ..ConnectOptions::default()
         };
         let cluster = if cluster::uses_eks_api(&connect, env) {
             format!("EKS cluster {}", env.target.cluster_name)

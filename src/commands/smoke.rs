@@ -28,7 +28,11 @@ pub async fn run(global: &GlobalArgs, args: &SmokeArgs) -> Result<ExitCode, Erro
     };
     let env = prepared.loaded.env.clone();
     let client = cluster::connect(
-        &ConnectOptions { kubeconfig: global.kubeconfig.clone(), context: global.context.clone(), aws: None },
+        &ConnectOptions {
+            kubeconfig: global.kubeconfig.clone(),
+            context: global.context.clone(),
+            ..ConnectOptions::default()
+        },
         &env,
     )
     .await?;

@@ -13,6 +13,7 @@ use kube::Client;
 use serde_json::Value;
 
 use crate::aws::token::BearerLayer;
+use crate::engine::throttle::ThrottleLayer;
 use crate::env::model::{Environment, TargetKind};
 
 /// The field manager of every write.
@@ -75,8 +76,8 @@ impl ClusterError {
     }
 }
 
-/// Where to find the cluster.
-#[derive(Debug, Clone, Default)]
+/// Where to find the cluster, and how hard to press it.
+#[derive(Debug, Clone)]
 pub struct ConnectOptions {
     /// Kubeconfig path (`--kubeconfig`, `$KUBECONFIG`); default `~/.kube/config`.
     pub kubeconfig: Option<PathBuf>,
@@ -84,6 +85,20 @@ pub struct ConnectOptions {
     pub context: Option<String>,
     /// AWS configuration to reuse for an EKS connection (loaded when absent).
     pub aws: Option<crate::aws::Aws>,
+    /// Requests in flight at most per class (`--concurrency`): the ceiling of the adaptive
+    /// limit (`engine::throttle`).
+    pub concurrency: usize,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            kubeconfig: None,
+            context: None,
+            aws: None,
+            concurrency: crate::engine::run::Options::default().concurrency,
+        }
+    }
 }
 
 /// Whether `connect` goes through the EKS API: an eks target with no kubeconfig, no context
@@ -111,7 +126,7 @@ pub async fn connect(opts: &ConnectOptions, env: &Environment) -> Result<Client,
             Some(aws) => aws.clone(),
             None => crate::aws::Aws::load(env.target.region.as_deref().unwrap_or_default()).await,
         };
-        return Ok(crate::aws::eks::connect(&aws, &env.target.cluster_name).await?);
+        return Ok(crate::aws::eks::connect(&aws, &env.target.cluster_name, opts.concurrency).await?);
     }
     let paths = kubeconfig_paths(opts.kubeconfig.as_deref());
     let shown = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
@@ -122,8 +137,8 @@ pub async fn connect(opts: &ConnectOptions, env: &Environment) -> Result<Client,
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|e| ClusterError::Kubeconfig { path: shown.clone(), message: format!("{e}") })?;
-    let client =
-        client_from(config).map_err(|e| ClusterError::Kubeconfig { path: shown, message: format!("{e}") })?;
+    let client = client_from(config, opts.concurrency)
+        .map_err(|e| ClusterError::Kubeconfig { path: shown, message: format!("{e}") })?;
     if let Ok(mut target) = TARGET.lock() {
         target.context = Some(context_name);
         target.user = user;
@@ -306,29 +321,32 @@ fn ca_data_problem(data: &str) -> Option<String> {
     }
 }
 
-/// A client for `config` whose 429/503/504 retries honour Retry-After with a bounded,
-/// jittered backoff. kube's default policy lets the backoff grow to minutes over a throttling
-/// storm; this one caps each wait at 2 s and gives up after 10 tries, leaving the rest to
-/// `retry` below (which also covers 500s and dropped connections for idempotent calls).
-pub fn client_from(config: kube::Config) -> Result<Client, kube::Error> {
-    client_with_auth(config, None)
+/// A client for `config` that keeps at most `concurrency` requests of a kind (reads, writes)
+/// in flight, fewer while the server throttles, and retries 429s after at least their
+/// `Retry-After` plus jitter (`engine::throttle`). kube's own retry policy is off: it waits
+/// exactly `Retry-After`, so workers rejected together come back together, and it retries 503s
+/// that mean "no endpoints" as if they were throttling. 5xx and dropped connections are retried
+/// by [`retry`] below, for idempotent calls only.
+pub fn client_from(config: kube::Config, concurrency: usize) -> Result<Client, kube::Error> {
+    client_with_auth(config, None, concurrency)
 }
 
-/// [`client_from`] with EKS token auth between the connection and the retries, so that every
+/// [`client_from`] with EKS token auth between the connection and the throttle, so that every
 /// retried request asks for the token again (and gets a re-minted one once it is old).
-pub fn client_with_auth(mut config: kube::Config, auth: Option<BearerLayer>) -> Result<Client, kube::Error> {
-    use kube::client::retry::RetryPolicy;
+pub fn client_with_auth(
+    mut config: kube::Config,
+    auth: Option<BearerLayer>,
+    concurrency: usize,
+) -> Result<Client, kube::Error> {
     config.default_retry = false;
     if let Ok(mut target) = TARGET.lock() {
         *target = Target { server: Some(config.cluster_url.to_string()), context: None, user: None };
     }
-    let policy = RetryPolicy::new(Duration::from_millis(50), Duration::from_secs(2), 10, true)
-        .expect("valid backoff bounds");
-    // Retry needs a cloneable inner service; a buffer makes the boxed stack one.
+    // Retries need a cloneable inner service; a buffer makes the boxed stack one.
     Ok(kube::client::ClientBuilder::try_from(config)?
         .with_layer(&tower::buffer::BufferLayer::new(1024))
         .with_layer(&tower::util::option_layer(auth))
-        .with_layer(&tower::retry::RetryLayer::new(policy))
+        .with_layer(&ThrottleLayer::new(concurrency))
         .with_layer(&crate::engine::warnings::CaptureLayer)
         .build())
 }
@@ -500,8 +518,8 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// Runs an idempotent call, retrying 500s and dropped connections with jittered backoff.
-/// (429, 503 and 504 are already retried inside the client, honouring Retry-After.)
+/// Runs an idempotent call, retrying 5xx and dropped connections with jittered backoff.
+/// (429s are retried by the client for every call, see [`client_from`].)
 pub async fn retry<T, F, Fut>(what: &str, mut call: F) -> Result<T, ClusterError>
 where
     F: FnMut() -> Fut,
@@ -515,25 +533,17 @@ where
             Ok(v) => return Ok(v),
             Err(e) => {
                 let err = to_cluster_error(what, e);
-                let transient = matches!(err.code(), 0 | 429 | 500 | 502 | 503 | 504);
+                let transient = matches!(err.code(), 0 | 500 | 502 | 503 | 504);
                 if !transient || attempt >= ATTEMPTS {
                     return Err(err);
                 }
-                tokio::time::sleep(delay + jitter(delay)).await;
+                // Up to half again, so that objects failing together are retried apart.
+                tokio::time::sleep(delay + delay.mul_f64(fastrand::f64() / 2.0)).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
                 attempt += 1;
             }
         }
     }
-}
-
-/// Up to half of `d`, from the clock's low bits: enough to spread retries of many objects.
-fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|t| t.subsec_nanos())
-        .unwrap_or(0);
-    d.mul_f64(f64::from(nanos % 1000) / 2000.0)
 }
 
 /// GET, mapping 404 to None.

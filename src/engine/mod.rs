@@ -7,4 +7,5 @@ pub mod plan;
 pub mod progress;
 pub mod ready;
 pub mod run;
+pub mod throttle;
 pub mod warnings;

@@ -1,9 +1,10 @@
 //! The engine's runs: diff (plan only), apply (phases, concurrency, waits, prune) and delete.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::time::Duration;
 
-use futures::stream::{self, StreamExt};
+use futures::stream::{self, Stream, StreamExt};
 use kube::Client;
 use serde::Serialize;
 use serde_json::Value;
@@ -392,8 +393,9 @@ impl Engine {
     /// nothing is written.
     async fn refuse_warned(&self, desired: &[Desired]) -> Option<Report> {
         self.progress.phase("check warnings", desired.len());
-        let changes: Vec<ObjectChange> = stream::iter(desired.iter())
-            .map(|d| async move {
+        let changes: Vec<ObjectChange> = in_order(
+            self.opts.concurrency,
+            stream::iter(desired.iter()).map(|d| async move {
                 let ((mut c, _), warnings) = warnings::collect(self.plan_one(d)).await;
                 c.warnings = warnings;
                 if !c.warnings.is_empty() && c.error.is_none() {
@@ -401,10 +403,9 @@ impl Engine {
                 }
                 self.progress.inc(&c.display_id());
                 c
-            })
-            .buffered(self.opts.concurrency.max(1))
-            .collect()
-            .await;
+            }),
+        )
+        .await;
         self.progress.finish();
         changes.iter().any(|c| !c.warnings.is_empty()).then(|| self.report(changes, Vec::new(), Vec::new()))
     }
@@ -433,16 +434,16 @@ impl Engine {
     pub async fn diff(&self, set: &[Manifest]) -> Result<Report, RunError> {
         let (desired, catalog) = self.prepare(set).await?;
         self.progress.phase("diff", desired.len());
-        let mut changes: Vec<ObjectChange> = stream::iter(desired.iter())
-            .map(|d| async move {
+        let mut changes: Vec<ObjectChange> = in_order(
+            self.opts.concurrency,
+            stream::iter(desired.iter()).map(|d| async move {
                 let ((mut c, _), warnings) = warnings::collect(self.plan_one(d)).await;
                 c.warnings = warnings;
                 self.progress.inc(&c.display_id());
                 c
-            })
-            .buffered(self.opts.concurrency.max(1))
-            .collect()
-            .await;
+            }),
+        )
+        .await;
         self.progress.finish();
         let (prunes, kept) = self.prune_candidates(&desired, &catalog).await?;
         changes.extend(prunes.iter().map(|p| p.change.clone()));
@@ -486,15 +487,15 @@ impl Engine {
                 }
             }
             self.progress.phase(phase.name(), idx.len());
-            let results: Vec<ObjectChange> = stream::iter(idx.iter().map(|&i| &desired[i]))
-                .map(|d| async move {
+            let results: Vec<ObjectChange> = in_order(
+                self.opts.concurrency,
+                stream::iter(idx.iter().map(|&i| &desired[i])).map(|d| async move {
                     let c = self.apply_one(d).await;
                     self.progress.inc(&c.display_id());
                     c
-                })
-                .buffered(self.opts.concurrency.max(1))
-                .collect()
-                .await;
+                }),
+            )
+            .await;
             self.progress.finish();
             let failed = results.iter().any(|c| c.error.is_some());
             changes.extend(results.into_iter().map(|mut c| {
@@ -712,8 +713,9 @@ impl Engine {
         }
         for (_, group) in by_phase.into_iter().rev() {
             self.progress.phase("prune", group.len());
-            let done: Vec<Option<ObjectChange>> = stream::iter(group)
-                .map(|t| async move {
+            let done: Vec<Option<ObjectChange>> = in_order(
+                self.opts.concurrency,
+                stream::iter(group).map(|t| async move {
                     let mut c = t.change.clone();
                     let api = cluster::api_for(&self.client, &t.resolved, c.namespace.as_deref());
                     let deleted =
@@ -731,10 +733,9 @@ impl Engine {
                         };
                     self.progress.inc(&c.display_id());
                     deleted.then_some(c)
-                })
-                .buffered(self.opts.concurrency.max(1))
-                .collect()
-                .await;
+                }),
+            )
+            .await;
             self.progress.finish();
             out.extend(done.into_iter().flatten());
         }
@@ -745,15 +746,15 @@ impl Engine {
     async fn wait_ready(&self, targets: &[&Desired], phase: Phase) -> Vec<String> {
         let deadline = tokio::time::Instant::now() + self.opts.timeout;
         self.progress.phase(&format!("wait {phase}"), targets.len());
-        let results: Vec<Option<String>> = stream::iter(targets.iter().copied())
-            .map(|d| async move {
+        let results: Vec<Option<String>> = in_order(
+            self.opts.concurrency,
+            stream::iter(targets.iter().copied()).map(|d| async move {
                 let r = self.wait_one(d, deadline).await;
                 self.progress.inc(&d.id());
                 r
-            })
-            .buffered(self.opts.concurrency.max(1))
-            .collect()
-            .await;
+            }),
+        )
+        .await;
         self.progress.finish();
         results.into_iter().flatten().collect()
     }
@@ -852,15 +853,15 @@ impl Engine {
         // objects left to delete.
         let (desired, catalog, _unserved) = self.resolve(set).await?;
         let id = self.parent.id();
-        let lives: Vec<Result<Option<Value>, ClusterError>> = stream::iter(desired.iter())
-            .map(|d| async move {
+        let lives: Vec<Result<Option<Value>, ClusterError>> = in_order(
+            self.opts.concurrency,
+            stream::iter(desired.iter()).map(|d| async move {
                 let Some(r) = &d.resolved else { return Ok(None) };
                 let api = cluster::api_for(&self.client, r, d.namespace());
                 cluster::get(&api, d.name(), &d.id()).await
-            })
-            .buffered(self.opts.concurrency.max(1))
-            .collect()
-            .await;
+            }),
+        )
+        .await;
         let mut targets = Vec::new();
         let mut parent = None;
         let mut kept = Vec::new();
@@ -965,8 +966,9 @@ impl Engine {
     /// `failed: ...` (the same rules the waits use).
     pub async fn readiness(&self, set: &[Manifest]) -> Result<Vec<String>, RunError> {
         let catalog = Catalog::discover(&self.client).await?;
-        let out = stream::iter(set.iter())
-            .map(|m| {
+        let out = in_order(
+            self.opts.concurrency,
+            stream::iter(set.iter()).map(|m| {
                 let catalog = &catalog;
                 async move {
                     let Some(r) = catalog.resolve(m.api_version(), m.kind()) else {
@@ -996,10 +998,9 @@ impl Engine {
                         Err(e) => format!("error: {e}"),
                     }
                 }
-            })
-            .buffered(self.opts.concurrency.max(1))
-            .collect()
-            .await;
+            }),
+        )
+        .await;
         Ok(out)
     }
 
@@ -1031,6 +1032,16 @@ fn never_started(live: &Value) -> bool {
     live["kind"] == "Job"
         && !finished
         && ["active", "ready", "succeeded", "failed"].iter().all(|f| count(f) == 0)
+}
+
+/// Runs `work` with at most `n` futures at once and returns their outputs in input order.
+/// Unlike `buffered(n)`, which starts nothing new until the oldest is done, one object waiting
+/// out a throttled request's `Retry-After` does not idle the other workers.
+async fn in_order<T>(n: usize, work: impl Stream<Item = impl Future<Output = T>>) -> Vec<T> {
+    let mut done: Vec<(usize, T)> =
+        work.enumerate().map(|(i, f)| async move { (i, f.await) }).buffer_unordered(n.max(1)).collect().await;
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, t)| t).collect()
 }
 
 fn is_parent(d: &Desired) -> bool {

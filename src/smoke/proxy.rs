@@ -94,6 +94,9 @@ impl Reply {
     }
 }
 
+/// Tries of an idempotent request through the service proxy whose connection is lost.
+const PROXY_ATTEMPTS: u32 = 3;
+
 /// How a check explains an unsuccessful answer from its own service: status and body in,
 /// hint out. Answers the API server itself produced (no Service, no endpoints, RBAC) get
 /// the proxy's own hints instead.
@@ -208,18 +211,37 @@ impl<'a> HttpEndpoint<'a> {
             Transport::ServiceProxy { client, namespace, service, port } => {
                 let uri =
                     format!("/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{}", req.path);
-                let mut builder = http::Request::builder().method(req.method.clone()).uri(uri);
-                if let Some(ct) = req.content_type {
-                    builder = builder.header(http::header::CONTENT_TYPE, ct);
-                }
-                if let Some(auth) = &self.authorization {
-                    builder = builder.header(http::header::AUTHORIZATION, auth);
-                }
-                let request = builder
-                    .body(kube::client::Body::from(req.body))
-                    .map_err(|e| fail(format!("{line}: cannot build the request: {e}"), String::new()))?;
+                let build = || {
+                    let mut builder = http::Request::builder().method(req.method.clone()).uri(&uri);
+                    if let Some(ct) = req.content_type {
+                        builder = builder.header(http::header::CONTENT_TYPE, ct);
+                    }
+                    if let Some(auth) = &self.authorization {
+                        builder = builder.header(http::header::AUTHORIZATION, auth);
+                    }
+                    builder.body(kube::client::Body::from(req.body.clone()))
+                };
+                build().map_err(|e| fail(format!("{line}: cannot build the request: {e}"), String::new()))?;
+                // The client retries 429s itself. A connection lost on the way is retried here,
+                // for methods that may run twice; an answer, even a 503, is final.
+                let idempotent =
+                    matches!(req.method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE);
                 let exchange = async {
-                    let response = client.send(request).await?;
+                    let mut delay = Duration::from_millis(200);
+                    let mut attempt = 1;
+                    let response = loop {
+                        let request = build().expect("built once already");
+                        match client.send(request).await {
+                            Err(kube::Error::Service(_) | kube::Error::HyperError(_))
+                                if idempotent && attempt < PROXY_ATTEMPTS =>
+                            {
+                                tokio::time::sleep(delay + delay.mul_f64(fastrand::f64() / 2.0)).await;
+                                delay *= 2;
+                                attempt += 1;
+                            }
+                            other => break other?,
+                        }
+                    };
                     let status = response.status().as_u16();
                     let body = response.into_body().collect_bytes().await?;
                     Ok::<_, kube::Error>((status, body.to_vec()))
@@ -275,16 +297,15 @@ impl<'a> HttpEndpoint<'a> {
         }
         let text = excerpt(&body);
         match self.api_server_answer(status, &body) {
-            Some((reason, api_hint)) => Err(fail(
-                format!("{line}: the API server answered HTTP {status} for the Service: {reason}"),
-                api_hint.unwrap_or_else(|| hint(status, &text)),
-            )),
+            Some((reason, api_hint)) => {
+                Err(fail(format!("{line}: {reason}"), api_hint.unwrap_or_else(|| hint(status, &text))))
+            }
             None => Err(fail(format!("{line}: HTTP {status}: {text}"), hint(status, &text))),
         }
     }
 
     /// When the answer is a `Status` the API server wrote itself (the Service was never
-    /// reached): its message, and a hint unless the service's own hint fits better.
+    /// reached): why, and a hint unless the service's own hint fits better.
     fn api_server_answer(&self, status: u16, body: &[u8]) -> Option<(String, Option<String>)> {
         let Transport::ServiceProxy { namespace: ns, service: svc, port, .. } = &self.transport else {
             return None;
@@ -295,6 +316,18 @@ impl<'a> HttpEndpoint<'a> {
         }
         let message = doc["message"].as_str().unwrap_or_default().to_string();
         let port = *port;
+        // No ready pod behind the Service is a state to report, not a hiccup to retry: the 503
+        // carries no Retry-After, and the check fails on the first answer.
+        if status == 503 && message.contains("no endpoints available") {
+            let reason = format!(
+                "no ready endpoints for service {ns}/{svc} (the API server answered HTTP 503: {message})"
+            );
+            let hint = format!(
+                "no ready pod backs the Service: kubectl -n {ns} get endpointslices -l kubernetes.io/service-name={svc}; kubectl -n {ns} describe service {svc}"
+            );
+            return Some((reason, Some(hint)));
+        }
+        let reason = format!("the API server answered HTTP {status} for the Service: {message}");
         let hint = match status {
             401 => Some("the cluster rejected your credentials: check the kubeconfig user (kubectl auth whoami)".into()),
             403 => Some(format!(
@@ -303,9 +336,6 @@ impl<'a> HttpEndpoint<'a> {
             404 => Some(format!(
                 "the Service does not exist: kubectl -n {ns} get service {svc} (is the component enabled and applied?)"
             )),
-            503 if message.contains("no endpoints available") => Some(format!(
-                "no ready pod backs the Service: kubectl -n {ns} get endpointslices -l kubernetes.io/service-name={svc}; kubectl -n {ns} describe service {svc}"
-            )),
             503 if message.contains("no service port") => {
                 Some(format!("the Service has no port {port}: kubectl -n {ns} get service {svc} -o yaml"))
             }
@@ -313,7 +343,7 @@ impl<'a> HttpEndpoint<'a> {
             // connection, which the service's own hint (its logs) explains best.
             _ => None,
         };
-        Some((message, hint))
+        Some((reason, hint))
     }
 }
 

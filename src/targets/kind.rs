@@ -378,7 +378,7 @@ async fn wait_for_nodes(
     let connect = crate::engine::cluster::ConnectOptions {
         kubeconfig,
         context: Some(context_name(cluster)),
-        aws: None,
+        ..Default::default()
     };
     let client: Client = crate::engine::cluster::connect(&connect, env)
         .await

@@ -1,6 +1,7 @@
 //! An in-process Kubernetes API server double for tests: real HTTP/1.1 on 127.0.0.1 speaking
 //! the protocol kube-rs uses (discovery, CRUD, server-side apply, watch, dry-run), plus a Rust
-//! control API to inspect and steer it and fault injection to make it misbehave.
+//! control API to inspect and steer it, fault injection to make it misbehave, and the
+//! max-in-flight limits of a throttling server (`inflight.rs`).
 //!
 //! ```ignore
 //! let server = ApiServer::start().await;               // or ApiServer::builder()...start()
@@ -26,6 +27,7 @@ mod defaults;
 mod discovery;
 mod faults;
 mod handlers;
+mod inflight;
 mod patch;
 mod proxy;
 mod selectors;
@@ -53,10 +55,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use faults::{Fault, FaultRule};
+pub use inflight::MaxInFlight;
 pub use trainjobs::Run;
 
 use faults::Faults;
 use handlers::{ApiRequest, Reply, Verb, WatchSpec};
+use inflight::{Admission, InFlight};
 use status::ApiError;
 use store::{ObjKey, Store};
 
@@ -115,6 +119,7 @@ pub(crate) struct Options {
     aggregated_discovery: bool,
     /// Bearer token → (user, allowed); `None` serves anyone, as an unauthenticated test server.
     users: Option<HashMap<String, (String, bool)>>,
+    max_in_flight: Option<MaxInFlight>,
 }
 
 impl Default for Options {
@@ -125,6 +130,7 @@ impl Default for Options {
             workload_ready_delay: Some(Duration::from_millis(20)),
             aggregated_discovery: true,
             users: None,
+            max_in_flight: None,
         }
     }
 }
@@ -208,6 +214,7 @@ pub(crate) struct Shared {
     pub address: String,
     shutdown: tokio::sync::watch::Receiver<bool>,
     proxy: proxy::Routes,
+    in_flight: InFlight,
 }
 
 /// RFC 3339 at second precision, as Kubernetes timestamps are.
@@ -260,6 +267,16 @@ impl ApiServerBuilder {
         self
     }
 
+    /// Limits requests being handled at once, as kube-apiserver with
+    /// `--enable-priority-and-fairness=false --max-requests-inflight=READ
+    /// --max-mutating-requests-inflight=MUTATING` does: one more is rejected at once with 429
+    /// and `Retry-After: 1` (see `inflight.rs`). Latency added by [`ApiServer::set_latency`] or
+    /// latency faults counts as handling time. Default: no limit.
+    pub fn max_in_flight(mut self, limits: MaxInFlight) -> Self {
+        self.options.max_in_flight = Some(limits);
+        self
+    }
+
     pub async fn start(self) -> ApiServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
@@ -268,11 +285,12 @@ impl ApiServerBuilder {
             state: Mutex::new(State::new()),
             faults: Mutex::new(Faults::default()),
             log: Mutex::new(Vec::new()),
-            options: self.options,
             runtime: tokio::runtime::Handle::current(),
             address: addr.to_string(),
             shutdown: shutdown_rx,
             proxy: proxy::Routes::default(),
+            in_flight: InFlight::new(self.options.max_in_flight),
+            options: self.options,
         });
         seed_cluster(&shared);
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
@@ -389,6 +407,22 @@ async fn serve(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Result<hyp
     let header =
         |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let (accept, content_type, user_agent) = (header("accept"), header("content-type"), header("user-agent"));
+    // The filter runs before anything else handles the request, and holds its place until the
+    // handler has answered.
+    let _in_flight = match shared.in_flight.admit(&method, &path, &raw_query) {
+        Admission::Rejected => {
+            shared.log.lock().unwrap().push(RequestRecord {
+                method,
+                path,
+                query: raw_query,
+                status: 429,
+                fault: None,
+            });
+            return Ok(inflight::too_many_requests());
+        }
+        Admission::Admitted(guard) => Some(guard),
+        Admission::Exempt => None,
+    };
     let verdict = shared.faults.lock().unwrap().decide(&method, &path);
     if !verdict.delay.is_zero() {
         tokio::time::sleep(verdict.delay).await;
@@ -744,6 +778,11 @@ impl ApiServer {
     /// Removes every fault rule and the added latency.
     pub fn clear_faults(&self) {
         self.shared.faults.lock().unwrap().clear();
+    }
+
+    /// Requests the max-in-flight limit (see [`ApiServerBuilder::max_in_flight`]) turned away.
+    pub fn rejected_in_flight(&self) -> usize {
+        self.shared.in_flight.rejected()
     }
 
     /// Latency added to every request from now on.

@@ -5,12 +5,13 @@
 //!
 //! As kube-apiserver does: the Service must exist (else 404 `services "x" not found`); a
 //! numeric port must be one of its ports (else 503 `no service port`); a Service without a
-//! route is one without ready endpoints (503 `no endpoints available`); an upstream that
-//! refuses the connection is 503 `error trying to reach service`. The caller's
+//! route is one without ready endpoints (503 `no endpoints available`, no `Retry-After`); an
+//! upstream that refuses the connection is 503 `error trying to reach service`. The caller's
 //! `Authorization` header is removed (the real server drops it once it has authenticated the
 //! caller, kubernetes/kubernetes#38775) and so are hop-by-hop headers; `Host` stays what the
-//! caller sent, the API server's own address. Simplifications: plain HTTP upstreams only, one
-//! connection per request, bodies buffered, no HTML link rewriting, no upgrades.
+//! caller sent, the API server's own address. Proxy requests are long-running to the server,
+//! so its in-flight limits do not apply to them. Simplifications: plain HTTP upstreams only,
+//! one connection per request, bodies buffered, no HTML link rewriting, no upgrades.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,8 @@ pub(crate) struct Routes(Mutex<HashMap<(String, String, u16), String>>);
 /// A parsed service-proxy path.
 pub(crate) struct Target {
     namespace: String,
+    /// The Service as the path names it (`mlflow:5000`), for messages that quote it.
+    id: String,
     service: String,
     /// A port number, a port name, or empty (the Service's only or unnamed port).
     port: String,
@@ -60,6 +63,7 @@ pub(crate) fn target(path: &str) -> Option<Target> {
     };
     Some(Target {
         namespace: namespace.to_string(),
+        id: id.to_string(),
         service: service.to_string(),
         port: port.to_string(),
         path: if tail.is_empty() { "/".to_string() } else { tail.to_string() },
@@ -111,9 +115,14 @@ fn resolve(shared: &Shared, t: &Target) -> Result<String, ApiError> {
         ports.iter().find(|p| p["name"] == t.port.as_str()).and_then(|p| number(p))
     };
     let routes = shared.proxy.0.lock().unwrap();
-    port.and_then(|p| routes.get(&(t.namespace.clone(), t.service.clone(), p)))
-        .cloned()
-        .ok_or_else(|| unavailable(format!("no endpoints available for service \"{}\"", t.service)))
+    if let Some(address) = port.and_then(|p| routes.get(&(t.namespace.clone(), t.service.clone(), p))) {
+        return Ok(address.clone());
+    }
+    // Like `ResourceLocation`: a Service with no ready endpoint at all is named alone; one whose
+    // endpoints serve other ports only is named as the request did. No Retry-After either way.
+    let has_endpoints = routes.keys().any(|(ns, svc, _)| *ns == t.namespace && *svc == t.service);
+    let named = if has_endpoints { &t.id } else { &t.service };
+    Err(unavailable(format!("no endpoints available for service \"{named}\"")))
 }
 
 /// Connection-level headers a proxy never forwards (RFC 9110 section 7.6.1).
