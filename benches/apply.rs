@@ -9,12 +9,14 @@
 mod support;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::apiserver::ApiServer;
 use trainstack::cli::{AddonArgs, GlobalArgs, OutputFormat};
 use trainstack::engine::ready::ClusterFacts;
 use trainstack::engine::run::{Engine, Options};
+use trainstack::output::progress::Bars;
 
 const TENANTS: usize = 150;
 const LATENCY: Duration = Duration::from_millis(5);
@@ -77,8 +79,15 @@ async fn main() {
         let server = ApiServer::start().await;
         server.set_latency(LATENCY);
         let opts = Options { concurrency, wait: false, ..Options::default() };
-        let engine =
-            Engine::new(server.client(), "kind-dev", "trainstack-system", ClusterFacts::default(), opts);
+        let progress = Arc::new(Bars::new(false));
+        let engine = Engine::new(
+            server.client(),
+            "kind-dev",
+            "trainstack-system",
+            ClusterFacts::default(),
+            opts,
+            progress,
+        );
         let (first, t_apply) = timed(engine.apply(&prepared.set)).await;
         let first = first.expect("apply");
         assert_eq!(first.summary.failed, 0, "first apply failed");
