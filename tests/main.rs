@@ -13,6 +13,7 @@ mod connection;
 mod engine;
 #[cfg(unix)]
 mod kind;
+mod layering;
 #[cfg(unix)]
 mod lifecycle;
 // `#[ignore = "needs cluster"]`: run by `just test-cluster`.
