@@ -13,12 +13,14 @@
 mod support;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::apiserver::{ApiServer, MaxInFlight};
 use trainstack::cli::{AddonArgs, GlobalArgs, OutputFormat};
 use trainstack::engine::ready::ClusterFacts;
 use trainstack::engine::run::{Engine, Options};
+use trainstack::output::progress::Bars;
 
 const TENANTS: usize = 150;
 const LATENCY: Duration = Duration::from_millis(5);
@@ -81,12 +83,14 @@ async fn main() {
         let server = ApiServer::start().await;
         server.set_latency(LATENCY);
         let opts = Options { concurrency, wait: false, ..Options::default() };
+        let progress = Arc::new(Bars::new(false));
         let engine = Engine::new(
             client(&server, concurrency),
             "kind-dev",
             "trainstack-system",
             ClusterFacts::default(),
             opts,
+            progress,
         );
         let (first, t_apply) = timed(engine.apply(&prepared.set)).await;
         let first = first.expect("apply");
@@ -135,6 +139,7 @@ async fn main() {
             "trainstack-system",
             ClusterFacts::default(),
             opts,
+            Arc::new(Bars::new(false)),
         );
         let (report, t_apply) = timed(engine.apply(&prepared.set)).await;
         assert_eq!(report.expect("throttled apply").summary.failed, 0, "throttled apply failed");

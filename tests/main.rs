@@ -14,6 +14,7 @@ mod engine;
 mod environment;
 #[cfg(unix)]
 mod kind;
+mod layering;
 #[cfg(unix)]
 mod lifecycle;
 // `#[ignore = "needs cluster"]`: run by `just test-cluster`.

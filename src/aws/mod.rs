@@ -1,11 +1,13 @@
 //! The AWS side of an EKS environment that is not a Kubernetes object: the EKS connection
-//! (`eks.rs`, `token.rs`), GPU managed node groups (`nodegroups.rs`) and S3 buckets (`s3.rs`),
+//! (`eks.rs`, `token.rs`), GPU managed node groups (`nodegroups/`) and S3 buckets (`s3/`),
 //! reconciled together by `reconcile.rs` as part of `diff` and `apply`.
 //!
 //! Each resource keeps the same split as the engine: a pure plan (desired from the environment,
 //! live from a small trait) and a thin SDK adapter behind that trait, so the planning and the
-//! waits are unit-tested against fakes and the adapters against moto.
+//! waits are unit-tested against fakes and the adapters against moto. Imports point one way:
+//! `reconcile.rs` → `nodegroups/`, `s3/` → `change.rs` (the change type all three share).
 
+pub mod change;
 pub mod eks;
 pub mod nodegroups;
 pub mod reconcile;

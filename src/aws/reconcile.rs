@@ -1,91 +1,18 @@
 //! The AWS part of `diff` and `apply`: S3 buckets, then GPU node groups, planned together and
 //! reported beside the Kubernetes objects.
 
+use std::sync::Arc;
+
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
+use super::change::{AwsAction, AwsChange, Resource};
 use super::nodegroups::{self, GroupPlan, NodeGroupApi, Waits};
 use super::s3::{self, BucketApi};
 use super::AwsError;
-use crate::engine::progress::Progress;
 use crate::env::model::{BucketOwner, Environment, TargetKind};
-
-/// Kinds of AWS resources trainstack reconciles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Resource {
-    /// An EKS managed node group.
-    NodeGroup,
-    /// An S3 bucket.
-    Bucket,
-}
-
-/// What happens (or would happen) to one AWS resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AwsAction {
-    /// Created.
-    Create,
-    /// Changed in place.
-    Update,
-    /// Needs replacing, which trainstack reports but never does by itself.
-    Replace,
-    /// Deleted by `--prune` (node groups this environment created).
-    Prune,
-    /// Deleted by `delete` (node groups this environment created).
-    Delete,
-    /// In sync.
-    Unchanged,
-}
-
-/// One AWS resource's plan or outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AwsChange {
-    /// `NodeGroup` or `Bucket`.
-    pub resource: Resource,
-    /// Its name.
-    pub name: String,
-    /// The action.
-    pub action: AwsAction,
-    /// The status EKS reports (node groups).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-    /// A remark (e.g. `managed by terraform`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    /// `field: before -> after` lines (all settings for a create).
-    pub details: Vec<String>,
-    /// Why it failed.
-    pub error: Option<String>,
-}
-
-impl AwsChange {
-    /// An unchanged resource.
-    pub fn new(resource: Resource, name: &str) -> Self {
-        AwsChange {
-            resource,
-            name: name.to_string(),
-            action: AwsAction::Unchanged,
-            status: None,
-            note: None,
-            details: Vec::new(),
-            error: None,
-        }
-    }
-
-    /// The same change, failed with `message`.
-    pub fn failed(mut self, message: String) -> Self {
-        self.error = Some(message);
-        self
-    }
-
-    /// `EKS node group gpu-p3`, `S3 bucket my-bucket`.
-    pub fn display_id(&self) -> String {
-        match self.resource {
-            Resource::NodeGroup => format!("EKS node group {}", self.name),
-            Resource::Bucket => format!("S3 bucket {}", self.name),
-        }
-    }
-}
+use crate::progress::Progress;
+use crate::tally::Tally;
 
 /// Counts of what the AWS part did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -121,22 +48,17 @@ pub struct AwsReport {
 
 impl AwsReport {
     fn from(changes: Vec<AwsChange>) -> Self {
-        let mut s = AwsSummary::default();
-        for c in &changes {
-            if c.error.is_some() {
-                s.failed += 1;
-                continue;
-            }
-            match c.action {
-                AwsAction::Create => s.created += 1,
-                AwsAction::Update => s.updated += 1,
-                AwsAction::Replace => s.replace += 1,
-                AwsAction::Prune => s.pruned += 1,
-                AwsAction::Delete => s.deleted += 1,
-                AwsAction::Unchanged => s.unchanged += 1,
-            }
-        }
-        AwsReport { changes, summary: s, kept: Vec::new() }
+        let t = Tally::of(&changes);
+        let summary = AwsSummary {
+            created: t.count(AwsAction::Create),
+            updated: t.count(AwsAction::Update),
+            unchanged: t.count(AwsAction::Unchanged),
+            replace: t.count(AwsAction::Replace),
+            pruned: t.count(AwsAction::Prune),
+            deleted: t.count(AwsAction::Delete),
+            failed: t.failed,
+        };
+        AwsReport { changes, summary, kept: Vec::new() }
     }
 
     /// Whether anything differs from AWS (replacements and prunes included).
@@ -246,13 +168,19 @@ pub struct Reconciler<'a, N, B> {
     nodegroups: N,
     buckets: B,
     opts: AwsOptions,
-    progress: Progress,
+    progress: Arc<dyn Progress>,
 }
 
 impl<'a, N: NodeGroupApi, B: BucketApi> Reconciler<'a, N, B> {
-    /// A reconciler over the given adapters.
-    pub fn new(env: &'a Environment, nodegroups: N, buckets: B, opts: AwsOptions, verbose: bool) -> Self {
-        Reconciler { env, nodegroups, buckets, opts, progress: Progress::new(verbose) }
+    /// A reconciler over the given adapters, reporting its phases to `progress`.
+    pub fn new(
+        env: &'a Environment,
+        nodegroups: N,
+        buckets: B,
+        opts: AwsOptions,
+        progress: Arc<dyn Progress>,
+    ) -> Self {
+        Reconciler { env, nodegroups, buckets, opts, progress }
     }
 
     fn cluster(&self) -> &str {
@@ -424,7 +352,7 @@ impl<'a, N: NodeGroupApi, B: BucketApi> Reconciler<'a, N, B> {
         let done = stream::iter(groups)
             .map(|g| async move {
                 let c =
-                    nodegroups::apply(&self.nodegroups, self.cluster(), g, self.opts.waits, &self.progress)
+                    nodegroups::apply(&self.nodegroups, self.cluster(), g, self.opts.waits, &*self.progress)
                         .await;
                 self.progress.inc(&c.display_id());
                 c
@@ -446,6 +374,7 @@ mod tests {
     use super::*;
     use crate::aws::nodegroups::{ConfigUpdate, NodeGroup, UpdateState};
     use crate::aws::s3::{BucketSettings, Presence};
+    use crate::progress::Silent;
 
     fn env() -> Environment {
         crate::yaml::from_str(
@@ -538,7 +467,7 @@ mod tests {
         sick.status = "DEGRADED".into();
         sick.health = vec!["AsgInstanceLaunchFailures: no spot capacity (asg-1)".into()];
         sick.scaling.desired = 0;
-        let r = Reconciler::new(&env, Groups(vec![sick]), NoBuckets, opts(), false);
+        let r = Reconciler::new(&env, Groups(vec![sick]), NoBuckets, opts(), Arc::new(Silent));
         let rows = r.status().await.unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].state, "in sync", "the settings match; only EKS says it is unwell");
@@ -552,7 +481,7 @@ mod tests {
         );
 
         // Not created yet.
-        let r = Reconciler::new(&env, Groups(Vec::new()), NoBuckets, opts(), false);
+        let r = Reconciler::new(&env, Groups(Vec::new()), NoBuckets, opts(), Arc::new(Silent));
         let rows = r.status().await.unwrap();
         assert_eq!((rows[0].state, rows[0].ready.as_str()), ("missing", "does not exist"));
     }
@@ -566,7 +495,7 @@ mod tests {
             group(&env, "cpu", None),
             group(&env, "team-b", Some("prod")),
         ];
-        let r = Reconciler::new(&env, Groups(live), NoBuckets, opts(), false);
+        let r = Reconciler::new(&env, Groups(live), NoBuckets, opts(), Arc::new(Silent));
         let t = r.teardown_plan().await.unwrap();
         let names: Vec<(&str, AwsAction)> =
             t.groups.iter().map(|g| (g.change.name.as_str(), g.change.action)).collect();

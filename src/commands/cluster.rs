@@ -1,25 +1,28 @@
 //! `diff`, `apply`, `delete` and `status`: the engine driven from the command line.
 
-use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use serde::Serialize;
-
+use crate::aws::change::Resource;
 use crate::aws::nodegroups::{self, Waits};
-use crate::aws::reconcile::{self, AwsAction, AwsOptions, AwsReport, Reconciler};
+use crate::aws::reconcile::{self, AwsOptions, AwsReport, Reconciler};
 use crate::aws::{s3, Aws};
-use crate::cli::{ApplyArgs, ClusterArgs, DeleteArgs, DiffArgs, GlobalArgs, OutputFormat, StatusArgs};
+use crate::cli::{ApplyArgs, ClusterArgs, DeleteArgs, DiffArgs, GlobalArgs, StatusArgs};
 use crate::engine::cluster::{self, ConnectOptions};
-use crate::engine::plan::{self, Action};
+use crate::engine::plan::Action;
 use crate::engine::ready::ClusterFacts;
 use crate::engine::run::{Engine, Options, Report};
 use crate::env::model::{Environment, GpuProvider, TargetKind};
+use crate::output;
+use crate::output::progress::Bars;
+use crate::output::report::plural;
+use crate::output::status::Row;
 use crate::Error;
 
 use super::Prepared;
 
-fn options(global: &GlobalArgs, c: &ClusterArgs) -> Options {
-    Options { concurrency: usize::from(c.concurrency), verbose: global.verbose > 0, ..Options::default() }
+fn options(c: &ClusterArgs) -> Options {
+    Options { concurrency: usize::from(c.concurrency), ..Options::default() }
 }
 
 async fn engine(
@@ -39,7 +42,8 @@ async fn engine(
         env,
     )
     .await?;
-    Ok(Engine::new(client, &env.name, &env.platform_namespace, facts(env), opts))
+    let progress = Arc::new(Bars::new(global.verbose > 0));
+    Ok(Engine::new(client, &env.name, &env.platform_namespace, facts(env), opts, progress))
 }
 
 /// What readiness means on the environment's cluster.
@@ -80,7 +84,8 @@ fn reconciler<'a>(
     opts: AwsOptions,
     verbose: bool,
 ) -> Reconciler<'a, nodegroups::Eks, s3::S3> {
-    Reconciler::new(&prepared.loaded.env, nodegroups::Eks::new(aws), s3::S3::new(aws), opts, verbose)
+    let progress = Arc::new(Bars::new(verbose));
+    Reconciler::new(&prepared.loaded.env, nodegroups::Eks::new(aws), s3::S3::new(aws), opts, progress)
 }
 
 fn aws_options(c: &ClusterArgs, dry_run: bool, node_group_timeout: std::time::Duration) -> AwsOptions {
@@ -98,7 +103,7 @@ pub async fn diff(global: &GlobalArgs, args: &DiffArgs) -> Result<ExitCode, Erro
         show_secrets: args.show_secrets,
         force_conflicts: args.force_conflicts,
         warnings_as_errors: args.warnings_as_errors,
-        ..options(global, &args.cluster)
+        ..options(&args.cluster)
     };
     let aws = load_aws(&prepared).await?;
     let report = engine(global, &prepared, opts, aws.as_ref()).await?.diff(&prepared.set).await?;
@@ -109,7 +114,7 @@ pub async fn diff(global: &GlobalArgs, args: &DiffArgs) -> Result<ExitCode, Erro
         }
         None => None,
     };
-    print_report(global.output, &report, aws_report.as_ref(), "diff", global.verbose > 0)?;
+    output::report::print(global.output, &report, aws_report.as_ref(), "diff", global.verbose > 0)?;
     let aws_failed = aws_report.as_ref().is_some_and(AwsReport::failed);
     let aws_changes = aws_report.as_ref().is_some_and(AwsReport::has_changes);
     let refused = args.warnings_as_errors && report.summary.warnings > 0;
@@ -143,7 +148,7 @@ pub async fn apply(global: &GlobalArgs, args: &ApplyArgs) -> Result<ExitCode, Er
         wait_complete: args.wait_jobs,
         timeout: args.wait.timeout,
         warnings_as_errors: args.warnings_as_errors,
-        ..options(global, &args.cluster)
+        ..options(&args.cluster)
     };
     let verb = if args.dry_run { "apply --dry-run" } else { "apply" };
     let verbose = global.verbose > 0;
@@ -161,7 +166,7 @@ pub async fn apply(global: &GlobalArgs, args: &ApplyArgs) -> Result<ExitCode, Er
         .apply()
         .await?;
         if r.failed() {
-            print_report(global.output, &Report::default(), Some(&r), verb, verbose)?;
+            output::report::print(global.output, &Report::default(), Some(&r), verb, verbose)?;
             return Ok(ExitCode::from(1));
         }
         aws_report = Some(r);
@@ -176,7 +181,7 @@ pub async fn apply(global: &GlobalArgs, args: &ApplyArgs) -> Result<ExitCode, Er
             r.extend(reconciler(&prepared, aws, opts, verbose).prune().await?);
         }
     }
-    print_report(global.output, &report, aws_report.as_ref(), verb, verbose)?;
+    output::report::print(global.output, &report, aws_report.as_ref(), verb, verbose)?;
     let failed = report.failed() || aws_report.as_ref().is_some_and(AwsReport::failed);
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
@@ -242,8 +247,7 @@ pub async fn delete(global: &GlobalArgs, args: &DeleteArgs) -> Result<ExitCode, 
             return Ok(ExitCode::from(1));
         }
     }
-    let opts =
-        Options { dry_run: args.dry_run, timeout: args.wait.timeout, ..options(global, &args.cluster) };
+    let opts = Options { dry_run: args.dry_run, timeout: args.wait.timeout, ..options(&args.cluster) };
     let engine = engine(global, &prepared, opts, aws.as_ref()).await?;
     let report = tokio::select! {
         report = engine.delete(&prepared.set) => report?,
@@ -266,7 +270,7 @@ pub async fn delete(global: &GlobalArgs, args: &DeleteArgs) -> Result<ExitCode, 
         _ => None,
     };
     let verb = if args.dry_run { "delete --dry-run" } else { "delete" };
-    print_report(global.output, &report, aws_report.as_ref(), verb, verbose)?;
+    output::report::print(global.output, &report, aws_report.as_ref(), verb, verbose)?;
     let failed = report.failed() || aws_report.as_ref().is_some_and(AwsReport::failed);
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
@@ -284,24 +288,12 @@ fn delete_prompt(objects: usize, env: &str, cluster: &str, groups: &[&str]) -> S
     )
 }
 
-/// One row of `status`.
-#[derive(Debug, Serialize)]
-struct Row {
-    component: String,
-    object: String,
-    state: &'static str,
-    ready: String,
-    /// Drift and health lines (AWS resources).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    details: Vec<String>,
-}
-
 /// `status`: drift and readiness per component (on eks also of the node groups and buckets);
 /// exit 0 when all in sync and ready, 2 otherwise.
 pub async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitCode, Error> {
     let prepared = super::prepare(global, &args.addons).await?;
     let aws = load_aws(&prepared).await?;
-    let engine = engine(global, &prepared, options(global, &args.cluster), aws.as_ref()).await?;
+    let engine = engine(global, &prepared, options(&args.cluster), aws.as_ref()).await?;
     let report = engine.diff(&prepared.set).await?;
     let live = engine.readiness(&prepared.set).await?;
     let mut rows = Vec::new();
@@ -309,8 +301,8 @@ pub async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitCode, 
         let opts = aws_options(&args.cluster, true, std::time::Duration::ZERO);
         for s in reconciler(&prepared, aws, opts, global.verbose > 0).status().await? {
             let (component, object) = match s.resource {
-                reconcile::Resource::NodeGroup => ("gpu", format!("EKS node group {}", s.name)),
-                reconcile::Resource::Bucket => ("s3", format!("S3 bucket {}", s.name)),
+                Resource::NodeGroup => ("gpu", format!("EKS node group {}", s.name)),
+                Resource::Bucket => ("s3", format!("S3 bucket {}", s.name)),
             };
             rows.push(Row {
                 component: component.into(),
@@ -346,200 +338,8 @@ pub async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitCode, 
         rows.push(Row { component, object: m.id(), state, ready, details });
     }
     let healthy = rows.iter().all(|r| r.state == "in sync" && r.ready == "ready");
-    let mut out = std::io::stdout().lock();
-    match global.output {
-        OutputFormat::Json => {
-            writeln!(out, "{}", serde_json::to_string_pretty(&rows).map_err(anyhow::Error::from)?)
-        }
-        OutputFormat::Yaml => write!(out, "{}", crate::yaml::to_string(&rows)),
-        OutputFormat::Text => {
-            let w = rows.iter().map(|r| r.object.len()).max().unwrap_or(6).max(6);
-            let cw = rows.iter().map(|r| r.component.len()).max().unwrap_or(9).max(9);
-            let mut res = writeln!(out, "{:cw$}  {:w$}  {:10}  READY", "COMPONENT", "OBJECT", "STATE");
-            for r in &rows {
-                res = res.and(writeln!(
-                    out,
-                    "{:cw$}  {:w$}  {:10}  {}",
-                    r.component, r.object, r.state, r.ready
-                ));
-                for d in &r.details {
-                    res = res.and(writeln!(out, "{:cw$}    {d}", ""));
-                }
-            }
-            res
-        }
-    }
-    .map_err(anyhow::Error::from)?;
+    output::status::print(global.output, &rows)?;
     Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::from(2) })
-}
-
-/// The JSON/YAML shape: the Kubernetes report, plus `aws` on eks targets.
-#[derive(Serialize)]
-struct Combined<'a> {
-    #[serde(flatten)]
-    kubernetes: &'a Report,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    aws: Option<&'a AwsReport>,
-}
-
-fn print_report(
-    format: OutputFormat,
-    report: &Report,
-    aws: Option<&AwsReport>,
-    verb: &str,
-    verbose: bool,
-) -> Result<(), Error> {
-    let mut out = std::io::stdout().lock();
-    let color = std::io::stdout().is_terminal();
-    let combined = Combined { kubernetes: report, aws };
-    let text = match format {
-        OutputFormat::Json => serde_json::to_string_pretty(&combined).map_err(anyhow::Error::from)? + "\n",
-        OutputFormat::Yaml => crate::yaml::to_string(&combined),
-        OutputFormat::Text => {
-            // AWS resources are listed in the order they are handled: before the Kubernetes
-            // objects for diff and apply, after them for delete.
-            let deleting = verb.starts_with("delete");
-            let aws_lines = aws.map(|a| aws_text(a, verbose)).unwrap_or_default();
-            let mut t = if deleting { String::new() } else { aws_lines.clone() };
-            // The same failure on many objects (the server went away) is shown three times
-            // and then counted, not repeated for every object; `-o json` keeps each one.
-            let mut same_error: std::collections::BTreeMap<&str, usize> = Default::default();
-            for c in &report.changes {
-                if let Some(e) = &c.error {
-                    let cause = e.split_once(": ").map_or(e.as_str(), |(_, cause)| cause);
-                    let seen = same_error.entry(cause).or_default();
-                    *seen += 1;
-                    if *seen > 3 {
-                        continue;
-                    }
-                }
-                let (sign, label) = (c.action.sign(), c.action.label());
-                // The server's warnings go under the object's line, as kubectl prints them.
-                let warned: String = c.warnings.iter().map(|w| format!("    Warning: {w}\n")).collect();
-                if let Some(e) = &c.error {
-                    t.push_str(&format!("! {} failed: {e}\n{warned}", c.display_id()));
-                    continue;
-                }
-                if c.action == Action::Unchanged {
-                    if verbose || !warned.is_empty() {
-                        t.push_str(&format!("{sign} {} ({label})\n{warned}", c.display_id()));
-                    }
-                    continue;
-                }
-                match &c.conflict {
-                    Some(conflict) => {
-                        t.push_str(&format!(
-                            "{sign} {} ({label}, conflict with {})\n",
-                            c.display_id(),
-                            conflict.managers_list()
-                        ));
-                        for f in &conflict.fields {
-                            t.push_str(&format!("    {}: owned by {:?}\n", f.field, f.manager));
-                        }
-                        t.push_str(
-                            "    apply refuses this without --force-conflicts, which takes the fields over\n",
-                        );
-                    }
-                    None => t.push_str(&format!("{sign} {} ({label})\n", c.display_id())),
-                }
-                t.push_str(&warned);
-                if c.action != Action::Prune && !c.diff.is_empty() {
-                    t.push_str(&if color { plan::colorize(&c.diff) } else { c.diff.clone() });
-                }
-            }
-            for (cause, n) in same_error.iter().filter(|(_, n)| **n > 3) {
-                t.push_str(&format!("! {} more objects failed the same way: {cause}\n", n - 3));
-            }
-            for k in &report.kept {
-                t.push_str(&format!("  kept {k}\n"));
-            }
-            for n in &report.not_ready {
-                t.push_str(&format!("! not ready: {n}\n"));
-            }
-            if deleting {
-                t.push_str(&aws_lines);
-            }
-            if let Some(a) = aws {
-                t.push_str(&aws_summary(a, verb));
-            }
-            let s = &report.summary;
-            let warnings = match s.warnings {
-                0 => String::new(),
-                n => format!(", {}", plural(n, "warning")),
-            };
-            t.push_str(&format!(
-                "{verb}: {} created, {} configured, {} unchanged, {} pruned, {} failed{warnings}\n",
-                s.created, s.configured, s.unchanged, s.pruned, s.failed
-            ));
-            t
-        }
-    };
-    out.write_all(text.as_bytes()).map_err(anyhow::Error::from)?;
-    Ok(())
-}
-
-/// `1 warning`, `2 warnings`.
-fn plural(n: usize, noun: &str) -> String {
-    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
-}
-
-/// The `<verb> aws:` line; `delete` lists what it deleted and the buckets it kept.
-fn aws_summary(a: &AwsReport, verb: &str) -> String {
-    let s = &a.summary;
-    if !verb.starts_with("delete") {
-        return format!(
-            "{verb} aws: {} created, {} updated, {} unchanged, {} to replace, {} pruned, {} failed\n",
-            s.created, s.updated, s.unchanged, s.replace, s.pruned, s.failed
-        );
-    }
-    let mut t = String::new();
-    for b in &a.kept {
-        t.push_str(&format!(
-            "  kept S3 bucket {b}: it holds data and is never deleted by trainstack; once it is no longer needed: aws s3 rb s3://{b} --force\n"
-        ));
-    }
-    let deleted = if verb.ends_with("--dry-run") { "to delete" } else { "deleted" };
-    t.push_str(&format!(
-        "{verb} aws: {} node groups {deleted}, {} failed, {} buckets kept\n",
-        s.deleted,
-        s.failed,
-        a.kept.len()
-    ));
-    t
-}
-
-/// The AWS changes as text: one line per resource with its sign, then indented details.
-fn aws_text(report: &AwsReport, verbose: bool) -> String {
-    let mut t = String::new();
-    for c in &report.changes {
-        let note = c.note.as_ref().map(|n| format!(", {n}")).unwrap_or_default();
-        if let Some(e) = &c.error {
-            t.push_str(&format!("! {} failed: {e}\n", c.display_id()));
-            for d in &c.details {
-                t.push_str(&format!("    {d}\n"));
-            }
-            continue;
-        }
-        let (sign, label) = match c.action {
-            AwsAction::Create => ('+', "create"),
-            AwsAction::Update => ('~', "update"),
-            AwsAction::Replace => ('!', "requires replacement"),
-            AwsAction::Prune => ('-', "prune"),
-            AwsAction::Delete => ('-', "delete"),
-            AwsAction::Unchanged => ('=', "unchanged"),
-        };
-        // Unchanged resources are listed with -v, and always when they carry a note worth
-        // reading (a node group EKS reports as DEGRADED).
-        let healthy = c.note.as_deref().is_none_or(|n| !n.starts_with("status "));
-        if c.action == AwsAction::Unchanged && !verbose && healthy {
-            continue;
-        }
-        t.push_str(&format!("{sign} {} ({label}{note})\n", c.display_id()));
-        for d in &c.details {
-            t.push_str(&format!("    {d}\n"));
-        }
-    }
-    t
 }
 
 #[cfg(test)]

@@ -3,10 +3,13 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use crate::cli::{GlobalArgs, OutputFormat, SmokeArgs};
 use crate::engine::cluster::{self, ConnectOptions};
 use crate::engine::run::{Engine, Options};
+use crate::output;
+use crate::output::progress::Bars;
 use crate::smoke::report::RunReport;
 use crate::smoke::{checks, namespace, Context, SMOKE_NAMESPACE};
 use crate::Error;
@@ -37,8 +40,10 @@ pub async fn run(global: &GlobalArgs, args: &SmokeArgs) -> Result<ExitCode, Erro
     )
     .await?;
     let opts = Options { timeout: args.timeout, ..Options::default() };
-    let engine =
-        Engine::new(client.clone(), &env.name, &env.platform_namespace, super::cluster::facts(&env), opts);
+    // Quiet as before: smoke's own engine calls are reads, listed per check in the results.
+    let progress = Arc::new(Bars::new(false));
+    let facts = super::cluster::facts(&env);
+    let engine = Engine::new(client.clone(), &env.name, &env.platform_namespace, facts, opts, progress);
     let ctx = Context {
         client,
         engine,
@@ -74,11 +79,11 @@ pub async fn run(global: &GlobalArgs, args: &SmokeArgs) -> Result<ExitCode, Erro
 
     let report = RunReport::new(&ctx.run_id, &ctx.env.name, results, cleanup);
     if let Some((path, mut file)) = junit {
-        file.write_all(report.junit().as_bytes())
+        file.write_all(output::smoke::junit(&report).as_bytes())
             .map_err(|e| anyhow::anyhow!("--junit {}: {e}", path.display()))?;
     }
     let text = match global.output {
-        OutputFormat::Text => report.table(global.verbose > 0),
+        OutputFormat::Text => output::smoke::table(&report, global.verbose > 0),
         OutputFormat::Json => serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)? + "\n",
         OutputFormat::Yaml => crate::yaml::to_string(&report),
     };

@@ -4,7 +4,6 @@ pub mod applyset;
 pub mod cluster;
 pub mod normalize;
 pub mod plan;
-pub mod progress;
 pub mod ready;
 pub mod run;
 pub mod throttle;

@@ -74,6 +74,19 @@ pub struct ObjectChange {
     pub warnings: Vec<String>,
 }
 
+impl crate::tally::Counted for ObjectChange {
+    type Action = Action;
+    fn action(&self) -> Action {
+        self.action
+    }
+    fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+    fn warnings(&self) -> usize {
+        self.warnings.len()
+    }
+}
+
 /// The 409 a server-side apply met: which managers own which of the object's fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Conflict {

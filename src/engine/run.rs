@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{self, Stream, StreamExt};
@@ -13,10 +14,11 @@ use crate::engine::applyset::{self, Parent};
 use crate::engine::cluster::{self, Catalog, ClusterError, Resolved};
 use crate::engine::normalize;
 use crate::engine::plan::{self, Action, Conflict, ObjectChange};
-use crate::engine::progress::Progress;
 use crate::engine::ready::{readiness, ClusterFacts, Readiness};
 use crate::engine::warnings;
 use crate::manifest::{Manifest, Origin, Phase};
+use crate::progress::Progress;
+use crate::tally::Tally;
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
@@ -41,8 +43,6 @@ pub struct Options {
     pub timeout: Duration,
     /// Show Secret values in diffs.
     pub show_secrets: bool,
-    /// A progress line per object.
-    pub verbose: bool,
     /// Any API server warning fails the run; apply dry-runs everything first and writes
     /// nothing when one warns.
     pub warnings_as_errors: bool,
@@ -61,7 +61,6 @@ impl Default for Options {
             wait_complete: false,
             timeout: Duration::from_secs(300),
             show_secrets: false,
-            verbose: false,
             warnings_as_errors: false,
         }
     }
@@ -168,26 +167,27 @@ pub struct Engine {
     parent: Parent,
     facts: ClusterFacts,
     opts: Options,
-    progress: Progress,
+    progress: Arc<dyn Progress>,
     /// What this run has written so far (`+ Kind ns/name (create)`, ...), for the summary of an
     /// interrupted run.
     written: std::sync::Mutex<Vec<String>>,
 }
 
 impl Engine {
-    /// An engine for one environment.
+    /// An engine for one environment, reporting its phases to `progress`.
     pub fn new(
         client: Client,
         env_name: &str,
         platform_namespace: &str,
         facts: ClusterFacts,
         opts: Options,
+        progress: Arc<dyn Progress>,
     ) -> Self {
         Engine {
             client,
             parent: Parent::for_env(env_name, platform_namespace),
             facts,
-            progress: Progress::new(opts.verbose),
+            progress,
             opts,
             written: Default::default(),
         }
@@ -1005,21 +1005,16 @@ impl Engine {
     }
 
     fn report(&self, changes: Vec<ObjectChange>, not_ready: Vec<String>, kept: Vec<String>) -> Report {
-        let mut s = Summary::default();
-        for c in &changes {
-            s.warnings += c.warnings.len();
-            if c.error.is_some() {
-                s.failed += 1;
-                continue;
-            }
-            match c.action {
-                Action::Create => s.created += 1,
-                Action::Update => s.configured += 1,
-                Action::Unchanged => s.unchanged += 1,
-                Action::Prune => s.pruned += 1,
-            }
-        }
-        Report { changes, summary: s, not_ready, kept }
+        let t = Tally::of(&changes);
+        let summary = Summary {
+            created: t.count(Action::Create),
+            configured: t.count(Action::Update),
+            unchanged: t.count(Action::Unchanged),
+            pruned: t.count(Action::Prune),
+            failed: t.failed,
+            warnings: t.warnings,
+        };
+        Report { changes, summary, not_ready, kept }
     }
 }
 

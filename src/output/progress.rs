@@ -1,28 +1,32 @@
-//! Progress of long runs: a bar per phase on a terminal, plain lines otherwise (CI logs).
+//! [`Progress`] on stderr: a bar per phase on a terminal, plain lines otherwise (CI logs).
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::progress::Progress;
+
 /// The running phase: name, done, total, and its bar on a terminal.
 type PhaseState = (String, usize, usize, Option<ProgressBar>);
 
 /// Reports phases and per-object progress on stderr.
-pub struct Progress {
+pub struct Bars {
     interactive: bool,
     verbose: bool,
     state: Mutex<Option<PhaseState>>,
 }
 
-impl Progress {
+impl Bars {
     /// Bars when stderr is a terminal, lines otherwise; `verbose` adds a line per object.
     pub fn new(verbose: bool) -> Self {
-        Progress { interactive: std::io::stderr().is_terminal(), verbose, state: Mutex::new(None) }
+        Bars { interactive: std::io::stderr().is_terminal(), verbose, state: Mutex::new(None) }
     }
+}
 
+impl Progress for Bars {
     /// Starts a phase of `total` objects.
-    pub fn phase(&self, name: &str, total: usize) {
+    fn phase(&self, name: &str, total: usize) {
         let bar = self.interactive.then(|| {
             let bar = ProgressBar::new(total as u64);
             bar.set_style(
@@ -42,7 +46,7 @@ impl Progress {
     }
 
     /// One object of the phase is done.
-    pub fn inc(&self, what: &str) {
+    fn inc(&self, what: &str) {
         if let Ok(mut s) = self.state.lock() {
             if let Some((_, done, _, bar)) = s.as_mut() {
                 *done += 1;
@@ -61,7 +65,7 @@ impl Progress {
 
     /// A status line about something that takes long (e.g. a node group still CREATING): the
     /// bar's message on a terminal, a line otherwise.
-    pub fn note(&self, what: &str) {
+    fn note(&self, what: &str) {
         if let Ok(s) = self.state.lock() {
             match s.as_ref().and_then(|(_, _, _, bar)| bar.as_ref()) {
                 Some(b) => b.set_message(what.to_string()),
@@ -71,7 +75,7 @@ impl Progress {
     }
 
     /// Ends the phase.
-    pub fn finish(&self) {
+    fn finish(&self) {
         if let Ok(mut s) = self.state.lock() {
             if let Some((name, done, total, bar)) = s.take() {
                 match bar {
