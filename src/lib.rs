@@ -11,6 +11,7 @@ pub mod error;
 pub mod jobs;
 pub mod manifest;
 pub mod render;
+pub mod settings;
 pub mod smoke;
 pub mod targets;
 pub mod validate;
@@ -29,7 +30,7 @@ pub fn main_with(cli: cli::Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    match runtime.block_on(commands::run(settings::Settings::from(&cli))) {
         Ok(code) => code,
         // The reader went away (`trainstack render | head`): stop quietly, with the status a
         // process killed by SIGPIPE has, instead of reporting it as an error.

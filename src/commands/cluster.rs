@@ -8,36 +8,30 @@ use serde::Serialize;
 use crate::aws::nodegroups::{self, Waits};
 use crate::aws::reconcile::{self, AwsAction, AwsOptions, AwsReport, Reconciler};
 use crate::aws::{s3, Aws};
-use crate::cli::{ApplyArgs, ClusterArgs, DeleteArgs, DiffArgs, GlobalArgs, OutputFormat, StatusArgs};
-use crate::engine::cluster::{self, ConnectOptions};
+use crate::engine::cluster;
 use crate::engine::plan::{self, Action};
 use crate::engine::ready::ClusterFacts;
 use crate::engine::run::{Engine, Options, Report};
 use crate::env::model::{Environment, GpuProvider, TargetKind};
+use crate::settings::{
+    ApplySettings, ConnectionSettings, DeleteSettings, DiffSettings, Format, Reporting, StatusSettings,
+};
 use crate::Error;
 
 use super::Prepared;
 
-fn options(global: &GlobalArgs, c: &ClusterArgs) -> Options {
-    Options { concurrency: usize::from(c.concurrency), verbose: global.verbose > 0, ..Options::default() }
+fn options(concurrency: usize, reporting: Reporting) -> Options {
+    Options { concurrency, verbose: reporting.verbose, ..Options::default() }
 }
 
 async fn engine(
-    global: &GlobalArgs,
+    connection: &ConnectionSettings,
     prepared: &Prepared,
     opts: Options,
     aws: Option<&Aws>,
 ) -> Result<Engine, Error> {
     let env = &prepared.loaded.env;
-    let client = cluster::connect(
-        &ConnectOptions {
-            kubeconfig: global.kubeconfig.clone(),
-            context: global.context.clone(),
-            aws: aws.cloned(),
-        },
-        env,
-    )
-    .await?;
+    let client = cluster::connect(&connection.connect_options(aws.cloned()), env).await?;
     Ok(Engine::new(client, &env.name, &env.platform_namespace, facts(env), opts))
 }
 
@@ -82,33 +76,34 @@ fn reconciler<'a>(
     Reconciler::new(&prepared.loaded.env, nodegroups::Eks::new(aws), s3::S3::new(aws), opts, verbose)
 }
 
-fn aws_options(c: &ClusterArgs, dry_run: bool, node_group_timeout: std::time::Duration) -> AwsOptions {
+fn aws_options(concurrency: usize, dry_run: bool, node_group_timeout: std::time::Duration) -> AwsOptions {
     AwsOptions {
         dry_run,
         waits: Waits { timeout: node_group_timeout, interval: std::time::Duration::from_secs(15) },
-        concurrency: usize::from(c.concurrency),
+        concurrency,
     }
 }
 
 /// `diff`: exit 0 in sync, 2 with changes, 1 on error.
-pub async fn diff(global: &GlobalArgs, args: &DiffArgs) -> Result<ExitCode, Error> {
-    let prepared = super::prepare(global, &args.addons).await?;
+pub async fn diff(args: &DiffSettings) -> Result<ExitCode, Error> {
+    let prepared = super::prepare(&args.prepare).await?;
     let opts = Options {
         show_secrets: args.show_secrets,
         force_conflicts: args.force_conflicts,
         warnings_as_errors: args.warnings_as_errors,
-        ..options(global, &args.cluster)
+        ..options(args.concurrency, args.reporting)
     };
+    let verbose = args.reporting.verbose;
     let aws = load_aws(&prepared).await?;
-    let report = engine(global, &prepared, opts, aws.as_ref()).await?.diff(&prepared.set).await?;
+    let report = engine(&args.connection, &prepared, opts, aws.as_ref()).await?.diff(&prepared.set).await?;
     let aws_report = match &aws {
         Some(aws) => {
-            let opts = aws_options(&args.cluster, true, std::time::Duration::ZERO);
-            Some(reconciler(&prepared, aws, opts, global.verbose > 0).diff().await?)
+            let opts = aws_options(args.concurrency, true, std::time::Duration::ZERO);
+            Some(reconciler(&prepared, aws, opts, verbose).diff().await?)
         }
         None => None,
     };
-    print_report(global.output, &report, aws_report.as_ref(), "diff", global.verbose > 0)?;
+    print_report(args.reporting.format, &report, aws_report.as_ref(), "diff", verbose)?;
     let aws_failed = aws_report.as_ref().is_some_and(AwsReport::failed);
     let aws_changes = aws_report.as_ref().is_some_and(AwsReport::has_changes);
     let refused = args.warnings_as_errors && report.summary.warnings > 0;
@@ -130,37 +125,42 @@ pub async fn diff(global: &GlobalArgs, args: &DiffArgs) -> Result<ExitCode, Erro
 /// `apply`: exit 0 when everything applied (and was ready), 1 otherwise. On eks the AWS side
 /// goes first (buckets, node groups), once the Kubernetes set is known to resolve; node group
 /// prune runs last, after everything else succeeded.
-pub async fn apply(global: &GlobalArgs, args: &ApplyArgs) -> Result<ExitCode, Error> {
-    let prepared = super::prepare(global, &args.addons).await?;
+pub async fn apply(args: &ApplySettings) -> Result<ExitCode, Error> {
+    apply_prepared(args, &super::prepare(&args.prepare).await?).await
+}
+
+/// `apply` of a rendered set (`up` hands over the one it prepared).
+pub async fn apply_prepared(args: &ApplySettings, prepared: &Prepared) -> Result<ExitCode, Error> {
     let opts = Options {
         force_conflicts: args.force_conflicts,
         dry_run: args.dry_run,
         prune: args.prune,
         prune_namespaces: args.prune_namespaces,
         prune_crds: args.prune_crds,
-        wait: !args.no_wait,
+        wait: args.wait,
         wait_complete: args.wait_jobs,
-        timeout: args.wait.timeout,
+        timeout: args.timeout,
         warnings_as_errors: args.warnings_as_errors,
-        ..options(global, &args.cluster)
+        ..options(args.concurrency, args.reporting)
     };
     let verb = if args.dry_run { "apply --dry-run" } else { "apply" };
-    let verbose = global.verbose > 0;
-    let aws = load_aws(&prepared).await?;
-    let engine = engine(global, &prepared, opts, aws.as_ref()).await?;
+    let verbose = args.reporting.verbose;
+    let format = args.reporting.format;
+    let aws = load_aws(prepared).await?;
+    let engine = engine(&args.connection, prepared, opts, aws.as_ref()).await?;
     let mut aws_report = None;
     if let Some(aws) = &aws {
         engine.check(&prepared.set).await?;
         let r = reconciler(
-            &prepared,
+            prepared,
             aws,
-            aws_options(&args.cluster, args.dry_run, args.node_group_timeout),
+            aws_options(args.concurrency, args.dry_run, args.node_group_timeout),
             verbose,
         )
         .apply()
         .await?;
         if r.failed() {
-            print_report(global.output, &Report::default(), Some(&r), verb, verbose)?;
+            print_report(format, &Report::default(), Some(&r), verb, verbose)?;
             return Ok(ExitCode::from(1));
         }
         aws_report = Some(r);
@@ -171,11 +171,11 @@ pub async fn apply(global: &GlobalArgs, args: &ApplyArgs) -> Result<ExitCode, Er
     };
     if let (Some(aws), Some(r)) = (&aws, aws_report.as_mut()) {
         if args.prune && !report.failed() {
-            let opts = aws_options(&args.cluster, args.dry_run, args.node_group_timeout);
-            r.extend(reconciler(&prepared, aws, opts, verbose).prune().await?);
+            let opts = aws_options(args.concurrency, args.dry_run, args.node_group_timeout);
+            r.extend(reconciler(prepared, aws, opts, verbose).prune().await?);
         }
     }
-    print_report(global.output, &report, aws_report.as_ref(), verb, verbose)?;
+    print_report(format, &report, aws_report.as_ref(), verb, verbose)?;
     let failed = report.failed() || aws_report.as_ref().is_some_and(AwsReport::failed);
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
@@ -204,10 +204,14 @@ fn interrupted(engine: &Engine, verb: &str) -> ExitCode {
 /// `delete`: asks first on a terminal; refuses without `--yes` elsewhere. On eks, once every
 /// Kubernetes object is gone, the node groups this environment created are deleted too (they
 /// keep the cluster and its subnets in use); buckets are never deleted, only listed.
-pub async fn delete(global: &GlobalArgs, args: &DeleteArgs) -> Result<ExitCode, Error> {
-    let prepared = super::prepare(global, &args.addons).await?;
+pub async fn delete(args: &DeleteSettings) -> Result<ExitCode, Error> {
+    delete_prepared(args, &super::prepare(&args.prepare).await?).await
+}
+
+/// `delete` of a rendered set (`down` hands over the one it prepared).
+pub async fn delete_prepared(args: &DeleteSettings, prepared: &Prepared) -> Result<ExitCode, Error> {
     let env = &prepared.loaded.env;
-    let verbose = global.verbose > 0;
+    let verbose = args.reporting.verbose;
     let aws = match reconcile::applies_to(env) || reconcile::declares_node_groups(env) {
         true => Some(Aws::load(env.target.region.as_deref().unwrap_or_default()).await),
         false => None,
@@ -215,22 +219,17 @@ pub async fn delete(global: &GlobalArgs, args: &DeleteArgs) -> Result<ExitCode, 
     let aws_opts = AwsOptions {
         dry_run: args.dry_run,
         waits: Waits { timeout: args.node_group_timeout, interval: std::time::Duration::from_secs(15) },
-        concurrency: usize::from(args.cluster.concurrency),
+        concurrency: args.concurrency,
     };
     let teardown = match &aws {
-        Some(aws) => Some(reconciler(&prepared, aws, aws_opts, verbose).teardown_plan().await?),
+        Some(aws) => Some(reconciler(prepared, aws, aws_opts, verbose).teardown_plan().await?),
         None => None,
     };
     if !args.yes && !args.dry_run {
-        let connect = ConnectOptions {
-            kubeconfig: global.kubeconfig.clone(),
-            context: global.context.clone(),
-            aws: None,
-        };
-        let cluster = if cluster::uses_eks_api(&connect, env) {
+        let cluster = if cluster::uses_eks_api(&args.connection.connect_options(None), env) {
             format!("EKS cluster {}", env.target.cluster_name)
         } else {
-            let context = global.context.clone().or_else(|| cluster::default_context(env));
+            let context = args.connection.context.clone().or_else(|| cluster::default_context(env));
             format!("context {}", context.as_deref().unwrap_or("current"))
         };
         let groups: Vec<&str> =
@@ -242,8 +241,8 @@ pub async fn delete(global: &GlobalArgs, args: &DeleteArgs) -> Result<ExitCode, 
         }
     }
     let opts =
-        Options { dry_run: args.dry_run, timeout: args.wait.timeout, ..options(global, &args.cluster) };
-    let engine = engine(global, &prepared, opts, aws.as_ref()).await?;
+        Options { dry_run: args.dry_run, timeout: args.timeout, ..options(args.concurrency, args.reporting) };
+    let engine = engine(&args.connection, prepared, opts, aws.as_ref()).await?;
     let report = tokio::select! {
         report = engine.delete(&prepared.set) => report?,
         _ = tokio::signal::ctrl_c() => return Ok(interrupted(&engine, "delete")),
@@ -261,11 +260,11 @@ pub async fn delete(global: &GlobalArgs, args: &DeleteArgs) -> Result<ExitCode, 
             }
             None
         }
-        (Some(aws), Some(t)) => Some(reconciler(&prepared, aws, aws_opts, verbose).teardown(t).await),
+        (Some(aws), Some(t)) => Some(reconciler(prepared, aws, aws_opts, verbose).teardown(t).await),
         _ => None,
     };
     let verb = if args.dry_run { "delete --dry-run" } else { "delete" };
-    print_report(global.output, &report, aws_report.as_ref(), verb, verbose)?;
+    print_report(args.reporting.format, &report, aws_report.as_ref(), verb, verbose)?;
     let failed = report.failed() || aws_report.as_ref().is_some_and(AwsReport::failed);
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
@@ -297,16 +296,17 @@ struct Row {
 
 /// `status`: drift and readiness per component (on eks also of the node groups and buckets);
 /// exit 0 when all in sync and ready, 2 otherwise.
-pub async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitCode, Error> {
-    let prepared = super::prepare(global, &args.addons).await?;
+pub async fn status(args: &StatusSettings) -> Result<ExitCode, Error> {
+    let prepared = super::prepare(&args.prepare).await?;
     let aws = load_aws(&prepared).await?;
-    let engine = engine(global, &prepared, options(global, &args.cluster), aws.as_ref()).await?;
+    let opts = options(args.concurrency, args.reporting);
+    let engine = engine(&args.connection, &prepared, opts, aws.as_ref()).await?;
     let report = engine.diff(&prepared.set).await?;
     let live = engine.readiness(&prepared.set).await?;
     let mut rows = Vec::new();
     if let Some(aws) = &aws {
-        let opts = aws_options(&args.cluster, true, std::time::Duration::ZERO);
-        for s in reconciler(&prepared, aws, opts, global.verbose > 0).status().await? {
+        let opts = aws_options(args.concurrency, true, std::time::Duration::ZERO);
+        for s in reconciler(&prepared, aws, opts, args.reporting.verbose).status().await? {
             let (component, object) = match s.resource {
                 reconcile::Resource::NodeGroup => ("gpu", format!("EKS node group {}", s.name)),
                 reconcile::Resource::Bucket => ("s3", format!("S3 bucket {}", s.name)),
@@ -346,12 +346,12 @@ pub async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitCode, 
     }
     let healthy = rows.iter().all(|r| r.state == "in sync" && r.ready == "ready");
     let mut out = std::io::stdout().lock();
-    match global.output {
-        OutputFormat::Json => {
+    match args.reporting.format {
+        Format::Json => {
             writeln!(out, "{}", serde_json::to_string_pretty(&rows).map_err(anyhow::Error::from)?)
         }
-        OutputFormat::Yaml => write!(out, "{}", crate::yaml::to_string(&rows)),
-        OutputFormat::Text => {
+        Format::Yaml => write!(out, "{}", crate::yaml::to_string(&rows)),
+        Format::Text => {
             let w = rows.iter().map(|r| r.object.len()).max().unwrap_or(6).max(6);
             let cw = rows.iter().map(|r| r.component.len()).max().unwrap_or(9).max(9);
             let mut res = writeln!(out, "{:cw$}  {:w$}  {:10}  READY", "COMPONENT", "OBJECT", "STATE");
@@ -382,7 +382,7 @@ struct Combined<'a> {
 }
 
 fn print_report(
-    format: OutputFormat,
+    format: Format,
     report: &Report,
     aws: Option<&AwsReport>,
     verb: &str,
@@ -392,9 +392,9 @@ fn print_report(
     let color = std::io::stdout().is_terminal();
     let combined = Combined { kubernetes: report, aws };
     let text = match format {
-        OutputFormat::Json => serde_json::to_string_pretty(&combined).map_err(anyhow::Error::from)? + "\n",
-        OutputFormat::Yaml => crate::yaml::to_string(&combined),
-        OutputFormat::Text => {
+        Format::Json => serde_json::to_string_pretty(&combined).map_err(anyhow::Error::from)? + "\n",
+        Format::Yaml => crate::yaml::to_string(&combined),
+        Format::Text => {
             // AWS resources are listed in the order they are handled: before the Kubernetes
             // objects for diff and apply, after them for delete.
             let deleting = verb.starts_with("delete");
