@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::env::model::TargetKind;
 use crate::env::Environment;
-use crate::settings::{ClusterAction, ClusterSettings, Format};
+use crate::settings::{ClusterAction, ClusterSettings, ConnectionSettings, Format};
 use crate::targets::kind::{self, CreateOptions, Created, Kind, KindError, Programs};
 use crate::Error;
 
@@ -51,9 +51,13 @@ pub async fn create(
     wait: Option<Duration>,
 ) -> Result<ExitCode, Error> {
     let kind = Kind::preflight(&Programs::from_env()).await?;
-    let opts = CreateOptions { wait, kubeconfig: kubeconfig.map(Path::to_path_buf) };
-    let created = kind.create(env, &opts).await?;
     let name = &env.target.cluster_name;
+    let connection = ConnectionSettings {
+        kubeconfig: kubeconfig.map(Path::to_path_buf),
+        context: Some(kind::context_name(name)),
+    };
+    let opts = CreateOptions { wait, connection: connection.connect_options(None) };
+    let created = kind.create(env, &opts).await?;
     let files: Vec<String> = files.iter().map(|f| format!("-e {}", f.display())).collect();
     eprintln!(
         "kind cluster {name:?} is {}; kubeconfig context {}. Next: trainstack apply {}",
