@@ -541,3 +541,58 @@ fn delete(
         reporting,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn settings(args: &[&str]) -> Settings {
+        Settings::from(&Cli::try_parse_from(args).unwrap())
+    }
+
+    #[test]
+    fn up_composes_its_apply_and_smoke_steps_from_one_command_line() {
+        let Settings::Up(up) = settings(&[
+            "trainstack",
+            "up",
+            "-e",
+            "a.yaml",
+            "--context",
+            "c",
+            "--no-addons",
+            "--timeout",
+            "10m",
+            "--smoke-skip",
+            "gpu",
+            "--smoke-timeout",
+            "2m",
+            "--yes",
+        ]) else {
+            panic!("up gives up settings")
+        };
+        assert!(up.yes);
+        assert_eq!(up.apply.timeout, Duration::from_secs(600));
+        assert_eq!(up.apply.reporting.format, Format::Text);
+        let smoke = up.smoke.expect("smoke runs unless --no-smoke");
+        assert_eq!(smoke.skip, [Check::Gpu]);
+        assert!(smoke.only.is_empty() && !smoke.keep);
+        assert_eq!(smoke.timeout, Duration::from_secs(120));
+        assert!(smoke.prepare.addons.skip, "the smoke step renders what apply rendered");
+        assert_eq!(smoke.connection.context.as_deref(), Some("c"));
+        assert_eq!(smoke.prepare.load.files, [PathBuf::from("a.yaml")]);
+    }
+
+    #[test]
+    fn up_without_smoke_has_no_smoke_step_and_down_keeps_the_users_yes() {
+        let Settings::Up(up) = settings(&["trainstack", "up", "-e", "a.yaml", "--no-smoke"]) else {
+            panic!("up gives up settings")
+        };
+        assert!(up.smoke.is_none());
+        let Settings::Down(down) = settings(&["trainstack", "down", "-e", "a.yaml"]) else {
+            panic!("down gives down settings")
+        };
+        assert!(!down.delete.yes, "down asks before deleting unless --yes");
+    }
+}
