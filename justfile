@@ -36,3 +36,8 @@ pyenv:
     python3 -m venv target/pyenv
     target/pyenv/bin/python -m pip install --quiet -r tests/requirements.txt
     cp tests/requirements.txt target/pyenv/.requirements
+
+# The src/ module dependencies (module -> modules it imports) and their cycles; fails on a
+# cycle not listed in tests/architecture.rs, and on a listed one that is gone.
+deps:
+    cargo test --test main architecture:: -- --nocapture

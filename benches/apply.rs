@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::apiserver::{ApiServer, MaxInFlight};
-use trainstack::cli::{AddonArgs, GlobalArgs, OutputFormat};
 use trainstack::engine::ready::ClusterFacts;
 use trainstack::engine::run::{Engine, Options};
 use trainstack::output::progress::Bars;
+use trainstack::settings::{AddonSettings, LoadSettings, PrepareSettings};
 
 const TENANTS: usize = 150;
 const LATENCY: Duration = Duration::from_millis(5);
@@ -60,21 +60,19 @@ async fn timed<T>(f: impl std::future::Future<Output = T>) -> (T, Duration) {
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let global = GlobalArgs {
-        env: vec![
-            root.join("environments/base.yaml"),
-            root.join("environments/kind.yaml"),
-            write_overlay(dir.path()),
-        ],
-        kubeconfig: None,
-        context: None,
-        output: OutputFormat::Text,
-        verbose: 0,
-        terraform_outputs: None,
+    let settings = PrepareSettings {
+        load: LoadSettings {
+            files: vec![
+                root.join("environments/base.yaml"),
+                root.join("environments/kind.yaml"),
+                write_overlay(dir.path()),
+            ],
+            terraform_outputs: None,
+        },
         templates: None,
+        addons: AddonSettings { skip: false, cache_dir: Some(dir.path().join("cache")) },
     };
-    let addons = AddonArgs { no_addons: false, cache_dir: Some(dir.path().join("cache")) };
-    let prepared = trainstack::commands::prepare(&global, &addons).await.expect("environment renders");
+    let prepared = trainstack::commands::prepare(&settings).await.expect("environment renders");
     let n = prepared.set.len();
     println!("kind environment with {} tenants: {n} objects, {LATENCY:?} latency per request", TENANTS + 2);
 

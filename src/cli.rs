@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 /// Deploy an ML training platform to Kubernetes from one environment file.
 ///
@@ -25,39 +25,6 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The options several commands share, as plain settings for the commands: each command's
-/// flags fill the ones it takes ([`Command::settings`]); the others keep their defaults.
-#[derive(Debug, Clone, Default)]
-pub struct GlobalArgs {
-    /// Environment files, base first.
-    pub env: Vec<PathBuf>,
-    /// Kubeconfig file.
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context.
-    pub context: Option<String>,
-    /// Output format.
-    pub output: OutputFormat,
-    /// Verbosity (`-v` count).
-    pub verbose: u8,
-    /// `terraform output -json` file.
-    pub terraform_outputs: Option<PathBuf>,
-    /// Template override directory.
-    pub templates: Option<PathBuf>,
-}
-
-/// A group of shared flags, copied into the settings of the command that takes it.
-trait Settings {
-    fn fill(&self, s: &mut GlobalArgs);
-}
-
-fn settings(groups: &[&dyn Settings]) -> GlobalArgs {
-    let mut s = GlobalArgs::default();
-    for g in groups {
-        g.fill(&mut s);
-    }
-    s
-}
-
 /// The environment files alone (`infra`, which reads only the environment's name, target and
 /// `terraform` settings).
 #[derive(Debug, Clone, Args)]
@@ -65,12 +32,6 @@ pub struct EnvFiles {
     /// Environment file; repeat to layer overlays on a base (later files win).
     #[arg(short = 'e', long = "env", value_name = "FILE")]
     pub env: Vec<PathBuf>,
-}
-
-impl Settings for EnvFiles {
-    fn fill(&self, s: &mut GlobalArgs) {
-        s.env.clone_from(&self.env);
-    }
 }
 
 /// The environment, its `${terraform.NAME}` references resolved.
@@ -84,13 +45,6 @@ pub struct EnvArgs {
     pub terraform_outputs: Option<PathBuf>,
 }
 
-impl Settings for EnvArgs {
-    fn fill(&self, s: &mut GlobalArgs) {
-        self.files.fill(s);
-        s.terraform_outputs.clone_from(&self.terraform_outputs);
-    }
-}
-
 /// Template overrides, for commands that render.
 #[derive(Debug, Clone, Args)]
 pub struct TemplateArgs {
@@ -98,12 +52,6 @@ pub struct TemplateArgs {
     /// DIR/mlflow/deployment.yaml; the variables they receive: docs/templates.md).
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
-}
-
-impl Settings for TemplateArgs {
-    fn fill(&self, s: &mut GlobalArgs) {
-        s.templates.clone_from(&self.templates);
-    }
 }
 
 /// The kubeconfig file alone (`cluster create|delete`, which use the context kind makes).
@@ -117,12 +65,6 @@ pub struct KubeconfigArg {
     pub kubeconfig: Option<PathBuf>,
 }
 
-impl Settings for KubeconfigArg {
-    fn fill(&self, s: &mut GlobalArgs) {
-        s.kubeconfig.clone_from(&self.kubeconfig);
-    }
-}
-
 /// Where the cluster is, for commands that talk to it.
 #[derive(Debug, Clone, Args)]
 pub struct KubeArgs {
@@ -134,13 +76,6 @@ pub struct KubeArgs {
     pub context: Option<String>,
 }
 
-impl Settings for KubeArgs {
-    fn fill(&self, s: &mut GlobalArgs) {
-        self.kubeconfig.fill(s);
-        s.context.clone_from(&self.context);
-    }
-}
-
 /// `-o`, for commands that print a result.
 #[derive(Debug, Clone, Args)]
 pub struct OutputArgs {
@@ -149,24 +84,12 @@ pub struct OutputArgs {
     pub output: OutputFormat,
 }
 
-impl Settings for OutputArgs {
-    fn fill(&self, s: &mut GlobalArgs) {
-        s.output = self.output;
-    }
-}
-
 /// `-v`, for commands that report per object.
 #[derive(Debug, Clone, Args)]
 pub struct VerboseArgs {
     /// More output: -v lists every object as it is processed and unchanged objects in diffs.
     #[arg(short = 'v', long, action = clap::ArgAction::Count)]
     pub verbose: u8,
-}
-
-impl Settings for VerboseArgs {
-    fn fill(&self, s: &mut GlobalArgs) {
-        s.verbose = self.verbose;
-    }
 }
 
 /// Output format of a command's result.
@@ -181,7 +104,8 @@ pub enum OutputFormat {
     Yaml,
 }
 
-/// The subcommands. Each takes only the shared flag groups it uses.
+/// The subcommands. Each takes only the shared flag groups it uses; `settings.rs` turns them
+/// into the plain settings the commands take.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Render the environment's manifests: one YAML stream on stdout, or one file per object.
@@ -451,42 +375,6 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-}
-
-impl Command {
-    /// The shared options of this command line as plain settings.
-    pub fn settings(&self) -> GlobalArgs {
-        match self {
-            Command::Render { env, templates, output, .. }
-            | Command::Validate { env, templates, output, .. } => settings(&[env, templates, output]),
-            Command::Diff { env, templates, kube, output, verbose, .. }
-            | Command::Apply { env, templates, kube, output, verbose, .. }
-            | Command::Delete { env, templates, kube, output, verbose, .. }
-            | Command::Status { env, templates, kube, output, verbose, .. }
-            | Command::Smoke { env, templates, kube, output, verbose, .. } => {
-                settings(&[env, templates, kube, output, verbose])
-            }
-            Command::Up { env, templates, kube, verbose, .. }
-            | Command::Down { env, templates, kube, verbose, .. } => {
-                settings(&[env, templates, kube, verbose])
-            }
-            Command::Cluster(c) => match &c.action {
-                KindClusterAction::Create { env, kubeconfig, .. }
-                | KindClusterAction::Delete { env, kubeconfig, .. } => settings(&[env, kubeconfig]),
-                KindClusterAction::Config { env, output } => settings(&[env, output]),
-            },
-            Command::Addons(a) => match &a.action {
-                AddonsAction::Lock(lock) => settings(&[&lock.env]),
-            },
-            Command::Infra(i) => match &i.action {
-                InfraAction::Plan { files }
-                | InfraAction::Apply { files, .. }
-                | InfraAction::Destroy { files, .. } => settings(&[files]),
-                InfraAction::Output { files, output, .. } => settings(&[files, output]),
-            },
-            Command::Completions { .. } => GlobalArgs::default(),
-        }
-    }
 }
 
 /// Options of `render`.
@@ -921,4 +809,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("{s:?} is too long: the longest bound is 365d"));
     }
     Ok(d)
+}
+
+/// The completion script for `shell`, generated into memory: clap_complete panics on a failed
+/// write, and `trainstack completions bash | head -1` must stop quietly (141).
+pub fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "trainstack", &mut script);
+    script
 }

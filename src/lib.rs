@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod output;
 pub mod progress;
 pub mod render;
+pub mod settings;
 pub mod smoke;
 pub mod tally;
 pub mod targets;
@@ -32,7 +33,7 @@ pub fn main_with(cli: cli::Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    match runtime.block_on(commands::run(settings::Settings::from(&cli))) {
         Ok(code) => code,
         // The reader went away (`trainstack render | head`): stop quietly, with the status a
         // process killed by SIGPIPE has, instead of reporting it as an error.

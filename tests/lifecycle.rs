@@ -972,3 +972,80 @@ fn help_teaches_the_lifecycle_commands() {
     }
     assert!(out.stdout.contains("--write tf.json"), "{}", out.stdout);
 }
+
+// ------------------------------------------------------------------------------ one render
+
+/// `env` with the backend's IRSA role read from the Terraform outputs of `tf/`: every load of
+/// the environment runs `terraform output` once, so the fake's log counts the loads.
+fn with_terraform_reference(env: &str) -> String {
+    format!(
+        "{env}terraform:\n  dir: tf\ncomponents:\n  tenants:\n    backend:\n      irsa_role_arn: ${{terraform.backend_role_arn}}\n"
+    )
+}
+
+fn outputs_run(t: &Test) -> usize {
+    log(t).iter().filter(|l| *l == OUTPUT).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn up_and_down_on_kind_load_and_render_the_environment_once() {
+    let server = ApiServer::start().await;
+    ready_nodes(&server);
+    let t = fakes(&with_terraform_reference(&kind_env()))
+        .file("kubeconfig.src", &server.kubeconfig_yaml("kind-test"));
+    let kubeconfig = t.path().join("kubeconfig").to_string_lossy().into_owned();
+    let t = t.args(&[
+        "up",
+        "-e",
+        "env.yaml",
+        "--kubeconfig",
+        &kubeconfig,
+        "--no-wait",
+        "--smoke-skip",
+        "trainer",
+    ]);
+    let (t, out) = run(t).await;
+    code(&out, 0);
+    headers_in_order(&out, &["==> step 1/3: create kind", "==> step 2/3: apply", "==> step 3/3: smoke"]);
+    assert!(backend_sa(&server)
+        .is_some_and(|sa| sa.pointer("/metadata/annotations/eks.amazonaws.com~1role-arn").is_some()));
+    assert_eq!(outputs_run(&t), 1, "cluster create, apply and smoke share one load: {:?}", log(&t));
+
+    std::fs::remove_file(t.path().join("log.txt")).unwrap();
+    let t = t.env("FAKE_KIND_CLUSTERS", "test").replace_args(&[
+        "down",
+        "-e",
+        "env.yaml",
+        "--kubeconfig",
+        &kubeconfig,
+        "--yes",
+    ]);
+    let (t, out) = run(t).await;
+    code(&out, 0);
+    assert!(backend_sa(&server).is_none());
+    assert_eq!(outputs_run(&t), 1, "delete and cluster delete share one load: {:?}", log(&t));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn up_on_eks_reads_the_terraform_outputs_once_after_infra_apply() {
+    let server = ApiServer::start().await;
+    let t = initialised(fakes(&eks_env("  dir: tf\n")));
+    let kubeconfig = t.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig, "eks-test").unwrap();
+    let kubeconfig = kubeconfig.to_string_lossy().into_owned();
+    let t = t.args(&[
+        "up",
+        "-e",
+        "env.yaml",
+        "--kubeconfig",
+        &kubeconfig,
+        "--no-wait",
+        "--yes",
+        "--smoke-skip",
+        "trainer",
+    ]);
+    let (t, out) = run(t).await;
+    headers_in_order(&out, &["==> step 1/3: apply the base", "==> step 2/3: apply", "==> step 3/3: smoke"]);
+    // The smoke step ran on the render of the apply step: `terraform output` once, after apply.
+    assert_eq!(log(&t), [SAVED_PLAN, APPLY, OUTPUT], "{}", out.stderr);
+}

@@ -6,6 +6,7 @@ mod support;
 mod addons;
 mod apiserver_double;
 mod applyset_safety;
+mod architecture;
 mod aws;
 mod bad_inputs;
 mod cli;

@@ -9,17 +9,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::addons::{AddonLoader, Lock};
-use crate::cli::{AddonsAction, AddonsLockArgs, GlobalArgs};
 use crate::diag::Diagnostics;
-use crate::env::{self, LoadOptions, LoadedEnv};
+use crate::env::LoadedEnv;
+use crate::settings::AddonsLockSettings;
 use crate::Error;
-
-/// Runs one `addons` subcommand.
-pub async fn run(global: &GlobalArgs, action: &AddonsAction) -> Result<ExitCode, Error> {
-    match action {
-        AddonsAction::Lock(args) => lock(global, args).await,
-    }
-}
 
 /// The lock file of the environment file that declared `addons[i]`'s source.
 pub(crate) fn lock_path(loaded: &LoadedEnv, i: usize) -> PathBuf {
@@ -77,10 +70,10 @@ fn unlocked(loaded: &LoadedEnv, locks: &BTreeMap<PathBuf, Lock>, env_files: &[Pa
     problems
 }
 
-async fn lock(global: &GlobalArgs, args: &AddonsLockArgs) -> Result<ExitCode, Error> {
+/// `addons lock`.
+pub async fn lock(args: &AddonsLockSettings) -> Result<ExitCode, Error> {
     // Only the environment: job specs and templates do not change what an add-on builds to.
-    let loaded =
-        env::load(&global.env, &LoadOptions { terraform_outputs: global.terraform_outputs.clone() })?;
+    let loaded = super::load(&args.load)?;
     let loader = AddonLoader::new(args.cache_dir.clone().unwrap_or_else(AddonLoader::default_cache_dir));
     let jobs = loaded.env.addons.iter().enumerate().map(|(i, addon)| {
         let base = loaded.sources.base_dir(&format!("addons[{i}].source"));

@@ -7,7 +7,6 @@ use crate::aws::change::Resource;
 use crate::aws::nodegroups::{self, Waits};
 use crate::aws::reconcile::{self, AwsOptions, AwsReport, Reconciler};
 use crate::aws::{s3, Aws};
-use crate::cli::{ApplyArgs, ClusterArgs, DeleteArgs, DiffArgs, GlobalArgs, StatusArgs};
 use crate::engine::cluster::{self, ConnectOptions};
 use crate::engine::plan::Action;
 use crate::engine::ready::ClusterFacts;
@@ -17,32 +16,27 @@ use crate::output;
 use crate::output::progress::Bars;
 use crate::output::report::plural;
 use crate::output::status::Row;
+use crate::settings::{ApplySettings, ConnectionSettings, DeleteSettings, DiffSettings, StatusSettings};
 use crate::Error;
 
 use super::Prepared;
 
-fn options(c: &ClusterArgs) -> Options {
-    Options { concurrency: usize::from(c.concurrency), ..Options::default() }
+fn options(concurrency: usize) -> Options {
+    Options { concurrency, ..Options::default() }
 }
 
 async fn engine(
-    global: &GlobalArgs,
+    connection: &ConnectionSettings,
     prepared: &Prepared,
     opts: Options,
     aws: Option<&Aws>,
+    verbose: bool,
 ) -> Result<Engine, Error> {
     let env = &prepared.loaded.env;
-    let client = cluster::connect(
-        &ConnectOptions {
-            kubeconfig: global.kubeconfig.clone(),
-            context: global.context.clone(),
-            aws: aws.cloned(),
-            concurrency: opts.concurrency,
-        },
-        env,
-    )
-    .await?;
-    let progress = Arc::new(Bars::new(global.verbose > 0));
+    let connect =
+        ConnectOptions { concurrency: opts.concurrency, ..connection.connect_options(aws.cloned()) };
+    let client = cluster::connect(&connect, env).await?;
+    let progress = Arc::new(Bars::new(verbose));
     Ok(Engine::new(client, &env.name, &env.platform_namespace, facts(env), opts, progress))
 }
 
@@ -88,33 +82,37 @@ fn reconciler<'a>(
     Reconciler::new(&prepared.loaded.env, nodegroups::Eks::new(aws), s3::S3::new(aws), opts, progress)
 }
 
-fn aws_options(c: &ClusterArgs, dry_run: bool, node_group_timeout: std::time::Duration) -> AwsOptions {
+fn aws_options(concurrency: usize, dry_run: bool, node_group_timeout: std::time::Duration) -> AwsOptions {
     AwsOptions {
         dry_run,
         waits: Waits { timeout: node_group_timeout, interval: std::time::Duration::from_secs(15) },
-        concurrency: usize::from(c.concurrency),
+        concurrency,
     }
 }
 
 /// `diff`: exit 0 in sync, 2 with changes, 1 on error.
-pub async fn diff(global: &GlobalArgs, args: &DiffArgs) -> Result<ExitCode, Error> {
-    let prepared = super::prepare(global, &args.addons).await?;
+pub async fn diff(args: &DiffSettings) -> Result<ExitCode, Error> {
+    let prepared = super::prepare(&args.prepare).await?;
     let opts = Options {
         show_secrets: args.show_secrets,
         force_conflicts: args.force_conflicts,
         warnings_as_errors: args.warnings_as_errors,
-        ..options(&args.cluster)
+        ..options(args.concurrency)
     };
+    let verbose = args.reporting.verbose;
     let aws = load_aws(&prepared).await?;
-    let report = engine(global, &prepared, opts, aws.as_ref()).await?.diff(&prepared.set).await?;
+    let report = engine(&args.connection, &prepared, opts, aws.as_ref(), args.reporting.verbose)
+        .await?
+        .diff(&prepared.set)
+        .await?;
     let aws_report = match &aws {
         Some(aws) => {
-            let opts = aws_options(&args.cluster, true, std::time::Duration::ZERO);
-            Some(reconciler(&prepared, aws, opts, global.verbose > 0).diff().await?)
+            let opts = aws_options(args.concurrency, true, std::time::Duration::ZERO);
+            Some(reconciler(&prepared, aws, opts, verbose).diff().await?)
         }
         None => None,
     };
-    output::report::print(global.output, &report, aws_report.as_ref(), "diff", global.verbose > 0)?;
+    output::report::print(args.reporting.format, &report, aws_report.as_ref(), "diff", verbose)?;
     let aws_failed = aws_report.as_ref().is_some_and(AwsReport::failed);
     let aws_changes = aws_report.as_ref().is_some_and(AwsReport::has_changes);
     let refused = args.warnings_as_errors && report.summary.warnings > 0;
@@ -136,37 +134,42 @@ pub async fn diff(global: &GlobalArgs, args: &DiffArgs) -> Result<ExitCode, Erro
 /// `apply`: exit 0 when everything applied (and was ready), 1 otherwise. On eks the AWS side
 /// goes first (buckets, node groups), once the Kubernetes set is known to resolve; node group
 /// prune runs last, after everything else succeeded.
-pub async fn apply(global: &GlobalArgs, args: &ApplyArgs) -> Result<ExitCode, Error> {
-    let prepared = super::prepare(global, &args.addons).await?;
+pub async fn apply(args: &ApplySettings) -> Result<ExitCode, Error> {
+    apply_prepared(args, &super::prepare(&args.prepare).await?).await
+}
+
+/// `apply` of a rendered set (`up` hands over the one it prepared).
+pub async fn apply_prepared(args: &ApplySettings, prepared: &Prepared) -> Result<ExitCode, Error> {
     let opts = Options {
         force_conflicts: args.force_conflicts,
         dry_run: args.dry_run,
         prune: args.prune,
         prune_namespaces: args.prune_namespaces,
         prune_crds: args.prune_crds,
-        wait: !args.no_wait,
+        wait: args.wait,
         wait_complete: args.wait_jobs,
-        timeout: args.wait.timeout,
+        timeout: args.timeout,
         warnings_as_errors: args.warnings_as_errors,
-        ..options(&args.cluster)
+        ..options(args.concurrency)
     };
     let verb = if args.dry_run { "apply --dry-run" } else { "apply" };
-    let verbose = global.verbose > 0;
-    let aws = load_aws(&prepared).await?;
-    let engine = engine(global, &prepared, opts, aws.as_ref()).await?;
+    let verbose = args.reporting.verbose;
+    let format = args.reporting.format;
+    let aws = load_aws(prepared).await?;
+    let engine = engine(&args.connection, prepared, opts, aws.as_ref(), args.reporting.verbose).await?;
     let mut aws_report = None;
     if let Some(aws) = &aws {
         engine.check(&prepared.set).await?;
         let r = reconciler(
-            &prepared,
+            prepared,
             aws,
-            aws_options(&args.cluster, args.dry_run, args.node_group_timeout),
+            aws_options(args.concurrency, args.dry_run, args.node_group_timeout),
             verbose,
         )
         .apply()
         .await?;
         if r.failed() {
-            output::report::print(global.output, &Report::default(), Some(&r), verb, verbose)?;
+            output::report::print(format, &Report::default(), Some(&r), verb, verbose)?;
             return Ok(ExitCode::from(1));
         }
         aws_report = Some(r);
@@ -177,11 +180,11 @@ pub async fn apply(global: &GlobalArgs, args: &ApplyArgs) -> Result<ExitCode, Er
     };
     if let (Some(aws), Some(r)) = (&aws, aws_report.as_mut()) {
         if args.prune && !report.failed() {
-            let opts = aws_options(&args.cluster, args.dry_run, args.node_group_timeout);
-            r.extend(reconciler(&prepared, aws, opts, verbose).prune().await?);
+            let opts = aws_options(args.concurrency, args.dry_run, args.node_group_timeout);
+            r.extend(reconciler(prepared, aws, opts, verbose).prune().await?);
         }
     }
-    output::report::print(global.output, &report, aws_report.as_ref(), verb, verbose)?;
+    output::report::print(format, &report, aws_report.as_ref(), verb, verbose)?;
     let failed = report.failed() || aws_report.as_ref().is_some_and(AwsReport::failed);
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
@@ -210,10 +213,14 @@ fn interrupted(engine: &Engine, verb: &str) -> ExitCode {
 /// `delete`: asks first on a terminal; refuses without `--yes` elsewhere. On eks, once every
 /// Kubernetes object is gone, the node groups this environment created are deleted too (they
 /// keep the cluster and its subnets in use); buckets are never deleted, only listed.
-pub async fn delete(global: &GlobalArgs, args: &DeleteArgs) -> Result<ExitCode, Error> {
-    let prepared = super::prepare(global, &args.addons).await?;
+pub async fn delete(args: &DeleteSettings) -> Result<ExitCode, Error> {
+    delete_prepared(args, &super::prepare(&args.prepare).await?).await
+}
+
+/// `delete` of a rendered set (`down` hands over the one it prepared).
+pub async fn delete_prepared(args: &DeleteSettings, prepared: &Prepared) -> Result<ExitCode, Error> {
     let env = &prepared.loaded.env;
-    let verbose = global.verbose > 0;
+    let verbose = args.reporting.verbose;
     let aws = match reconcile::applies_to(env) || reconcile::declares_node_groups(env) {
         true => Some(Aws::load(env.target.region.as_deref().unwrap_or_default()).await),
         false => None,
@@ -221,22 +228,17 @@ pub async fn delete(global: &GlobalArgs, args: &DeleteArgs) -> Result<ExitCode, 
     let aws_opts = AwsOptions {
         dry_run: args.dry_run,
         waits: Waits { timeout: args.node_group_timeout, interval: std::time::Duration::from_secs(15) },
-        concurrency: usize::from(args.cluster.concurrency),
+        concurrency: args.concurrency,
     };
     let teardown = match &aws {
-        Some(aws) => Some(reconciler(&prepared, aws, aws_opts, verbose).teardown_plan().await?),
+        Some(aws) => Some(reconciler(prepared, aws, aws_opts, verbose).teardown_plan().await?),
         None => None,
     };
     if !args.yes && !args.dry_run {
-        let connect = ConnectOptions {
-            kubeconfig: global.kubeconfig.clone(),
-            context: global.context.clone(),
-            ..ConnectOptions::default()
-        };
-        let cluster = if cluster::uses_eks_api(&connect, env) {
+        let cluster = if cluster::uses_eks_api(&args.connection.connect_options(None), env) {
             format!("EKS cluster {}", env.target.cluster_name)
         } else {
-            let context = global.context.clone().or_else(|| cluster::default_context(env));
+            let context = args.connection.context.clone().or_else(|| cluster::default_context(env));
             format!("context {}", context.as_deref().unwrap_or("current"))
         };
         let groups: Vec<&str> =
@@ -247,8 +249,8 @@ pub async fn delete(global: &GlobalArgs, args: &DeleteArgs) -> Result<ExitCode, 
             return Ok(ExitCode::from(1));
         }
     }
-    let opts = Options { dry_run: args.dry_run, timeout: args.wait.timeout, ..options(&args.cluster) };
-    let engine = engine(global, &prepared, opts, aws.as_ref()).await?;
+    let opts = Options { dry_run: args.dry_run, timeout: args.timeout, ..options(args.concurrency) };
+    let engine = engine(&args.connection, prepared, opts, aws.as_ref(), args.reporting.verbose).await?;
     let report = tokio::select! {
         report = engine.delete(&prepared.set) => report?,
         _ = tokio::signal::ctrl_c() => return Ok(interrupted(&engine, "delete")),
@@ -266,11 +268,11 @@ pub async fn delete(global: &GlobalArgs, args: &DeleteArgs) -> Result<ExitCode, 
             }
             None
         }
-        (Some(aws), Some(t)) => Some(reconciler(&prepared, aws, aws_opts, verbose).teardown(t).await),
+        (Some(aws), Some(t)) => Some(reconciler(prepared, aws, aws_opts, verbose).teardown(t).await),
         _ => None,
     };
     let verb = if args.dry_run { "delete --dry-run" } else { "delete" };
-    output::report::print(global.output, &report, aws_report.as_ref(), verb, verbose)?;
+    output::report::print(args.reporting.format, &report, aws_report.as_ref(), verb, verbose)?;
     let failed = report.failed() || aws_report.as_ref().is_some_and(AwsReport::failed);
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
@@ -290,16 +292,17 @@ fn delete_prompt(objects: usize, env: &str, cluster: &str, groups: &[&str]) -> S
 
 /// `status`: drift and readiness per component (on eks also of the node groups and buckets);
 /// exit 0 when all in sync and ready, 2 otherwise.
-pub async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitCode, Error> {
-    let prepared = super::prepare(global, &args.addons).await?;
+pub async fn status(args: &StatusSettings) -> Result<ExitCode, Error> {
+    let prepared = super::prepare(&args.prepare).await?;
     let aws = load_aws(&prepared).await?;
-    let engine = engine(global, &prepared, options(&args.cluster), aws.as_ref()).await?;
+    let opts = options(args.concurrency);
+    let engine = engine(&args.connection, &prepared, opts, aws.as_ref(), args.reporting.verbose).await?;
     let report = engine.diff(&prepared.set).await?;
     let live = engine.readiness(&prepared.set).await?;
     let mut rows = Vec::new();
     if let Some(aws) = &aws {
-        let opts = aws_options(&args.cluster, true, std::time::Duration::ZERO);
-        for s in reconciler(&prepared, aws, opts, global.verbose > 0).status().await? {
+        let opts = aws_options(args.concurrency, true, std::time::Duration::ZERO);
+        for s in reconciler(&prepared, aws, opts, args.reporting.verbose).status().await? {
             let (component, object) = match s.resource {
                 Resource::NodeGroup => ("gpu", format!("EKS node group {}", s.name)),
                 Resource::Bucket => ("s3", format!("S3 bucket {}", s.name)),
@@ -338,10 +341,11 @@ pub async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitCode, 
         rows.push(Row { component, object: m.id(), state, ready, details });
     }
     let healthy = rows.iter().all(|r| r.state == "in sync" && r.ready == "ready");
-    output::status::print(global.output, &rows)?;
+    output::status::print(args.reporting.format, &rows)?;
     Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
+/// The JSON/YAML shape: the Kubernetes report, plus `aws` on eks targets.
 #[cfg(test)]
 mod tests {
     use super::delete_prompt;

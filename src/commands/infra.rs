@@ -4,32 +4,33 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::cli::{GlobalArgs, InfraAction, InfraOutputArgs, OutputFormat};
 use crate::env::model::TargetKind;
 use crate::env::terraform::{self as tf_refs, InfraSettings};
+use crate::settings::{Format, InfraAction, InfraCommand};
 use crate::targets::kind::target_kind_name;
 use crate::targets::process::Stream;
 use crate::targets::terraform::{self, Changes, Terraform, TerraformError};
 use crate::Error;
 
 /// Runs one `infra` subcommand.
-pub async fn run(global: &GlobalArgs, action: &InfraAction) -> Result<ExitCode, Error> {
+pub async fn run(command: &InfraCommand) -> Result<ExitCode, Error> {
+    let action = &command.action;
     // `infra output` prints the outputs on stdout, in every format: terraform's own output (the
     // init of a fresh directory) must not land in front of them.
     let out = match action {
         InfraAction::Output { .. } => Stream::Stderr(""),
         _ => Stream::Stdout(""),
     };
-    let infra = Infra::open(global, out)?;
+    let infra = Infra::open(&command.files, out)?;
     match action {
-        InfraAction::Plan { .. } => Ok(match infra.plan().await? {
+        InfraAction::Plan => Ok(match infra.plan().await? {
             Changes::None => ExitCode::SUCCESS,
             Changes::Some => ExitCode::from(2),
         }),
-        InfraAction::Apply { args, .. } => infra.apply(args.yes).await,
-        InfraAction::Output { args, .. } => output(global, &infra, args).await,
-        InfraAction::Destroy { args, .. } => {
-            if !args.yes && !infra.confirm_destroy()? {
+        InfraAction::Apply { yes } => infra.apply(*yes).await,
+        InfraAction::Output { write, format } => output(&infra, write.as_deref(), *format).await,
+        InfraAction::Destroy { yes } => {
+            if !yes && !infra.confirm_destroy()? {
                 eprintln!("not confirmed; nothing was destroyed");
                 return Ok(ExitCode::from(1));
             }
@@ -50,8 +51,8 @@ impl Infra {
     /// references are not resolved: the outputs may not exist yet) and finds terraform. Fails
     /// for kind environments, a missing `terraform.dir` and a missing terraform binary, before
     /// anything runs. terraform's stdout goes where `out` says.
-    pub fn open(global: &GlobalArgs, out: Stream) -> Result<Infra, Error> {
-        let settings = tf_refs::infra_settings(&global.env)?;
+    pub fn open(files: &[std::path::PathBuf], out: Stream) -> Result<Infra, Error> {
+        let settings = tf_refs::infra_settings(files)?;
         if settings.kind != TargetKind::Eks {
             return Err(TerraformError::NotEks {
                 environment: settings.name.clone(),
@@ -127,18 +128,18 @@ impl Infra {
 }
 
 /// Prints the outputs (and writes them with `--write`).
-async fn output(global: &GlobalArgs, infra: &Infra, args: &InfraOutputArgs) -> Result<ExitCode, Error> {
+async fn output(infra: &Infra, write: Option<&std::path::Path>, format: Format) -> Result<ExitCode, Error> {
     infra.tf.init_if_needed().await?;
     let document = infra.tf.outputs().await?;
-    if let Some(path) = &args.write {
+    if let Some(path) = write {
         terraform::write_outputs(path, &document)?;
         eprintln!("wrote the Terraform outputs to {}", path.display());
     }
     let parsed: serde_json::Value = serde_json::from_str(&document).map_err(anyhow::Error::from)?;
-    let text = match global.output {
-        OutputFormat::Json => format!("{}\n", document.trim_end()),
-        OutputFormat::Yaml => crate::yaml::to_string(&parsed),
-        OutputFormat::Text => outputs_table(&parsed),
+    let text = match format {
+        Format::Json => format!("{}\n", document.trim_end()),
+        Format::Yaml => crate::yaml::to_string(&parsed),
+        Format::Text => outputs_table(&parsed),
     };
     std::io::stdout().lock().write_all(text.as_bytes()).map_err(anyhow::Error::from)?;
     Ok(ExitCode::SUCCESS)

@@ -1,19 +1,20 @@
 //! `cluster create|delete|config`: the local kind cluster of a kind environment.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use crate::cli::{GlobalArgs, KindClusterAction, KindCreateArgs, KindDeleteArgs, OutputFormat};
 use crate::env::model::TargetKind;
-use crate::env::{self, Environment, LoadOptions};
+use crate::env::Environment;
+use crate::settings::{ClusterAction, ClusterSettings, ConnectionSettings, Format};
 use crate::targets::kind::{self, CreateOptions, Created, Kind, KindError, Programs};
 use crate::Error;
 
 /// Runs one `cluster` subcommand.
-pub async fn run(global: &GlobalArgs, action: &KindClusterAction) -> Result<ExitCode, Error> {
+pub async fn run(settings: &ClusterSettings) -> Result<ExitCode, Error> {
     // Only the environment is needed: no job specs, templates or add-ons are read.
-    let loaded =
-        env::load(&global.env, &LoadOptions { terraform_outputs: global.terraform_outputs.clone() })?;
+    let loaded = super::load(&settings.load)?;
     let env = &loaded.env;
     if env.target.kind != TargetKind::Kind {
         return Err(KindError::NotKind {
@@ -22,38 +23,42 @@ pub async fn run(global: &GlobalArgs, action: &KindClusterAction) -> Result<Exit
         }
         .into());
     }
-    match action {
-        KindClusterAction::Config { .. } => config(global, env),
-        KindClusterAction::Create { args, .. } => create(global, env, args).await,
-        KindClusterAction::Delete { args, .. } => delete(global, env, args).await,
+    let kubeconfig = settings.kubeconfig.as_deref();
+    match settings.action {
+        ClusterAction::Config { format } => config(env, format),
+        ClusterAction::Create { wait } => create(env, &settings.load.files, kubeconfig, wait).await,
+        ClusterAction::Delete { yes } => delete(env, kubeconfig, yes).await,
     }
 }
 
 /// Prints the generated config.
-fn config(global: &GlobalArgs, env: &Environment) -> Result<ExitCode, Error> {
+fn config(env: &Environment, format: Format) -> Result<ExitCode, Error> {
     let config = kind::kind_config(env);
-    let text = match global.output {
-        OutputFormat::Json => serde_json::to_string_pretty(&config).map_err(anyhow::Error::from)? + "\n",
-        OutputFormat::Text | OutputFormat::Yaml => crate::yaml::to_string(&config),
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(&config).map_err(anyhow::Error::from)? + "\n",
+        Format::Text | Format::Yaml => crate::yaml::to_string(&config),
     };
     std::io::stdout().lock().write_all(text.as_bytes()).map_err(anyhow::Error::from)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// `cluster create` (also the first step of `up` on kind).
+/// `cluster create` (also the first step of `up` on kind): `wait` bounds the node waits, none
+/// with `None`; `files` are the environment files, for the next command it suggests.
 pub async fn create(
-    global: &GlobalArgs,
     env: &Environment,
-    args: &KindCreateArgs,
+    files: &[PathBuf],
+    kubeconfig: Option<&Path>,
+    wait: Option<Duration>,
 ) -> Result<ExitCode, Error> {
     let kind = Kind::preflight(&Programs::from_env()).await?;
-    let opts = CreateOptions {
-        wait: (!args.no_wait).then_some(args.timeout),
-        kubeconfig: global.kubeconfig.clone(),
-    };
-    let created = kind.create(env, &opts).await?;
     let name = &env.target.cluster_name;
-    let files: Vec<String> = global.env.iter().map(|f| format!("-e {}", f.display())).collect();
+    let connection = ConnectionSettings {
+        kubeconfig: kubeconfig.map(Path::to_path_buf),
+        context: Some(kind::context_name(name)),
+    };
+    let opts = CreateOptions { wait, connection: connection.connect_options(None) };
+    let created = kind.create(env, &opts).await?;
+    let files: Vec<String> = files.iter().map(|f| format!("-e {}", f.display())).collect();
     eprintln!(
         "kind cluster {name:?} is {}; kubeconfig context {}. Next: trainstack apply {}",
         match created {
@@ -68,13 +73,9 @@ pub async fn create(
 
 /// `cluster delete` (also the last step of `down` on kind): asks first on a terminal; refuses
 /// without `--yes` elsewhere.
-pub async fn delete(
-    global: &GlobalArgs,
-    env: &Environment,
-    args: &KindDeleteArgs,
-) -> Result<ExitCode, Error> {
+pub async fn delete(env: &Environment, kubeconfig: Option<&Path>, yes: bool) -> Result<ExitCode, Error> {
     let name = &env.target.cluster_name;
-    if !args.yes
+    if !yes
         && !super::confirm(
             &format!("delete kind cluster {name:?}"),
             &format!(
@@ -87,7 +88,7 @@ pub async fn delete(
         return Ok(ExitCode::from(1));
     }
     let kind = Kind::preflight(&Programs::from_env()).await?;
-    if kind.delete(name, global.kubeconfig.as_deref()).await? {
+    if kind.delete(name, kubeconfig).await? {
         eprintln!("kind cluster {name:?} deleted");
     }
     Ok(ExitCode::SUCCESS)

@@ -1,21 +1,23 @@
 //! `up` and `down`: an environment's whole lifecycle as a list of steps, each running the same
 //! code as the command it stands for, stopping at the first failure with how to resume.
 
+use std::cell::OnceCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::process::ExitCode;
 
-use crate::cli::{
-    AddonArgs, ApplyArgs, ClusterArgs, DeleteArgs, DownArgs, GlobalArgs, KindCreateArgs, KindDeleteArgs,
-    SmokeArgs, UpArgs, WaitArgs,
-};
 use crate::env::model::TargetKind;
-use crate::env::{self, LoadOptions};
+use crate::env::{self, LoadedEnv};
+use crate::settings::{
+    ApplySettings, ConnectionSettings, DeleteSettings, DownSettings, PrepareSettings, SmokeSettings,
+    UpSettings,
+};
 use crate::targets::kind::{go_duration, Kind, Programs};
 use crate::targets::process::Stream;
 use crate::Error;
 
 use super::infra::Infra;
+use super::Prepared;
 
 type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<ExitCode, Error>> + 'a>>;
 
@@ -38,79 +40,117 @@ impl<'a> Step<'a> {
 }
 
 /// `up`: kind: `cluster create`, `apply`, `smoke`; EKS: `infra apply`, `apply`, `smoke`
-/// (`smoke` unless `--no-smoke`).
-pub async fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitCode, Error> {
-    if args.apply.dry_run {
+/// (`smoke` unless `--no-smoke`). The environment is loaded and rendered once, and every step
+/// gets that one render: on kind before the cluster is made, on EKS by the apply step, once
+/// `infra apply` has written the outputs it reads.
+pub async fn up(args: &UpSettings) -> Result<ExitCode, Error> {
+    let apply = &args.apply;
+    if apply.dry_run {
         return Err(anyhow::anyhow!(
             "`up` makes changes and has no --dry-run: preview them with `trainstack infra plan` (EKS) and `trainstack diff`"
         )
         .into());
     }
-    let cmd = Commands::new(global, args.yes);
-    let apply = Step::new(
-        "apply the platform",
-        cmd.line("apply", &apply_flags(&args.apply)),
-        super::cluster::apply(global, &args.apply),
-    );
-    let smoke = (!args.no_smoke).then(|| {
-        let smoke_args = smoke_args(args);
-        Step::new("smoke-test the platform", cmd.line("smoke", &smoke_flags(&smoke_args)), async move {
-            super::smoke::run(global, &smoke_args).await
+    let files = &apply.prepare.load.files;
+    let cmd = Commands::new(&apply.prepare, &apply.connection, args.yes);
+    let target = env::terraform::infra_settings(files)?.kind;
+    // Loaded now on kind so that an invalid environment stops `up` before the cluster is made.
+    let loaded = match target {
+        TargetKind::Kind => {
+            let loaded = super::load(&apply.prepare.load)?;
+            if !apply.prepare.addons.skip {
+                super::addons::read_locks(&loaded, files)?;
+            }
+            Some(loaded)
+        }
+        TargetKind::Eks => None,
+    };
+    let rendered = OnceCell::new();
+    let render = || prepared_once(&rendered, loaded.as_ref(), &apply.prepare);
+    let apply_step = Step::new("apply the platform", cmd.line("apply", &apply_flags(apply)), async move {
+        super::cluster::apply_prepared(apply, render().await?).await
+    });
+    let smoke = args.smoke.as_ref().map(|smoke| {
+        Step::new("smoke-test the platform", cmd.line("smoke", &smoke_flags(smoke)), async move {
+            super::smoke::smoke(smoke, render().await?).await
         })
     });
-    let kind = env::terraform::infra_settings(&global.env)?.kind;
-    let mut steps = match kind {
-        TargetKind::Kind => {
-            // Loaded now so that an invalid environment stops `up` before the cluster is made.
-            let loaded = env::load(&global.env, &load_options(global))?;
-            if !args.apply.addons.no_addons {
-                super::addons::read_locks(&loaded, &global.env)?;
-            }
-            let timeout = args.apply.wait.timeout;
-            let create = KindCreateArgs { no_wait: false, timeout };
+    let mut steps = match &loaded {
+        Some(loaded) => {
             let create_step = Step::new(
                 format!("create kind cluster {:?}", loaded.env.target.cluster_name),
-                cmd.line("cluster create", &timeout_flag(timeout)),
-                async move { super::kind::create(global, &loaded.env, &create).await },
+                cmd.line("cluster create", &timeout_flag(apply.timeout)),
+                super::kind::create(
+                    &loaded.env,
+                    files,
+                    apply.connection.kubeconfig.as_deref(),
+                    Some(apply.timeout),
+                ),
             );
-            vec![create_step, apply]
+            vec![create_step, apply_step]
         }
-        TargetKind::Eks => {
-            let infra = Infra::open(global, Stream::Stderr(""))?;
+        None => {
+            let infra = Infra::open(files, Stream::Stderr(""))?;
             let yes = args.yes;
             let infra_step = Step::new(
                 "apply the base infrastructure (Terraform)",
                 cmd.line("infra apply", &cmd.yes_flag()),
                 async move { infra.apply(yes).await },
             );
-            vec![infra_step, apply]
+            vec![infra_step, apply_step]
         }
     };
     steps.extend(smoke);
-    let mut up_flags = apply_flags(&args.apply);
+    let mut up_flags = apply_flags(apply);
     up_flags.extend(cmd.yes_flag());
     up_flags.extend(up_smoke_flags(args));
     run_steps("up", &cmd.line("up", &up_flags), steps).await
 }
 
+/// The render every step of `up` or `down` shares, made by the first step that needs it, from
+/// the environment loaded before the steps when there is one.
+async fn prepared_once<'a>(
+    cell: &'a OnceCell<Prepared>,
+    loaded: Option<&LoadedEnv>,
+    settings: &PrepareSettings,
+) -> Result<&'a Prepared, Error> {
+    if let Some(prepared) = cell.get() {
+        return Ok(prepared);
+    }
+    let prepared = match loaded {
+        Some(loaded) => super::render_loaded(loaded.clone(), settings).await?,
+        None => super::prepare(settings).await?,
+    };
+    Ok(cell.get_or_init(|| prepared))
+}
+
 /// `down`: `delete` of every object, then `cluster delete` (kind) or `terraform destroy` (EKS).
-pub async fn down(global: &GlobalArgs, args: &DownArgs) -> Result<ExitCode, Error> {
+pub async fn down(args: &DownSettings) -> Result<ExitCode, Error> {
     if args.delete.dry_run {
         return Err(anyhow::anyhow!(
             "`down` deletes and has no --dry-run: `trainstack delete --dry-run` lists the objects it would delete"
         )
         .into());
     }
-    let settings = env::terraform::infra_settings(&global.env)?;
+    let files = &args.delete.prepare.load.files;
+    let settings = env::terraform::infra_settings(files)?;
     let yes = args.delete.yes;
-    let cmd = Commands::new(global, yes);
-    let delete_args = DeleteArgs { yes: true, ..args.delete.clone() };
+    let cmd = Commands::new(&args.delete.prepare, &args.delete.connection, yes);
+    // `down` asks once, for every step.
+    let delete_settings = DeleteSettings { yes: true, ..args.delete.clone() };
+    let delete_settings = &delete_settings;
     let flags = delete_flags(&args.delete);
     let delete_line = cmd.line("delete", &[flags.clone(), cmd.yes_flag()].concat());
     let name = settings.name.clone();
-    let steps = match settings.kind {
-        TargetKind::Kind => {
-            let loaded = env::load(&global.env, &load_options(global))?;
+    let kubeconfig = args.delete.connection.kubeconfig.as_deref();
+    let loaded = match settings.kind {
+        TargetKind::Kind => Some(super::load(&args.delete.prepare.load)?),
+        TargetKind::Eks => None,
+    };
+    let rendered = OnceCell::new();
+    let render = || prepared_once(&rendered, loaded.as_ref(), &args.delete.prepare);
+    let steps = match &loaded {
+        Some(loaded) => {
             // Checked before anything is asked or deleted: a missing kind is reported first.
             let kind = Kind::preflight(&Programs::from_env()).await?;
             let cluster = loaded.env.target.cluster_name.clone();
@@ -123,18 +163,17 @@ pub async fn down(global: &GlobalArgs, args: &DownArgs) -> Result<ExitCode, Erro
                     eprintln!("kind cluster {cluster:?} does not exist; no objects to delete");
                     return Ok(ExitCode::SUCCESS);
                 }
-                super::cluster::delete(global, &delete_args).await
+                super::cluster::delete_prepared(delete_settings, render().await?).await
             });
-            let cluster = loaded.env.target.cluster_name.clone();
             let remove = Step::new(
-                format!("delete kind cluster {cluster:?}"),
+                format!("delete kind cluster {:?}", loaded.env.target.cluster_name),
                 cmd.line("cluster delete", &cmd.yes_flag()),
-                async move { super::kind::delete(global, &loaded.env, &KindDeleteArgs { yes: true }).await },
+                super::kind::delete(&loaded.env, kubeconfig, true),
             );
             vec![delete, remove]
         }
-        TargetKind::Eks => {
-            let infra = Infra::open(global, Stream::Stderr(""))?;
+        None => {
+            let infra = Infra::open(files, Stream::Stderr(""))?;
             if !yes
                 && !confirm_down(
                     &name,
@@ -146,7 +185,10 @@ pub async fn down(global: &GlobalArgs, args: &DownArgs) -> Result<ExitCode, Erro
             // A `down` that stopped after Terraform removed the cluster resumes here: with the
             // cluster gone there is nothing left to delete, and the destroy finishes the rest.
             let delete = Step::new("delete the platform's objects", delete_line, async move {
-                let result = super::cluster::delete(global, &delete_args).await;
+                let result = match render().await {
+                    Ok(prepared) => super::cluster::delete_prepared(delete_settings, prepared).await,
+                    Err(e) => Err(e),
+                };
                 if let Some(cluster) = result.as_ref().err().and_then(Error::missing_eks_cluster) {
                     eprintln!(
                         "EKS cluster {cluster:?} does not exist (any more); no objects or node groups to delete, going on to the Terraform destroy"
@@ -179,10 +221,6 @@ fn confirm_down(name: &str, then: &str) -> Result<bool, Error> {
 fn not_confirmed() -> ExitCode {
     eprintln!("not confirmed; nothing was deleted");
     ExitCode::from(1)
-}
-
-fn load_options(global: &GlobalArgs) -> LoadOptions {
-    LoadOptions { terraform_outputs: global.terraform_outputs.clone() }
 }
 
 /// Runs the steps in order with a header each; the first that fails (an error or a non-zero
@@ -223,22 +261,22 @@ struct Commands {
 }
 
 impl Commands {
-    fn new(global: &GlobalArgs, yes: bool) -> Self {
+    fn new(prepare: &PrepareSettings, connection: &ConnectionSettings, yes: bool) -> Self {
         let mut globals = Vec::new();
-        for f in &global.env {
+        for f in &prepare.load.files {
             globals.extend(["-e".to_string(), f.display().to_string()]);
         }
         let paths = [
-            ("--kubeconfig", &global.kubeconfig),
-            ("--terraform-outputs", &global.terraform_outputs),
-            ("--templates", &global.templates),
+            ("--kubeconfig", &connection.kubeconfig),
+            ("--terraform-outputs", &prepare.load.terraform_outputs),
+            ("--templates", &prepare.templates),
         ];
         for (flag, path) in paths {
             if let Some(p) = path {
                 globals.extend([flag.to_string(), p.display().to_string()]);
             }
         }
-        if let Some(c) = &global.context {
+        if let Some(c) = &connection.context {
             globals.extend(["--context".to_string(), c.clone()]);
         }
         Commands { globals, yes }
@@ -272,23 +310,10 @@ fn timeout_flag(timeout: std::time::Duration) -> Vec<String> {
     duration_flag("--timeout", timeout)
 }
 
-/// What `smoke` gets from `up`: apply's add-on options and the `--smoke-*`/`--junit` options.
-fn smoke_args(up: &UpArgs) -> SmokeArgs {
-    SmokeArgs {
-        addons: up.apply.addons.clone(),
-        only: Vec::new(),
-        skip: up.smoke_skip.clone(),
-        keep: false,
-        timeout: up.smoke_timeout,
-        junit: up.junit.clone(),
-        mlflow_url: up.mlflow_url.clone(),
-    }
-}
-
 /// The flags of `smoke` that differ from their defaults, to repeat them in a resume hint.
-fn smoke_flags(s: &SmokeArgs) -> Vec<String> {
+fn smoke_flags(s: &SmokeSettings) -> Vec<String> {
     let mut flags = Vec::new();
-    if s.addons.no_addons {
+    if s.prepare.addons.skip {
         flags.push("--no-addons".into());
     }
     if !s.skip.is_empty() {
@@ -305,19 +330,19 @@ fn smoke_flags(s: &SmokeArgs) -> Vec<String> {
 }
 
 /// The smoke options of `up` that differ from their defaults, for the `up` rerun line.
-fn up_smoke_flags(up: &UpArgs) -> Vec<String> {
-    if up.no_smoke {
+fn up_smoke_flags(up: &UpSettings) -> Vec<String> {
+    let Some(smoke) = &up.smoke else {
         return vec!["--no-smoke".into()];
-    }
+    };
     let mut flags = Vec::new();
-    if !up.smoke_skip.is_empty() {
-        flags.extend(["--smoke-skip".into(), checks_list(&up.smoke_skip)]);
+    if !smoke.skip.is_empty() {
+        flags.extend(["--smoke-skip".into(), checks_list(&smoke.skip)]);
     }
-    flags.extend(duration_flag("--smoke-timeout", up.smoke_timeout));
-    if let Some(path) = &up.junit {
+    flags.extend(duration_flag("--smoke-timeout", smoke.timeout));
+    if let Some(path) = &smoke.junit {
         flags.extend(["--junit".into(), path.display().to_string()]);
     }
-    if let Some(url) = &up.mlflow_url {
+    if let Some(url) = &smoke.mlflow_url {
         flags.extend(["--mlflow-url".into(), url.clone()]);
     }
     flags
@@ -328,8 +353,8 @@ fn checks_list(checks: &[crate::smoke::Check]) -> String {
 }
 
 /// The flags of `delete` that differ from their defaults, to repeat them in a resume hint.
-fn delete_flags(d: &DeleteArgs) -> Vec<String> {
-    let mut flags = common_flags(&d.addons, &d.cluster, &d.wait);
+fn delete_flags(d: &DeleteSettings) -> Vec<String> {
+    let mut flags = common_flags(&d.prepare, d.concurrency, d.timeout);
     flags.extend(node_group_timeout_flag(d.node_group_timeout));
     flags
 }
@@ -343,27 +368,27 @@ fn node_group_timeout_flag(timeout: std::time::Duration) -> Vec<String> {
 }
 
 /// Add-on and cluster flags that differ from their defaults.
-fn common_flags(addons: &AddonArgs, cluster: &ClusterArgs, wait: &WaitArgs) -> Vec<String> {
+fn common_flags(prepare: &PrepareSettings, concurrency: usize, timeout: std::time::Duration) -> Vec<String> {
     let mut flags = Vec::new();
-    if addons.no_addons {
+    if prepare.addons.skip {
         flags.push("--no-addons".into());
     }
-    if cluster.concurrency != 8 {
-        flags.extend(["--concurrency".into(), cluster.concurrency.to_string()]);
+    if concurrency != 8 {
+        flags.extend(["--concurrency".into(), concurrency.to_string()]);
     }
-    flags.extend(timeout_flag(wait.timeout));
+    flags.extend(timeout_flag(timeout));
     flags
 }
 
 /// The flags of `apply` that differ from their defaults, to repeat them in a resume hint.
-fn apply_flags(a: &ApplyArgs) -> Vec<String> {
-    let mut flags = common_flags(&a.addons, &a.cluster, &a.wait);
+fn apply_flags(a: &ApplySettings) -> Vec<String> {
+    let mut flags = common_flags(&a.prepare, a.concurrency, a.timeout);
     let switches = [
         (a.force_conflicts, "--force-conflicts"),
         (a.prune, "--prune"),
         (a.prune_namespaces, "--prune-namespaces"),
         (a.prune_crds, "--prune-crds"),
-        (a.no_wait, "--no-wait"),
+        (!a.wait, "--no-wait"),
         (a.wait_jobs, "--wait-jobs"),
         (a.warnings_as_errors, "--warnings-as-errors"),
     ];

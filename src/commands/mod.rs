@@ -13,37 +13,30 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::CommandFactory;
-
 use crate::addons::{AddonLoader, Lock};
-use crate::cli::{AddonArgs, Cli, Command, GlobalArgs};
-use crate::env::{LoadOptions, LoadedEnv};
+use crate::env::{self, LoadedEnv};
 use crate::jobs::{self, Job};
 use crate::manifest::Manifest;
 use crate::render::Templates;
+use crate::settings::{AddonSettings, LoadSettings, PrepareSettings, Settings};
 use crate::Error;
 
 /// Runs one command.
-pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
-    let global = cli.command.settings();
-    match cli.command {
-        Command::Render { args, .. } => render::run(&global, &args).await,
-        Command::Diff { args, .. } => cluster::diff(&global, &args).await,
-        Command::Apply { args, .. } => cluster::apply(&global, &args).await,
-        Command::Delete { args, .. } => cluster::delete(&global, &args).await,
-        Command::Status { args, .. } => cluster::status(&global, &args).await,
-        Command::Smoke { args, .. } => smoke::run(&global, &args).await,
-        Command::Cluster(args) => kind::run(&global, &args.action).await,
-        Command::Validate { args, .. } => validate::run(&global, &args).await,
-        Command::Addons(args) => addons::run(&global, &args.action).await,
-        Command::Infra(args) => infra::run(&global, &args.action).await,
-        Command::Up { args, .. } => lifecycle::up(&global, &args).await,
-        Command::Down { args, .. } => lifecycle::down(&global, &args).await,
-        Command::Completions { shell } => {
-            // Generated into memory and written with the error kept: clap_complete panics on a
-            // failed write, and `trainstack completions bash | head -1` must stop quietly (141).
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "trainstack", &mut script);
+pub async fn run(settings: Settings) -> Result<ExitCode, Error> {
+    match settings {
+        Settings::Render(s) => render::run(&s).await,
+        Settings::Diff(s) => cluster::diff(&s).await,
+        Settings::Apply(s) => cluster::apply(&s).await,
+        Settings::Delete(s) => cluster::delete(&s).await,
+        Settings::Status(s) => cluster::status(&s).await,
+        Settings::Smoke(s) => smoke::run(&s).await,
+        Settings::Cluster(s) => kind::run(&s).await,
+        Settings::Validate(s) => validate::run(&s).await,
+        Settings::AddonsLock(s) => addons::lock(&s).await,
+        Settings::Infra(s) => infra::run(&s).await,
+        Settings::Up(s) => lifecycle::up(&s).await,
+        Settings::Down(s) => lifecycle::down(&s).await,
+        Settings::Completions(script) => {
             let mut out = std::io::stdout().lock();
             std::io::Write::write_all(&mut out, &script)
                 .and_then(|()| std::io::Write::flush(&mut out))
@@ -64,13 +57,30 @@ pub struct Prepared {
 }
 
 /// Loads and checks all inputs, then renders. Nothing is rendered while any input is invalid.
-pub async fn prepare(global: &GlobalArgs, addons: &AddonArgs) -> Result<Prepared, Error> {
-    let (loaded, jobs) = jobs::load_with_env(
-        &global.env,
-        &LoadOptions { terraform_outputs: global.terraform_outputs.clone() },
-    )?;
-    let templates = Templates::load(global.templates.as_deref())?;
-    let addon_objects = load_addons(&loaded, addons, &global.env).await?;
+pub async fn prepare(settings: &PrepareSettings) -> Result<Prepared, Error> {
+    // Environment and job spec problems are reported together.
+    let (loaded, jobs) = jobs::load_with_env(&settings.load.files, &settings.load.options())?;
+    render_with(loaded, jobs, settings).await
+}
+
+/// Loads the environment alone, for commands that need no job specs, templates or add-ons.
+pub(crate) fn load(settings: &LoadSettings) -> Result<LoadedEnv, Error> {
+    Ok(env::load(&settings.files, &settings.options())?)
+}
+
+/// Renders an environment loaded earlier (`up` and `down` load it before their first step).
+pub(crate) async fn render_loaded(loaded: LoadedEnv, settings: &PrepareSettings) -> Result<Prepared, Error> {
+    let jobs = jobs::load(&loaded)?;
+    render_with(loaded, jobs, settings).await
+}
+
+async fn render_with(
+    loaded: LoadedEnv,
+    jobs: Vec<Job>,
+    settings: &PrepareSettings,
+) -> Result<Prepared, Error> {
+    let templates = Templates::load(settings.templates.as_deref())?;
+    let addon_objects = load_addons(&loaded, &settings.addons, &settings.load.files).await?;
     let set = crate::render::render(&loaded, &jobs, &templates, addon_objects)?;
     Ok(Prepared { loaded, jobs, set })
 }
@@ -81,10 +91,10 @@ pub async fn prepare(global: &GlobalArgs, addons: &AddonArgs) -> Result<Prepared
 /// built or downloaded.
 async fn load_addons(
     loaded: &LoadedEnv,
-    args: &AddonArgs,
+    args: &AddonSettings,
     env_files: &[PathBuf],
 ) -> Result<Vec<(String, Vec<serde_json::Value>)>, Error> {
-    if args.no_addons {
+    if args.skip {
         return Ok(Vec::new());
     }
     let cache = args.cache_dir.clone().unwrap_or_else(AddonLoader::default_cache_dir);

@@ -5,13 +5,13 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use crate::cli::{GlobalArgs, OutputFormat, RenderArgs};
 use crate::manifest;
+use crate::settings::{Format, RenderSettings};
 use crate::Error;
 
 /// Renders and writes the manifest set.
-pub async fn run(global: &GlobalArgs, args: &RenderArgs) -> Result<ExitCode, Error> {
-    let prepared = super::prepare(global, &args.addons).await?;
+pub async fn run(args: &RenderSettings) -> Result<ExitCode, Error> {
+    let prepared = super::prepare(&args.prepare).await?;
     let set = &prepared.set;
     let text = if let Some(dir) = &args.out {
         let written = manifest::write_dir(set, dir)?;
@@ -28,13 +28,13 @@ pub async fn run(global: &GlobalArgs, args: &RenderArgs) -> Result<ExitCode, Err
             })
             .collect();
         let listing = Written { dir: dir.display().to_string(), files };
-        match global.output {
-            OutputFormat::Text => return Ok(ExitCode::SUCCESS),
-            OutputFormat::Json => serde_json::to_string_pretty(&listing).map_err(anyhow::Error::from)? + "\n",
-            OutputFormat::Yaml => crate::yaml::to_string(&listing),
+        match args.format {
+            Format::Text => return Ok(ExitCode::SUCCESS),
+            Format::Json => serde_json::to_string_pretty(&listing).map_err(anyhow::Error::from)? + "\n",
+            Format::Yaml => crate::yaml::to_string(&listing),
         }
     } else {
-        stream(set, global.output)?
+        stream(set, args.format)?
     };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes()).map_err(anyhow::Error::from)?;
@@ -58,10 +58,10 @@ struct WrittenFile<'a> {
 }
 
 /// The set as one YAML stream or a JSON `List`.
-fn stream(set: &[manifest::Manifest], format: OutputFormat) -> Result<String, Error> {
+fn stream(set: &[manifest::Manifest], format: Format) -> Result<String, Error> {
     Ok(match format {
-        OutputFormat::Text | OutputFormat::Yaml => manifest::to_stream(set),
-        OutputFormat::Json => {
+        Format::Text | Format::Yaml => manifest::to_stream(set),
+        Format::Json => {
             let items: Vec<&serde_json::Value> = set.iter().map(|m| &m.obj).collect();
             let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
             serde_json::to_string_pretty(&list).map_err(anyhow::Error::from)? + "\n"

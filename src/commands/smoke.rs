@@ -5,21 +5,27 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use crate::cli::{GlobalArgs, OutputFormat, SmokeArgs};
-use crate::engine::cluster::{self, ConnectOptions};
+use crate::engine::cluster;
 use crate::engine::run::{Engine, Options};
 use crate::output;
 use crate::output::progress::Bars;
+use crate::settings::{Format, SmokeSettings};
 use crate::smoke::report::RunReport;
 use crate::smoke::{checks, namespace, Context, SMOKE_NAMESPACE};
 use crate::Error;
+
+use super::Prepared;
 
 /// Exit code after an interrupt, as shells report SIGINT.
 const INTERRUPTED: u8 = 130;
 
 /// Runs `smoke`.
-pub async fn run(global: &GlobalArgs, args: &SmokeArgs) -> Result<ExitCode, Error> {
-    let prepared = super::prepare(global, &args.addons).await?;
+pub async fn run(args: &SmokeSettings) -> Result<ExitCode, Error> {
+    smoke(args, &super::prepare(&args.prepare).await?).await
+}
+
+/// Runs the checks against the rendered set (`up` hands over the one its apply step used).
+pub async fn smoke(args: &SmokeSettings, prepared: &Prepared) -> Result<ExitCode, Error> {
     // Opened before any check runs, so a bad path fails in a second rather than after them.
     let junit = match &args.junit {
         Some(path) => Some((
@@ -30,15 +36,7 @@ pub async fn run(global: &GlobalArgs, args: &SmokeArgs) -> Result<ExitCode, Erro
         None => None,
     };
     let env = prepared.loaded.env.clone();
-    let client = cluster::connect(
-        &ConnectOptions {
-            kubeconfig: global.kubeconfig.clone(),
-            context: global.context.clone(),
-            ..ConnectOptions::default()
-        },
-        &env,
-    )
-    .await?;
+    let client = cluster::connect(&args.connection.connect_options(None), &env).await?;
     let opts = Options { timeout: args.timeout, ..Options::default() };
     // Quiet as before: smoke's own engine calls are reads, listed per check in the results.
     let progress = Arc::new(Bars::new(false));
@@ -48,7 +46,7 @@ pub async fn run(global: &GlobalArgs, args: &SmokeArgs) -> Result<ExitCode, Erro
         client,
         engine,
         env,
-        set: prepared.set,
+        set: prepared.set.clone(),
         run_id: crate::smoke::new_run_id(),
         timeout: args.timeout,
         mlflow_url: args.mlflow_url.clone(),
@@ -82,10 +80,10 @@ pub async fn run(global: &GlobalArgs, args: &SmokeArgs) -> Result<ExitCode, Erro
         file.write_all(output::smoke::junit(&report).as_bytes())
             .map_err(|e| anyhow::anyhow!("--junit {}: {e}", path.display()))?;
     }
-    let text = match global.output {
-        OutputFormat::Text => output::smoke::table(&report, global.verbose > 0),
-        OutputFormat::Json => serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)? + "\n",
-        OutputFormat::Yaml => crate::yaml::to_string(&report),
+    let text = match args.reporting.format {
+        Format::Text => output::smoke::table(&report, args.reporting.verbose),
+        Format::Json => serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)? + "\n",
+        Format::Yaml => crate::yaml::to_string(&report),
     };
     std::io::stdout().lock().write_all(text.as_bytes()).map_err(anyhow::Error::from)?;
     Ok(if report.summary.failed > 0 || cleanup_failed { ExitCode::from(1) } else { ExitCode::SUCCESS })

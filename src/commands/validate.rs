@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use crate::cli::{GlobalArgs, OutputFormat, ValidateArgs};
 use crate::diag::Diagnostic;
 use crate::manifest::{Manifest, Origin};
 use crate::render::{RenderError, TemplateError};
+use crate::settings::{Format, ValidateSettings};
 use crate::validate::{check_core, CrdSchemas};
 use crate::Error;
 
@@ -79,7 +79,7 @@ fn origin(m: &Manifest, templates_dir: Option<&std::path::Path>) -> String {
 }
 
 /// Exit 0 when everything is valid, 1 otherwise.
-pub async fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<ExitCode, Error> {
+pub async fn run(args: &ValidateSettings) -> Result<ExitCode, Error> {
     let mut crds = CrdSchemas::new();
     for dir in &args.crds {
         let loaded = CrdSchemas::load_dir(dir).map_err(anyhow::Error::from)?;
@@ -90,16 +90,16 @@ pub async fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<ExitCode, E
         }
         crds.extend(loaded);
     }
-    let prepared = match super::prepare(global, &args.addons).await {
+    let prepared = match super::prepare(&args.prepare).await {
         Ok(prepared) => prepared,
         // A CI job reading `-o json` gets the problems there too; the text report stays the
         // compiler-style error on stderr.
-        Err(Error::Input(diagnostics)) if global.output != OutputFormat::Text => {
+        Err(Error::Input(diagnostics)) if args.format != Format::Text => {
             let problems = diagnostics.0.iter().map(|d| Problem::Input(d.into())).collect();
-            return nothing_rendered(global.output, problems);
+            return nothing_rendered(args.format, problems);
         }
-        Err(Error::Render(e)) if global.output != OutputFormat::Text => {
-            return nothing_rendered(global.output, vec![Problem::Input(render_problem(&e))]);
+        Err(Error::Render(e)) if args.format != Format::Text => {
+            return nothing_rendered(args.format, vec![Problem::Input(render_problem(&e))]);
         }
         Err(e) => return Err(e),
     };
@@ -129,19 +129,19 @@ pub async fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<ExitCode, E
         for p in problems {
             out.problems.push(Problem::Object(ObjectProblem {
                 object: m.id(),
-                origin: origin(m, global.templates.as_deref()),
+                origin: origin(m, args.prepare.templates.as_deref()),
                 path: p.path,
                 message: p.message,
             }));
         }
     }
     out.valid = out.problems.is_empty();
-    print(global.output, &out)?;
+    print(args.format, &out)?;
     Ok(if out.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// The report when the inputs stopped the render: the problems, nothing checked; exit 1.
-fn nothing_rendered(format: OutputFormat, problems: Vec<Problem>) -> Result<ExitCode, Error> {
+fn nothing_rendered(format: Format, problems: Vec<Problem>) -> Result<ExitCode, Error> {
     print(format, &Outcome { problems, ..Outcome::default() })?;
     Ok(ExitCode::from(1))
 }
@@ -160,11 +160,11 @@ fn render_problem(e: &RenderError) -> InputProblem {
     InputProblem { file, line, column: None, field: String::new(), message, shown: e.to_string() }
 }
 
-fn print(format: OutputFormat, out: &Outcome) -> Result<(), Error> {
+fn print(format: Format, out: &Outcome) -> Result<(), Error> {
     let text = match format {
-        OutputFormat::Json => serde_json::to_string_pretty(out).map_err(anyhow::Error::from)? + "\n",
-        OutputFormat::Yaml => crate::yaml::to_string(out),
-        OutputFormat::Text => {
+        Format::Json => serde_json::to_string_pretty(out).map_err(anyhow::Error::from)? + "\n",
+        Format::Yaml => crate::yaml::to_string(out),
+        Format::Text => {
             let mut t = String::new();
             for p in &out.problems {
                 match p {

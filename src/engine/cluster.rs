@@ -96,7 +96,7 @@ impl Default for ConnectOptions {
             kubeconfig: None,
             context: None,
             aws: None,
-            concurrency: crate::engine::run::Options::default().concurrency,
+            concurrency: crate::engine::throttle::DEFAULT_CONCURRENCY,
         }
     }
 }

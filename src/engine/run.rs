@@ -51,7 +51,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            concurrency: 8,
+            concurrency: crate::engine::throttle::DEFAULT_CONCURRENCY,
             force_conflicts: false,
             dry_run: false,
             prune: false,

@@ -14,6 +14,9 @@
 //! limit is kept per class (reads, writes) because the server limits the two separately, and a
 //! write pool of 1 must not hold the reads down with it.
 
+/// Requests in flight at most per class when no `--concurrency` is given.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -7,9 +7,9 @@ use serde::Serialize;
 
 use crate::aws::change::AwsAction;
 use crate::aws::reconcile::AwsReport;
-use crate::cli::OutputFormat;
 use crate::engine::plan::{self, Action};
 use crate::engine::run::Report;
+use crate::settings::Format as OutputFormat;
 use crate::Error;
 
 /// The JSON/YAML shape: the Kubernetes report, plus `aws` on eks targets.

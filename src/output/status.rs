@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::cli::OutputFormat;
+use crate::settings::Format as OutputFormat;
 use crate::Error;
 
 /// One row of `status`.

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
@@ -212,9 +212,9 @@ pub struct CreateOptions {
     /// Wait this long for the control-plane (kind's `--wait`) and then for every node to be
     /// Ready; `None` returns as soon as kind does.
     pub wait: Option<Duration>,
-    /// Kubeconfig kind writes the context to and the nodes are watched through
+    /// How the nodes are watched: the context kind creates, in the kubeconfig kind writes it to
     /// (default: kind's and kube's default, `$KUBECONFIG` or `~/.kube/config`).
-    pub kubeconfig: Option<PathBuf>,
+    pub connection: crate::engine::cluster::ConnectOptions,
 }
 
 /// What [`Kind::create`] did.
@@ -273,7 +273,7 @@ impl Kind {
         if let Some(timeout) = opts.wait {
             // A cluster made by an earlier run may have another layout: wait for what it has.
             let expected = if created == Created::New { node_count(&config) } else { 1 };
-            wait_for_nodes(name, opts.kubeconfig.clone(), env, expected, timeout).await?;
+            wait_for_nodes(name, &opts.connection, env, expected, timeout).await?;
         }
         for image in env.target.load_images() {
             eprintln!("loading image {image} into kind cluster {name:?}");
@@ -308,7 +308,7 @@ impl Kind {
         if let Some(wait) = &wait {
             args.extend(["--wait", wait]);
         }
-        let kubeconfig = opts.kubeconfig.as_ref().map(|p| p.to_string_lossy().into_owned());
+        let kubeconfig = opts.connection.kubeconfig.as_ref().map(|p| p.to_string_lossy().into_owned());
         if let Some(k) = &kubeconfig {
             args.extend(["--kubeconfig", k]);
         }
@@ -370,17 +370,12 @@ pub fn node_ready(node: &Node) -> bool {
 /// Ready. API errors while the cluster starts are retried until the deadline.
 async fn wait_for_nodes(
     cluster: &str,
-    kubeconfig: Option<PathBuf>,
+    connect: &crate::engine::cluster::ConnectOptions,
     env: &Environment,
     expected: usize,
     timeout: Duration,
 ) -> Result<(), KindError> {
-    let connect = crate::engine::cluster::ConnectOptions {
-        kubeconfig,
-        context: Some(context_name(cluster)),
-        ..Default::default()
-    };
-    let client: Client = crate::engine::cluster::connect(&connect, env)
+    let client: Client = crate::engine::cluster::connect(connect, env)
         .await
         .map_err(|source| KindError::Connect { cluster: cluster.to_string(), source })?;
     let nodes: Api<Node> = Api::all(client);
