@@ -1,11 +1,13 @@
 //! Environment files: loading, layering, Terraform references and validation.
 
+pub mod addon_source;
 pub mod merge;
 pub mod model;
 pub mod names;
 pub mod quantity;
 pub mod terraform;
 pub mod validate;
+pub mod versions;
 
 use std::path::{Path, PathBuf};
 

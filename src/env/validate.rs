@@ -4,12 +4,13 @@
 use std::collections::BTreeSet;
 
 use crate::diag::Diagnostics;
+use crate::env::addon_source::{check_kustomize_pin, check_source};
 use crate::env::model::{
     BucketEncryption, BucketOwner, Components, Environment, GpuProvider, Quota, QuotaOverride, RayWorkers,
     RequestLimit, Resources, TargetKind,
 };
+use crate::env::versions::{self, trainer_api};
 use crate::env::{names, quantity, Sources};
-use crate::targets::kind;
 
 /// Documented maxima.
 pub mod limits {
@@ -143,7 +144,7 @@ impl Checker<'_> {
 
     /// An S3 (or MinIO) bucket name.
     fn bucket(&mut self, field: &str, name: &str) {
-        if let Err(m) = crate::aws::s3::check_bucket_name(name) {
+        if let Err(m) = names::check_bucket_name(name) {
             self.err(field, m);
         }
     }
@@ -229,12 +230,12 @@ fn check_kind_target(env: &Environment, version_ok: bool, c: &mut Checker) {
     let t = &env.target;
     match &t.node_image {
         Some(image) => image_ref(c, "target.node_image", image),
-        None if version_ok && kind::default_node_image(&t.kubernetes_version).is_none() => c.err(
+        None if version_ok && versions::default_node_image(&t.kubernetes_version).is_none() => c.err(
             "target.kubernetes_version",
             format!(
                 "no kindest/node image is known for {:?} (known: {}); set target.node_image, e.g. kindest/node:v{}.0",
                 t.kubernetes_version,
-                kind::known_versions(),
+                versions::known_versions(),
                 t.kubernetes_version
             ),
         ),
@@ -306,11 +307,11 @@ fn check_addons(env: &Environment, c: &mut Checker) {
         }
         if let Some(target) = &a.source.kustomize {
             let field = format!("{f}.source.kustomize");
-            if let Some(msg) = crate::addons::check_kustomize_pin(target, &c.sources.base_dir(&field)) {
+            if let Some(msg) = check_kustomize_pin(target, &c.sources.base_dir(&field)) {
                 c.err(&field, msg);
             }
         }
-        for (field, msg) in crate::addons::check_source(&a.source) {
+        for (field, msg) in check_source(&a.source) {
             let field = if field.is_empty() { format!("{f}.source") } else { format!("{f}.source.{field}") };
             c.err(&field, msg);
         }
@@ -371,7 +372,7 @@ fn check_tenants(env: &Environment, c: &mut Checker) {
 
 fn check_trainer(env: &Environment, c: &mut Checker) {
     let tr = &env.components.trainer;
-    if crate::render::trainer_api(&tr.version).is_none() {
+    if trainer_api(&tr.version).is_none() {
         c.err(
             "components.trainer.version",
             format!("Kubeflow Trainer {:?} is not supported; use v2.1.x, v2.2.x or v2.3.x", tr.version),
@@ -629,7 +630,7 @@ fn check_aws(env: &Environment, c: &mut Checker) {
     let mut seen = BTreeSet::new();
     for (i, b) in aws.buckets.iter().enumerate() {
         let f = format!("aws.buckets[{i}]");
-        if let Err(m) = crate::aws::s3::check_bucket_name(&b.name) {
+        if let Err(m) = names::check_bucket_name(&b.name) {
             c.err(&format!("{f}.name"), m);
         }
         if !seen.insert(b.name.as_str()) {

@@ -56,7 +56,11 @@ impl Default for Minio {
             image: "minio/minio:RELEASE.2025-04-22T22-12-26Z".into(),
             storage: "10Gi".into(),
             credentials_secret: "minio-credentials".into(),
-            buckets: vec!["mlflow-artifacts".into(), "training-datasets".into(), "training-checkpoints".into()],
+            buckets: vec![
+                "mlflow-artifacts".into(),
+                "training-datasets".into(),
+                "training-checkpoints".into(),
+            ],
         }
     }
 }
