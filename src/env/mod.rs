@@ -1,6 +1,7 @@
 //! Environment files: loading, layering, Terraform references and validation.
 
 pub mod addon_source;
+pub mod check;
 pub mod merge;
 pub mod model;
 pub mod names;
@@ -25,9 +26,13 @@ pub struct Layer {
 }
 
 /// The files an environment was merged from, to point errors at the line that set a field.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Sources {
     layers: Vec<Layer>,
+    /// Whether a field that no file wrote, nor any parent of it below the top, points at the
+    /// document itself (environment layers) or at no line (a job file, where such a problem is
+    /// named by its field alone).
+    document_fallback: bool,
 }
 
 impl Sources {
@@ -43,8 +48,8 @@ impl Sources {
                 }
             }
             match parent_path(&path) {
-                Some(p) => path = p,
-                None => return (self.layers.last(), None),
+                Some(p) if self.document_fallback || !p.is_empty() => path = p,
+                _ => return (self.layers.last(), None),
             }
         }
     }
@@ -73,6 +78,11 @@ impl Sources {
     pub fn base_dir(&self, field: &str) -> PathBuf {
         let (layer, _) = self.locate(field, false);
         layer.and_then(|l| l.path.parent()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// The sources of one file read on its own (a job spec).
+    pub(crate) fn single(path: PathBuf, index: PosIndex) -> Sources {
+        Sources { layers: vec![Layer { path, index }], document_fallback: false }
     }
 
     /// The files, in layering order.
@@ -141,7 +151,7 @@ pub fn load_partial(files: &[PathBuf], opts: &LoadOptions) -> Result<Partial, Di
     for e in &typed.errors {
         // A file that could not be read may well hold the missing field.
         if !(unreadable_file && e.message.starts_with("missing field")) {
-            diags.push(type_diagnostic(e, &sources));
+            diags.push(check::type_diagnostic(e, &sources));
         }
     }
     let env = match typed.value {
@@ -151,12 +161,7 @@ pub fn load_partial(files: &[PathBuf], opts: &LoadOptions) -> Result<Partial, Di
     };
     let mut env = env;
     env.derive_defaults();
-    for d in validate::check(&env, &sources).0 {
-        // A default standing in for a value already reported is not a second problem.
-        if !typed.dropped.iter().any(|p| within(&d.field, p)) {
-            diags.push(d);
-        }
-    }
+    diags.0.extend(validate::check(&env, &sources, &typed.dropped).0);
     Ok(Partial { loaded: Some(LoadedEnv { env, sources }), problems: diags, unreadable: typed.dropped })
 }
 
@@ -202,7 +207,7 @@ fn merge_all(files: &[PathBuf]) -> Result<(Merged, Diagnostics), Diagnostics> {
         }
         .into());
     }
-    let mut sources = Sources::default();
+    let mut sources = Sources { layers: Vec::new(), document_fallback: true };
     let mut merged = yaml::Value::Null;
     let mut diags = Diagnostics::default();
     for path in files {
@@ -241,21 +246,11 @@ pub(crate) fn typed<T: serde::de::DeserializeOwned>(
     let typed = yaml::from_value_all::<T>(value, Vec::new());
     let mut diags = Diagnostics::default();
     for e in &typed.errors {
-        diags.push(type_diagnostic(e, sources));
+        diags.push(check::type_diagnostic(e, sources));
     }
     match typed.value {
         Some(v) if diags.is_empty() => Ok(v),
         _ => Err(failed(diags)),
-    }
-}
-
-/// A type error as a diagnostic at the layer and line that set the field.
-fn type_diagnostic(e: &yaml::TypeError, sources: &Sources) -> Diagnostic {
-    let message = explain_serde(&e.message);
-    if e.is_unknown_key() {
-        sources.key_error(&e.path, message)
-    } else {
-        sources.error(&e.path, message)
     }
 }
 

@@ -5,12 +5,13 @@ use std::collections::BTreeSet;
 
 use crate::diag::Diagnostics;
 use crate::env::addon_source::{check_kustomize_pin, check_source};
+use crate::env::check::Checker;
 use crate::env::model::{
     BucketEncryption, BucketOwner, Components, Environment, GpuProvider, Quota, QuotaOverride, RayWorkers,
-    RequestLimit, Resources, TargetKind,
+    TargetKind,
 };
 use crate::env::versions::{self, trainer_api};
-use crate::env::{names, quantity, Sources};
+use crate::env::{names, Sources};
 
 /// Documented maxima.
 pub mod limits {
@@ -36,76 +37,8 @@ pub mod limits {
     pub const KIND_MAX_WORKERS: u32 = 10;
 }
 
-/// Collects problems for one environment.
-pub(crate) struct Checker<'a> {
-    pub sources: &'a Sources,
-    pub diags: Diagnostics,
-}
-
+/// The checks only an environment needs, beside the shared ones.
 impl Checker<'_> {
-    pub fn err(&mut self, field: &str, msg: impl Into<String>) {
-        self.diags.push(self.sources.error(field, msg));
-    }
-
-    pub fn label(&mut self, field: &str, name: &str) {
-        if let Err(m) = names::check_label(name) {
-            self.err(field, m);
-        }
-    }
-
-    pub fn subdomain(&mut self, field: &str, name: &str) {
-        if let Err(m) = names::check_subdomain(name) {
-            self.err(field, m);
-        }
-    }
-
-    /// Parses a quantity, reporting it when invalid.
-    pub fn quantity(&mut self, field: &str, q: &str) -> Option<f64> {
-        match quantity::parse(q) {
-            Ok(v) => Some(v),
-            Err(m) => {
-                self.err(field, m);
-                None
-            }
-        }
-    }
-
-    pub fn request_limit(&mut self, field: &str, rl: &RequestLimit) {
-        let req = self.quantity(&format!("{field}.request"), rl.request.as_str());
-        let lim = self.quantity(&format!("{field}.limit"), rl.limit.as_str());
-        if let (Some(r), Some(l)) = (req, lim) {
-            if r > l {
-                self.err(
-                    &format!("{field}.request"),
-                    format!(
-                        "request {} is more than limit {}; the request must not exceed the limit",
-                        rl.request, rl.limit
-                    ),
-                );
-            }
-        }
-    }
-
-    pub fn resources(&mut self, field: &str, r: &Resources) {
-        self.request_limit(&format!("{field}.cpu"), &r.cpu);
-        self.request_limit(&format!("{field}.memory"), &r.memory);
-    }
-
-    pub fn at_most(&mut self, field: &str, value: u32, max: u32) {
-        if value > max {
-            self.err(field, format!("{value} is above the maximum of {max}"));
-        }
-    }
-
-    /// min ≤ max, and max ≥ 1.
-    pub fn range(&mut self, min_field: &str, min: u32, max_field: &str, max: u32) {
-        if max < 1 {
-            self.err(max_field, format!("{max} is below the minimum of 1"));
-        } else if min > max {
-            self.err(min_field, format!("{min} is more than the maximum {max} ({max_field})"));
-        }
-    }
-
     fn quota(&mut self, field: &str, q: &Quota) {
         let over = QuotaOverride {
             cpu: Some(q.cpu.clone()),
@@ -148,30 +81,12 @@ impl Checker<'_> {
             self.err(field, m);
         }
     }
-
-    /// An http:// or https:// URL with a host: endpoints and callbacks are dialled as given.
-    pub fn http_url(&mut self, field: &str, value: &str, example: &str) {
-        if let Err(why) = http_url(value) {
-            self.err(field, format!("{value:?} {why}; write it like {example}"));
-        }
-    }
-}
-
-/// Why `value` is not an http(s) URL with a host.
-pub(crate) fn http_url(value: &str) -> Result<(), &'static str> {
-    match url::Url::parse(value) {
-        Ok(u) if !matches!(u.scheme(), "http" | "https") => {
-            Err("is not a URL with an http:// or https:// scheme")
-        }
-        Ok(u) if u.host_str().is_none_or(str::is_empty) => Err("has no host"),
-        Ok(_) => Ok(()),
-        Err(_) => Err("is not a URL with an http:// or https:// scheme"),
-    }
 }
 
 /// Checks everything the types cannot: names, quantities, ranges, maxima, references.
-pub fn check(env: &Environment, sources: &Sources) -> Diagnostics {
-    let mut c = Checker { sources, diags: Diagnostics::default() };
+/// Nothing is reported inside the `dropped` fields: defaults stand in for values already reported.
+pub fn check(env: &Environment, sources: &Sources, dropped: &[String]) -> Diagnostics {
+    let mut c = Checker::new(sources, dropped);
     c.label("name", &env.name);
     c.label("platform_namespace", &env.platform_namespace);
     check_target(env, &mut c);
@@ -181,7 +96,7 @@ pub fn check(env: &Environment, sources: &Sources) -> Diagnostics {
     check_gpu(env, &mut c);
     check_services(env, &mut c);
     check_aws(env, &mut c);
-    c.diags
+    c.finish()
 }
 
 fn check_target(env: &Environment, c: &mut Checker) {
