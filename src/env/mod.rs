@@ -302,3 +302,87 @@ pub(crate) fn explain_serde(message: &str) -> String {
         .replace("expected a sequence", "expected a list")
         .replace("expected a map", "expected a mapping")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Top-level modules the pure core (`env/`, `jobs/`) may use: anything else is an adapter
+    /// (`targets/`, `aws/`, `addons/`, `engine/`, ...) or sits above the core (`render/`,
+    /// `commands/`), and importing it would close a cycle back into `env/`.
+    const CORE: &[&str] = &["env", "jobs", "diag", "yaml", "manifest"];
+
+    /// `env/terraform.rs` still runs `terraform output` itself; the Terraform step makes the
+    /// outputs an input to loading and removes this exception.
+    const NOT_YET_PURE: &[&str] = &["src/env/terraform.rs"];
+
+    /// The top-level modules a file names through `crate::module` or `crate::{module, ...}`.
+    fn crate_modules(text: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for (i, _) in text.match_indices("crate::") {
+            let rest = &text[i + "crate::".len()..];
+            let names = match rest.strip_prefix('{') {
+                Some(group) => group.split('}').next().unwrap_or_default().split(',').collect(),
+                None => vec![rest],
+            };
+            for name in names {
+                let name: String =
+                    name.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                found.push(name);
+            }
+        }
+        found
+    }
+
+    fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn env_and_jobs_import_no_adapter_and_not_render() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        rust_files(&root.join("src/env"), &mut files);
+        rust_files(&root.join("src/jobs"), &mut files);
+        let mut outside = Vec::new();
+        for file in &files {
+            let shown = file.strip_prefix(root).unwrap().display().to_string();
+            if NOT_YET_PURE.contains(&shown.as_str()) {
+                continue;
+            }
+            let text = std::fs::read_to_string(file).unwrap();
+            // Unit tests may reach further than the code they test; comments are not imports.
+            let code: String = text
+                .split("#[cfg(test)]\nmod tests")
+                .next()
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            for module in crate_modules(&code) {
+                if !CORE.contains(&module.as_str()) {
+                    outside.push(format!("{shown}: crate::{module}"));
+                }
+            }
+        }
+        assert!(outside.is_empty(), "the pure core imports from outside it:\n{}", outside.join("\n"));
+    }
+
+    #[test]
+    fn crate_paths_are_read_in_both_forms() {
+        assert_eq!(
+            super::tests::crate_modules(
+                "use crate::aws::s3;\nuse crate::{diag, render::x};\ncrate::targets::kind"
+            ),
+            ["aws", "diag", "render", "targets"]
+        );
+    }
+}
