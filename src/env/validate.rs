@@ -103,13 +103,12 @@ fn check_target(env: &Environment, c: &mut Checker) {
     let t = &env.target;
     c.label("target.cluster_name", &t.cluster_name);
     let v = &t.kubernetes_version;
-    let ok = v
-        .split_once('.')
-        .is_some_and(|(maj, min)| maj == "1" && min.parse::<u32>().is_ok_and(|m| (29..=37).contains(&m)));
+    let ok = versions::supported_kubernetes(v);
     if !ok {
+        let (first, last) = (versions::KUBERNETES_MINORS.start(), versions::KUBERNETES_MINORS.end());
         c.err(
             "target.kubernetes_version",
-            format!("{v:?} is not a supported Kubernetes version; use \"1.29\" to \"1.37\""),
+            format!("{v:?} is not a supported Kubernetes version; use \"1.{first}\" to \"1.{last}\""),
         );
     }
     match t.kind {

@@ -1,6 +1,16 @@
-//! Version tables of the pinned upstreams: which kindest/node image runs a Kubernetes version,
-//! and which TrainJob shape a Kubeflow Trainer version takes. Validation checks an environment
+//! Version tables of the pinned upstreams: which Kubernetes versions are supported, which
+//! kindest/node image runs each, and which TrainJob shape a Kubeflow Trainer version takes. Validation checks an environment
 //! against them; `targets/kind.rs` and `render/` use them to build.
+
+/// Kubernetes 1.x minor versions an environment may target.
+pub const KUBERNETES_MINORS: std::ops::RangeInclusive<u32> = 29..=37;
+
+/// Whether `version` (`"1.33"`) is a supported Kubernetes minor version.
+pub fn supported_kubernetes(version: &str) -> bool {
+    version.split_once('.').is_some_and(|(major, minor)| {
+        major == "1" && minor.parse().is_ok_and(|m| KUBERNETES_MINORS.contains(&m))
+    })
+}
 
 /// kindest/node images per Kubernetes minor version: the images built for kind v0.29.0
 /// (1.30 to 1.33) and, for 1.29, for kind v0.27.0, the last release that built one.
@@ -56,6 +66,16 @@ mod tests {
         assert_eq!(trainer_api("v2.0.0"), None);
         assert_eq!(trainer_api("2.3.0"), None);
         assert_eq!(trainer_api("v3.0.0"), None);
+    }
+
+    #[test]
+    fn supported_kubernetes_versions_are_1_29_to_1_37() {
+        for ok in ["1.29", "1.33", "1.37"] {
+            assert!(supported_kubernetes(ok), "{ok}");
+        }
+        for bad in ["1.28", "1.38", "2.33", "1", "1.x", "v1.33", ""] {
+            assert!(!supported_kubernetes(bad), "{bad}");
+        }
     }
 
     #[test]
