@@ -87,7 +87,8 @@ impl Default for IngressPorts {
     }
 }
 
-/// Terraform outputs: a saved `terraform output -json` file or a Terraform directory.
+/// Terraform outputs (a saved `terraform output -json` file or a Terraform directory) and how
+/// trainstack runs that directory's Terraform for this environment.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TerraformSource {
@@ -95,4 +96,12 @@ pub struct TerraformSource {
     pub outputs_file: Option<String>,
     /// Terraform working directory to run `terraform output -json` in (relative to the file).
     pub dir: Option<String>,
+    /// `-var-file`s of `terraform plan` and `destroy` (relative to the file): the settings of
+    /// this environment when several share one Terraform root.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub var_files: Vec<String>,
+    /// `-backend-config` file of `terraform init` (relative to the file): where this
+    /// environment keeps its state when several share one Terraform root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend_config: Option<String>,
 }
