@@ -10,7 +10,7 @@ use super::kustomize::BuildError;
 /// resolved (`url https://…`, `file /abs/path.yaml`, `dir /abs/dir`, `kustomize target`).
 #[derive(Debug, thiserror::Error)]
 pub enum AddonError {
-    /// The source does not pass [`check_source`](super::check_source); nothing was attempted.
+    /// The source does not pass [`check_source`](crate::env::addon_source::check_source); nothing was attempted.
     #[error("add-on `{addon}`: invalid source: {}", render_problems(.problems))]
     InvalidSource {
         /// Add-on name.

@@ -95,7 +95,7 @@ impl Lock {
 
         for (name, locked) in &doc.addons {
             let field = format!("addons.{name}.sha256");
-            if !super::source::is_sha256(&locked.sha256) {
+            if !crate::env::addon_source::is_sha256(&locked.sha256) {
                 problems.push(diag(
                     index.value(&field),
                     &field,

@@ -20,8 +20,8 @@ use serde_json::Value;
 pub use error::{AddonError, StaleCache};
 pub use kustomize::BuildError;
 pub use lock::{Lock, Locked};
-pub use source::{check_kustomize_pin, check_source};
 
+use crate::env::addon_source::check_source;
 use crate::env::model::Addon;
 use built::{Builder, Target};
 use fetch::{Pinned, Retry};

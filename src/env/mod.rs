@@ -1,11 +1,14 @@
 //! Environment files: loading, layering, Terraform references and validation.
 
+pub mod addon_source;
+pub mod check;
 pub mod merge;
 pub mod model;
 pub mod names;
 pub mod quantity;
 pub mod terraform;
 pub mod validate;
+pub mod versions;
 
 use std::path::{Path, PathBuf};
 
@@ -23,9 +26,13 @@ pub struct Layer {
 }
 
 /// The files an environment was merged from, to point errors at the line that set a field.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Sources {
     layers: Vec<Layer>,
+    /// Whether a field that no file wrote, nor any parent of it below the top, points at the
+    /// document itself (environment layers) or at no line (a job file, where such a problem is
+    /// named by its field alone).
+    document_fallback: bool,
 }
 
 impl Sources {
@@ -41,8 +48,8 @@ impl Sources {
                 }
             }
             match parent_path(&path) {
-                Some(p) => path = p,
-                None => return (self.layers.last(), None),
+                Some(p) if self.document_fallback || !p.is_empty() => path = p,
+                _ => return (self.layers.last(), None),
             }
         }
     }
@@ -71,6 +78,11 @@ impl Sources {
     pub fn base_dir(&self, field: &str) -> PathBuf {
         let (layer, _) = self.locate(field, false);
         layer.and_then(|l| l.path.parent()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// The sources of one file read on its own (a job spec).
+    pub(crate) fn single(path: PathBuf, index: PosIndex) -> Sources {
+        Sources { layers: vec![Layer { path, index }], document_fallback: false }
     }
 
     /// The files, in layering order.
@@ -139,7 +151,7 @@ pub fn load_partial(files: &[PathBuf], opts: &LoadOptions) -> Result<Partial, Di
     for e in &typed.errors {
         // A file that could not be read may well hold the missing field.
         if !(unreadable_file && e.message.starts_with("missing field")) {
-            diags.push(type_diagnostic(e, &sources));
+            diags.push(check::type_diagnostic(e, &sources));
         }
     }
     let env = match typed.value {
@@ -149,12 +161,7 @@ pub fn load_partial(files: &[PathBuf], opts: &LoadOptions) -> Result<Partial, Di
     };
     let mut env = env;
     env.derive_defaults();
-    for d in validate::check(&env, &sources).0 {
-        // A default standing in for a value already reported is not a second problem.
-        if !typed.dropped.iter().any(|p| within(&d.field, p)) {
-            diags.push(d);
-        }
-    }
+    diags.0.extend(validate::check(&env, &sources, &typed.dropped).0);
     Ok(Partial { loaded: Some(LoadedEnv { env, sources }), problems: diags, unreadable: typed.dropped })
 }
 
@@ -200,7 +207,7 @@ fn merge_all(files: &[PathBuf]) -> Result<(Merged, Diagnostics), Diagnostics> {
         }
         .into());
     }
-    let mut sources = Sources::default();
+    let mut sources = Sources { layers: Vec::new(), document_fallback: true };
     let mut merged = yaml::Value::Null;
     let mut diags = Diagnostics::default();
     for path in files {
@@ -239,21 +246,11 @@ pub(crate) fn typed<T: serde::de::DeserializeOwned>(
     let typed = yaml::from_value_all::<T>(value, Vec::new());
     let mut diags = Diagnostics::default();
     for e in &typed.errors {
-        diags.push(type_diagnostic(e, sources));
+        diags.push(check::type_diagnostic(e, sources));
     }
     match typed.value {
         Some(v) if diags.is_empty() => Ok(v),
         _ => Err(failed(diags)),
-    }
-}
-
-/// A type error as a diagnostic at the layer and line that set the field.
-fn type_diagnostic(e: &yaml::TypeError, sources: &Sources) -> Diagnostic {
-    let message = explain_serde(&e.message);
-    if e.is_unknown_key() {
-        sources.key_error(&e.path, message)
-    } else {
-        sources.error(&e.path, message)
     }
 }
 
@@ -304,4 +301,88 @@ pub(crate) fn explain_serde(message: &str) -> String {
         .replace("expected struct ", "expected a mapping: ")
         .replace("expected a sequence", "expected a list")
         .replace("expected a map", "expected a mapping")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Top-level modules the pure core (`env/`, `jobs/`) may use: anything else is an adapter
+    /// (`targets/`, `aws/`, `addons/`, `engine/`, ...) or sits above the core (`render/`,
+    /// `commands/`), and importing it would close a cycle back into `env/`.
+    const CORE: &[&str] = &["env", "jobs", "diag", "yaml", "manifest"];
+
+    /// `env/terraform.rs` still runs `terraform output` itself; the Terraform step makes the
+    /// outputs an input to loading and removes this exception.
+    const NOT_YET_PURE: &[&str] = &["src/env/terraform.rs"];
+
+    /// The top-level modules a file names through `crate::module` or `crate::{module, ...}`.
+    fn crate_modules(text: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for (i, _) in text.match_indices("crate::") {
+            let rest = &text[i + "crate::".len()..];
+            let names = match rest.strip_prefix('{') {
+                Some(group) => group.split('}').next().unwrap_or_default().split(',').collect(),
+                None => vec![rest],
+            };
+            for name in names {
+                let name: String =
+                    name.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                found.push(name);
+            }
+        }
+        found
+    }
+
+    fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn env_and_jobs_import_no_adapter_and_not_render() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        rust_files(&root.join("src/env"), &mut files);
+        rust_files(&root.join("src/jobs"), &mut files);
+        let mut outside = Vec::new();
+        for file in &files {
+            let shown = file.strip_prefix(root).unwrap().display().to_string();
+            if NOT_YET_PURE.contains(&shown.as_str()) {
+                continue;
+            }
+            let text = std::fs::read_to_string(file).unwrap();
+            // Unit tests may reach further than the code they test; comments are not imports.
+            let code: String = text
+                .split("#[cfg(test)]\nmod tests")
+                .next()
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            for module in crate_modules(&code) {
+                if !CORE.contains(&module.as_str()) {
+                    outside.push(format!("{shown}: crate::{module}"));
+                }
+            }
+        }
+        assert!(outside.is_empty(), "the pure core imports from outside it:\n{}", outside.join("\n"));
+    }
+
+    #[test]
+    fn crate_paths_are_read_in_both_forms() {
+        assert_eq!(
+            super::tests::crate_modules(
+                "use crate::aws::s3;\nuse crate::{diag, render::x};\ncrate::targets::kind"
+            ),
+            ["aws", "diag", "render", "targets"]
+        );
+    }
 }

@@ -4,12 +4,14 @@
 use std::collections::BTreeSet;
 
 use crate::diag::Diagnostics;
+use crate::env::addon_source::{check_kustomize_pin, check_source};
+use crate::env::check::Checker;
 use crate::env::model::{
     BucketEncryption, BucketOwner, Components, Environment, GpuProvider, Quota, QuotaOverride, RayWorkers,
-    RequestLimit, Resources, TargetKind,
+    TargetKind,
 };
-use crate::env::{names, quantity, Sources};
-use crate::targets::kind;
+use crate::env::versions::{self, trainer_api};
+use crate::env::{names, Sources};
 
 /// Documented maxima.
 pub mod limits {
@@ -35,76 +37,8 @@ pub mod limits {
     pub const KIND_MAX_WORKERS: u32 = 10;
 }
 
-/// Collects problems for one environment.
-pub(crate) struct Checker<'a> {
-    pub sources: &'a Sources,
-    pub diags: Diagnostics,
-}
-
+/// The checks only an environment needs, beside the shared ones.
 impl Checker<'_> {
-    pub fn err(&mut self, field: &str, msg: impl Into<String>) {
-        self.diags.push(self.sources.error(field, msg));
-    }
-
-    pub fn label(&mut self, field: &str, name: &str) {
-        if let Err(m) = names::check_label(name) {
-            self.err(field, m);
-        }
-    }
-
-    pub fn subdomain(&mut self, field: &str, name: &str) {
-        if let Err(m) = names::check_subdomain(name) {
-            self.err(field, m);
-        }
-    }
-
-    /// Parses a quantity, reporting it when invalid.
-    pub fn quantity(&mut self, field: &str, q: &str) -> Option<f64> {
-        match quantity::parse(q) {
-            Ok(v) => Some(v),
-            Err(m) => {
-                self.err(field, m);
-                None
-            }
-        }
-    }
-
-    pub fn request_limit(&mut self, field: &str, rl: &RequestLimit) {
-        let req = self.quantity(&format!("{field}.request"), rl.request.as_str());
-        let lim = self.quantity(&format!("{field}.limit"), rl.limit.as_str());
-        if let (Some(r), Some(l)) = (req, lim) {
-            if r > l {
-                self.err(
-                    &format!("{field}.request"),
-                    format!(
-                        "request {} is more than limit {}; the request must not exceed the limit",
-                        rl.request, rl.limit
-                    ),
-                );
-            }
-        }
-    }
-
-    pub fn resources(&mut self, field: &str, r: &Resources) {
-        self.request_limit(&format!("{field}.cpu"), &r.cpu);
-        self.request_limit(&format!("{field}.memory"), &r.memory);
-    }
-
-    pub fn at_most(&mut self, field: &str, value: u32, max: u32) {
-        if value > max {
-            self.err(field, format!("{value} is above the maximum of {max}"));
-        }
-    }
-
-    /// min ≤ max, and max ≥ 1.
-    pub fn range(&mut self, min_field: &str, min: u32, max_field: &str, max: u32) {
-        if max < 1 {
-            self.err(max_field, format!("{max} is below the minimum of 1"));
-        } else if min > max {
-            self.err(min_field, format!("{min} is more than the maximum {max} ({max_field})"));
-        }
-    }
-
     fn quota(&mut self, field: &str, q: &Quota) {
         let over = QuotaOverride {
             cpu: Some(q.cpu.clone()),
@@ -143,34 +77,16 @@ impl Checker<'_> {
 
     /// An S3 (or MinIO) bucket name.
     fn bucket(&mut self, field: &str, name: &str) {
-        if let Err(m) = crate::aws::s3::check_bucket_name(name) {
+        if let Err(m) = names::check_bucket_name(name) {
             self.err(field, m);
         }
-    }
-
-    /// An http:// or https:// URL with a host: endpoints and callbacks are dialled as given.
-    pub fn http_url(&mut self, field: &str, value: &str, example: &str) {
-        if let Err(why) = http_url(value) {
-            self.err(field, format!("{value:?} {why}; write it like {example}"));
-        }
-    }
-}
-
-/// Why `value` is not an http(s) URL with a host.
-pub(crate) fn http_url(value: &str) -> Result<(), &'static str> {
-    match url::Url::parse(value) {
-        Ok(u) if !matches!(u.scheme(), "http" | "https") => {
-            Err("is not a URL with an http:// or https:// scheme")
-        }
-        Ok(u) if u.host_str().is_none_or(str::is_empty) => Err("has no host"),
-        Ok(_) => Ok(()),
-        Err(_) => Err("is not a URL with an http:// or https:// scheme"),
     }
 }
 
 /// Checks everything the types cannot: names, quantities, ranges, maxima, references.
-pub fn check(env: &Environment, sources: &Sources) -> Diagnostics {
-    let mut c = Checker { sources, diags: Diagnostics::default() };
+/// Nothing is reported inside the `dropped` fields: defaults stand in for values already reported.
+pub fn check(env: &Environment, sources: &Sources, dropped: &[String]) -> Diagnostics {
+    let mut c = Checker::new(sources, dropped);
     c.label("name", &env.name);
     c.label("platform_namespace", &env.platform_namespace);
     check_target(env, &mut c);
@@ -180,20 +96,19 @@ pub fn check(env: &Environment, sources: &Sources) -> Diagnostics {
     check_gpu(env, &mut c);
     check_services(env, &mut c);
     check_aws(env, &mut c);
-    c.diags
+    c.finish()
 }
 
 fn check_target(env: &Environment, c: &mut Checker) {
     let t = &env.target;
     c.label("target.cluster_name", &t.cluster_name);
     let v = &t.kubernetes_version;
-    let ok = v
-        .split_once('.')
-        .is_some_and(|(maj, min)| maj == "1" && min.parse::<u32>().is_ok_and(|m| (29..=37).contains(&m)));
+    let ok = versions::supported_kubernetes(v);
     if !ok {
+        let (first, last) = (versions::KUBERNETES_MINORS.start(), versions::KUBERNETES_MINORS.end());
         c.err(
             "target.kubernetes_version",
-            format!("{v:?} is not a supported Kubernetes version; use \"1.29\" to \"1.37\""),
+            format!("{v:?} is not a supported Kubernetes version; use \"1.{first}\" to \"1.{last}\""),
         );
     }
     match t.kind {
@@ -229,12 +144,12 @@ fn check_kind_target(env: &Environment, version_ok: bool, c: &mut Checker) {
     let t = &env.target;
     match &t.node_image {
         Some(image) => image_ref(c, "target.node_image", image),
-        None if version_ok && kind::default_node_image(&t.kubernetes_version).is_none() => c.err(
+        None if version_ok && versions::default_node_image(&t.kubernetes_version).is_none() => c.err(
             "target.kubernetes_version",
             format!(
                 "no kindest/node image is known for {:?} (known: {}); set target.node_image, e.g. kindest/node:v{}.0",
                 t.kubernetes_version,
-                kind::known_versions(),
+                versions::known_versions(),
                 t.kubernetes_version
             ),
         ),
@@ -306,11 +221,11 @@ fn check_addons(env: &Environment, c: &mut Checker) {
         }
         if let Some(target) = &a.source.kustomize {
             let field = format!("{f}.source.kustomize");
-            if let Some(msg) = crate::addons::check_kustomize_pin(target, &c.sources.base_dir(&field)) {
+            if let Some(msg) = check_kustomize_pin(target, &c.sources.base_dir(&field)) {
                 c.err(&field, msg);
             }
         }
-        for (field, msg) in crate::addons::check_source(&a.source) {
+        for (field, msg) in check_source(&a.source) {
             let field = if field.is_empty() { format!("{f}.source") } else { format!("{f}.source.{field}") };
             c.err(&field, msg);
         }
@@ -371,7 +286,7 @@ fn check_tenants(env: &Environment, c: &mut Checker) {
 
 fn check_trainer(env: &Environment, c: &mut Checker) {
     let tr = &env.components.trainer;
-    if crate::render::trainer_api(&tr.version).is_none() {
+    if trainer_api(&tr.version).is_none() {
         c.err(
             "components.trainer.version",
             format!("Kubeflow Trainer {:?} is not supported; use v2.1.x, v2.2.x or v2.3.x", tr.version),
@@ -629,7 +544,7 @@ fn check_aws(env: &Environment, c: &mut Checker) {
     let mut seen = BTreeSet::new();
     for (i, b) in aws.buckets.iter().enumerate() {
         let f = format!("aws.buckets[{i}]");
-        if let Err(m) = crate::aws::s3::check_bucket_name(&b.name) {
+        if let Err(m) = names::check_bucket_name(&b.name) {
             c.err(&format!("{f}.name"), m);
         }
         if !seen.insert(b.name.as_str()) {

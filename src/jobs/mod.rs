@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::env::check::{self, Checker};
 use crate::env::model::Quota;
 use crate::env::validate::limits;
-use crate::env::{self, names, quantity, LoadOptions, LoadedEnv};
-use crate::yaml::{self, Pos, PosIndex};
+use crate::env::{self, names, quantity, LoadOptions, LoadedEnv, Sources};
+use crate::yaml::{self, Pos};
 use spec::{Framework, JobSpec};
 
 /// A job spec with its scripts read in, ready to render.
@@ -109,47 +110,7 @@ pub fn load_files(loaded: &LoadedEnv, files: &[PathBuf]) -> Result<Vec<Job>, Dia
     Ok(jobs)
 }
 
-struct JobFile<'a> {
-    shown: String,
-    index: PosIndex,
-    diags: &'a mut Diagnostics,
-    /// Fields reported as mistyped and left to their defaults: no check repeats them.
-    dropped: Vec<String>,
-}
-
-impl JobFile<'_> {
-    fn err(&mut self, field: &str, message: impl Into<String>) {
-        let within = |d: &String| {
-            field.strip_prefix(d.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
-        };
-        if self.dropped.iter().any(within) {
-            return;
-        }
-        let pos = self.index.value(field).or_else(|| {
-            let mut p = field.to_string();
-            while let Some(i) = p.rfind(['.', '[']) {
-                p.truncate(i);
-                if let Some(pos) = self.index.value(&p) {
-                    return Some(pos);
-                }
-            }
-            None
-        });
-        self.diags.push(Diagnostic {
-            file: self.shown.clone(),
-            pos,
-            field: field.into(),
-            message: message.into(),
-        });
-    }
-
-    fn quantity(&mut self, field: &str, q: &str) -> Option<f64> {
-        quantity::parse(q).map_err(|m| self.err(field, m)).ok()
-    }
-}
-
 fn load_one(loaded: &LoadedEnv, file: &Path, diags: &mut Diagnostics) -> Option<Job> {
-    let shown = file.display().to_string();
     let (value, index) = match crate::env::read_located(file) {
         Ok(v) => v,
         Err(d) => {
@@ -158,25 +119,21 @@ fn load_one(loaded: &LoadedEnv, file: &Path, diags: &mut Diagnostics) -> Option<
         }
     };
     let typed = yaml::from_value_all::<JobSpec>(value, Vec::new());
-    for e in &typed.errors {
-        let pos = if e.is_unknown_key() { index.key(&e.path) } else { index.value(&e.path) };
-        diags.push(Diagnostic {
-            file: shown.clone(),
-            pos,
-            field: e.path.clone(),
-            message: crate::env::explain_serde(&e.message),
-        });
-    }
     let name_pos = index.value("name");
-    let mut jf = JobFile { shown, index, diags, dropped: typed.dropped };
+    let sources = Sources::single(file.to_path_buf(), index);
+    for e in &typed.errors {
+        diags.push(check::type_diagnostic(e, &sources));
+    }
     // What typed is still checked, so that one mistyped field hides nothing else.
     let spec = typed.value?;
-    check_spec(loaded, &spec, &mut jf);
-    let script_contents = read_scripts(&spec, file, &mut jf);
+    let mut c = Checker::new(&sources, &typed.dropped);
+    check_spec(loaded, &spec, &mut c);
+    let script_contents = read_scripts(&spec, file, &mut c);
+    diags.0.extend(c.finish().0);
     Some(Job { spec, script_contents, file: file.to_path_buf(), name_pos })
 }
 
-fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut JobFile) {
+fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut Checker) {
     let env = &loaded.env;
     if let Err(m) = names::check_label(&s.name) {
         jf.err("name", m);
@@ -216,19 +173,7 @@ fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut JobFile) {
         jf.err("num_nodes", format!("{} is above the maximum of {}", s.num_nodes, limits::JOB_MAX_NODES));
     }
     for (name, rl) in [("cpu", &s.resources.cpu), ("memory", &s.resources.memory)] {
-        let r = jf.quantity(&format!("resources.{name}.request"), rl.request.as_str());
-        let l = jf.quantity(&format!("resources.{name}.limit"), rl.limit.as_str());
-        if let (Some(r), Some(l)) = (r, l) {
-            if r > l {
-                jf.err(
-                    &format!("resources.{name}.request"),
-                    format!(
-                        "request {} is more than limit {}; the request must not exceed the limit",
-                        rl.request, rl.limit
-                    ),
-                );
-            }
-        }
+        jf.request_limit(&format!("resources.{name}"), rl);
     }
     let tenants = &env.components.tenants;
     let quota = tenants.list.iter().find(|t| t.name == s.tenant).map(|t| tenants.quota_of(t));
@@ -299,12 +244,11 @@ fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut JobFile) {
                 jf.err("num_nodes", "custom trainer Jobs run on exactly one node; use framework pytorch or tensorflow for multi-node");
             }
             if let Some(url) = &c.callback_url {
-                if let Err(why) = crate::env::validate::http_url(url) {
-                    jf.err(
-                        "custom.callback_url",
-                        format!("{url:?} {why}; write it like http://trainstack-backend.trainstack-system.svc:8000/api/v1/callbacks"),
-                    );
-                }
+                jf.http_url(
+                    "custom.callback_url",
+                    url,
+                    "http://trainstack-backend.trainstack-system.svc:8000/api/v1/callbacks",
+                );
             }
             if !c.dataset_s3_uri.starts_with("s3://") {
                 jf.err("custom.dataset_s3_uri", format!("{:?} is not an s3:// URI", c.dataset_s3_uri));
@@ -359,7 +303,7 @@ fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut JobFile) {
 /// A job whose nodes together need more CPU or memory than the tenant's ResourceQuota allows
 /// renders fine and then never gets all its pods admitted: refuse it here, as for GPUs. The
 /// quota caps requests and limits at the same amount, so each is checked.
-fn fits_quota(s: &JobSpec, quota: &Quota, jf: &mut JobFile) {
+fn fits_quota(s: &JobSpec, quota: &Quota, jf: &mut Checker) {
     let nodes = s.num_nodes;
     for (name, rl, max) in
         [("cpu", &s.resources.cpu, &quota.cpu), ("memory", &s.resources.memory, &quota.memory)]
@@ -382,7 +326,7 @@ fn fits_quota(s: &JobSpec, quota: &Quota, jf: &mut JobFile) {
     }
 }
 
-fn read_scripts(s: &JobSpec, file: &Path, jf: &mut JobFile) -> BTreeMap<String, String> {
+fn read_scripts(s: &JobSpec, file: &Path, jf: &mut Checker) -> BTreeMap<String, String> {
     let base = file.parent().unwrap_or(Path::new("."));
     let mut out = BTreeMap::new();
     for (name, src) in &s.scripts {

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::env::model::{Environment, LimitRange, Quota, TargetKind};
+use crate::env::versions::trainer_api;
 use crate::env::LoadedEnv;
 use crate::jobs::spec::Framework;
 use crate::jobs::Job;
@@ -52,23 +53,6 @@ pub enum RenderError {
         /// Second origin.
         second: String,
     },
-}
-
-/// The Kubeflow Trainer API shape for a pinned Trainer version: v2.1 takes pod overrides in
-/// `podTemplateOverrides`, v2.2 and later in `runtimePatches`. None when unsupported.
-pub fn trainer_api(version: &str) -> Option<&'static str> {
-    let v = version.strip_prefix('v')?;
-    let mut parts = v.split('.');
-    let (major, minor) = (parts.next()?, parts.next()?);
-    let patch_ok = parts.next().is_none_or(|p| p.split('-').next().is_some_and(|n| n.parse::<u32>().is_ok()));
-    if major != "2" || !patch_ok {
-        return None;
-    }
-    match minor.parse::<u32>().ok()? {
-        1 => Some("podTemplateOverrides"),
-        2 | 3 => Some("runtimePatches"),
-        _ => None,
-    }
 }
 
 /// A tenant with the defaults filled in, as templates see it.
@@ -270,7 +254,7 @@ fn check_duplicates(set: &[Manifest]) -> Result<(), RenderError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{build_context, trainer_api};
+    use super::build_context;
 
     #[test]
     fn every_documented_template_variable_is_in_the_render_context() {
@@ -312,15 +296,5 @@ mod tests {
                 assert!(documented.contains(&path.as_str()), "{list}[].{field} is not in docs/templates.md");
             }
         }
-    }
-
-    #[test]
-    fn trainer_api_follows_the_pinned_version() {
-        assert_eq!(trainer_api("v2.1.0"), Some("podTemplateOverrides"));
-        assert_eq!(trainer_api("v2.2.1"), Some("runtimePatches"));
-        assert_eq!(trainer_api("v2.3.0"), Some("runtimePatches"));
-        assert_eq!(trainer_api("v2.0.0"), None);
-        assert_eq!(trainer_api("2.3.0"), None);
-        assert_eq!(trainer_api("v3.0.0"), None);
     }
 }

@@ -16,37 +16,13 @@ use serde_json::{json, Value};
 
 use crate::engine::cluster::ClusterError;
 use crate::env::model::{Environment, GpuPool, GpuProvider, Target, TargetKind};
+use crate::env::versions::default_node_image;
 use crate::targets::process::{self, ProcessError, Program, RunOptions, Stream};
 
 /// Where to install kind from, shown when it is missing.
 pub const KIND_INSTALL: &str = "https://kind.sigs.k8s.io/docs/user/quick-start/#installation";
 /// Where to install Docker from, shown when it is missing.
 pub const DOCKER_INSTALL: &str = "https://docs.docker.com/engine/install/";
-
-/// kindest/node images per Kubernetes minor version: the images built for kind v0.29.0
-/// (1.30 to 1.33) and, for 1.29, for kind v0.27.0, the last release that built one.
-///
-/// Tags only: the release notes also give `@sha256:` digests, but they cannot be verified
-/// offline where this table is maintained, and a wrong digest would break every create. To pin
-/// a digest, set `target.node_image` to the full `kindest/node:vX.Y.Z@sha256:...` reference.
-const NODE_IMAGES: &[(&str, &str)] = &[
-    ("1.29", "kindest/node:v1.29.14"),
-    ("1.30", "kindest/node:v1.30.13"),
-    ("1.31", "kindest/node:v1.31.9"),
-    ("1.32", "kindest/node:v1.32.5"),
-    ("1.33", "kindest/node:v1.33.1"),
-];
-
-/// The kindest/node image for a Kubernetes minor version, if the table has one.
-pub fn default_node_image(kubernetes_version: &str) -> Option<&'static str> {
-    NODE_IMAGES.iter().find(|(v, _)| *v == kubernetes_version).map(|(_, image)| *image)
-}
-
-/// The Kubernetes versions [`default_node_image`] knows, for error messages.
-pub fn known_versions() -> String {
-    let versions: Vec<&str> = NODE_IMAGES.iter().map(|(v, _)| *v).collect();
-    versions.join(", ")
-}
 
 /// The node image of a kind target: `target.node_image`, else the table's image.
 pub fn node_image(target: &Target) -> Option<String> {

@@ -16,37 +16,6 @@ pub use sdk::S3;
 
 use crate::env::model::{Bucket, BucketEncryption, LifecycleRule};
 
-/// Checks a bucket name against the S3 naming rules for general purpose buckets.
-pub fn check_bucket_name(name: &str) -> Result<(), String> {
-    if name.contains("${") {
-        return Ok(()); // an unresolved reference is reported by the Terraform resolver
-    }
-    let rule = if !(3..=63).contains(&name.len()) {
-        Some(format!("is {} characters long; S3 bucket names have 3 to 63", name.len()))
-    } else if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.') {
-        Some("may contain only lowercase letters, digits, '-' and '.'".into())
-    } else if !name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        || !name.ends_with(|c: char| c.is_ascii_alphanumeric())
-    {
-        Some("must start and end with a letter or digit".into())
-    } else if name.contains("..") || name.contains(".-") || name.contains("-.") {
-        Some("may not contain '..', '.-' or '-.'".into())
-    } else if name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok()) {
-        Some("may not look like an IP address".into())
-    } else if let Some(p) = ["xn--", "sthree-", "amzn-s3-demo-"].iter().find(|p| name.starts_with(**p)) {
-        Some(format!("may not start with the reserved prefix {p:?}"))
-    } else {
-        ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"]
-            .iter()
-            .find(|s| name.ends_with(**s))
-            .map(|s| format!("may not end with the reserved suffix {s:?}"))
-    };
-    match rule {
-        Some(r) => Err(format!("{name:?} is not a valid S3 bucket name: it {r}")),
-        None => Ok(()),
-    }
-}
-
 /// Versioning state of a bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Versioning {
@@ -282,26 +251,6 @@ pub fn drift(want: &BucketSettings, live: &BucketSettings) -> Vec<(Fix, String)>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bucket_names_follow_s3_rules() {
-        for ok in ["abc", "trainstack-dev-scratch-123456789012", "a.b-c", &"a".repeat(63)] {
-            assert!(check_bucket_name(ok).is_ok(), "{ok}");
-        }
-        for (bad, why) in [
-            ("ab", "3 to 63"),
-            ("Upper", "lowercase"),
-            ("under_score", "lowercase"),
-            ("-start", "start and end"),
-            ("a..b", "'..'"),
-            ("192.168.1.1", "IP address"),
-            ("xn--abc", "reserved prefix"),
-            ("data-s3alias", "reserved suffix"),
-        ] {
-            let e = check_bucket_name(bad).unwrap_err();
-            assert!(e.contains(why), "{bad}: {e}");
-        }
-    }
 
     fn bucket(yaml: &str) -> Bucket {
         crate::yaml::from_str(yaml).unwrap()
