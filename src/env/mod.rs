@@ -116,12 +116,73 @@ pub struct LoadedEnv {
     pub sources: Sources,
 }
 
-/// Reads, layers, resolves Terraform references in, deserialises and validates environment files.
-/// Every problem found is returned at once; an environment with any problem is never returned.
-pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<LoadedEnv, Diagnostics> {
-    let Partial { loaded, problems, .. } = load_partial(files, opts)?;
-    problems.into_result()?;
-    Ok(loaded.expect("an environment that does not type has a problem recorded"))
+/// Environment files read and layered, before their `${terraform.NAME}` references are filled:
+/// the caller reads the outputs from [`Layered::outputs_source`] (a file, or `terraform output`,
+/// which loading never runs) and hands them to [`Layered::load`].
+#[derive(Debug)]
+pub struct Layered {
+    merged: Merged,
+    problems: Diagnostics,
+    outputs: Option<terraform::OutputsSource>,
+}
+
+/// Reads and layers environment files, and finds where the outputs they reference come from.
+pub fn read(files: &[PathBuf], opts: &LoadOptions) -> Result<Layered, Diagnostics> {
+    let (merged, problems) = merge_all(files)?;
+    if !problems.is_empty() && merged.value.is_null() {
+        return Err(failed(problems));
+    }
+    // References are resolved only in a complete environment: a file that could not be read
+    // may set where the outputs are.
+    let outputs = if problems.is_empty() {
+        terraform::outputs_source(&merged.value, &merged.sources, opts)
+    } else {
+        None
+    };
+    Ok(Layered { merged, problems, outputs })
+}
+
+impl Layered {
+    /// Where the outputs the files reference are read from; `None` when nothing needs them.
+    pub fn outputs_source(&self) -> Option<&terraform::OutputsSource> {
+        self.outputs.as_ref()
+    }
+
+    /// Resolves Terraform references with `outputs` (read from [`Layered::outputs_source`],
+    /// `None` when it names none), deserialises and validates. Every problem found is returned
+    /// at once; an environment with any problem is never returned.
+    pub fn load(self, outputs: Option<terraform::Fetched>) -> Result<LoadedEnv, Diagnostics> {
+        let Partial { loaded, problems, .. } = self.load_partial(outputs)?;
+        problems.into_result()?;
+        Ok(loaded.expect("an environment that does not type has a problem recorded"))
+    }
+
+    /// [`Layered::load`], returning what typed beside the problems.
+    pub fn load_partial(self, outputs: Option<terraform::Fetched>) -> Result<Partial, Diagnostics> {
+        let Layered { merged: Merged { mut value, sources }, problems: mut diags, outputs: source } = self;
+        let unreadable_file = !diags.is_empty();
+        let unresolved = if unreadable_file {
+            Vec::new()
+        } else {
+            terraform::resolve(&mut value, &sources, source.as_ref(), outputs, &mut diags)
+        };
+        let typed = yaml::from_value_all::<Environment>(value, unresolved);
+        for e in &typed.errors {
+            // A file that could not be read may well hold the missing field.
+            if !(unreadable_file && e.message.starts_with("missing field")) {
+                diags.push(check::type_diagnostic(e, &sources));
+            }
+        }
+        let env = match typed.value {
+            // Checks of an environment without one of its files would report what that file fixes.
+            Some(env) if !unreadable_file => env,
+            _ => return Err(failed(diags)),
+        };
+        let mut env = env;
+        env.derive_defaults();
+        diags.0.extend(validate::check(&env, &sources, &typed.dropped).0);
+        Ok(Partial { loaded: Some(LoadedEnv { env, sources }), problems: diags, unreadable: typed.dropped })
+    }
 }
 
 /// An environment read as far as it goes, so that inputs checked against it (job specs) are
@@ -136,33 +197,6 @@ pub struct Partial {
     /// Fields that could not be read (wrong type, unresolvable reference): defaults stand in
     /// for them in `loaded`.
     pub unreadable: Vec<String>,
-}
-
-/// [`load`], returning what typed beside the problems.
-pub fn load_partial(files: &[PathBuf], opts: &LoadOptions) -> Result<Partial, Diagnostics> {
-    let (Merged { mut value, sources }, mut diags) = merge_all(files)?;
-    let unreadable_file = !diags.is_empty();
-    if unreadable_file && value.is_null() {
-        return Err(failed(diags));
-    }
-    let unresolved =
-        if unreadable_file { Vec::new() } else { terraform::resolve(&mut value, &sources, opts, &mut diags) };
-    let typed = yaml::from_value_all::<Environment>(value, unresolved);
-    for e in &typed.errors {
-        // A file that could not be read may well hold the missing field.
-        if !(unreadable_file && e.message.starts_with("missing field")) {
-            diags.push(check::type_diagnostic(e, &sources));
-        }
-    }
-    let env = match typed.value {
-        // Checks of an environment without one of its files would report what that file fixes.
-        Some(env) if !unreadable_file => env,
-        _ => return Err(failed(diags)),
-    };
-    let mut env = env;
-    env.derive_defaults();
-    diags.0.extend(validate::check(&env, &sources, &typed.dropped).0);
-    Ok(Partial { loaded: Some(LoadedEnv { env, sources }), problems: diags, unreadable: typed.dropped })
 }
 
 /// Whether `field` is `path` or lies inside it.
@@ -186,7 +220,7 @@ pub struct Merged {
     pub sources: Sources,
 }
 
-/// Reads and layers environment files (the first steps of [`load`]), for commands such as
+/// Reads and layers environment files (as [`read`] does), for commands such as
 /// `infra` that run before the Terraform outputs the files reference exist.
 pub fn merge_files(files: &[PathBuf]) -> Result<Merged, Diagnostics> {
     let (merged, diags) = merge_all(files)?;
@@ -312,10 +346,6 @@ mod tests {
     /// `commands/`), and importing it would close a cycle back into `env/`.
     const CORE: &[&str] = &["env", "jobs", "diag", "yaml", "manifest"];
 
-    /// `env/terraform.rs` still runs `terraform output` itself; the Terraform step makes the
-    /// outputs an input to loading and removes this exception.
-    const NOT_YET_PURE: &[&str] = &["src/env/terraform.rs"];
-
     /// The top-level modules a file names through `crate::module` or `crate::{module, ...}`.
     fn crate_modules(text: &str) -> Vec<String> {
         let mut found = Vec::new();
@@ -354,9 +384,6 @@ mod tests {
         let mut outside = Vec::new();
         for file in &files {
             let shown = file.strip_prefix(root).unwrap().display().to_string();
-            if NOT_YET_PURE.contains(&shown.as_str()) {
-                continue;
-            }
             let text = std::fs::read_to_string(file).unwrap();
             // Unit tests may reach further than the code they test; comments are not imports.
             let code: String = text
