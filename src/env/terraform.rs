@@ -10,7 +10,8 @@ use serde::Deserialize;
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::env::model::{TargetKind, TerraformSource};
-use crate::env::{LoadOptions, Merged, Sources};
+use crate::env::layers::{self, Merged};
+use crate::env::sources::Sources;
 use crate::yaml::{self, Value};
 
 /// A reference: `${terraform.NAME}`, NAME as Terraform spells output names.
@@ -52,14 +53,15 @@ pub enum OutputsSource {
 /// message is placed at the setting that named the source).
 pub type Fetched = Result<Outputs, String>;
 
-/// The source of the outputs `root` references: `None` when nothing references an output (kind
-/// environments need no Terraform) or no source is configured (which [`resolve`] reports).
-pub fn outputs_source(root: &Value, sources: &Sources, opts: &LoadOptions) -> Option<OutputsSource> {
+/// The source of the outputs `root` references: `given` (`--terraform-outputs`) when set, else
+/// the `terraform` block's. `None` when nothing references an output (kind environments need
+/// no Terraform) or no source is configured (which [`resolve`] reports).
+pub fn outputs_source(root: &Value, sources: &Sources, given: Option<&Path>) -> Option<OutputsSource> {
     if references(root).is_empty() {
         return None;
     }
-    if let Some(file) = &opts.terraform_outputs {
-        return Some(OutputsSource::Given(file.clone()));
+    if let Some(file) = given {
+        return Some(OutputsSource::Given(file.to_path_buf()));
     }
     let tf = root.get("terraform");
     let file = tf.and_then(|t| t.get("outputs_file")).and_then(Value::as_str);
@@ -325,8 +327,8 @@ struct TargetView {
 
 /// Reads the settings of [`InfraSettings`] from the environment files.
 pub fn infra_settings(files: &[PathBuf]) -> Result<InfraSettings, Diagnostics> {
-    let Merged { value, sources } = crate::env::merge_files(files)?;
-    let view: InfraView = crate::env::typed(value, &sources)?;
+    let Merged { value, sources } = layers::merge_files(files)?;
+    let view: InfraView = layers::typed(value, &sources)?;
     let tf = view.terraform.unwrap_or_default();
     let resolve = |field: &str, p: Option<String>| p.map(|p| sources.base_dir(field).join(p));
     Ok(InfraSettings {

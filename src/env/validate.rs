@@ -11,7 +11,8 @@ use crate::env::model::{
     TargetKind,
 };
 use crate::env::versions::{self, trainer_api};
-use crate::env::{names, Sources};
+use crate::env::names;
+use crate::env::sources::Sources;
 
 /// Documented maxima.
 pub mod limits {
