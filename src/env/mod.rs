@@ -189,6 +189,35 @@ mod tests {
     }
 
     #[test]
+    fn loading_takes_the_terraform_outputs_as_input_from_the_source_the_files_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("env.yaml");
+        let env = "name: prod\ntarget:\n  kind: eks\n  cluster_name: ${terraform.cluster_name}\n  region: eu-west-1\nterraform:\n  dir: tf\n  backend_config: tf/prod.tfbackend\n";
+        std::fs::write(&file, env).unwrap();
+        let layered = super::read(std::slice::from_ref(&file), &super::LoadOptions::default()).unwrap();
+        assert_eq!(
+            layered.outputs_source(),
+            Some(&super::terraform::OutputsSource::Dir {
+                dir: dir.path().join("tf"),
+                environment: "prod".into(),
+                shared_root: true,
+            })
+        );
+        let outputs = super::terraform::parse_outputs(r#"{"cluster_name":{"value":"c-1"}}"#).unwrap();
+        let loaded = layered.load(Some(Ok(outputs))).unwrap();
+        assert_eq!(loaded.env.target.cluster_name, "c-1");
+
+        let given = super::LoadOptions { terraform_outputs: Some("out.json".into()) };
+        let layered = super::read(std::slice::from_ref(&file), &given).unwrap();
+        assert_eq!(layered.outputs_source(), Some(&super::terraform::OutputsSource::Given("out.json".into())));
+
+        std::fs::write(&file, "name: dev\ntarget:\n  kind: kind\n  cluster_name: dev\n").unwrap();
+        let layered = super::read(std::slice::from_ref(&file), &given).unwrap();
+        assert_eq!(layered.outputs_source(), None, "without a reference nothing is read");
+        assert_eq!(layered.load(None).unwrap().env.name, "dev");
+    }
+
+    #[test]
     fn crate_paths_are_read_in_both_forms() {
         assert_eq!(
             super::tests::crate_modules(
