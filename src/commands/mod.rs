@@ -19,8 +19,8 @@ use crate::env::{self, Layered, LoadedEnv};
 use crate::jobs::{self, Job};
 use crate::manifest::Manifest;
 use crate::render::Templates;
-use crate::targets::terraform;
 use crate::settings::{AddonSettings, LoadSettings, PrepareSettings, Settings};
+use crate::targets::terraform;
 use crate::Error;
 
 /// Runs one command.

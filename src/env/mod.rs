@@ -17,9 +17,9 @@ use std::path::PathBuf;
 use crate::diag::Diagnostics;
 use crate::yaml;
 
+pub(crate) use layers::read_located;
 use layers::{failed, merge_all};
 pub use layers::{merge_files, Merged};
-pub(crate) use layers::read_located;
 pub use model::Environment;
 pub use sources::{within, Layer, Sources};
 
@@ -209,7 +209,10 @@ mod tests {
 
         let given = super::LoadOptions { terraform_outputs: Some("out.json".into()) };
         let layered = super::read(std::slice::from_ref(&file), &given).unwrap();
-        assert_eq!(layered.outputs_source(), Some(&super::terraform::OutputsSource::Given("out.json".into())));
+        assert_eq!(
+            layered.outputs_source(),
+            Some(&super::terraform::OutputsSource::Given("out.json".into()))
+        );
 
         std::fs::write(&file, "name: dev\ntarget:\n  kind: kind\n  cluster_name: dev\n").unwrap();
         let layered = super::read(std::slice::from_ref(&file), &given).unwrap();

@@ -9,8 +9,8 @@ use regex::Regex;
 use serde::Deserialize;
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::env::model::{TargetKind, TerraformSource};
 use crate::env::layers::{self, Merged};
+use crate::env::model::{TargetKind, TerraformSource};
 use crate::env::sources::Sources;
 use crate::yaml::{self, Value};
 

@@ -12,8 +12,8 @@ use serde::Serialize;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::env::check::{self, Checker};
 use crate::env::model::Quota;
-use crate::env::validate::limits;
 use crate::env::terraform::Fetched;
+use crate::env::validate::limits;
 use crate::env::{self, names, quantity, Layered, LoadedEnv, Sources};
 use crate::yaml::{self, Pos};
 use spec::{Framework, JobSpec};
@@ -67,7 +67,10 @@ const CHECKED_AGAINST: &[&str] =
 /// specs are still checked when the environment has problems, unless something they are
 /// checked against could not be read. `outputs` are the Terraform outputs read from the
 /// environment's [`Layered::outputs_source`].
-pub fn load_with_env(layered: Layered, outputs: Option<Fetched>) -> Result<(LoadedEnv, Vec<Job>), Diagnostics> {
+pub fn load_with_env(
+    layered: Layered,
+    outputs: Option<Fetched>,
+) -> Result<(LoadedEnv, Vec<Job>), Diagnostics> {
     let env::Partial { loaded, mut problems, unreadable } = layered.load_partial(outputs)?;
     let Some(loaded) = loaded else { return Err(problems) };
     let guessing =

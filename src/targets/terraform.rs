@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use crate::diag::Diagnostics;
-use crate::env::terraform::{self as references, InfraSettings, OutputsSource, Outputs};
+use crate::env::terraform::{self as references, InfraSettings, Outputs, OutputsSource};
 use crate::targets::process::{self, ProcessError, Program, RunOptions, Stream};
 
 /// Where to install Terraform from, shown when it is missing.
@@ -113,8 +113,10 @@ impl Workdir {
             .collect();
         let backend =
             "the -backend-config of terraform init, e.g. ../terraform/envs/eks-dev/backend.tfbackend";
-        let backend_config =
-            settings.backend_config.as_ref().and_then(|f| file("terraform.backend_config".into(), f, backend));
+        let backend_config = settings
+            .backend_config
+            .as_ref()
+            .and_then(|f| file("terraform.backend_config".into(), f, backend));
         diags.into_result()?;
         let data_dir = data_dir(&settings.name, backend_config.is_some());
         Ok(Workdir { dir, var_files, backend_config, data_dir })
@@ -282,7 +284,8 @@ impl Terraform {
     /// than streamed: this runs while an environment loads, not as a step of its own.
     pub async fn output_values(&self) -> Result<Outputs, TerraformError> {
         let args = self.args(&["output", "-json"]);
-        let done = self.program.run(&args, &RunOptions { envs: self.envs(), ..RunOptions::default() }).await?;
+        let done =
+            self.program.run(&args, &RunOptions { envs: self.envs(), ..RunOptions::default() }).await?;
         references::parse_outputs(&done.stdout).map_err(|message| TerraformError::BadOutputs {
             command: self.command_line(&["output", "-json"]),
             message,
