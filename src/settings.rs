@@ -73,7 +73,7 @@ pub struct LoadSettings {
 }
 
 impl LoadSettings {
-    /// The options of [`crate::env::load`]; the one place they are built.
+    /// The options of [`crate::env::read`]; the one place they are built.
     pub fn options(&self) -> LoadOptions {
         LoadOptions { terraform_outputs: self.terraform_outputs.clone() }
     }

@@ -622,6 +622,22 @@ snap!(
     )
 );
 
+// Loading reads the outputs through the one terraform runner: a failing `terraform output` is
+// reported at terraform.dir with its command line and the end of its stderr, and exits 1.
+#[cfg(unix)]
+snap!(terraform_output_that_fails_is_reported_at_terraform_dir_with_its_stderr, {
+    let t = Test::new()
+        .file("env.yaml", "name: prod\ntarget:\n  kind: eks\n  cluster_name: ${terraform.cluster_name}\n  region: eu-west-1\nterraform:\n  dir: tf\n")
+        .file("tf/main.tf", "")
+        .executable("bin/terraform", "#!/bin/sh\necho 'Error: No valid credential sources found' >&2\nexit 1\n");
+    // On PATH, so the command line in the message is the one the user could run.
+    let bin = t.path().join("bin").display().to_string();
+    let out = t.env("PATH", &bin).args(&["render", "-e", "env.yaml"]).run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    out.stderr
+});
+
 // ---- values with a well-known shape
 snap!(
     env_backend_irsa_role_not_an_arn,

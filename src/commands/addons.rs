@@ -73,7 +73,7 @@ fn unlocked(loaded: &LoadedEnv, locks: &BTreeMap<PathBuf, Lock>, env_files: &[Pa
 /// `addons lock`.
 pub async fn lock(args: &AddonsLockSettings) -> Result<ExitCode, Error> {
     // Only the environment: job specs and templates do not change what an add-on builds to.
-    let loaded = super::load(&args.load)?;
+    let loaded = super::load(&args.load).await?;
     let loader = AddonLoader::new(args.cache_dir.clone().unwrap_or_else(AddonLoader::default_cache_dir));
     let jobs = loaded.env.addons.iter().enumerate().map(|(i, addon)| {
         let base = loaded.sources.base_dir(&format!("addons[{i}].source"));

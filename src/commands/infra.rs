@@ -9,7 +9,7 @@ use crate::env::terraform::{self as tf_refs, InfraSettings};
 use crate::settings::{Format, InfraAction, InfraCommand};
 use crate::targets::kind::target_kind_name;
 use crate::targets::process::Stream;
-use crate::targets::terraform::{self, Changes, Terraform, TerraformError};
+use crate::targets::terraform::{self, Changes, Terraform, TerraformError, Workdir};
 use crate::Error;
 
 /// Runs one `infra` subcommand.
@@ -60,7 +60,7 @@ impl Infra {
             }
             .into());
         }
-        let tf = Terraform::locate(settings.workdir()?, out)?;
+        let tf = Terraform::locate(Workdir::of(&settings)?, out)?;
         Ok(Infra { settings, tf })
     }
 

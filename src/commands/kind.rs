@@ -14,7 +14,7 @@ use crate::Error;
 /// Runs one `cluster` subcommand.
 pub async fn run(settings: &ClusterSettings) -> Result<ExitCode, Error> {
     // Only the environment is needed: no job specs, templates or add-ons are read.
-    let loaded = super::load(&settings.load)?;
+    let loaded = super::load(&settings.load).await?;
     let env = &loaded.env;
     if env.target.kind != TargetKind::Kind {
         return Err(KindError::NotKind {

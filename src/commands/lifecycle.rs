@@ -57,7 +57,7 @@ pub async fn up(args: &UpSettings) -> Result<ExitCode, Error> {
     // Loaded now on kind so that an invalid environment stops `up` before the cluster is made.
     let loaded = match target {
         TargetKind::Kind => {
-            let loaded = super::load(&apply.prepare.load)?;
+            let loaded = super::load(&apply.prepare.load).await?;
             if !apply.prepare.addons.skip {
                 super::addons::read_locks(&loaded, files)?;
             }
@@ -144,7 +144,7 @@ pub async fn down(args: &DownSettings) -> Result<ExitCode, Error> {
     let name = settings.name.clone();
     let kubeconfig = args.delete.connection.kubeconfig.as_deref();
     let loaded = match settings.kind {
-        TargetKind::Kind => Some(super::load(&args.delete.prepare.load)?),
+        TargetKind::Kind => Some(super::load(&args.delete.prepare.load).await?),
         TargetKind::Eks => None,
     };
     let rendered = OnceCell::new();

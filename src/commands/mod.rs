@@ -14,11 +14,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::addons::{AddonLoader, Lock};
-use crate::env::{self, LoadedEnv};
+use crate::env::terraform::Fetched;
+use crate::env::{self, Layered, LoadedEnv};
 use crate::jobs::{self, Job};
 use crate::manifest::Manifest;
 use crate::render::Templates;
 use crate::settings::{AddonSettings, LoadSettings, PrepareSettings, Settings};
+use crate::targets::terraform;
 use crate::Error;
 
 /// Runs one command.
@@ -59,13 +61,26 @@ pub struct Prepared {
 /// Loads and checks all inputs, then renders. Nothing is rendered while any input is invalid.
 pub async fn prepare(settings: &PrepareSettings) -> Result<Prepared, Error> {
     // Environment and job spec problems are reported together.
-    let (loaded, jobs) = jobs::load_with_env(&settings.load.files, &settings.load.options())?;
+    let (layered, outputs) = read(&settings.load).await?;
+    let (loaded, jobs) = jobs::load_with_env(layered, outputs)?;
     render_with(loaded, jobs, settings).await
 }
 
 /// Loads the environment alone, for commands that need no job specs, templates or add-ons.
-pub(crate) fn load(settings: &LoadSettings) -> Result<LoadedEnv, Error> {
-    Ok(env::load(&settings.files, &settings.options())?)
+pub(crate) async fn load(settings: &LoadSettings) -> Result<LoadedEnv, Error> {
+    let (layered, outputs) = read(settings).await?;
+    Ok(layered.load(outputs)?)
+}
+
+/// Reads the environment files, and the Terraform outputs they reference (only when they
+/// reference one) through the one terraform runner.
+async fn read(settings: &LoadSettings) -> Result<(Layered, Option<Fetched>), Error> {
+    let layered = env::read(&settings.files, &settings.options())?;
+    let outputs = match layered.outputs_source() {
+        Some(source) => Some(terraform::fetch_outputs(source).await),
+        None => None,
+    };
+    Ok((layered, outputs))
 }
 
 /// Renders an environment loaded earlier (`up` and `down` load it before their first step).

@@ -3,7 +3,8 @@
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::env::model::{RequestLimit, Resources};
-use crate::env::{explain_serde, names, quantity, within, Sources};
+use crate::env::sources::{within, Sources};
+use crate::env::{names, quantity};
 use crate::yaml;
 
 /// Collects the problems found in one set of sources (an environment's layers or one job file).
@@ -121,6 +122,34 @@ pub(crate) fn type_diagnostic(e: &yaml::TypeError, sources: &Sources) -> Diagnos
     } else {
         sources.error(&e.path, message)
     }
+}
+
+/// serde's messages name Rust types (`u32`, `a string`); say it in the user's terms.
+fn explain_serde(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("invalid value: integer `") {
+        if let Some((number, ty)) = rest.split_once("`, expected ") {
+            let max = match ty {
+                "u32" => Some(u64::from(u32::MAX)),
+                "u64" => Some(u64::MAX),
+                _ => None,
+            };
+            if let Some(max) = max {
+                return if number.starts_with('-') {
+                    format!("{number} is negative; expected a whole number from 0 to {max}")
+                } else {
+                    format!("{number} is too large; expected a whole number from 0 to {max}")
+                };
+            }
+        }
+    }
+    message
+        .replace("expected u32", "expected a whole number ≥ 0")
+        .replace("expected u64", "expected a whole number ≥ 0")
+        .replace("expected i64", "expected a whole number")
+        .replace("expected f64", "expected a number")
+        .replace("expected struct ", "expected a mapping: ")
+        .replace("expected a sequence", "expected a list")
+        .replace("expected a map", "expected a mapping")
 }
 
 #[cfg(test)]

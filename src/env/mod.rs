@@ -2,103 +2,26 @@
 
 pub mod addon_source;
 pub mod check;
+pub mod layers;
 pub mod merge;
 pub mod model;
 pub mod names;
 pub mod quantity;
+pub mod sources;
 pub mod terraform;
 pub mod validate;
 pub mod versions;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::diag::{Diagnostic, Diagnostics};
-use crate::yaml::{self, Pos, PosIndex};
+use crate::diag::Diagnostics;
+use crate::yaml;
 
+pub(crate) use layers::read_located;
+use layers::{failed, merge_all};
+pub use layers::{merge_files, Merged};
 pub use model::Environment;
-
-/// One file of a layered environment, with the positions of everything it wrote.
-#[derive(Debug, Clone)]
-pub struct Layer {
-    /// The path as the user gave it.
-    pub path: PathBuf,
-    index: PosIndex,
-}
-
-/// The files an environment was merged from, to point errors at the line that set a field.
-#[derive(Debug, Clone)]
-pub struct Sources {
-    layers: Vec<Layer>,
-    /// Whether a field that no file wrote, nor any parent of it below the top, points at the
-    /// document itself (environment layers) or at no line (a job file, where such a problem is
-    /// named by its field alone).
-    document_fallback: bool,
-}
-
-impl Sources {
-    /// The layer that last wrote `field` (or its nearest written parent), and the position.
-    /// `key` picks the key's position rather than the value's.
-    pub fn locate(&self, field: &str, key: bool) -> (Option<&Layer>, Option<Pos>) {
-        let mut path = field.to_string();
-        loop {
-            for layer in self.layers.iter().rev() {
-                if layer.index.contains(&path) {
-                    let pos = if key { layer.index.key(&path) } else { layer.index.value(&path) };
-                    return (Some(layer), pos);
-                }
-            }
-            match parent_path(&path) {
-                Some(p) if self.document_fallback || !p.is_empty() => path = p,
-                _ => return (self.layers.last(), None),
-            }
-        }
-    }
-
-    /// A diagnostic for `field`, pointing at the value that set it.
-    pub fn error(&self, field: &str, message: impl Into<String>) -> Diagnostic {
-        self.diag(field, message, false)
-    }
-
-    /// A diagnostic for `field`, pointing at its key (for unknown or misplaced keys).
-    pub fn key_error(&self, field: &str, message: impl Into<String>) -> Diagnostic {
-        self.diag(field, message, true)
-    }
-
-    fn diag(&self, field: &str, message: impl Into<String>, key: bool) -> Diagnostic {
-        let (layer, pos) = self.locate(field, key);
-        Diagnostic {
-            file: layer.map(|l| l.path.display().to_string()).unwrap_or_default(),
-            pos,
-            field: field.to_string(),
-            message: message.into(),
-        }
-    }
-
-    /// Directory of the file that set `field`: relative paths in that field resolve against it.
-    pub fn base_dir(&self, field: &str) -> PathBuf {
-        let (layer, _) = self.locate(field, false);
-        layer.and_then(|l| l.path.parent()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
-    }
-
-    /// The sources of one file read on its own (a job spec).
-    pub(crate) fn single(path: PathBuf, index: PosIndex) -> Sources {
-        Sources { layers: vec![Layer { path, index }], document_fallback: false }
-    }
-
-    /// The files, in layering order.
-    pub fn files(&self) -> impl Iterator<Item = &Path> {
-        self.layers.iter().map(|l| l.path.as_path())
-    }
-}
-
-/// `a.b[2].c` -> `a.b[2]` -> `a.b` -> `a` -> None.
-fn parent_path(path: &str) -> Option<String> {
-    if path.is_empty() {
-        return None;
-    }
-    let cut = path.rfind(['.', '[']).unwrap_or(0);
-    Some(path[..cut].to_string())
-}
+pub use sources::{within, Layer, Sources};
 
 /// Options that change how an environment is loaded.
 #[derive(Debug, Clone, Default)]
@@ -116,12 +39,73 @@ pub struct LoadedEnv {
     pub sources: Sources,
 }
 
-/// Reads, layers, resolves Terraform references in, deserialises and validates environment files.
-/// Every problem found is returned at once; an environment with any problem is never returned.
-pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<LoadedEnv, Diagnostics> {
-    let Partial { loaded, problems, .. } = load_partial(files, opts)?;
-    problems.into_result()?;
-    Ok(loaded.expect("an environment that does not type has a problem recorded"))
+/// Environment files read and layered, before their `${terraform.NAME}` references are filled:
+/// the caller reads the outputs from [`Layered::outputs_source`] (a file, or `terraform output`,
+/// which loading never runs) and hands them to [`Layered::load`].
+#[derive(Debug)]
+pub struct Layered {
+    merged: Merged,
+    problems: Diagnostics,
+    outputs: Option<terraform::OutputsSource>,
+}
+
+/// Reads and layers environment files, and finds where the outputs they reference come from.
+pub fn read(files: &[PathBuf], opts: &LoadOptions) -> Result<Layered, Diagnostics> {
+    let (merged, problems) = merge_all(files)?;
+    if !problems.is_empty() && merged.value.is_null() {
+        return Err(failed(problems));
+    }
+    // References are resolved only in a complete environment: a file that could not be read
+    // may set where the outputs are.
+    let outputs = if problems.is_empty() {
+        terraform::outputs_source(&merged.value, &merged.sources, opts.terraform_outputs.as_deref())
+    } else {
+        None
+    };
+    Ok(Layered { merged, problems, outputs })
+}
+
+impl Layered {
+    /// Where the outputs the files reference are read from; `None` when nothing needs them.
+    pub fn outputs_source(&self) -> Option<&terraform::OutputsSource> {
+        self.outputs.as_ref()
+    }
+
+    /// Resolves Terraform references with `outputs` (read from [`Layered::outputs_source`],
+    /// `None` when it names none), deserialises and validates. Every problem found is returned
+    /// at once; an environment with any problem is never returned.
+    pub fn load(self, outputs: Option<terraform::Fetched>) -> Result<LoadedEnv, Diagnostics> {
+        let Partial { loaded, problems, .. } = self.load_partial(outputs)?;
+        problems.into_result()?;
+        Ok(loaded.expect("an environment that does not type has a problem recorded"))
+    }
+
+    /// [`Layered::load`], returning what typed beside the problems.
+    pub fn load_partial(self, outputs: Option<terraform::Fetched>) -> Result<Partial, Diagnostics> {
+        let Layered { merged: Merged { mut value, sources }, problems: mut diags, outputs: source } = self;
+        let unreadable_file = !diags.is_empty();
+        let unresolved = if unreadable_file {
+            Vec::new()
+        } else {
+            terraform::resolve(&mut value, &sources, source.as_ref(), outputs, &mut diags)
+        };
+        let typed = yaml::from_value_all::<Environment>(value, unresolved);
+        for e in &typed.errors {
+            // A file that could not be read may well hold the missing field.
+            if !(unreadable_file && e.message.starts_with("missing field")) {
+                diags.push(check::type_diagnostic(e, &sources));
+            }
+        }
+        let env = match typed.value {
+            // Checks of an environment without one of its files would report what that file fixes.
+            Some(env) if !unreadable_file => env,
+            _ => return Err(failed(diags)),
+        };
+        let mut env = env;
+        env.derive_defaults();
+        diags.0.extend(validate::check(&env, &sources, &typed.dropped).0);
+        Ok(Partial { loaded: Some(LoadedEnv { env, sources }), problems: diags, unreadable: typed.dropped })
+    }
 }
 
 /// An environment read as far as it goes, so that inputs checked against it (job specs) are
@@ -138,171 +122,6 @@ pub struct Partial {
     pub unreadable: Vec<String>,
 }
 
-/// [`load`], returning what typed beside the problems.
-pub fn load_partial(files: &[PathBuf], opts: &LoadOptions) -> Result<Partial, Diagnostics> {
-    let (Merged { mut value, sources }, mut diags) = merge_all(files)?;
-    let unreadable_file = !diags.is_empty();
-    if unreadable_file && value.is_null() {
-        return Err(failed(diags));
-    }
-    let unresolved =
-        if unreadable_file { Vec::new() } else { terraform::resolve(&mut value, &sources, opts, &mut diags) };
-    let typed = yaml::from_value_all::<Environment>(value, unresolved);
-    for e in &typed.errors {
-        // A file that could not be read may well hold the missing field.
-        if !(unreadable_file && e.message.starts_with("missing field")) {
-            diags.push(check::type_diagnostic(e, &sources));
-        }
-    }
-    let env = match typed.value {
-        // Checks of an environment without one of its files would report what that file fixes.
-        Some(env) if !unreadable_file => env,
-        _ => return Err(failed(diags)),
-    };
-    let mut env = env;
-    env.derive_defaults();
-    diags.0.extend(validate::check(&env, &sources, &typed.dropped).0);
-    Ok(Partial { loaded: Some(LoadedEnv { env, sources }), problems: diags, unreadable: typed.dropped })
-}
-
-/// Whether `field` is `path` or lies inside it.
-pub fn within(field: &str, path: &str) -> bool {
-    field.strip_prefix(path).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
-}
-
-/// The problems of a run that stops early, in reading order. Never empty: a value fails to type
-/// only after an error was recorded for it.
-fn failed(mut diags: Diagnostics) -> Diagnostics {
-    diags.sort();
-    diags
-}
-
-/// Layered environment files before Terraform references are resolved or anything is typed.
-#[derive(Debug, Clone)]
-pub struct Merged {
-    /// The merged value.
-    pub value: yaml::Value,
-    /// Where each setting came from.
-    pub sources: Sources,
-}
-
-/// Reads and layers environment files (the first steps of [`load`]), for commands such as
-/// `infra` that run before the Terraform outputs the files reference exist.
-pub fn merge_files(files: &[PathBuf]) -> Result<Merged, Diagnostics> {
-    let (merged, diags) = merge_all(files)?;
-    diags.into_result()?;
-    Ok(merged)
-}
-
-/// Layers every file that can be read; the problems of the others are returned beside the
-/// result so that the readable files are still checked.
-fn merge_all(files: &[PathBuf]) -> Result<(Merged, Diagnostics), Diagnostics> {
-    if files.is_empty() {
-        return Err(Diagnostic {
-            file: "<command line>".into(),
-            pos: None,
-            field: String::new(),
-            message: "no environment file given; pass -e environments/base.yaml -e environments/kind.yaml"
-                .into(),
-        }
-        .into());
-    }
-    let mut sources = Sources { layers: Vec::new(), document_fallback: true };
-    let mut merged = yaml::Value::Null;
-    let mut diags = Diagnostics::default();
-    for path in files {
-        let (value, index) = match read_located(path) {
-            Ok(v) => v,
-            Err(d) => {
-                diags.push(d);
-                continue;
-            }
-        };
-        if !value.is_mapping() && !value.is_null() {
-            diags.push(Diagnostic {
-                file: path.display().to_string(),
-                pos: Some(Pos { line: 1, column: 1 }),
-                field: String::new(),
-                message: "an environment file must be a mapping of keys (name, target, components, ...)"
-                    .into(),
-            });
-            continue;
-        }
-        // An empty or comment-only file is an overlay that changes nothing (merging its null
-        // would wipe the layers before it).
-        if !value.is_null() {
-            merge::merge(&mut merged, value);
-        }
-        sources.layers.push(Layer { path: path.clone(), index });
-    }
-    Ok((Merged { value: merged, sources }, diags))
-}
-
-/// Deserialises a merged value; every type error points at the layer and line that set the field.
-pub(crate) fn typed<T: serde::de::DeserializeOwned>(
-    value: yaml::Value,
-    sources: &Sources,
-) -> Result<T, Diagnostics> {
-    let typed = yaml::from_value_all::<T>(value, Vec::new());
-    let mut diags = Diagnostics::default();
-    for e in &typed.errors {
-        diags.push(check::type_diagnostic(e, sources));
-    }
-    match typed.value {
-        Some(v) if diags.is_empty() => Ok(v),
-        _ => Err(failed(diags)),
-    }
-}
-
-/// Reads and parses one YAML file the user wrote, with the positions of its keys; a problem is
-/// a diagnostic naming the file (and the line, for YAML errors).
-pub(crate) fn read_located(path: &Path) -> Result<(yaml::Value, PosIndex), Diagnostic> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| Diagnostic {
-        file: file.clone(),
-        pos: None,
-        field: String::new(),
-        message: format!("cannot read: {e}"),
-    })?;
-    yaml::parse_located(&text).map_err(|e| match e.field {
-        Some(field) => Diagnostic { file, pos: e.pos, field, message: e.message },
-        None => Diagnostic {
-            file,
-            pos: e.pos,
-            field: String::new(),
-            message: format!("invalid YAML: {}", e.message),
-        },
-    })
-}
-
-/// serde's messages name Rust types (`u32`, `a string`); say it in the user's terms.
-pub(crate) fn explain_serde(message: &str) -> String {
-    if let Some(rest) = message.strip_prefix("invalid value: integer `") {
-        if let Some((number, ty)) = rest.split_once("`, expected ") {
-            let max = match ty {
-                "u32" => Some(u64::from(u32::MAX)),
-                "u64" => Some(u64::MAX),
-                _ => None,
-            };
-            if let Some(max) = max {
-                return if number.starts_with('-') {
-                    format!("{number} is negative; expected a whole number from 0 to {max}")
-                } else {
-                    format!("{number} is too large; expected a whole number from 0 to {max}")
-                };
-            }
-        }
-    }
-    message
-        .replace("expected u32", "expected a whole number ≥ 0")
-        .replace("expected u64", "expected a whole number ≥ 0")
-        .replace("expected i64", "expected a whole number")
-        .replace("expected f64", "expected a number")
-        .replace("expected struct ", "expected a mapping: ")
-        .replace("expected a sequence", "expected a list")
-        .replace("expected a map", "expected a mapping")
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -311,10 +130,6 @@ mod tests {
     /// (`targets/`, `aws/`, `addons/`, `engine/`, ...) or sits above the core (`render/`,
     /// `commands/`), and importing it would close a cycle back into `env/`.
     const CORE: &[&str] = &["env", "jobs", "diag", "yaml", "manifest"];
-
-    /// `env/terraform.rs` still runs `terraform output` itself; the Terraform step makes the
-    /// outputs an input to loading and removes this exception.
-    const NOT_YET_PURE: &[&str] = &["src/env/terraform.rs"];
 
     /// The top-level modules a file names through `crate::module` or `crate::{module, ...}`.
     fn crate_modules(text: &str) -> Vec<String> {
@@ -354,9 +169,6 @@ mod tests {
         let mut outside = Vec::new();
         for file in &files {
             let shown = file.strip_prefix(root).unwrap().display().to_string();
-            if NOT_YET_PURE.contains(&shown.as_str()) {
-                continue;
-            }
             let text = std::fs::read_to_string(file).unwrap();
             // Unit tests may reach further than the code they test; comments are not imports.
             let code: String = text
@@ -374,6 +186,38 @@ mod tests {
             }
         }
         assert!(outside.is_empty(), "the pure core imports from outside it:\n{}", outside.join("\n"));
+    }
+
+    #[test]
+    fn loading_takes_the_terraform_outputs_as_input_from_the_source_the_files_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("env.yaml");
+        let env = "name: prod\ntarget:\n  kind: eks\n  cluster_name: ${terraform.cluster_name}\n  region: eu-west-1\nterraform:\n  dir: tf\n  backend_config: tf/prod.tfbackend\n";
+        std::fs::write(&file, env).unwrap();
+        let layered = super::read(std::slice::from_ref(&file), &super::LoadOptions::default()).unwrap();
+        assert_eq!(
+            layered.outputs_source(),
+            Some(&super::terraform::OutputsSource::Dir {
+                dir: dir.path().join("tf"),
+                environment: "prod".into(),
+                shared_root: true,
+            })
+        );
+        let outputs = super::terraform::parse_outputs(r#"{"cluster_name":{"value":"c-1"}}"#).unwrap();
+        let loaded = layered.load(Some(Ok(outputs))).unwrap();
+        assert_eq!(loaded.env.target.cluster_name, "c-1");
+
+        let given = super::LoadOptions { terraform_outputs: Some("out.json".into()) };
+        let layered = super::read(std::slice::from_ref(&file), &given).unwrap();
+        assert_eq!(
+            layered.outputs_source(),
+            Some(&super::terraform::OutputsSource::Given("out.json".into()))
+        );
+
+        std::fs::write(&file, "name: dev\ntarget:\n  kind: kind\n  cluster_name: dev\n").unwrap();
+        let layered = super::read(std::slice::from_ref(&file), &given).unwrap();
+        assert_eq!(layered.outputs_source(), None, "without a reference nothing is read");
+        assert_eq!(layered.load(None).unwrap().env.name, "dev");
     }
 
     #[test]

@@ -1,17 +1,17 @@
-//! `${terraform.NAME}` references in environment files, filled from `terraform output -json`.
+//! `${terraform.NAME}` references in environment files, filled from the outputs of
+//! `terraform output -json` that the caller read from the [`OutputsSource`] the files name.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::LazyLock;
 
 use regex::Regex;
 use serde::Deserialize;
 
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::env::layers::{self, Merged};
 use crate::env::model::{TargetKind, TerraformSource};
-use crate::env::{LoadOptions, Merged, Sources};
-use crate::targets::terraform::Workdir;
+use crate::env::sources::Sources;
 use crate::yaml::{self, Value};
 
 /// A reference: `${terraform.NAME}`, NAME as Terraform spells output names.
@@ -29,14 +29,78 @@ static LOOKALIKE: LazyLock<Regex> = LazyLock::new(|| {
 /// Outputs of `terraform output -json`: name -> value.
 pub type Outputs = BTreeMap<String, serde_json::Value>;
 
-/// Replaces every `${terraform.NAME}` in `root` with the output's value. Outputs are read only
-/// when a reference exists, so kind environments need no Terraform. Every problem goes to
+/// Where the outputs an environment's references name are read from, as its files and the
+/// options say. Loading never reads them itself: the caller fetches them (a file, or
+/// `terraform output -json`, which is a process) and hands them to [`resolve`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputsSource {
+    /// `--terraform-outputs FILE`: a saved `terraform output -json`, overriding the files.
+    Given(PathBuf),
+    /// `terraform.outputs_file`, resolved against the file that set it.
+    File(PathBuf),
+    /// `terraform output -json` in `terraform.dir` (resolved against the file that set it).
+    Dir {
+        /// The Terraform root module.
+        dir: PathBuf,
+        /// The environment's name, which names its own data directory on a shared root.
+        environment: String,
+        /// Whether the environment shares its root with others (it names a backend config).
+        shared_root: bool,
+    },
+}
+
+/// What the caller read from an [`OutputsSource`]: the outputs, or what went wrong (the
+/// message is placed at the setting that named the source).
+pub type Fetched = Result<Outputs, String>;
+
+/// The source of the outputs `root` references: `given` (`--terraform-outputs`) when set, else
+/// the `terraform` block's. `None` when nothing references an output (kind environments need
+/// no Terraform) or no source is configured (which [`resolve`] reports).
+pub fn outputs_source(root: &Value, sources: &Sources, given: Option<&Path>) -> Option<OutputsSource> {
+    if references(root).is_empty() {
+        return None;
+    }
+    if let Some(file) = given {
+        return Some(OutputsSource::Given(file.to_path_buf()));
+    }
+    let tf = root.get("terraform");
+    let file = tf.and_then(|t| t.get("outputs_file")).and_then(Value::as_str);
+    let dir = tf.and_then(|t| t.get("dir")).and_then(Value::as_str);
+    match (file, dir) {
+        (Some(f), _) => Some(OutputsSource::File(sources.base_dir("terraform.outputs_file").join(f))),
+        (None, Some(d)) => Some(OutputsSource::Dir {
+            dir: sources.base_dir("terraform.dir").join(d),
+            environment: root.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+            shared_root: tf.and_then(|t| t.get("backend_config")).is_some(),
+        }),
+        (None, None) => None,
+    }
+}
+
+/// The strings of `root` that hold a reference and no look-alike.
+fn references(root: &Value) -> Vec<Vec<Step>> {
+    let mut strings = Vec::new();
+    collect(root, &mut Vec::new(), &mut strings);
+    strings
+        .into_iter()
+        .filter(|(_, text)| look_alikes(text).is_empty() && REFERENCE.is_match(text))
+        .map(|(steps, _)| steps)
+        .collect()
+}
+
+/// Replaces every `${terraform.NAME}` in `root` with the output's value, from `fetched`: what
+/// the caller read from `source`, the [`outputs_source`] of `root`. Every problem goes to
 /// `diags`; a value that could not be resolved is removed from `root` and its path returned, so
 /// that later checks do not report the missing value again.
+///
+/// # Panics
+///
+/// When `root` names a source and nothing was fetched from it: callers read the source first.
 pub fn resolve(
     root: &mut Value,
     sources: &Sources,
-    opts: &LoadOptions,
+    source: Option<&OutputsSource>,
+    fetched: Option<Fetched>,
     diags: &mut Diagnostics,
 ) -> Vec<String> {
     let mut strings = Vec::new();
@@ -54,7 +118,16 @@ pub fn resolve(
         }
     }
     if let Some(first) = refs.first() {
-        match load_outputs(root, sources, opts, &display(first)) {
+        let outputs = match source {
+            None => Err(Diagnostics::from(sources.error(
+                &display(first),
+                "references a Terraform output, but no outputs are configured: set terraform.outputs_file or terraform.dir, or pass --terraform-outputs FILE",
+            ))),
+            Some(source) => fetched
+                .expect("the outputs of the source an environment names are fetched before it loads")
+                .map_err(|m| fetch_error(source, sources, m)),
+        };
+        match outputs {
             Err(d) => {
                 diags.0.extend(d.0);
                 unresolved.extend(refs);
@@ -183,43 +256,19 @@ fn get_mut<'a>(root: &'a mut Value, steps: &[Step]) -> Option<&'a mut Value> {
     Some(node)
 }
 
-fn load_outputs(
-    root: &Value,
-    sources: &Sources,
-    opts: &LoadOptions,
-    first_ref: &str,
-) -> Result<Outputs, Diagnostics> {
-    if let Some(file) = &opts.terraform_outputs {
-        return read_outputs_file(file).map_err(|m| {
-            Diagnostics::from(Diagnostic {
-                file: file.display().to_string(),
-                pos: None,
-                field: String::new(),
-                message: m,
-            })
-        });
-    }
-    let tf = root.get("terraform");
-    let file = tf.and_then(|t| t.get("outputs_file")).and_then(Value::as_str);
-    let dir = tf.and_then(|t| t.get("dir")).and_then(Value::as_str);
-    match (file, dir) {
-        (Some(f), _) => {
-            let path = sources.base_dir("terraform.outputs_file").join(f);
-            read_outputs_file(&path).map_err(|m| sources.error("terraform.outputs_file", format!("{}: {m}", path.display())).into())
+/// A problem reading the outputs, at the setting that named where they are.
+fn fetch_error(source: &OutputsSource, sources: &Sources, message: String) -> Diagnostics {
+    match source {
+        OutputsSource::Given(file) => Diagnostics::from(Diagnostic {
+            file: file.display().to_string(),
+            pos: None,
+            field: String::new(),
+            message,
+        }),
+        OutputsSource::File(path) => {
+            sources.error("terraform.outputs_file", format!("{}: {message}", path.display())).into()
         }
-        (None, Some(d)) => {
-            let path = sources.base_dir("terraform.dir").join(d);
-            let shared_root = tf.and_then(|t| t.get("backend_config")).is_some();
-            let name = root.get("name").and_then(Value::as_str).unwrap_or_default();
-            let data_dir = crate::targets::terraform::data_dir(name, shared_root);
-            run_terraform_output(&path, data_dir.as_deref()).map_err(|m| sources.error("terraform.dir", m).into())
-        }
-        (None, None) => Err(sources
-            .error(
-                first_ref,
-                "references a Terraform output, but no outputs are configured: set terraform.outputs_file or terraform.dir, or pass --terraform-outputs FILE",
-            )
-            .into()),
+        OutputsSource::Dir { .. } => sources.error("terraform.dir", message).into(),
     }
 }
 
@@ -242,30 +291,6 @@ pub fn parse_outputs(text: &str) -> Result<Outputs, String> {
             }
         })
         .collect()
-}
-
-fn run_terraform_output(dir: &Path, data_dir: Option<&Path>) -> Result<Outputs, String> {
-    let mut command = Command::new(crate::targets::terraform::program());
-    command.arg(format!("-chdir={}", dir.display())).args(["output", "-json"]);
-    if let Some(d) = data_dir {
-        command.env("TF_DATA_DIR", d);
-    }
-    let out = command.output().map_err(|e| {
-        format!(
-            "cannot run `terraform output -json` in {}: {e} (is terraform installed? see {})",
-            dir.display(),
-            crate::targets::terraform::TERRAFORM_INSTALL
-        )
-    })?;
-    if !out.status.success() {
-        return Err(format!(
-            "`terraform output -json` in {} failed ({}): {}",
-            dir.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    parse_outputs(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// What `trainstack infra` needs of an environment. Read from the layered files without
@@ -302,8 +327,8 @@ struct TargetView {
 
 /// Reads the settings of [`InfraSettings`] from the environment files.
 pub fn infra_settings(files: &[PathBuf]) -> Result<InfraSettings, Diagnostics> {
-    let Merged { value, sources } = crate::env::merge_files(files)?;
-    let view: InfraView = crate::env::typed(value, &sources)?;
+    let Merged { value, sources } = layers::merge_files(files)?;
+    let view: InfraView = layers::typed(value, &sources)?;
     let tf = view.terraform.unwrap_or_default();
     let resolve = |field: &str, p: Option<String>| p.map(|p| sources.base_dir(field).join(p));
     Ok(InfraSettings {
@@ -340,33 +365,9 @@ impl InfraSettings {
         }
     }
 
-    /// How terraform runs for this environment: [`InfraSettings::require_dir`], and each of
-    /// `terraform.var_files` and `terraform.backend_config` a file. Their paths are made
-    /// absolute, since terraform reads them after changing into the directory.
-    pub fn workdir(&self) -> Result<Workdir, Diagnostics> {
-        let dir = self.require_dir()?.to_path_buf();
-        let mut diags = Diagnostics::default();
-        let mut file = |field: String, path: &Path, valid: &str| match std::path::absolute(path) {
-            Ok(abs) if path.is_file() => Some(abs),
-            _ => {
-                let message =
-                    format!("{} is not a file; expected {valid}, relative to this file", path.display());
-                diags.push(self.sources.error(&field, message));
-                None
-            }
-        };
-        let tfvars =
-            "a -var-file of terraform plan and destroy, e.g. ../terraform/envs/eks-dev/settings.tfvars";
-        let var_files: Vec<PathBuf> = (self.var_files.iter().enumerate())
-            .filter_map(|(i, f)| file(format!("terraform.var_files[{i}]"), f, tfvars))
-            .collect();
-        let backend =
-            "the -backend-config of terraform init, e.g. ../terraform/envs/eks-dev/backend.tfbackend";
-        let backend_config =
-            self.backend_config.as_ref().and_then(|f| file("terraform.backend_config".into(), f, backend));
-        diags.into_result()?;
-        let data_dir = crate::targets::terraform::data_dir(&self.name, backend_config.is_some());
-        Ok(Workdir { dir, var_files, backend_config, data_dir })
+    /// Where each setting came from, to point errors at the line that set it.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
     }
 }
 

@@ -10,8 +10,9 @@ use crate::env::model::{
     BucketEncryption, BucketOwner, Components, Environment, GpuProvider, Quota, QuotaOverride, RayWorkers,
     TargetKind,
 };
+use crate::env::names;
+use crate::env::sources::Sources;
 use crate::env::versions::{self, trainer_api};
-use crate::env::{names, Sources};
 
 /// Documented maxima.
 pub mod limits {

@@ -12,8 +12,9 @@ use serde::Serialize;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::env::check::{self, Checker};
 use crate::env::model::Quota;
+use crate::env::terraform::Fetched;
 use crate::env::validate::limits;
-use crate::env::{self, names, quantity, LoadOptions, LoadedEnv, Sources};
+use crate::env::{self, names, quantity, Layered, LoadedEnv, Sources};
 use crate::yaml::{self, Pos};
 use spec::{Framework, JobSpec};
 
@@ -64,9 +65,13 @@ const CHECKED_AGAINST: &[&str] =
 
 /// Loads the environment and its job specs, reporting the problems of both at once: the job
 /// specs are still checked when the environment has problems, unless something they are
-/// checked against could not be read.
-pub fn load_with_env(files: &[PathBuf], opts: &LoadOptions) -> Result<(LoadedEnv, Vec<Job>), Diagnostics> {
-    let env::Partial { loaded, mut problems, unreadable } = env::load_partial(files, opts)?;
+/// checked against could not be read. `outputs` are the Terraform outputs read from the
+/// environment's [`Layered::outputs_source`].
+pub fn load_with_env(
+    layered: Layered,
+    outputs: Option<Fetched>,
+) -> Result<(LoadedEnv, Vec<Job>), Diagnostics> {
+    let env::Partial { loaded, mut problems, unreadable } = layered.load_partial(outputs)?;
     let Some(loaded) = loaded else { return Err(problems) };
     let guessing =
         unreadable.iter().any(|u| CHECKED_AGAINST.iter().any(|c| env::within(u, c) || env::within(c, u)));

@@ -260,8 +260,8 @@ mod tests {
     fn every_documented_template_variable_is_in_the_render_context() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let files = [root.join("environments/base.yaml"), root.join("environments/kind.yaml")];
-        let loaded = crate::env::load(&files, &crate::env::LoadOptions { terraform_outputs: None })
-            .expect("kind loads");
+        let layered = crate::env::read(&files, &crate::env::LoadOptions::default()).expect("kind reads");
+        let loaded = layered.load(None).expect("kind loads");
         let jobs = crate::jobs::load(&loaded).expect("its jobs load");
         let ctx = serde_json::to_value(build_context(&loaded.env, &jobs)).unwrap();
         let doc = std::fs::read_to_string(root.join("docs/templates.md")).unwrap();

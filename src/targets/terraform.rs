@@ -7,6 +7,8 @@ use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
+use crate::diag::Diagnostics;
+use crate::env::terraform::{self as references, InfraSettings, Outputs, OutputsSource};
 use crate::targets::process::{self, ProcessError, Program, RunOptions, Stream};
 
 /// Where to install Terraform from, shown when it is missing.
@@ -86,6 +88,39 @@ pub struct Workdir {
     pub backend_config: Option<PathBuf>,
     /// `TF_DATA_DIR` to set (see [`data_dir`]).
     pub data_dir: Option<PathBuf>,
+}
+
+impl Workdir {
+    /// How terraform runs for an environment: [`InfraSettings::require_dir`], and each of
+    /// `terraform.var_files` and `terraform.backend_config` a file. Their paths are made
+    /// absolute, since terraform reads them after changing into the directory.
+    pub fn of(settings: &InfraSettings) -> Result<Workdir, Diagnostics> {
+        let dir = settings.require_dir()?.to_path_buf();
+        let mut diags = Diagnostics::default();
+        let mut file = |field: String, path: &Path, valid: &str| match std::path::absolute(path) {
+            Ok(abs) if path.is_file() => Some(abs),
+            _ => {
+                let message =
+                    format!("{} is not a file; expected {valid}, relative to this file", path.display());
+                diags.push(settings.sources().error(&field, message));
+                None
+            }
+        };
+        let tfvars =
+            "a -var-file of terraform plan and destroy, e.g. ../terraform/envs/eks-dev/settings.tfvars";
+        let var_files: Vec<PathBuf> = (settings.var_files.iter().enumerate())
+            .filter_map(|(i, f)| file(format!("terraform.var_files[{i}]"), f, tfvars))
+            .collect();
+        let backend =
+            "the -backend-config of terraform init, e.g. ../terraform/envs/eks-dev/backend.tfbackend";
+        let backend_config = settings
+            .backend_config
+            .as_ref()
+            .and_then(|f| file("terraform.backend_config".into(), f, backend));
+        diags.into_result()?;
+        let data_dir = data_dir(&settings.name, backend_config.is_some());
+        Ok(Workdir { dir, var_files, backend_config, data_dir })
+    }
 }
 
 /// terraform, run in one directory.
@@ -238,11 +273,23 @@ impl Terraform {
                 &RunOptions { stderr: Stream::Stderr(""), envs: self.envs(), ..RunOptions::default() },
             )
             .await?;
-        crate::env::terraform::parse_outputs(&done.stdout).map_err(|message| TerraformError::BadOutputs {
+        references::parse_outputs(&done.stdout).map_err(|message| TerraformError::BadOutputs {
             command: self.command_line(&["output", "-json"]),
             message,
         })?;
         Ok(done.stdout)
+    }
+
+    /// The outputs, as loading takes them. terraform's stderr is kept for the error rather
+    /// than streamed: this runs while an environment loads, not as a step of its own.
+    pub async fn output_values(&self) -> Result<Outputs, TerraformError> {
+        let args = self.args(&["output", "-json"]);
+        let done =
+            self.program.run(&args, &RunOptions { envs: self.envs(), ..RunOptions::default() }).await?;
+        references::parse_outputs(&done.stdout).map_err(|message| TerraformError::BadOutputs {
+            command: self.command_line(&["output", "-json"]),
+            message,
+        })
     }
 
     /// A temporary file for a saved plan (plans hold secret values: it is private to the user
@@ -264,4 +311,28 @@ pub fn write_outputs(path: &Path, document: &str) -> Result<(), TerraformError> 
         std::fs::create_dir_all(parent).map_err(err)?;
     }
     std::fs::write(path, document).map_err(err)
+}
+
+/// Reads the outputs an environment's `${terraform.NAME}` references name, from where its
+/// files (or `--terraform-outputs`) say: a saved `terraform output -json`, or a live
+/// `terraform output -json` in its Terraform directory (no init: an uninitialised directory has
+/// no outputs to give).
+pub async fn fetch_outputs(source: &OutputsSource) -> references::Fetched {
+    match source {
+        OutputsSource::Given(file) | OutputsSource::File(file) => references::read_outputs_file(file),
+        OutputsSource::Dir { dir, environment, shared_root } => {
+            let work = Workdir {
+                dir: dir.clone(),
+                var_files: Vec::new(),
+                backend_config: None,
+                data_dir: data_dir(environment, *shared_root),
+            };
+            let tf = Terraform::locate(work, Stream::Capture).map_err(|e| e.to_string())?;
+            // A document that is not one reads as it does from a file.
+            tf.output_values().await.map_err(|e| match e {
+                TerraformError::BadOutputs { message, .. } => message,
+                other => other.to_string(),
+            })
+        }
+    }
 }

@@ -1,0 +1,114 @@
+//! Reading and layering environment files: each file parsed with the positions of its keys,
+//! merged by the layering rules, and typed with every error at the line that set the field.
+
+use std::path::{Path, PathBuf};
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::env::sources::{Layer, Sources};
+use crate::env::{check, merge};
+use crate::yaml::{self, Pos, PosIndex};
+
+/// The problems of a run that stops early, in reading order. Never empty: a value fails to type
+/// only after an error was recorded for it.
+pub(super) fn failed(mut diags: Diagnostics) -> Diagnostics {
+    diags.sort();
+    diags
+}
+
+/// Layered environment files before Terraform references are resolved or anything is typed.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    /// The merged value.
+    pub value: yaml::Value,
+    /// Where each setting came from.
+    pub sources: Sources,
+}
+
+/// Reads and layers environment files (as [`crate::env::read`] does), for commands such as
+/// `infra` that run before the Terraform outputs the files reference exist.
+pub fn merge_files(files: &[PathBuf]) -> Result<Merged, Diagnostics> {
+    let (merged, diags) = merge_all(files)?;
+    diags.into_result()?;
+    Ok(merged)
+}
+
+/// Layers every file that can be read; the problems of the others are returned beside the
+/// result so that the readable files are still checked.
+pub(super) fn merge_all(files: &[PathBuf]) -> Result<(Merged, Diagnostics), Diagnostics> {
+    if files.is_empty() {
+        return Err(Diagnostic {
+            file: "<command line>".into(),
+            pos: None,
+            field: String::new(),
+            message: "no environment file given; pass -e environments/base.yaml -e environments/kind.yaml"
+                .into(),
+        }
+        .into());
+    }
+    let mut sources = Sources { layers: Vec::new(), document_fallback: true };
+    let mut merged = yaml::Value::Null;
+    let mut diags = Diagnostics::default();
+    for path in files {
+        let (value, index) = match read_located(path) {
+            Ok(v) => v,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        if !value.is_mapping() && !value.is_null() {
+            diags.push(Diagnostic {
+                file: path.display().to_string(),
+                pos: Some(Pos { line: 1, column: 1 }),
+                field: String::new(),
+                message: "an environment file must be a mapping of keys (name, target, components, ...)"
+                    .into(),
+            });
+            continue;
+        }
+        // An empty or comment-only file is an overlay that changes nothing (merging its null
+        // would wipe the layers before it).
+        if !value.is_null() {
+            merge::merge(&mut merged, value);
+        }
+        sources.layers.push(Layer { path: path.clone(), index });
+    }
+    Ok((Merged { value: merged, sources }, diags))
+}
+
+/// Deserialises a merged value; every type error points at the layer and line that set the field.
+pub(crate) fn typed<T: serde::de::DeserializeOwned>(
+    value: yaml::Value,
+    sources: &Sources,
+) -> Result<T, Diagnostics> {
+    let typed = yaml::from_value_all::<T>(value, Vec::new());
+    let mut diags = Diagnostics::default();
+    for e in &typed.errors {
+        diags.push(check::type_diagnostic(e, sources));
+    }
+    match typed.value {
+        Some(v) if diags.is_empty() => Ok(v),
+        _ => Err(failed(diags)),
+    }
+}
+
+/// Reads and parses one YAML file the user wrote, with the positions of its keys; a problem is
+/// a diagnostic naming the file (and the line, for YAML errors).
+pub(crate) fn read_located(path: &Path) -> Result<(yaml::Value, PosIndex), Diagnostic> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| Diagnostic {
+        file: file.clone(),
+        pos: None,
+        field: String::new(),
+        message: format!("cannot read: {e}"),
+    })?;
+    yaml::parse_located(&text).map_err(|e| match e.field {
+        Some(field) => Diagnostic { file, pos: e.pos, field, message: e.message },
+        None => Diagnostic {
+            file,
+            pos: e.pos,
+            field: String::new(),
+            message: format!("invalid YAML: {}", e.message),
+        },
+    })
+}
