@@ -147,7 +147,7 @@ fn is_access_denied(code: &str) -> bool {
 /// Not aws-smithy's `DisplayErrorContext`, which ends its text with the error's Debug dump
 /// (`(DispatchFailure(DispatchFailure { source: ...`), unreadable to the user.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    crate::engine::cluster::error_chain(e)
+    crate::error_chain::error_chain(e)
 }
 
 /// The HTTPS client of every AWS SDK client: rustls with ring (the crypto kube already uses), so
