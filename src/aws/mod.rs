@@ -1,6 +1,7 @@
-//! The AWS side of an EKS environment that is not a Kubernetes object: the EKS connection
-//! (`eks.rs`, `token.rs`), GPU managed node groups (`nodegroups/`) and S3 buckets (`s3/`),
-//! reconciled together by `reconcile.rs` as part of `diff` and `apply`.
+//! The AWS side of an EKS environment that is not a Kubernetes object: what the EKS connection
+//! needs (`eks.rs`, `token.rs`; `connect/` builds the client from them), GPU managed node
+//! groups (`nodegroups/`) and S3 buckets (`s3/`), reconciled together by `reconcile.rs` as part
+//! of `diff` and `apply`.
 //!
 //! Each resource keeps the same split as the engine: a pure plan (desired from the environment,
 //! live from a small trait) and a thin SDK adapter behind that trait, so the planning and the

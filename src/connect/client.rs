@@ -41,7 +41,7 @@ fn client_with_auth(
 
 /// A client for `info` whose requests carry a fresh EKS token, at most `concurrency` in flight
 /// per class (see [`client_from`]).
-pub fn eks_client(
+fn eks_client(
     info: &ClusterInfo,
     tokens: Arc<TokenSource>,
     concurrency: usize,

@@ -8,12 +8,21 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::ConnectError;
 
+/// The kube configuration of the chosen context, and what errors name it by.
+pub(super) struct Chosen {
+    /// For kube.
+    pub config: kube::Config,
+    /// The files in use, as errors show them (`a.yaml:b.yaml`).
+    pub files: String,
+    /// The context's name.
+    pub context: String,
+    /// The context's user, if it names one.
+    pub user: Option<String>,
+}
+
 /// The kube configuration for `context` (else the files' current context) from the kubeconfig
-/// files in use, with the files as shown in errors, the context's name and its user's.
-pub(super) async fn config(
-    flag: Option<&Path>,
-    context: Option<String>,
-) -> Result<(kube::Config, String, String, Option<String>), ConnectError> {
+/// files in use.
+pub(super) async fn config(flag: Option<&Path>, context: Option<String>) -> Result<Chosen, ConnectError> {
     let paths = kubeconfig_paths(flag);
     let shown = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
     let (kubeconfig, files) = load_kubeconfig(paths)?;
@@ -22,7 +31,7 @@ pub(super) async fn config(
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|e| ConnectError::Kubeconfig { path: shown.clone(), message: format!("{e}") })?;
-    Ok((config, shown, context_name, user))
+    Ok(Chosen { config, files: shown, context: context_name, user })
 }
 
 /// One kubeconfig file as read.

@@ -11,7 +11,7 @@ use kube::Client;
 
 use crate::env::model::{Environment, TargetKind};
 
-pub use client::{client_from, eks_client};
+pub use client::client_from;
 
 /// Errors building a client: the kubeconfig, or the EKS connection.
 #[derive(Debug, thiserror::Error)]
@@ -91,9 +91,9 @@ pub async fn connect(opts: &ConnectOptions, env: &Environment) -> Result<Client,
         return Ok(client::eks(&aws, &env.target.cluster_name, opts.concurrency).await?);
     }
     let context = opts.context.clone().or_else(|| default_context(env));
-    let (config, shown, context_name, user) = kubeconfig::config(opts.kubeconfig.as_deref(), context).await?;
-    let client = client_from(config, opts.concurrency)
-        .map_err(|e| ConnectError::Kubeconfig { path: shown, message: format!("{e}") })?;
-    crate::engine::cluster::name_context(context_name, user);
+    let chosen = kubeconfig::config(opts.kubeconfig.as_deref(), context).await?;
+    let client = client_from(chosen.config, opts.concurrency)
+        .map_err(|e| ConnectError::Kubeconfig { path: chosen.files, message: format!("{e}") })?;
+    crate::engine::cluster::name_context(chosen.context, chosen.user);
     Ok(client)
 }
