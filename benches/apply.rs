@@ -156,5 +156,5 @@ async fn main() {
 
 /// A client as trainstack builds it for `--concurrency`.
 fn client(server: &ApiServer, concurrency: usize) -> kube::Client {
-    trainstack::engine::cluster::client_from(server.config(), concurrency).expect("client")
+    trainstack::connect::client_from(server.config(), concurrency).expect("client")
 }

@@ -14,7 +14,10 @@ pub enum Error {
     /// An add-on could not be loaded.
     #[error(transparent)]
     Addon(#[from] crate::addons::AddonError),
-    /// The cluster could not be reached or configured.
+    /// No client could be built for the cluster (kubeconfig, EKS connection).
+    #[error(transparent)]
+    Connect(#[from] crate::connect::ConnectError),
+    /// A call to the cluster failed.
     #[error(transparent)]
     Cluster(#[from] crate::engine::cluster::ClusterError),
     /// An AWS call failed outside any single resource (credentials, missing cluster).
@@ -54,10 +57,10 @@ impl Error {
     /// node groups).
     pub fn missing_eks_cluster(&self) -> Option<&str> {
         use crate::aws::AwsError;
-        use crate::engine::cluster::ClusterError;
+        use crate::connect::ConnectError;
         match self {
             Error::Aws(AwsError::ClusterNotFound { cluster, .. })
-            | Error::Cluster(ClusterError::Eks(AwsError::ClusterNotFound { cluster, .. })) => Some(cluster),
+            | Error::Connect(ConnectError::Eks(AwsError::ClusterNotFound { cluster, .. })) => Some(cluster),
             _ => None,
         }
     }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{self, AddonArgs, Cli, ClusterArgs, Command, EnvArgs, KubeArgs};
-use crate::engine::cluster::ConnectOptions;
+use crate::connect::ConnectOptions;
 use crate::env::LoadOptions;
 use crate::smoke::Check;
 
@@ -109,7 +109,7 @@ pub struct ConnectionSettings {
 }
 
 impl ConnectionSettings {
-    /// The options of [`crate::engine::cluster::connect`]; the one place they are built.
+    /// The options of [`crate::connect::connect`]; the one place they are built.
     /// `aws` is reused for an EKS connection when the caller has loaded it already.
     pub fn connect_options(&self, aws: Option<crate::aws::Aws>) -> ConnectOptions {
         ConnectOptions {

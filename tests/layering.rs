@@ -219,3 +219,32 @@ fn only_output_draws_progress_and_the_progress_trait_imports_nothing() {
         assert!(refs.is_empty(), "{bottom} is at the bottom and imports no module of the crate: {refs:?}");
     }
 }
+
+#[test]
+fn the_kube_client_is_built_only_in_connect_and_engine_and_aws_never_import_each_other() {
+    for (dir, forbidden) in [("engine", ["aws", "connect"]), ("aws", ["engine", "connect"])] {
+        for (module, code) in modules(&src().join(dir)) {
+            let refs = references(&module, &code);
+            let name = module.join("::");
+            for above in forbidden {
+                assert!(
+                    !refs.iter().any(|r| r.first().is_some_and(|f| f == above)),
+                    "{name} imports {above}/: the client is built in connect/, above engine/ and aws/"
+                );
+            }
+        }
+    }
+    for (module, code) in modules(&src()) {
+        let name = module.join("::");
+        // A second place that builds a client would leave out the throttle, the warnings
+        // capture or the EKS token.
+        if module.first().is_none_or(|m| m != "connect") {
+            assert!(!code.contains("ClientBuilder"), "{name} builds a kube client outside connect/");
+        }
+    }
+    // The leaf every adapter words its errors with imports nothing of the crate.
+    let code = std::fs::read_to_string(src().join("error_chain.rs")).unwrap();
+    let mut refs = references(&["error_chain".to_string()], &code);
+    refs.retain(|r| !r.is_empty());
+    assert!(refs.is_empty(), "error_chain.rs is a leaf: {refs:?}");
+}

@@ -49,7 +49,7 @@ async fn platform_with_ray() -> (ApiServer, &'static PyServer) {
 
 /// A client as trainstack builds it (429s retried after Retry-After plus jitter).
 fn production_client(server: &ApiServer) -> kube::Client {
-    trainstack::engine::cluster::client_from(server.config(), 8).expect("client")
+    trainstack::connect::client_from(server.config(), 8).expect("client")
 }
 
 /// A client that retries nothing, for asserting single answers.

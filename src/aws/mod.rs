@@ -1,6 +1,7 @@
-//! The AWS side of an EKS environment that is not a Kubernetes object: the EKS connection
-//! (`eks.rs`, `token.rs`), GPU managed node groups (`nodegroups/`) and S3 buckets (`s3/`),
-//! reconciled together by `reconcile.rs` as part of `diff` and `apply`.
+//! The AWS side of an EKS environment that is not a Kubernetes object: what the EKS connection
+//! needs (`eks.rs`, `token.rs`; `connect/` builds the client from them), GPU managed node
+//! groups (`nodegroups/`) and S3 buckets (`s3/`), reconciled together by `reconcile.rs` as part
+//! of `diff` and `apply`.
 //!
 //! Each resource keeps the same split as the engine: a pure plan (desired from the environment,
 //! live from a small trait) and a thin SDK adapter behind that trait, so the planning and the
@@ -147,7 +148,7 @@ fn is_access_denied(code: &str) -> bool {
 /// Not aws-smithy's `DisplayErrorContext`, which ends its text with the error's Debug dump
 /// (`(DispatchFailure(DispatchFailure { source: ...`), unreadable to the user.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    crate::engine::cluster::error_chain(e)
+    crate::error_chain::error_chain(e)
 }
 
 /// The HTTPS client of every AWS SDK client: rustls with ring (the crypto kube already uses), so

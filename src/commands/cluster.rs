@@ -7,7 +7,7 @@ use crate::aws::change::Resource;
 use crate::aws::nodegroups::{self, Waits};
 use crate::aws::reconcile::{self, AwsOptions, AwsReport, Reconciler};
 use crate::aws::{s3, Aws};
-use crate::engine::cluster::{self, ConnectOptions};
+use crate::connect::{self, ConnectOptions};
 use crate::engine::plan::Action;
 use crate::engine::ready::ClusterFacts;
 use crate::engine::run::{Engine, Options, Report};
@@ -35,7 +35,7 @@ async fn engine(
     let env = &prepared.loaded.env;
     let connect =
         ConnectOptions { concurrency: opts.concurrency, ..connection.connect_options(aws.cloned()) };
-    let client = cluster::connect(&connect, env).await?;
+    let client = crate::connect::connect(&connect, env).await?;
     let progress = Arc::new(Bars::new(verbose));
     Ok(Engine::new(client, &env.name, &env.platform_namespace, facts(env), opts, progress))
 }
@@ -235,10 +235,10 @@ pub async fn delete_prepared(args: &DeleteSettings, prepared: &Prepared) -> Resu
         None => None,
     };
     if !args.yes && !args.dry_run {
-        let cluster = if cluster::uses_eks_api(&args.connection.connect_options(None), env) {
+        let cluster = if connect::uses_eks_api(&args.connection.connect_options(None), env) {
             format!("EKS cluster {}", env.target.cluster_name)
         } else {
-            let context = args.connection.context.clone().or_else(|| cluster::default_context(env));
+            let context = args.connection.context.clone().or_else(|| connect::default_context(env));
             format!("context {}", context.as_deref().unwrap_or("current"))
         };
         let groups: Vec<&str> =

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use crate::engine::cluster;
+use crate::connect;
 use crate::engine::run::{Engine, Options};
 use crate::output;
 use crate::output::progress::Bars;
@@ -36,7 +36,7 @@ pub async fn smoke(args: &SmokeSettings, prepared: &Prepared) -> Result<ExitCode
         None => None,
     };
     let env = prepared.loaded.env.clone();
-    let client = cluster::connect(&args.connection.connect_options(None), &env).await?;
+    let client = connect::connect(&args.connection.connect_options(None), &env).await?;
     let opts = Options { timeout: args.timeout, ..Options::default() };
     // Quiet as before: smoke's own engine calls are reads, listed per check in the results.
     let progress = Arc::new(Bars::new(false));

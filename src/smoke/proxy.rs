@@ -17,7 +17,7 @@ use http::Method;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::engine::cluster::error_chain;
+use crate::error_chain::error_chain;
 
 /// What a passing HTTP check did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

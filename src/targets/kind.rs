@@ -14,7 +14,7 @@ use kube::api::{Api, ListParams};
 use kube::Client;
 use serde_json::{json, Value};
 
-use crate::engine::cluster::ClusterError;
+use crate::connect::ConnectError;
 use crate::env::model::{Environment, GpuPool, GpuProvider, Target, TargetKind};
 use crate::env::versions::default_node_image;
 use crate::targets::process::{self, ProcessError, Program, RunOptions, Stream};
@@ -141,7 +141,7 @@ pub enum KindError {
         cluster: String,
         /// Why.
         #[source]
-        source: ClusterError,
+        source: ConnectError,
     },
     /// Not every node became Ready in time.
     #[error(
@@ -190,7 +190,7 @@ pub struct CreateOptions {
     pub wait: Option<Duration>,
     /// How the nodes are watched: the context kind creates, in the kubeconfig kind writes it to
     /// (default: kind's and kube's default, `$KUBECONFIG` or `~/.kube/config`).
-    pub connection: crate::engine::cluster::ConnectOptions,
+    pub connection: crate::connect::ConnectOptions,
 }
 
 /// What [`Kind::create`] did.
@@ -346,12 +346,12 @@ pub fn node_ready(node: &Node) -> bool {
 /// Ready. API errors while the cluster starts are retried until the deadline.
 async fn wait_for_nodes(
     cluster: &str,
-    connect: &crate::engine::cluster::ConnectOptions,
+    connect: &crate::connect::ConnectOptions,
     env: &Environment,
     expected: usize,
     timeout: Duration,
 ) -> Result<(), KindError> {
-    let client: Client = crate::engine::cluster::connect(connect, env)
+    let client: Client = crate::connect::connect(connect, env)
         .await
         .map_err(|source| KindError::Connect { cluster: cluster.to_string(), source })?;
     let nodes: Api<Node> = Api::all(client);
