@@ -729,3 +729,19 @@ async fn delete_keeps_the_node_groups_while_a_kubernetes_object_is_left() {
     assert_eq!(s.node_group_names().await, ["gpu-p3"]);
     assert_eq!(s.moto.writes()[writes..], [], "no AWS write");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn apply_on_eks_discovers_and_reads_the_applyset_parent_once() {
+    let s = Scenario::start().await;
+    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    let server = &s.cluster.server;
+    let parent = crate::engine::parent_secret_path(server);
+    server.clear_requests();
+    // On eks apply resolves the set before the AWS side and applies what it resolved: nothing
+    // changed, so one discovery, and the parent read once to resolve and once to plan it.
+    let out = s.run(&["apply", "--no-wait"]).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(crate::engine::gets_of(server, "/api"), 1, "discovery of the core group");
+    assert_eq!(crate::engine::gets_of(server, "/apis"), 1, "discovery of the API groups");
+    assert_eq!(crate::engine::gets_of(server, &parent), 2, "the parent: resolved once, planned once");
+}

@@ -476,3 +476,43 @@ async fn status_says_why_an_object_is_in_error() {
     let text = s.run(&["status"]).await;
     assert!(text.stdout.contains(reason), "the table shows it too: {}", text.stdout);
 }
+
+/// The API path of the ApplySet parent Secret the double holds (the one carrying the ID label).
+pub(crate) fn parent_secret_path(server: &ApiServer) -> String {
+    let parent = server
+        .list("v1", "Secret")
+        .into_iter()
+        .find(|s| s.pointer("/metadata/labels/applyset.kubernetes.io~1id").is_some())
+        .expect("an apply wrote the ApplySet parent");
+    let s = |p: &str| parent.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+    format!("/api/v1/namespaces/{}/secrets/{}", s("/metadata/namespace"), s("/metadata/name"))
+}
+
+/// How many GETs of exactly `path` the double served since its log was last cleared.
+pub(crate) fn gets_of(server: &ApiServer, path: &str) -> usize {
+    server.requests().iter().filter(|r| r.method == "GET" && r.path == path).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_discovers_once_and_reads_each_object_once() {
+    let s = Scenario::start().await;
+    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    let parent = parent_secret_path(&s.server);
+    s.server.clear_requests();
+    let out = s.run(&["status", "-o", "json"]).await;
+    assert!(out.code == 0 || out.code == 2, "{}\n{}", out.stdout, out.stderr);
+    // Plan and readiness come from one pass: one discovery, one read of the parent, one GET of
+    // each object (a second pass would read every object, the parent and discovery again).
+    assert_eq!(gets_of(&s.server, "/api"), 1, "discovery of the core group");
+    assert_eq!(gets_of(&s.server, "/apis"), 1, "discovery of the API groups");
+    assert_eq!(gets_of(&s.server, &parent), 1, "the ApplySet parent is read once");
+    let mut seen = std::collections::BTreeMap::new();
+    for r in s.server.requests().iter().filter(|r| r.method == "GET") {
+        *seen.entry(format!("{}?{}", r.path, r.query)).or_insert(0) += 1;
+    }
+    let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "read more than once: {repeated:?}");
+    // Status shows the set; what prune would delete is diff's business, so no member lists.
+    let lists = s.server.requests().iter().filter(|r| r.query.contains("applyset.kubernetes.io")).count();
+    assert_eq!(lists, 0, "status lists no ApplySet members");
+}

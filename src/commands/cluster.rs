@@ -10,7 +10,7 @@ use crate::aws::{s3, Aws};
 use crate::connect::{self, ConnectOptions};
 use crate::engine::plan::Action;
 use crate::engine::ready::ClusterFacts;
-use crate::engine::run::{Engine, Options, Report};
+use crate::engine::run::{Engine, ObjectStatus, Options, Report};
 use crate::env::model::{Environment, GpuProvider, TargetKind};
 use crate::output;
 use crate::output::progress::Bars;
@@ -157,9 +157,10 @@ pub async fn apply_prepared(args: &ApplySettings, prepared: &Prepared) -> Result
     let format = args.reporting.format;
     let aws = load_aws(prepared).await?;
     let engine = engine(&args.connection, prepared, opts, aws.as_ref(), args.reporting.verbose).await?;
+    // Resolved once: the AWS side waits for it, and the apply below writes what it resolved.
+    let checked = engine.check(&prepared.set).await?;
     let mut aws_report = None;
     if let Some(aws) = &aws {
-        engine.check(&prepared.set).await?;
         let r = reconciler(
             prepared,
             aws,
@@ -175,7 +176,7 @@ pub async fn apply_prepared(args: &ApplySettings, prepared: &Prepared) -> Result
         aws_report = Some(r);
     }
     let report = tokio::select! {
-        report = engine.apply(&prepared.set) => report?,
+        report = engine.apply_checked(checked) => report?,
         _ = tokio::signal::ctrl_c() => return Ok(interrupted(&engine, "apply")),
     };
     if let (Some(aws), Some(r)) = (&aws, aws_report.as_mut()) {
@@ -297,8 +298,7 @@ pub async fn status(args: &StatusSettings) -> Result<ExitCode, Error> {
     let aws = load_aws(&prepared).await?;
     let opts = options(args.concurrency);
     let engine = engine(&args.connection, &prepared, opts, aws.as_ref(), args.reporting.verbose).await?;
-    let report = engine.diff(&prepared.set).await?;
-    let live = engine.readiness(&prepared.set).await?;
+    let objects = engine.status(&prepared.set).await?;
     let mut rows = Vec::new();
     if let Some(aws) = &aws {
         let opts = aws_options(args.concurrency, true, std::time::Duration::ZERO);
@@ -316,15 +316,11 @@ pub async fn status(args: &StatusSettings) -> Result<ExitCode, Error> {
             });
         }
     }
-    for (m, ready) in prepared.set.iter().zip(live) {
-        let c = report
-            .changes
-            .iter()
-            .find(|c| c.kind == m.kind() && c.name == m.name() && c.namespace.as_deref() == m.namespace());
-        let state = match c {
-            Some(c) if c.error.is_some() => "error",
-            Some(c) if c.action == Action::Create => "missing",
-            Some(c) if c.action == Action::Update => "drifted",
+    for (m, ObjectStatus { change: c, ready }) in prepared.set.iter().zip(objects) {
+        let state = match &c {
+            c if c.error.is_some() => "error",
+            c if c.action == Action::Create => "missing",
+            c if c.action == Action::Update => "drifted",
             _ => "in sync",
         };
         let component = match &m.origin {
@@ -333,10 +329,10 @@ pub async fn status(args: &StatusSettings) -> Result<ExitCode, Error> {
         };
         // An error says why (RBAC, an unreachable server, ...); a conflict names the fields and
         // the manager that owns them; in the table and JSON.
-        let conflicts = c.and_then(|c| c.conflict.as_ref()).map(|conflict| {
+        let conflicts = c.conflict.as_ref().map(|conflict| {
             conflict.fields.iter().map(|f| format!("{}: conflict with {}", f.field, f.manager)).collect()
         });
-        let errors = c.and_then(|c| c.error.as_deref()).map(|e| e.lines().map(str::to_string).collect());
+        let errors = c.error.as_deref().map(|e| e.lines().map(str::to_string).collect());
         let details = conflicts.or(errors).unwrap_or_default();
         rows.push(Row { component, object: m.id(), state, ready, details });
     }
