@@ -23,16 +23,14 @@ fn commands() -> Vec<(Vec<String>, clap::Command)> {
 /// `trainstack ARGS --help` on an 80-column terminal, without the harness's cache directory
 /// (clap shows the value of `TRAINSTACK_CACHE_DIR`).
 fn help(args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trainstack"))
+    crate::harness::Test::new()
         .args(args)
-        .arg("--help")
+        .args(&["--help"])
         .env("COLUMNS", "80")
         .env_remove("TRAINSTACK_CACHE_DIR")
-        .output()
-        .expect("run trainstack");
-    let out = crate::harness::Output::from(out);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    out.stdout
+        .status(0)
+        .run()
+        .stdout
 }
 
 #[test]

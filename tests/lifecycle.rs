@@ -956,21 +956,26 @@ async fn a_failing_apply_step_is_resumed_by_apply_alone() {
 
 #[test]
 fn help_teaches_the_lifecycle_commands() {
-    let out = crate::harness::run_in_repo(&["up", "--help"]);
-    code(&out, 0);
-    assert!(out.stdout.contains("trainstack up -e environments/base.yaml -e environments/kind.yaml"));
-    assert!(out.stdout.contains("--prune") && !out.stdout.contains("--dry-run"), "{}", out.stdout);
+    let mut up = crate::harness::Test::in_repo()
+        .args(&["up", "--help"])
+        .status(0)
+        .stdout_contains("trainstack up -e environments/base.yaml -e environments/kind.yaml")
+        .stdout_contains("--prune")
+        .stdout_lacks("--dry-run");
     for flag in
         ["--no-smoke", "--smoke-skip", "--smoke-timeout", "--junit", "--junit smoke.xml", "--mlflow-url"]
     {
-        assert!(out.stdout.contains(flag), "{flag}: {}", out.stdout);
+        up = up.stdout_contains(flag);
     }
-    let out = crate::harness::run_in_repo(&["infra", "--help"]);
-    code(&out, 0);
+    up.run();
+    let mut infra = crate::harness::Test::in_repo()
+        .args(&["infra", "--help"])
+        .status(0)
+        .stdout_contains("--write tf.json");
     for sub in ["plan", "apply", "output", "destroy"] {
-        assert!(out.stdout.contains(&format!("  {sub} ")), "{}", out.stdout);
+        infra = infra.stdout_contains(&format!("  {sub} "));
     }
-    assert!(out.stdout.contains("--write tf.json"), "{}", out.stdout);
+    infra.run();
 }
 
 // ------------------------------------------------------------------------------ one render

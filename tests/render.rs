@@ -176,12 +176,13 @@ fn json_output_is_a_list() {
 
 #[test]
 fn help_and_completions() {
-    let out = run_in_repo(&["render", "--help"]);
-    assert_eq!(out.code, 0);
-    assert!(out.stdout.contains("--no-addons") && out.stdout.contains("--out <DIR>"));
-    let out = run_in_repo(&["completions", "bash"]);
-    assert_eq!(out.code, 0);
-    assert!(out.stdout.contains("_trainstack"));
+    Test::in_repo()
+        .args(&["render", "--help"])
+        .status(0)
+        .stdout_contains("--no-addons")
+        .stdout_contains("--out <DIR>")
+        .run();
+    Test::in_repo().args(&["completions", "bash"]).status(0).stdout_contains("_trainstack").run();
 }
 
 #[test]

@@ -1,17 +1,44 @@
-//! A fluent harness that runs the trainstack binary in a scratch directory:
-//! `Test::new().file("env.yaml", "...").args(&["render", "-e", "env.yaml"]).run()`.
+//! The one way tests run the trainstack binary: a builder with arguments, environment, working
+//! directory, stdin and expectations, checked inside `run()`:
+//! `Test::new().file("env.yaml", "...").args(&["render", "-e", "env.yaml"]).status(0).run()`.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// The shortest valid environment, for tests to extend.
 pub const MINIMAL_ENV: &str = "name: test\ntarget:\n  kind: kind\n  cluster_name: test\n";
 
+/// A command for the binary with nothing of the developer's shell that could change its
+/// behaviour: a kubeconfig, an AWS profile or credentials, trainstack's own overrides, a cache.
+/// Tests set what they need on top.
+pub fn command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trainstack"));
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if ["KUBECONFIG", "XDG_CACHE_HOME", "COLUMNS"].contains(&key)
+            || key.starts_with("AWS_")
+            || key.starts_with("TRAINSTACK_")
+        {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
 /// One run of the binary.
 pub struct Test {
     dir: tempfile::TempDir,
+    current_dir: Option<PathBuf>,
     args: Vec<String>,
     envs: Vec<(String, String)>,
+    removed: Vec<String>,
+    stdin: Option<String>,
+    status: Option<i32>,
+    stdout_contains: Vec<String>,
+    stdout_lacks: Vec<String>,
+    stderr_contains: Vec<String>,
+    stderr_lacks: Vec<String>,
 }
 
 /// What a run produced.
@@ -25,9 +52,32 @@ pub struct Output {
     pub stderr: String,
 }
 
+impl Default for Test {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Test {
     pub fn new() -> Self {
-        Test { dir: tempfile::tempdir().expect("tempdir"), args: Vec::new(), envs: Vec::new() }
+        Test {
+            dir: tempfile::tempdir().expect("tempdir"),
+            current_dir: None,
+            args: Vec::new(),
+            envs: Vec::new(),
+            removed: Vec::new(),
+            stdin: None,
+            status: None,
+            stdout_contains: Vec::new(),
+            stdout_lacks: Vec::new(),
+            stderr_contains: Vec::new(),
+            stderr_lacks: Vec::new(),
+        }
+    }
+
+    /// A run from the repository root (for shipped environments and templates).
+    pub fn in_repo() -> Self {
+        Self::new().current_dir(repo())
     }
 
     /// Writes a file (parent directories created) relative to the scratch directory.
@@ -54,6 +104,12 @@ impl Test {
         self
     }
 
+    /// Leaves a variable the harness sets unset (e.g. the cache directory `--help` would show).
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.removed.push(key.to_string());
+        self
+    }
+
     pub fn args(mut self, args: &[&str]) -> Self {
         self.args.extend(args.iter().map(|s| s.to_string()));
         self
@@ -65,24 +121,118 @@ impl Test {
         self.args(args)
     }
 
+    /// Runs in `dir` instead of the scratch directory.
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.current_dir = Some(dir.into());
+        self
+    }
+
+    /// Feeds `input` on stdin (otherwise stdin is empty).
+    pub fn stdin(mut self, input: &str) -> Self {
+        self.stdin = Some(input.to_string());
+        self
+    }
+
+    /// Expects the exit code `code`.
+    pub fn status(mut self, code: i32) -> Self {
+        self.status = Some(code);
+        self
+    }
+
+    pub fn stdout_contains(mut self, text: &str) -> Self {
+        self.stdout_contains.push(text.to_string());
+        self
+    }
+
+    pub fn stdout_lacks(mut self, text: &str) -> Self {
+        self.stdout_lacks.push(text.to_string());
+        self
+    }
+
+    pub fn stderr_contains(mut self, text: &str) -> Self {
+        self.stderr_contains.push(text.to_string());
+        self
+    }
+
+    pub fn stderr_lacks(mut self, text: &str) -> Self {
+        self.stderr_lacks.push(text.to_string());
+        self
+    }
+
+    /// Forgets the expectations (to run another command on the same builder).
+    pub fn reset_expectations(mut self) -> Self {
+        self.status = None;
+        self.stdout_contains.clear();
+        self.stdout_lacks.clear();
+        self.stderr_contains.clear();
+        self.stderr_lacks.clear();
+        self
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn run(&self) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_trainstack"))
-            .args(&self.args)
-            .current_dir(self.dir.path())
-            .env_remove("KUBECONFIG")
-            // A developer's own kind/docker overrides must not leak into the fakes' tests.
-            .env_remove("TRAINSTACK_KIND")
-            .env_remove("TRAINSTACK_DOCKER")
-            .env_remove("TRAINSTACK_TERRAFORM")
+    /// The process this builder describes, for a test that must drive it itself.
+    pub fn command(&self) -> Command {
+        let mut cmd = command();
+        cmd.args(&self.args)
+            .current_dir(self.current_dir.as_deref().unwrap_or(self.dir.path()))
             .env("TRAINSTACK_CACHE_DIR", self.dir.path().join(".cache"))
-            .envs(self.envs.iter().map(|(k, v)| (k, v)))
-            .output()
+            .envs(self.envs.iter().map(|(k, v)| (k, v)));
+        for key in &self.removed {
+            cmd.env_remove(key);
+        }
+        cmd
+    }
+
+    /// Runs the binary, checks the expectations and returns the output for further assertions.
+    #[track_caller]
+    pub fn run(&self) -> Output {
+        let mut child = self
+            .command()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("run trainstack");
-        Output::from(out)
+        let input = self.stdin.clone().unwrap_or_default();
+        let mut pipe = child.stdin.take().unwrap();
+        // Written from a thread so a child that fills its output pipe before reading stdin
+        // cannot deadlock the test; a child that never reads stdin closes the pipe (ignored).
+        let writer = std::thread::spawn(move || {
+            let _ = pipe.write_all(input.as_bytes());
+        });
+        let out = Output::from(child.wait_with_output().expect("wait for trainstack"));
+        writer.join().unwrap();
+        self.check(&out);
+        out
+    }
+
+    #[track_caller]
+    fn check(&self, out: &Output) {
+        let shown = || format!("trainstack {:?}\n{out}", self.args);
+        if let Some(code) = self.status {
+            assert_eq!(out.code, code, "unexpected exit code of {}", shown());
+        }
+        for text in &self.stdout_contains {
+            assert!(out.stdout.contains(text.as_str()), "stdout lacks {text:?}: {}", shown());
+        }
+        for text in &self.stdout_lacks {
+            assert!(!out.stdout.contains(text.as_str()), "stdout shows {text:?}: {}", shown());
+        }
+        for text in &self.stderr_contains {
+            assert!(out.stderr.contains(text.as_str()), "stderr lacks {text:?}: {}", shown());
+        }
+        for text in &self.stderr_lacks {
+            assert!(!out.stderr.contains(text.as_str()), "stderr shows {text:?}: {}", shown());
+        }
+    }
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
     }
 }
 
@@ -103,13 +253,7 @@ pub fn repo() -> PathBuf {
 
 /// Runs the binary from the repository root.
 pub fn run_in_repo(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_trainstack"))
-        .args(args)
-        .current_dir(repo())
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("run trainstack");
-    Output::from(out)
+    Test::in_repo().args(args).run()
 }
 
 /// An overlay that swaps the environment's remote add-ons for the upstream CRD files beside the
@@ -205,13 +349,10 @@ impl ClusterScenario {
             all.extend(["-e".into(), f.display().to_string()]);
         }
         all.extend(self.args.iter().cloned());
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trainstack"));
+        let mut cmd = command();
         cmd.args(all)
             .current_dir(self.dir.path())
             .env("TRAINSTACK_CACHE_DIR", std::env::temp_dir().join("trainstack-test-cache"))
-            .env_remove("KUBECONFIG")
-            // A developer's own AWS profile must not leak into tests that point AWS at moto.
-            .env_remove("AWS_PROFILE")
             .envs(self.vars.iter().map(|(k, v)| (k, v)));
         cmd
     }
