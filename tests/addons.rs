@@ -935,14 +935,10 @@ fn shipped_environment_without_its_lock_file_names_the_command_that_writes_it() 
     // The shipped add-ons are GitHub targets, which only a build with network access can hash;
     // the repository ships without environments/base.yaml.lock until someone runs the command.
     assert!(!crate::harness::repo().join("environments/base.yaml.lock").exists());
-    let out = crate::harness::run_in_repo(&[
-        "render",
-        "-e",
-        "environments/base.yaml",
-        "-e",
-        "environments/kind.yaml",
-    ]);
-    assert_eq!(out.code, 1, "{}", out.stdout);
+    let out = crate::harness::Test::in_repo()
+        .args(&["render", "-e", "environments/base.yaml", "-e", "environments/kind.yaml"])
+        .status(1)
+        .run();
     assert!(out.stdout.is_empty());
     insta::assert_snapshot!(out.stderr);
 }

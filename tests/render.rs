@@ -166,9 +166,11 @@ fn out_dir_refuses_a_directory_it_did_not_write() {
 
 #[test]
 fn json_output_is_a_list() {
-    let out =
-        Test::new().file("env.yaml", MINIMAL_ENV).args(&["render", "-e", "env.yaml", "-o", "json"]).run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = Test::new()
+        .file("env.yaml", MINIMAL_ENV)
+        .args(&["render", "-e", "env.yaml", "-o", "json"])
+        .status(0)
+        .run();
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["kind"], "List");
     assert!(!v["items"].as_array().unwrap().is_empty());
@@ -249,13 +251,11 @@ fn usage_errors_exit_1_never_the_drift_code_2() {
         &["no-such-command"],
         &[],
     ] {
-        let out = run_in_repo(args);
-        assert_eq!(out.code, 1, "trainstack {args:?}: {}", out.stderr);
+        let out = crate::harness::Test::in_repo().args(args).status(1).run();
         assert!(!out.stderr.is_empty(), "trainstack {args:?} explains the usage error");
     }
     for args in [&["--help"][..], &["diff", "--help"], &["--version"]] {
-        let out = run_in_repo(args);
-        assert_eq!(out.code, 0, "trainstack {args:?}: {}", out.stderr);
+        let out = crate::harness::Test::in_repo().args(args).status(0).run();
         assert!(!out.stdout.is_empty());
     }
 }
@@ -268,8 +268,7 @@ fn shipped(files: &[&str]) -> String {
     for f in files {
         args.extend(["-e", f]);
     }
-    let first = run_in_repo(&args);
-    assert_eq!(first.code, 0, "{}", first.stderr);
+    let first = crate::harness::Test::in_repo().args(&args).status(0).run();
     let second = run_in_repo(&args);
     assert_eq!(first.stdout, second.stdout, "render is not byte-identical across runs");
     first.stdout

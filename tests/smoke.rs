@@ -288,16 +288,18 @@ async fn mlflow_basic_auth_without_ingress_or_mlflow_url_is_skipped_saying_what_
 
 #[test]
 fn a_bad_mlflow_url_is_refused_before_anything_runs() {
-    let out = crate::harness::run_in_repo(&[
-        "smoke",
-        "-e",
-        "environments/base.yaml",
-        "-e",
-        "environments/kind.yaml",
-        "--mlflow-url",
-        "mlflow.example.com",
-    ]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = crate::harness::Test::in_repo()
+        .args(&[
+            "smoke",
+            "-e",
+            "environments/base.yaml",
+            "-e",
+            "environments/kind.yaml",
+            "--mlflow-url",
+            "mlflow.example.com",
+        ])
+        .status(1)
+        .run();
     assert!(
         out.stderr.contains("invalid value 'mlflow.example.com' for '--mlflow-url <URL>'"),
         "{}",

@@ -513,17 +513,19 @@ async fn service_proxy_answers_like_kube_apiserver_without_service_port_or_endpo
 
 /// `MLFLOW_SERVER_ALLOWED_HOSTS` of the MLflow Deployment the shipped EKS dev environment renders.
 fn rendered_eks_allowed_hosts() -> String {
-    let out = crate::harness::run_in_repo(&[
-        "render",
-        "--no-addons",
-        "--terraform-outputs",
-        "terraform/envs/eks-dev/outputs.example.json",
-        "-e",
-        "environments/base.yaml",
-        "-e",
-        "environments/eks-dev.yaml",
-    ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = crate::harness::Test::in_repo()
+        .args(&[
+            "render",
+            "--no-addons",
+            "--terraform-outputs",
+            "terraform/envs/eks-dev/outputs.example.json",
+            "-e",
+            "environments/base.yaml",
+            "-e",
+            "environments/eks-dev.yaml",
+        ])
+        .status(0)
+        .run();
     let docs: Vec<Value> = trainstack::yaml::parse_stream_as(&out.stdout).unwrap();
     let deployment = docs
         .iter()

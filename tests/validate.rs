@@ -67,8 +67,8 @@ fn a_typo_in_a_template_override_is_found_at_its_path() {
         .file("env.yaml", MINIMAL_ENV)
         .file("tpl/platform/namespace.yaml", tpl)
         .args(&["validate", "-e", "env.yaml", "--templates", "tpl"])
+        .status(1)
         .run();
-    assert_eq!(out.code, 1, "{}", out.stdout);
     assert_eq!(
         out.stdout.lines().next().unwrap(),
         "error: tpl/platform/namespace.yaml: Namespace/trainstack-system: .metadata.lables: unknown field \"lables\""
@@ -77,9 +77,11 @@ fn a_typo_in_a_template_override_is_found_at_its_path() {
 
 #[test]
 fn json_report() {
-    let out =
-        Test::new().file("env.yaml", MINIMAL_ENV).args(&["validate", "-e", "env.yaml", "-o", "json"]).run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = Test::new()
+        .file("env.yaml", MINIMAL_ENV)
+        .args(&["validate", "-e", "env.yaml", "-o", "json"])
+        .status(0)
+        .run();
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["valid"], true);
     assert!(v["core_checked"].as_u64().unwrap() > 0);
@@ -89,9 +91,11 @@ fn json_report() {
 fn json_report_of_an_invalid_environment_lists_its_problems_and_exits_1() {
     let env = format!("{MINIMAL_ENV}components:\n  tenants:\n    list:\n      - name: Team_A\n");
     for format in ["json", "yaml"] {
-        let out =
-            Test::new().file("env.yaml", &env).args(&["validate", "-e", "env.yaml", "-o", format]).run();
-        assert_eq!(out.code, 1, "{}", out.stderr);
+        let out = Test::new()
+            .file("env.yaml", &env)
+            .args(&["validate", "-e", "env.yaml", "-o", format])
+            .status(1)
+            .run();
         let v: serde_json::Value = if format == "json" {
             serde_json::from_str(&out.stdout).expect("stdout is the JSON report")
         } else {
@@ -110,8 +114,8 @@ fn json_report_of_an_invalid_environment_lists_its_problems_and_exits_1() {
         .file("env.yaml", MINIMAL_ENV)
         .file("tpl/platform/namespace.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ x }\n")
         .args(&["validate", "-e", "env.yaml", "--templates", "tpl", "-o", "json"])
+        .status(1)
         .run();
-    assert_eq!(out.code, 1, "{}", out.stderr);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("stdout is the JSON report");
     let problem = &v["problems"][0];
     assert_eq!(
@@ -135,8 +139,8 @@ fn custom_resources_are_checked_against_the_crds_the_addons_bring_without_flags(
         .args(&["-e", &crate::harness::repo().join("environments/base.yaml").display().to_string()])
         .args(&["-e", &crate::harness::repo().join("environments/kind.yaml").display().to_string()])
         .args(&["-e", "crds.yaml", "-o", "json"])
+        .status(0)
         .run();
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert!(v["crd_checked"].as_u64().unwrap() > 0, "{v}");
     assert_eq!(v["unchecked"], serde_json::json!([]));
