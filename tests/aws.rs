@@ -82,9 +82,14 @@ impl Scenario {
 
     /// Kubernetes on the double (`--kubeconfig`, `--context`), AWS on moto.
     async fn run(&self, args: &[&str]) -> Output {
+        self.test(args).run_async().await
+    }
+
+    /// The run of `args` against the EKS context, for expectations.
+    fn test(&self, args: &[&str]) -> crate::harness::Test {
         let mut all = args.to_vec();
         all.extend(["--context", CONTEXT]);
-        self.cluster.run(&all).await
+        self.cluster.test(&all)
     }
 
     async fn node_group(&self, name: &str) -> Option<aws_sdk_eks::types::Nodegroup> {
@@ -119,8 +124,7 @@ fn pool_overlay(name: &str, instance_type: &str, max_size: u32) -> String {
 async fn apply_creates_node_groups_and_buckets_and_a_rerun_writes_nothing() {
     let s = Scenario::start().await;
     let before = s.moto.writes().len();
-    let out = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     assert!(out.stdout.contains("+ EKS node group gpu-p3 (create)"), "{}", out.stdout);
     assert!(out.stdout.contains(&format!("+ S3 bucket {SCRATCH} (create)")), "{}", out.stdout);
     assert_eq!(
@@ -195,34 +199,30 @@ async fn apply_creates_node_groups_and_buckets_and_a_rerun_writes_nothing() {
     // A second run changes nothing, on either side.
     let writes = s.moto.writes().len();
     s.cluster.server.reset_writes();
-    let again = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    let again = s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     assert_eq!(s.moto.writes()[writes..], [], "a no-op apply makes no AWS write");
     assert_eq!(s.cluster.server.writes().total(), 0, "nor a Kubernetes write");
     assert_eq!(
         line(&again, "apply aws:"),
         "apply aws: 0 created, 0 updated, 5 unchanged, 0 to replace, 0 pruned, 0 failed"
     );
-    let diff = s.run(&["diff"]).await;
-    assert_eq!(diff.code, 0, "in sync: {}\n{}", diff.stdout, diff.stderr);
+    s.test(&["diff"]).status(0).run_async().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn max_size_updates_in_place_and_instance_type_needs_replacement() {
     let s = Scenario::start().await;
-    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     let created_at = s.node_group("gpu-p3").await.unwrap().created_at().cloned();
 
     s.overlay(&pool_overlay("gpu-p3", "p3.2xlarge", 8));
-    let diff = s.run(&["diff"]).await;
-    assert_eq!(diff.code, 2, "{}\n{}", diff.stdout, diff.stderr);
+    let diff = s.test(&["diff"]).status(2).run_async().await;
     assert!(
         diff.stdout.contains("~ EKS node group gpu-p3 (update)\n    max_size: 5 -> 8\n"),
         "{}",
         diff.stdout
     );
-    let json = s.run(&["diff", "-o", "json"]).await;
-    assert_eq!(json.code, 2);
+    let json = s.test(&["diff", "-o", "json"]).status(2).run_async().await;
     let v: Value = serde_json::from_str(&json.stdout).unwrap();
     let aws: Vec<&Value> =
         v["aws"]["changes"].as_array().unwrap().iter().filter(|c| c["action"] != "unchanged").collect();
@@ -232,16 +232,14 @@ async fn max_size_updates_in_place_and_instance_type_needs_replacement() {
     assert_eq!(v["aws"]["summary"]["updated"], 1);
     assert!(v["changes"].is_array(), "the Kubernetes objects sit alongside");
 
-    let out = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     let g = s.node_group("gpu-p3").await.unwrap();
     assert_eq!(g.scaling_config().unwrap().max_size(), Some(8));
     assert_eq!(g.created_at().cloned(), created_at, "updated in place, not recreated");
     assert!(line(&out, "apply aws:").starts_with("apply aws: 0 created, 1 updated, "), "{}", out.stdout);
 
     s.overlay(&pool_overlay("gpu-p3", "g5.xlarge", 8));
-    let diff = s.run(&["diff"]).await;
-    assert_eq!(diff.code, 2, "{}\n{}", diff.stdout, diff.stderr);
+    let diff = s.test(&["diff"]).status(2).run_async().await;
     assert!(
         diff.stdout.contains(
             "! EKS node group gpu-p3 (requires replacement)\n    instance_types: p3.2xlarge -> g5.xlarge\n"
@@ -250,8 +248,7 @@ async fn max_size_updates_in_place_and_instance_type_needs_replacement() {
         diff.stdout
     );
     let writes = s.moto.writes().len();
-    let out = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(out.code, 1, "a replacement is reported, not done: {}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["apply", "--no-wait"]).status(1).run_async().await;
     assert!(out.stdout.contains("! EKS node group gpu-p3 failed: requires replacement"), "{}", out.stdout);
     assert_eq!(s.moto.writes()[writes..], [], "nothing was changed");
     assert_eq!(s.node_group("gpu-p3").await.unwrap().instance_types(), ["p3.2xlarge"]);
@@ -260,39 +257,35 @@ async fn max_size_updates_in_place_and_instance_type_needs_replacement() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn prune_deletes_only_node_groups_this_environment_created() {
     let s = Scenario::start().await;
-    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     // One node group from Terraform (untagged) and one from another environment.
     foreign_node_group(&s, "cpu", &[]).await;
     foreign_node_group(&s, "team-b", &[("trainstack.io/environment", "eks-b")]).await;
     s.overlay(&pool_overlay("gpu-g5", "g5.xlarge", 5));
-    let diff = s.run(&["diff"]).await;
-    assert_eq!(diff.code, 2, "{}\n{}", diff.stdout, diff.stderr);
+    let diff = s.test(&["diff"]).status(2).run_async().await;
     assert!(diff.stdout.contains("+ EKS node group gpu-g5 (create)"), "{}", diff.stdout);
     assert!(diff.stdout.contains("- EKS node group gpu-p3 (prune)"), "{}", diff.stdout);
     assert!(!diff.stdout.contains("node group cpu") && !diff.stdout.contains("team-b"), "{}", diff.stdout);
 
-    let without = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(without.code, 0, "{}\n{}", without.stdout, without.stderr);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     assert_eq!(s.node_group_names().await, ["cpu", "gpu-g5", "gpu-p3", "team-b"], "no prune without --prune");
 
     let writes = s.moto.writes().len();
-    let dry = s.run(&["apply", "--no-wait", "--prune", "--dry-run"]).await;
-    assert_eq!(dry.code, 0, "{}\n{}", dry.stdout, dry.stderr);
+    let dry = s.test(&["apply", "--no-wait", "--prune", "--dry-run"]).status(0).run_async().await;
     assert!(dry.stdout.contains("- EKS node group gpu-p3 (prune)"), "{}", dry.stdout);
     assert_eq!(s.moto.writes()[writes..], [], "--dry-run writes nothing");
 
-    let out = s.run(&["apply", "--no-wait", "--prune"]).await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["apply", "--no-wait", "--prune"]).status(0).run_async().await;
     assert!(out.stdout.contains("- EKS node group gpu-p3 (prune)"), "{}", out.stdout);
     assert!(line(&out, "apply aws:").contains(" 1 pruned, 0 failed"), "{}", out.stdout);
     assert_eq!(s.node_group_names().await, ["cpu", "gpu-g5", "team-b"]);
-    assert_eq!(s.run(&["diff"]).await.code, 0);
+    s.test(&["diff"]).status(0).run_async().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_drift_shows_in_diff_and_apply_restores_the_declared_settings() {
     let s = Scenario::start().await;
-    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     let s3 = s.moto.s3().await;
     // Someone switches to KMS, opens public access and drops the lifecycle rules. (Versioning
     // drift is covered by the unit tests of `s3::drift`: moto 5.2 answers GetBucketVersioning of
@@ -318,8 +311,7 @@ async fn s3_drift_shows_in_diff_and_apply_restores_the_declared_settings() {
     s3.delete_public_access_block().bucket(SCRATCH).send().await.unwrap();
     s3.delete_bucket_lifecycle().bucket(SCRATCH).send().await.unwrap();
 
-    let diff = s.run(&["diff"]).await;
-    assert_eq!(diff.code, 2, "{}\n{}", diff.stdout, diff.stderr);
+    let diff = s.test(&["diff"]).status(2).run_async().await;
     let expected = format!(
         "~ S3 bucket {SCRATCH} (update)\n    encryption: sse-kms (aws/s3 key) -> sse-s3\n    public access block: not blocked -> all public access blocked\n    lifecycle: none -> abort-uploads (abort uploads after 1d); expire-scratch (expire after 14d)\n"
     );
@@ -330,19 +322,17 @@ async fn s3_drift_shows_in_diff_and_apply_restores_the_declared_settings() {
     assert_eq!(bucket["action"], "update");
     assert_eq!(bucket["details"].as_array().unwrap().len(), 3);
 
-    let out = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     let pab = s3.get_public_access_block().bucket(SCRATCH).send().await.unwrap();
     assert_eq!(pab.public_access_block_configuration().unwrap().block_public_policy(), Some(true));
-    assert_eq!(s.run(&["diff"]).await.code, 0, "in sync again");
+    s.test(&["diff"]).status(0).run_async().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn aws_problems_are_reported_clearly() {
     // No cluster in the account.
     let s = Scenario::bare().await;
-    let out = s.run(&["diff"]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["diff"]).status(1).run_async().await;
     assert!(
         out.stderr.contains("EKS cluster \"trainstack-dev\" does not exist in us-east-1"),
         "{}",
@@ -350,8 +340,7 @@ async fn aws_problems_are_reported_clearly() {
     );
     // The cluster, but not the buckets Terraform should have made.
     s.create_cluster().await;
-    let out = s.run(&["diff"]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["diff"]).status(1).run_async().await;
     assert!(
         out.stdout.contains(&format!(
             "! S3 bucket {} failed: bucket \"{}\" does not exist; it is managed_by terraform",
@@ -361,8 +350,7 @@ async fn aws_problems_are_reported_clearly() {
         out.stdout
     );
     let writes = s.moto.writes().len();
-    let out = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(out.code, 1);
+    s.test(&["apply", "--no-wait"]).status(1).run_async().await;
     assert_eq!(s.moto.writes()[writes..], [], "nothing is written while a Terraform bucket is missing");
     assert_eq!(s.cluster.server.writes().total(), 0);
 
@@ -377,8 +365,7 @@ async fn aws_problems_are_reported_clearly() {
 
     // Without --kubeconfig/--context an eks environment connects through DescribeCluster; moto's
     // CA data is random, which must be reported as such (a real CA is covered in src/aws/eks.rs).
-    let out = s.cluster.run_without_kubeconfig(&["diff"]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out = s.cluster.test_without_kubeconfig(&["diff"]).status(1).run_async().await;
     assert!(
         out.stderr
             .contains("EKS cluster \"trainstack-dev\": certificate authority data from DescribeCluster"),
@@ -392,8 +379,7 @@ async fn access_denied_names_the_call_and_what_to_check() {
     // moto enforces IAM once INITIAL_NO_AUTH_ACTION_COUNT requests have passed: with 0, the test
     // credentials (no such IAM user) are refused from the first call.
     let s = Scenario::with_moto(Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")])).await;
-    let out = s.run(&["diff"]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["diff"]).status(1).run_async().await;
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(all.contains("access denied"), "{all}");
     assert!(all.contains("check AWS_PROFILE or the role's IAM policy"), "{all}");
@@ -421,8 +407,7 @@ async fn an_unreachable_aws_endpoint_reads_as_its_cause_without_a_debug_dump() {
     ] {
         cluster = cluster.var(k, v);
     }
-    let out = cluster.run(&["diff", "--context", CONTEXT]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out = cluster.test(&["diff", "--context", CONTEXT]).status(1).run_async().await;
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(all.contains("eks:DescribeCluster"), "names the call: {all}");
     assert!(all.contains("dispatch failure") && all.contains("Connection refused"), "says why: {all}");
@@ -489,15 +474,14 @@ async fn foreign_node_group(s: &Scenario, name: &str, tags: &[(&str, &str)]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn delete_removes_the_node_groups_this_environment_created_and_keeps_buckets() {
     let s = Scenario::start().await;
-    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     foreign_node_group(&s, "cpu", &[]).await;
     foreign_node_group(&s, "team-b", &[("trainstack.io/environment", "eks-b")]).await;
     // Created by this environment under a pool name it no longer declares.
     foreign_node_group(&s, "gpu-old", &[("trainstack.io/environment", "eks-dev")]).await;
 
     let writes = s.moto.writes().len();
-    let dry = s.run(&["delete", "--dry-run"]).await;
-    assert_eq!(dry.code, 0, "{}\n{}", dry.stdout, dry.stderr);
+    let dry = s.test(&["delete", "--dry-run"]).status(0).run_async().await;
     assert!(dry.stdout.contains("- EKS node group gpu-old (delete)"), "{}", dry.stdout);
     assert!(dry.stdout.contains("- EKS node group gpu-p3 (delete)\n    created by this environment (p3.2xlarge x SPOT, 0 of 0..5 nodes)\n"), "{}", dry.stdout);
     assert!(!dry.stdout.contains("node group cpu") && !dry.stdout.contains("team-b"), "{}", dry.stdout);
@@ -530,13 +514,11 @@ async fn delete_removes_the_node_groups_this_environment_created_and_keeps_bucke
     assert_eq!(s.node_group_names().await, ["cpu", "gpu-old", "gpu-p3", "team-b"]);
 
     // Off a terminal, without --yes: refused before anything is deleted.
-    let refused = s.run(&["delete"]).await;
-    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    let refused = s.test(&["delete"]).status(1).run_async().await;
     assert!(refused.stderr.contains("pass --yes"), "{}", refused.stderr);
     assert_eq!(s.node_group_names().await, ["cpu", "gpu-old", "gpu-p3", "team-b"]);
 
-    let out = s.run(&["delete", "--yes"]).await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["delete", "--yes"]).status(0).run_async().await;
     assert!(out.stderr.contains("delete node groups: 2 objects"), "progress: {}", out.stderr);
     assert_eq!(line(&out, "delete aws:"), "delete aws: 2 node groups deleted, 0 failed, 1 buckets kept");
     assert_eq!(s.node_group_names().await, ["cpu", "team-b"], "only the groups this environment created");
@@ -548,8 +530,7 @@ async fn delete_removes_the_node_groups_this_environment_created_and_keeps_bucke
     s3.head_bucket().bucket(SCRATCH).send().await.expect("the scratch bucket is kept");
 
     // A rerun finds nothing left of this environment.
-    let again = s.run(&["delete", "--yes"]).await;
-    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    let again = s.test(&["delete", "--yes"]).status(0).run_async().await;
     assert_eq!(line(&again, "delete aws:"), "delete aws: 0 node groups deleted, 0 failed, 1 buckets kept");
 }
 
@@ -571,7 +552,7 @@ exit 0
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn down_on_eks_deletes_the_node_groups_before_terraform_destroy() {
     let s = Scenario::start().await;
-    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     foreign_node_group(&s, "cpu", &[]).await;
     let (out, dir) = down_with_fake_terraform(&s).await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
@@ -604,9 +585,15 @@ async fn down_with_fake_terraform(s: &Scenario) -> (Output, std::path::PathBuf) 
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     s.overlay("terraform:\n  dir: tf\n");
     let path = format!("{}:{}", dir.join("bin").display(), std::env::var("PATH").unwrap_or_default());
-    let mut cmd = s.cluster.command(&["down", "--yes", "--context", CONTEXT]);
-    cmd.env("PATH", path).env("FAKE_DIR", &dir).env("FAKE_PYTHON", pytools::tool("python"));
-    (crate::harness::ClusterScenario::output(cmd).await, dir)
+    let out = s
+        .cluster
+        .test(&["down", "--yes", "--context", CONTEXT])
+        .env("PATH", &path)
+        .env("FAKE_DIR", &dir.display().to_string())
+        .env("FAKE_PYTHON", &pytools::tool("python").display().to_string())
+        .run_async()
+        .await;
+    (out, dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -629,8 +616,7 @@ async fn down_resumes_after_the_eks_cluster_is_gone_and_finishes_the_destroy() {
 
 /// The `status -o json` row of `object`.
 async fn status_row(s: &Scenario, object: &str) -> Value {
-    let out = s.run(&["status", "-o", "json"]).await;
-    assert_eq!(out.code, 2, "the Kubernetes side was applied with --no-wait: {}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["status", "-o", "json"]).status(2).run_async().await;
     let rows: Vec<Value> = serde_json::from_str(&out.stdout).unwrap();
     rows.into_iter()
         .find(|r| r["object"] == object)
@@ -640,7 +626,7 @@ async fn status_row(s: &Scenario, object: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn status_shows_node_group_and_bucket_drift() {
     let s = Scenario::start().await;
-    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     let group = status_row(&s, "EKS node group gpu-p3").await;
     assert_eq!(group["component"], "gpu");
     assert_eq!((group["state"].as_str(), group["ready"].as_str()), (Some("in sync"), Some("ready")));
@@ -669,8 +655,7 @@ async fn status_shows_node_group_and_bucket_drift() {
     foreign_node_group(&s, "cpu", &[]).await;
 
     let writes = s.moto.writes().len();
-    let text = s.run(&["status"]).await;
-    assert_eq!(text.code, 2, "{}\n{}", text.stdout, text.stderr);
+    let text = s.test(&["status"]).status(2).run_async().await;
     let row = text.stdout.lines().find(|l| l.contains("EKS node group gpu-p3")).unwrap();
     assert!(row.starts_with("gpu ") && row.contains(" drifted ") && row.ends_with(" ready"), "{row}");
     assert!(text.stdout.contains("    desired_size: 2 -> 0\n"), "{}", text.stdout);
@@ -709,7 +694,7 @@ async fn status_shows_node_group_and_bucket_drift() {
 async fn delete_keeps_the_node_groups_while_a_kubernetes_object_is_left() {
     use crate::support::apiserver::{Fault, FaultRule};
     let s = Scenario::start().await;
-    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     // The device plugin's DaemonSet cannot be deleted: its pods may still run on the GPU nodes.
     s.cluster.server.add_fault(
         FaultRule::new(Fault::ServerError(500))
@@ -717,8 +702,7 @@ async fn delete_keeps_the_node_groups_while_a_kubernetes_object_is_left() {
             .path_prefix("/apis/apps/v1/namespaces/kube-system/daemonsets"),
     );
     let writes = s.moto.writes().len();
-    let out = s.run(&["delete", "--yes"]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["delete", "--yes"]).status(1).run_async().await;
     assert!(
         out.stderr.contains(
             "EKS node groups gpu-p3 were not deleted: some Kubernetes objects could not be deleted"
@@ -733,14 +717,13 @@ async fn delete_keeps_the_node_groups_while_a_kubernetes_object_is_left() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn apply_on_eks_discovers_and_reads_the_applyset_parent_once() {
     let s = Scenario::start().await;
-    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     let server = &s.cluster.server;
     let parent = crate::engine::parent_secret_path(server);
     server.clear_requests();
     // On eks apply resolves the set before the AWS side and applies what it resolved: nothing
     // changed, so one discovery, and the parent read once to resolve and once to plan it.
-    let out = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     assert_eq!(crate::engine::gets_of(server, "/api"), 1, "discovery of the core group");
     assert_eq!(crate::engine::gets_of(server, "/apis"), 1, "discovery of the API groups");
     assert_eq!(crate::engine::gets_of(server, &parent), 2, "the parent: resolved once, planned once");

@@ -59,8 +59,7 @@ async fn tls_endpoint() -> u16 {
 
 async fn diff_fails(s: &Scenario, kubeconfig: &str) -> String {
     std::fs::write(s.path("kubeconfig"), kubeconfig).unwrap();
-    let out = s.run(&["diff"]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["diff"]).status(1).run_async().await;
     assert!(out.stdout.is_empty(), "{}", out.stdout);
     out.stderr
 }
@@ -125,8 +124,7 @@ async fn refused_credentials_name_the_kubeconfig_user() {
 
     // The right token works.
     std::fs::write(s.path("kubeconfig"), kubeconfig(&url, None, "good-token")).unwrap();
-    let out = s.run(&["diff"]).await;
-    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    s.test(&["diff"]).status(2).run_async().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

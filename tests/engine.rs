@@ -48,8 +48,7 @@ fn snapshot_versions(server: &ApiServer) -> Vec<(String, String, String, String)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn first_apply_then_noop_reapply_writes_nothing() {
     let s = Scenario::start().await;
-    let out = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     assert!(summary(&out).starts_with("apply: "), "{}", out.stdout);
     assert!(
         summary(&out).ends_with(" created, 0 configured, 0 unchanged, 0 pruned, 0 failed"),
@@ -72,23 +71,20 @@ async fn first_apply_then_noop_reapply_writes_nothing() {
 
     let before = snapshot_versions(&s.server);
     s.server.reset_writes();
-    let again = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    let again = s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     assert_eq!(s.server.writes().total(), 0, "a no-op apply writes nothing: {:?}", s.server.writes());
     assert_eq!(snapshot_versions(&s.server), before, "no resourceVersion changed");
     assert!(summary(&again).contains(" 0 created, 0 configured, "), "{}", summary(&again));
 
-    let diff = s.run(&["diff"]).await;
-    assert_eq!(diff.code, 0, "in sync: {}\n{}", diff.stdout, diff.stderr);
+    s.test(&["diff"]).status(0).run_async().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_changed_field_shows_exactly_that_line_and_exit_code_2() {
     let s = Scenario::start().await;
-    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     s.overlay("components:\n  tenants:\n    defaults:\n      quota:\n        pods: 60\n");
-    let diff = s.run(&["diff"]).await;
-    assert_eq!(diff.code, 2, "{}\n{}", diff.stdout, diff.stderr);
+    let diff = s.test(&["diff"]).status(2).run_async().await;
     let changed: Vec<&str> = diff
         .stdout
         .lines()
@@ -99,8 +95,7 @@ async fn one_changed_field_shows_exactly_that_line_and_exit_code_2() {
     // alice uses the defaults; team-vision has its own quota.
     assert_eq!(changed, vec!["-    pods: '50'", "+    pods: '60'"], "{}", diff.stdout);
     assert!(diff.stdout.contains("~ ResourceQuota alice/"), "{}", diff.stdout);
-    let json = s.run(&["diff", "-o", "json"]).await;
-    assert_eq!(json.code, 2);
+    let json = s.test(&["diff", "-o", "json"]).status(2).run_async().await;
     let v: Value = serde_json::from_str(&json.stdout).unwrap();
     let updates: Vec<&Value> =
         v["changes"].as_array().unwrap().iter().filter(|c| c["action"] != "unchanged").collect();
@@ -111,19 +106,17 @@ async fn one_changed_field_shows_exactly_that_line_and_exit_code_2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn removed_objects_are_pruned_and_nothing_else() {
     let s = Scenario::start().await;
-    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     // Something trainstack did not apply, in the same namespace.
     s.server.seed(
         "kubectl-client-side-apply",
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hand-made", "namespace": "trainstack-system"}, "data": {"a": "b"}}),
     );
     s.overlay("components:\n  mlflow:\n    enabled: false\n");
-    let diff = s.run(&["diff"]).await;
-    assert_eq!(diff.code, 2);
+    let diff = s.test(&["diff"]).status(2).run_async().await;
     assert!(diff.stdout.contains("- Deployment trainstack-system/mlflow (prune)"), "{}", diff.stdout);
     let before_deploys = s.server.list("apps/v1", "Deployment").len();
-    let out = s.run(&["apply", "--no-wait", "--prune"]).await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["apply", "--no-wait", "--prune"]).status(0).run_async().await;
     let pruned: Vec<&str> =
         out.stdout.lines().filter(|l| l.starts_with("- ") && l.ends_with(" (prune)")).collect();
     assert!(!pruned.is_empty());
@@ -136,21 +129,19 @@ async fn removed_objects_are_pruned_and_nothing_else() {
     assert!(s.server.get("policy/v1", "PodDisruptionBudget", Some("trainstack-system"), "mlflow").is_none());
     assert_eq!(s.server.list("apps/v1", "Deployment").len(), before_deploys - 1);
     assert!(s.server.get("v1", "ConfigMap", Some("trainstack-system"), "hand-made").is_some());
-    let diff = s.run(&["diff"]).await;
-    assert_eq!(diff.code, 0, "{}", diff.stdout);
+    s.test(&["diff"]).status(0).run_async().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn foreign_field_manager_conflict_is_reported_and_forced_only_on_request() {
     let s = Scenario::start().await;
-    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     // Someone else takes over the PDB's minAvailable with another value.
     s.server.seed_apply(
         "ops-team",
         json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "mlflow", "namespace": "trainstack-system"}, "spec": {"minAvailable": 2}}),
     );
-    let out = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["apply", "--no-wait"]).status(1).run_async().await;
     let failure = out
         .stdout
         .lines()
@@ -162,8 +153,7 @@ async fn foreign_field_manager_conflict_is_reported_and_forced_only_on_request()
     let pdb = s.server.get("policy/v1", "PodDisruptionBudget", Some("trainstack-system"), "mlflow").unwrap();
     assert_eq!(pdb["spec"]["minAvailable"], 2, "not overridden without --force-conflicts");
 
-    let forced = s.run(&["apply", "--no-wait", "--force-conflicts"]).await;
-    assert_eq!(forced.code, 0, "{}\n{}", forced.stdout, forced.stderr);
+    s.test(&["apply", "--no-wait", "--force-conflicts"]).status(0).run_async().await;
     let pdb = s.server.get("policy/v1", "PodDisruptionBudget", Some("trainstack-system"), "mlflow").unwrap();
     assert_eq!(pdb["spec"]["minAvailable"], 1);
 }
@@ -171,7 +161,7 @@ async fn foreign_field_manager_conflict_is_reported_and_forced_only_on_request()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn drift_by_another_field_manager_is_a_diff_naming_the_manager_and_exit_2() {
     let s = Scenario::start().await;
-    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     // `kubectl patch` of a quota value trainstack owns: kubectl-patch takes the field over, so
     // trainstack's next (dry-run) apply of it is a 409 conflict.
     s.server.seed(
@@ -179,8 +169,7 @@ async fn drift_by_another_field_manager_is_a_diff_naming_the_manager_and_exit_2(
         json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "alice-quota", "namespace": "alice"}, "spec": {"hard": {"pods": "99"}}}),
     );
 
-    let diff = s.run(&["diff"]).await;
-    assert_eq!(diff.code, 2, "drift, not a failure: {}\n{}", diff.stdout, diff.stderr);
+    let diff = s.test(&["diff"]).status(2).run_async().await;
     assert!(
         diff.stdout.contains("~ ResourceQuota alice/alice-quota (update, conflict with kubectl-patch)"),
         "{}",
@@ -202,8 +191,7 @@ async fn drift_by_another_field_manager_is_a_diff_naming_the_manager_and_exit_2(
     );
     assert!(diff.stdout.contains(".spec.hard.pods: owned by \"kubectl-patch\""), "{}", diff.stdout);
 
-    let json = s.run(&["diff", "-o", "json"]).await;
-    assert_eq!(json.code, 2, "{}", json.stderr);
+    let json = s.test(&["diff", "-o", "json"]).status(2).run_async().await;
     let v: Value = serde_json::from_str(&json.stdout).unwrap();
     let quota = v["changes"]
         .as_array()
@@ -215,8 +203,7 @@ async fn drift_by_another_field_manager_is_a_diff_naming_the_manager_and_exit_2(
     assert_eq!(quota["conflict"]["managers"], json!(["kubectl-patch"]));
     assert!(quota.get("error").is_none(), "{quota}");
 
-    let status = s.run(&["status", "-o", "json"]).await;
-    assert_eq!(status.code, 2, "{}", status.stderr);
+    let status = s.test(&["status", "-o", "json"]).status(2).run_async().await;
     let rows: Value = serde_json::from_str(&status.stdout).unwrap();
     let row = rows
         .as_array()
@@ -228,15 +215,13 @@ async fn drift_by_another_field_manager_is_a_diff_naming_the_manager_and_exit_2(
     assert!(row["details"][0].as_str().is_some_and(|d| d.contains("conflict with kubectl-patch")), "{row}");
 
     // Only apply refuses it, unless told to take the field over.
-    let apply = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(apply.code, 1, "{}\n{}", apply.stdout, apply.stderr);
+    let apply = s.test(&["apply", "--no-wait"]).status(1).run_async().await;
     assert!(apply.stdout.contains("! ResourceQuota alice/alice-quota failed"), "{}", apply.stdout);
     assert!(apply.stdout.contains("--force-conflicts"), "{}", apply.stdout);
     let quota = s.server.get("v1", "ResourceQuota", Some("alice"), "alice-quota").unwrap();
     assert_eq!(quota["spec"]["hard"]["pods"], "99", "not overridden without --force-conflicts");
-    let forced = s.run(&["apply", "--no-wait", "--force-conflicts"]).await;
-    assert_eq!(forced.code, 0, "{}\n{}", forced.stdout, forced.stderr);
-    assert_eq!(s.run(&["diff"]).await.code, 0);
+    s.test(&["apply", "--no-wait", "--force-conflicts"]).status(0).run_async().await;
+    s.test(&["diff"]).status(0).run_async().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -245,12 +230,10 @@ async fn a_429_storm_is_ridden_out() {
     // Every server-side apply and dry-run is throttled until 24 have been turned away.
     s.server
         .add_fault(FaultRule::new(Fault::TooManyRequests { retry_after_secs: 1 }).method("PATCH").times(24));
-    let out = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     let throttled = s.server.requests().iter().filter(|r| r.status == 429).count();
     assert_eq!(throttled, 24);
-    let diff = s.run(&["diff"]).await;
-    assert_eq!(diff.code, 0, "{}", diff.stdout);
+    s.test(&["diff"]).status(0).run_async().await;
 }
 
 /// An overlay declaring `n` tenants besides the kind environment's own: about 12 objects each.
@@ -272,8 +255,7 @@ async fn apply_under_max_in_flight_limits_converges_with_few_429s_and_no_lockste
     server.set_latency(Duration::from_millis(5));
     let s = Scenario::with(server);
     s.overlay(&many_tenants(30));
-    let out = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     let created: usize = summary(&out)
         .strip_prefix("apply: ")
         .and_then(|rest| rest.split(' ').next())
@@ -286,8 +268,7 @@ async fn apply_under_max_in_flight_limits_converges_with_few_429s_and_no_lockste
     // After the first rejections the client keeps within the limits, probing upward about
     // once a second.
     assert!(rejected * 20 < created, "{rejected} 429s for {created} objects");
-    let diff = s.run(&["diff"]).await;
-    assert_eq!(diff.code, 0, "converged: {}", diff.stdout);
+    s.test(&["diff"]).status(0).run_async().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -295,34 +276,29 @@ async fn a_connection_dropped_mid_apply_then_a_rerun_converges() {
     let s = Scenario::start().await;
     // After 30 writes every write's connection drops: more than the retries can absorb.
     s.server.add_fault(FaultRule::new(Fault::DropAfterProcessing).writes_only().after(30));
-    let out = s.run(&["apply", "--no-wait", "--prune"]).await;
-    assert_eq!(out.code, 1, "the interrupted run fails: {}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["apply", "--no-wait", "--prune"]).status(1).run_async().await;
     assert!(summary(&out).contains(" 0 pruned, "), "nothing is pruned after a failure: {}", summary(&out));
     s.server.clear_faults();
-    let rerun = s.run(&["apply", "--no-wait", "--prune"]).await;
-    assert_eq!(rerun.code, 0, "{}\n{}", rerun.stdout, rerun.stderr);
-    let diff = s.run(&["diff"]).await;
-    assert_eq!(diff.code, 0, "converged: {}", diff.stdout);
+    s.test(&["apply", "--no-wait", "--prune"]).status(0).run_async().await;
+    s.test(&["diff"]).status(0).run_async().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn secrets_never_appear_in_diff_output() {
     let s = Scenario::start().await;
-    let first = s.run(&["diff"]).await;
-    assert_eq!(first.code, 2);
+    let first = s.test(&["diff"]).status(2).run_async().await;
     for secret in ["mlflow-dev-password", "minio-dev-password"] {
         assert!(!first.stdout.contains(secret), "{secret} leaked in:\n{}", first.stdout);
     }
     assert!(first.stdout.contains("<redacted"), "{}", first.stdout);
     let shown = s.run(&["diff", "--show-secrets"]).await;
     assert!(shown.stdout.contains("minio-dev-password"));
-    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     // A changed secret value is marked changed, still without its value.
     let mut secret = s.server.get("v1", "Secret", Some("trainstack-system"), "minio-credentials").unwrap();
     secret["data"]["rootPassword"] = json!("b3RoZXI=");
     s.server.seed("kubectl-edit", json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "minio-credentials", "namespace": "trainstack-system"}, "data": secret["data"].clone()}));
-    let diff = s.run(&["diff"]).await;
-    assert_eq!(diff.code, 2, "{}", diff.stdout);
+    let diff = s.test(&["diff"]).status(2).run_async().await;
     assert!(
         diff.stdout.contains("<redacted: after>")
             && !diff.stdout.contains("b3RoZXI=")
@@ -337,8 +313,7 @@ async fn unserved_kinds_are_reported_before_anything_is_written() {
     let s = Scenario::start().await;
     // Without the CRD add-ons, TrainJobs and RayClusters have no resource.
     std::fs::write(s.path("crds.yaml"), "addons: []\n").unwrap();
-    let out = s.run(&["apply"]).await;
-    assert_eq!(out.code, 1);
+    let out = s.test(&["apply"]).status(1).run_async().await;
     assert!(out.stderr.contains("the cluster does not serve these kinds"), "{}", out.stderr);
     assert!(out.stderr.contains("TrainJob alice/ddp-cpu (trainer.kubeflow.org/v1alpha1)"), "{}", out.stderr);
     assert_eq!(s.server.writes().total(), 0);
@@ -347,8 +322,7 @@ async fn unserved_kinds_are_reported_before_anything_is_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn waits_report_what_is_not_ready() {
     let s = Scenario::with(ApiServer::builder().workload_ready_delay(None).start().await);
-    let out = s.run(&["apply", "--timeout", "2s"]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["apply", "--timeout", "2s"]).status(1).run_async().await;
     assert!(
         out.stdout.contains("! not ready: Deployment trainstack-system/mlflow: not ready after 2s"),
         "{}",
@@ -359,13 +333,11 @@ async fn waits_report_what_is_not_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn delete_needs_confirmation_off_a_terminal_and_tears_down_in_reverse() {
     let s = Scenario::start().await;
-    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
-    let refused = s.run(&["delete"]).await;
-    assert_eq!(refused.code, 1);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
+    let refused = s.test(&["delete"]).status(1).run_async().await;
     assert!(refused.stderr.contains("pass --yes"), "{}", refused.stderr);
     assert!(s.server.get("apps/v1", "Deployment", Some("trainstack-system"), "mlflow").is_some());
-    let out = s.run(&["delete", "--yes", "--timeout", "20s"]).await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    s.test(&["delete", "--yes", "--timeout", "20s"]).status(0).run_async().await;
     assert!(s.server.get("v1", "Namespace", None, "alice").is_none());
     assert!(s.server.get("v1", "Secret", Some("trainstack-system"), "trainstack-kind-dev").is_none());
 }
@@ -373,20 +345,18 @@ async fn delete_needs_confirmation_off_a_terminal_and_tears_down_in_reverse() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn delete_dry_run_lists_every_phase_and_deletes_nothing() {
     let s = Scenario::start().await;
-    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     let listed = |out: &str| -> Vec<(String, String, String)> {
         let json: serde_json::Value = serde_json::from_str(out).expect("JSON report");
         let changes = json["changes"].as_array().expect("changes").iter();
         changes.map(|c| (c["phase"].to_string(), c["kind"].to_string(), c["name"].to_string())).collect()
     };
-    let dry = s.run(&["delete", "--dry-run", "-o", "json"]).await;
-    assert_eq!(dry.code, 0, "{}\n{}", dry.stdout, dry.stderr);
+    let dry = s.test(&["delete", "--dry-run", "-o", "json"]).status(0).run_async().await;
     assert!(s.server.get("v1", "Namespace", None, "alice").is_some(), "a dry run deletes nothing");
     assert!(s.server.get("apps/v1", "Deployment", Some("trainstack-system"), "mlflow").is_some());
     // The dry run used to stop after the first phase it listed (workloads), hiding namespaces
     // and CRDs: it must list exactly what `delete` then deletes, in the same order.
-    let real = s.run(&["delete", "--yes", "--timeout", "20s", "-o", "json"]).await;
-    assert_eq!(real.code, 0, "{}\n{}", real.stdout, real.stderr);
+    let real = s.test(&["delete", "--yes", "--timeout", "20s", "-o", "json"]).status(0).run_async().await;
     let (would, did) = (listed(&dry.stdout), listed(&real.stdout));
     assert!(would.iter().any(|(phase, ..)| phase == "\"namespaces\""), "{would:?}");
     assert!(would.iter().any(|(phase, ..)| phase == "\"crds\""), "{would:?}");
@@ -398,8 +368,7 @@ async fn a_server_lost_mid_apply_is_named_and_its_error_not_repeated_per_object(
     let s = Scenario::start().await;
     // The API server goes away early in the config phase, where many objects are in flight.
     s.server.add_fault(FaultRule::down_from_nth_write(24));
-    let out = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["apply", "--no-wait"]).status(1).run_async().await;
     let failed: Vec<&str> =
         out.stdout.lines().filter(|l| l.starts_with("! ") && l.contains(" failed: ")).collect();
     assert!(!failed.is_empty() && failed.len() <= 3, "{}", out.stdout);
@@ -419,6 +388,7 @@ async fn a_server_lost_mid_apply_is_named_and_its_error_not_repeated_per_object(
 async fn ctrl_c_mid_apply_says_what_was_written_and_a_rerun_completes_it() {
     let s = Scenario::start().await;
     s.server.set_latency(std::time::Duration::from_millis(40));
+    // Spawned from the scenario's command, not run(): the test sends SIGINT mid-run.
     let child = s
         .command(&["apply", "--no-wait"])
         .stdout(std::process::Stdio::piped())
@@ -445,23 +415,21 @@ async fn ctrl_c_mid_apply_says_what_was_written_and_a_rerun_completes_it() {
     assert!(out.stderr.contains("+ Secret trainstack-system/trainstack-kind-dev (create)"), "{}", out.stderr);
     assert!(out.stderr.contains("run the same apply again to finish it"), "{}", out.stderr);
     s.server.set_latency(std::time::Duration::ZERO);
-    let rerun = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(rerun.code, 0, "{}\n{}", rerun.stdout, rerun.stderr);
-    assert_eq!(s.run(&["diff"]).await.code, 0);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
+    s.test(&["diff"]).status(0).run_async().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn status_says_why_an_object_is_in_error() {
     let s = Scenario::start().await;
-    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     // The dry-run apply of one object fails on the server every time.
     s.server.add_fault(
         FaultRule::new(Fault::ServerError(500))
             .method("PATCH")
             .path_prefix("/apis/policy/v1/namespaces/trainstack-system/poddisruptionbudgets/mlflow"),
     );
-    let out = s.run(&["status", "-o", "json"]).await;
-    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["status", "-o", "json"]).status(2).run_async().await;
     let rows: Value = serde_json::from_str(&out.stdout).unwrap();
     let row = rows
         .as_array()
@@ -496,7 +464,7 @@ pub(crate) fn gets_of(server: &ApiServer, path: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn status_discovers_once_and_reads_each_object_once() {
     let s = Scenario::start().await;
-    assert_eq!(s.run(&["apply", "--no-wait"]).await.code, 0);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     let parent = parent_secret_path(&s.server);
     s.server.clear_requests();
     let out = s.run(&["status", "-o", "json"]).await;

@@ -152,8 +152,8 @@ const DESTROY: &str = "terraform -chdir=tf destroy -no-color -input=false -auto-
 #[test]
 fn infra_plan_initialises_a_fresh_directory_and_exits_2_on_changes() {
     let t = fakes(&eks_env("  dir: tf\n")).args(&["infra", "plan", "-e", "env.yaml"]);
+    let t = t.status(2);
     let out = t.run();
-    code(&out, 2);
     assert_eq!(log(&t), [INIT, PLAN]);
     // terraform's output reaches the user.
     assert!(out.stdout.contains("Plan: 3 to add, 0 to change, 0 to destroy."), "{}", out.stdout);
@@ -171,8 +171,8 @@ fn infra_plan_exit_codes_follow_diff() {
     let t = initialised(fakes(&eks_env("  dir: tf\n")))
         .env("FAKE_TF_FAIL", "plan")
         .args(&["infra", "plan", "-e", "env.yaml"]);
+    let t = t.status(1);
     let out = t.run();
-    code(&out, 1);
     assert!(
         out.stderr.contains(&format!(
             "error: `{PLAN}` failed (exit code 1); the end of its output:\n    Error: fake plan failure"
@@ -186,8 +186,8 @@ fn infra_plan_exit_codes_follow_diff() {
 fn infra_apply_with_yes_applies_the_plan_it_showed_and_refreshes_the_outputs_file() {
     let t = initialised(fakes(&eks_env("  dir: tf\n  outputs_file: state/outputs.json\n")))
         .args(&["infra", "apply", "-e", "env.yaml", "--yes"]);
+    let t = t.status(0);
     let out = t.run();
-    code(&out, 0);
     assert_eq!(log(&t), [SAVED_PLAN, APPLY, OUTPUT]);
     // The plan applied is the file the plan was saved to.
     let raw = raw_log(&t);
@@ -205,8 +205,8 @@ fn infra_apply_with_yes_applies_the_plan_it_showed_and_refreshes_the_outputs_fil
 #[test]
 fn infra_apply_refuses_a_plan_with_changes_without_yes_off_a_terminal() {
     let t = initialised(fakes(&eks_env("  dir: tf\n"))).args(&["infra", "apply", "-e", "env.yaml"]);
+    let t = t.status(1);
     let out = t.run();
-    code(&out, 1);
     assert_eq!(log(&t), [SAVED_PLAN], "nothing is applied");
     assert_eq!(
         out.stderr.lines().last().unwrap(),
@@ -219,8 +219,8 @@ fn infra_apply_without_changes_needs_no_confirmation_and_applies_nothing() {
     let t = initialised(fakes(&eks_env("  dir: tf\n")))
         .env("FAKE_TF_PLAN_EXIT", "0")
         .args(&["infra", "apply", "-e", "env.yaml"]);
+    let t = t.status(0);
     let out = t.run();
-    code(&out, 0);
     assert_eq!(log(&t), [SAVED_PLAN]);
     assert!(out.stderr.contains("is up to date; nothing to apply"), "{}", out.stderr);
 }
@@ -228,8 +228,8 @@ fn infra_apply_without_changes_needs_no_confirmation_and_applies_nothing() {
 #[test]
 fn infra_output_prints_a_table_or_the_json_document_and_its_file_feeds_rendering() {
     let t = initialised(fakes(&eks_env("  dir: tf\n"))).args(&["infra", "output", "-e", "env.yaml"]);
+    let t = t.status(0);
     let out = t.run();
-    code(&out, 0);
     assert_eq!(log(&t), [OUTPUT]);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["NAME", "VALUE"]);
@@ -238,8 +238,8 @@ fn infra_output_prints_a_table_or_the_json_document_and_its_file_feeds_rendering
 
     let t = initialised(fakes(&eks_env("  dir: tf\n")))
         .args(&["infra", "output", "-e", "env.yaml", "-o", "json"]);
+    let t = t.status(0);
     let out = t.run();
-    code(&out, 0);
     let printed: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(printed, serde_json::from_str::<Value>(&example_outputs()).unwrap());
 
@@ -256,8 +256,8 @@ fn infra_output_prints_a_table_or_the_json_document_and_its_file_feeds_rendering
         .file("env.yaml", &eks_env("  dir: tf\n"))
         .file("saved.json", &std::fs::read_to_string(t.path().join("saved.json")).unwrap())
         .args(&["render", "-e", "env.yaml", "--no-addons", "--terraform-outputs", "saved.json"])
+        .status(0)
         .run();
-    code(&render, 0);
     assert!(
         render
             .stdout
@@ -273,8 +273,8 @@ fn infra_output_stdout_is_only_the_outputs_when_init_runs_first() {
     let expected: Value = serde_json::from_str(&example_outputs()).unwrap();
     for format in ["json", "yaml", "text"] {
         let t = fakes(&eks_env("  dir: tf\n")).args(&["infra", "output", "-e", "env.yaml", "-o", format]);
+        let t = t.status(0);
         let out = t.run();
-        code(&out, 0);
         assert_eq!(log(&t), [INIT, OUTPUT]);
         assert!(out.stderr.contains("Terraform has been successfully initialized!"), "{}", out.stderr);
         match format {
@@ -288,8 +288,8 @@ fn infra_output_stdout_is_only_the_outputs_when_init_runs_first() {
 #[test]
 fn infra_destroy_asks_first_and_then_destroys_without_terraforms_prompt() {
     let t = initialised(fakes(&eks_env("  dir: tf\n"))).args(&["infra", "destroy", "-e", "env.yaml"]);
+    let t = t.status(1);
     let out = t.run();
-    code(&out, 1);
     assert!(out.stderr.contains(
         "refusing to destroy the infrastructure of environment \"eks-test\" without confirmation: pass --yes"
     ));
@@ -305,8 +305,7 @@ fn infra_destroy_asks_first_and_then_destroys_without_terraforms_prompt() {
 fn infra_without_terraform_says_what_to_install() {
     let t = fakes(&eks_env("  dir: tf\n"));
     std::fs::remove_file(t.path().join("bin/terraform")).unwrap();
-    let out = t.args(&["infra", "plan", "-e", "env.yaml"]).run();
-    code(&out, 1);
+    let out = t.args(&["infra", "plan", "-e", "env.yaml"]).status(1).run();
     assert_eq!(
         out.stderr.trim(),
         "error: terraform is not installed: see https://developer.hashicorp.com/terraform/install \
@@ -327,8 +326,8 @@ fn infra_uses_trainstack_terraform_instead_of_path() {
 #[test]
 fn infra_refuses_a_kind_environment() {
     let t = fakes(&kind_env()).args(&["infra", "apply", "-e", "env.yaml", "--yes"]);
+    let t = t.status(1);
     let out = t.run();
-    code(&out, 1);
     assert_eq!(
         out.stderr.trim(),
         "error: environment \"kind-test\" targets kind; `trainstack infra` runs the Terraform of EKS environments \
@@ -340,16 +339,16 @@ fn infra_refuses_a_kind_environment() {
 #[test]
 fn infra_needs_a_terraform_directory() {
     let t = fakes(&eks_env("  outputs_file: outputs.json\n")).args(&["infra", "plan", "-e", "env.yaml"]);
+    let t = t.status(1);
     let out = t.run();
-    code(&out, 1);
     assert!(
         out.stderr.starts_with("error: env.yaml:6:1: terraform: terraform.dir is not set"),
         "{}",
         out.stderr
     );
     let t = fakes(&eks_env("  dir: nowhere\n")).args(&["infra", "plan", "-e", "env.yaml"]);
+    let t = t.status(1);
     let out = t.run();
-    code(&out, 1);
     assert!(out.stderr.contains("terraform.dir: nowhere is not a directory"), "{}", out.stderr);
     assert!(log(&t).is_empty());
 }
@@ -395,8 +394,8 @@ fn shared_root_commands(t: &Test) -> [String; 6] {
 #[test]
 fn infra_on_a_shared_root_runs_terraform_with_the_environments_files_and_data_directory() {
     let t = shared_root(false).args(&["infra", "plan", "-e", "env.yaml"]);
+    let t = t.status(2);
     let out = t.run();
-    code(&out, 2);
     let [init, plan, ..] = shared_root_commands(&t);
     assert_eq!(log(&t), [init, plan]);
     assert!(
@@ -445,8 +444,8 @@ fn a_data_directory_the_user_set_wins_over_the_environments_own() {
 #[test]
 fn rendering_reads_the_outputs_of_the_environments_own_state() {
     let t = shared_root(true).args(&["render", "-e", "env.yaml", "--no-addons"]);
+    let t = t.status(0);
     let out = t.run();
-    code(&out, 0);
     assert_eq!(log(&t), [shared_root_commands(&t)[4].clone()]);
     assert!(out.stdout.contains("arn:aws:iam::123456789012:role/trainstack-dev-backend"), "{}", out.stdout);
 }
@@ -610,8 +609,8 @@ async fn up_on_kind_creates_the_cluster_applies_smoke_tests_and_down_reverses_it
     down.extend(&envs);
     down.extend(["--kubeconfig", &kubeconfig]);
     let t = t.replace_args(&down);
+    let t = t.status(1);
     let refused = t.run();
-    code(&refused, 1);
     assert!(refused
         .stderr
         .contains("refusing to tear down environment \"kind-dev\" without confirmation: pass --yes"));
@@ -710,8 +709,8 @@ async fn a_failing_step_stops_up_and_says_how_to_resume() {
 fn up_refuses_an_unlocked_kustomize_addon_before_creating_the_cluster() {
     let env = "name: kind-test\ntarget:\n  kind: kind\n  cluster_name: test\naddons:\n  - name: demo\n    version: v1.0.0\n    source:\n      kustomize: https://example.com/demo.git/config?ref=v1.0.0\n";
     let t = fakes(env).args(&["up", "-e", "env.yaml", "--kubeconfig", "kubeconfig"]);
+    let t = t.status(1);
     let out = t.run();
-    code(&out, 1);
     assert_eq!(log(&t), Vec::<String>::new(), "neither kind nor docker ran");
     assert_eq!(
         out.stderr,

@@ -24,6 +24,8 @@ fn context() -> String {
 fn trainstack(args: &[&str]) -> Output {
     let context = context();
     eprintln!("+ trainstack {} --context {context}", args.join(" "));
+    // Its own spawn on purpose: against a real cluster the caller's kubeconfig and tools are the
+    // point, which the harness's environment policy clears.
     let out = Command::new(env!("CARGO_BIN_EXE_trainstack"))
         .args(args)
         .args(ENVS)

@@ -190,8 +190,9 @@ fn help_and_completions() {
 #[test]
 fn a_closed_stdout_pipe_stops_quietly() {
     // The reader is gone before trainstack writes (as with `render | head` once head has exited).
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_trainstack"))
-        .args([
+    // Spawned by hand: the builder's run() reads stdout to the end, and this test must close it.
+    let mut child = crate::harness::Test::in_repo()
+        .args(&[
             "render",
             "--no-addons",
             "-o",
@@ -201,7 +202,7 @@ fn a_closed_stdout_pipe_stops_quietly() {
             "-e",
             "environments/kind.yaml",
         ])
-        .current_dir(crate::harness::repo())
+        .command()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -223,9 +224,10 @@ fn completions_into_a_closed_pipe_exit_141_without_a_panic() {
     for _ in 0..3 {
         let (reader, writer) = std::io::pipe().expect("pipe");
         drop(reader);
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_trainstack"))
-            .args(["completions", "bash"])
-            .current_dir(crate::harness::repo())
+        // Spawned by hand: stdout must be a pipe whose reader is already gone.
+        let out = crate::harness::Test::in_repo()
+            .args(&["completions", "bash"])
+            .command()
             .stdout(writer)
             .stderr(std::process::Stdio::piped())
             .output()

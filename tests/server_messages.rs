@@ -66,8 +66,7 @@ const PSS_WARNING: &str = "would violate PodSecurity \"restricted:latest\": allo
 /// The environment applied once, then the objects of `addon` added as a local add-on.
 async fn applied_then(addon: &str) -> Scenario {
     let s = Scenario::start().await;
-    let first = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    let first = s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     assert!(
         !first.stdout.lines().any(|l| l.starts_with("    Warning: ")),
         "the shipped templates draw no warning: {}",
@@ -111,16 +110,14 @@ fn change<'a>(report: &'a Value, kind: &str, name: &str) -> &'a Value {
 async fn diff_and_apply_show_each_objects_server_warnings_and_count_them() {
     let s = applied_then(&format!("{UNHARDENED}---\n{DEPRECATED}")).await;
 
-    let diff = s.run(&["diff"]).await;
-    assert_eq!(diff.code, 2, "a warning alone is no error: {}\n{}", diff.stdout, diff.stderr);
+    let diff = s.test(&["diff"]).status(2).run_async().await;
     assert_eq!(
         line_after(&diff, "+ Deployment trainstack-system/sidecar-demo (create)"),
         format!("    Warning: {PSS_WARNING}")
     );
     assert!(diff.stdout.lines().last().unwrap().ends_with(" 0 failed, 1 warning"), "{}", diff.stdout);
 
-    let apply = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let apply = s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     assert_eq!(
         line_after(&apply, "+ Deployment trainstack-system/sidecar-demo (create)"),
         format!("    Warning: {PSS_WARNING}")
@@ -134,8 +131,7 @@ async fn diff_and_apply_show_each_objects_server_warnings_and_count_them() {
     assert!(s.server.get("apps/v1", "Deployment", Some("trainstack-system"), "sidecar-demo").is_some());
 
     // In sync now, yet the server still warns: the objects are listed for their warnings.
-    let json = s.run(&["diff", "-o", "json"]).await;
-    assert_eq!(json.code, 0, "{}\n{}", json.stdout, json.stderr);
+    let json = s.test(&["diff", "-o", "json"]).status(0).run_async().await;
     let report: Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(report["summary"]["warnings"], 2, "{report}");
     assert_eq!(change(&report, "Deployment", "sidecar-demo")["warnings"], serde_json::json!([PSS_WARNING]));
@@ -155,8 +151,7 @@ async fn diff_and_apply_show_each_objects_server_warnings_and_count_them() {
 async fn warnings_as_errors_exits_1_and_apply_writes_nothing() {
     let s = applied_then(UNHARDENED).await;
 
-    let diff = s.run(&["diff", "--warnings-as-errors"]).await;
-    assert_eq!(diff.code, 1, "{}\n{}", diff.stdout, diff.stderr);
+    let diff = s.test(&["diff", "--warnings-as-errors"]).status(1).run_async().await;
     assert!(diff.stdout.contains(&format!("    Warning: {PSS_WARNING}")), "{}", diff.stdout);
     assert!(
         diff.stderr.contains("error: the API server sent 1 warning (--warnings-as-errors)"),
@@ -165,8 +160,7 @@ async fn warnings_as_errors_exits_1_and_apply_writes_nothing() {
     );
 
     s.server.reset_writes();
-    let apply = s.run(&["apply", "--no-wait", "--warnings-as-errors"]).await;
-    assert_eq!(apply.code, 1, "{}\n{}", apply.stdout, apply.stderr);
+    let apply = s.test(&["apply", "--no-wait", "--warnings-as-errors"]).status(1).run_async().await;
     assert_eq!(s.server.writes().total(), 0, "nothing is written: {}", apply.stdout);
     assert!(s.server.get("apps/v1", "Deployment", Some("trainstack-system"), "sidecar-demo").is_none());
     assert_eq!(
@@ -176,8 +170,8 @@ async fn warnings_as_errors_exits_1_and_apply_writes_nothing() {
         ),
         format!("    Warning: {PSS_WARNING}")
     );
-    let json = s.run(&["apply", "--no-wait", "--warnings-as-errors", "-o", "json"]).await;
-    assert_eq!(json.code, 1);
+    let json =
+        s.test(&["apply", "--no-wait", "--warnings-as-errors", "-o", "json"]).status(1).run_async().await;
     let report: Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(report["summary"]["warnings"], 1, "{report}");
     assert_eq!(report["summary"]["failed"], 1, "{report}");
@@ -191,8 +185,7 @@ async fn warnings_as_errors_exits_1_and_apply_writes_nothing() {
 async fn warnings_as_errors_on_a_fresh_cluster_refuses_the_object_before_its_write() {
     let s = Scenario::start().await;
     with_addon(&s, UNHARDENED);
-    let apply = s.run(&["apply", "--no-wait", "--warnings-as-errors"]).await;
-    assert_eq!(apply.code, 1, "{}\n{}", apply.stdout, apply.stderr);
+    let apply = s.test(&["apply", "--no-wait", "--warnings-as-errors"]).status(1).run_async().await;
     assert_eq!(
         line_after(
             &apply,
@@ -238,8 +231,7 @@ spec:
     let s =
         applied_then(&format!("{UNHARDENED}---\n{}---\n{job}", statefulset.replace("sidecar-demo", "stuck")))
             .await;
-    let apply = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     let server: &ApiServer = &s.server;
     eventually("the FailedCreate events and conditions", || {
         server.list("v1", "Event").iter().filter(|e| e["reason"] == "FailedCreate").count() == 3
@@ -249,8 +241,7 @@ spec:
     })
     .await;
 
-    let out = s.run(&["status", "-o", "json"]).await;
-    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["status", "-o", "json"]).status(2).run_async().await;
     let rows: Value = serde_json::from_str(&out.stdout).unwrap();
     let ready = |object: &str| -> String {
         let row = rows.as_array().unwrap().iter().find(|r| r["object"] == object);

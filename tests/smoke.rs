@@ -21,8 +21,7 @@ const SMOKE_NS: &str = "trainstack-smoke";
 /// operator), so the platform is healthy before smoke runs.
 async fn applied() -> Scenario {
     let s = Scenario::start().await;
-    let out = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     s.server.set_status(
         "ray.io/v1",
         "RayCluster",
@@ -127,8 +126,11 @@ async fn healthy_platform_passes_every_applicable_check_and_leaves_nothing_behin
     route_platform_services(&s.server).await;
     s.server.run_trainjobs(Run::Succeed { log: "trainstack smoke: TrainJob ran\n".into() });
     let junit = s.path("smoke.xml");
-    let out = s.run(&["smoke", "--junit", junit.to_str().unwrap(), "--timeout", "60s"]).await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let out = s
+        .test(&["smoke", "--junit", junit.to_str().unwrap(), "--timeout", "60s"])
+        .status(0)
+        .run_async()
+        .await;
     assert_healthy_table(&out);
     assert!(out.stdout.contains("server v1.33.1 within 1.33-1.34"), "{}", out.stdout);
     assert!(out.stdout.contains("kind has no GPUs"), "{}", out.stdout);
@@ -275,8 +277,7 @@ async fn mlflow_basic_auth_with_a_wrong_password_fails_at_the_first_authenticate
 async fn mlflow_basic_auth_without_ingress_or_mlflow_url_is_skipped_saying_what_to_pass() {
     let s = Scenario::start().await;
     basic_auth_platform(&s, Some(pyservers::MLFLOW_ADMIN.1));
-    let out = s.run(&["smoke", "--only", "mlflow", "-o", "json"]).await;
-    assert_eq!(out.code, 0, "a skip is no failure: {}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["smoke", "--only", "mlflow", "-o", "json"]).status(0).run_async().await;
     let mlflow = check(&json_of(&out), "mlflow").clone();
     assert_eq!(mlflow["status"], "skipped", "{mlflow}");
     let why = mlflow["why"].as_str().unwrap();
@@ -288,7 +289,7 @@ async fn mlflow_basic_auth_without_ingress_or_mlflow_url_is_skipped_saying_what_
 
 #[test]
 fn a_bad_mlflow_url_is_refused_before_anything_runs() {
-    let out = crate::harness::Test::in_repo()
+    crate::harness::Test::in_repo()
         .args(&[
             "smoke",
             "-e",
@@ -299,13 +300,9 @@ fn a_bad_mlflow_url_is_refused_before_anything_runs() {
             "mlflow.example.com",
         ])
         .status(1)
+        .stderr_contains("invalid value 'mlflow.example.com' for '--mlflow-url <URL>'")
+        .stderr_contains("write e.g. https://mlflow.example.com")
         .run();
-    assert!(
-        out.stderr.contains("invalid value 'mlflow.example.com' for '--mlflow-url <URL>'"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("write e.g. https://mlflow.example.com"), "{}", out.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -319,8 +316,8 @@ async fn broken_rolebinding_fails_the_rbac_check_naming_the_binding() {
             "subjects": [{"kind": "ServiceAccount", "name": "someone-else", "namespace": "trainstack-system"}]}),
     );
     let junit = s.path("smoke.xml");
-    let out = s.run(&["smoke", "--only", "rbac", "--junit", junit.to_str().unwrap()]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out =
+        s.test(&["smoke", "--only", "rbac", "--junit", junit.to_str().unwrap()]).status(1).run_async().await;
     let row = "ServiceAccount trainstack-system/trainjob-backend may create trainjobs.trainer.kubeflow.org in namespace alice: denied; the environment grants it through RoleBinding alice/trainjob-backend (roleRef trainjob-backend-role)";
     assert!(out.stdout.contains(row), "{}", out.stdout);
     assert!(out.stdout.contains("(and 6 more in the steps); look at RoleBinding alice/trainjob-backend (roleRef trainjob-backend-role)\n"), "{}", out.stdout);
@@ -345,8 +342,7 @@ async fn a_grant_into_another_tenant_fails_the_rbac_check_naming_what_allowed_it
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "trainjob-backend-role"},
             "subjects": [{"kind": "Group", "name": "system:serviceaccounts:alice"}]}),
     );
-    let out = s.run(&["smoke", "--only", "rbac", "-o", "json"]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["smoke", "--only", "rbac", "-o", "json"]).status(1).run_async().await;
     let report = json_of(&out);
     let rbac = check(&report, "rbac");
     assert_eq!(rbac["status"], "failed");
@@ -375,8 +371,7 @@ async fn a_grant_between_tenants_that_are_not_neighbours_in_the_list_is_found() 
     // alice -> team-vision -> carol -> alice only), and is still checked.
     let s = Scenario::start().await;
     s.overlay("components:\n  tenants:\n    list:\n      - name: alice\n      - name: team-vision\n      - name: carol\n");
-    let out = s.run(&["apply", "--no-wait"]).await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     s.server.seed(
         "kubectl-create",
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
@@ -390,8 +385,7 @@ async fn a_grant_between_tenants_that_are_not_neighbours_in_the_list_is_found() 
             "metadata": {"name": "secret-reader"},
             "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]}),
     );
-    let out = s.run(&["smoke", "--only", "rbac", "-o", "json"]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["smoke", "--only", "rbac", "-o", "json"]).status(1).run_async().await;
     let report = json_of(&out);
     let rbac = check(&report, "rbac");
     let reason = rbac["reason"].as_str().unwrap();
@@ -442,8 +436,7 @@ async fn failed_trainjob_reports_the_controller_message_and_the_pod_log() {
         log: "Traceback: ModuleNotFoundError: No module named 'torch'\n".into(),
         message: "jobset failed: 1 pod failed".into(),
     });
-    let out = s.run(&["smoke", "--only", "trainer", "-o", "json"]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["smoke", "--only", "trainer", "-o", "json"]).status(1).run_async().await;
     let report = json_of(&out);
     let trainer = check(&report, "trainer");
     let reason = trainer["reason"].as_str().unwrap();
@@ -467,8 +460,8 @@ async fn gpu_pool_with_no_allocatable_gpus_fails_the_gpu_check() {
     s.overlay(EKS);
     s.server.add_node("gpu-node-1", gpu_node_labels(), Some(0));
     let junit = s.path("smoke.xml");
-    let out = s.run(&["smoke", "--only", "gpu", "--junit", junit.to_str().unwrap()]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out =
+        s.test(&["smoke", "--only", "gpu", "--junit", junit.to_str().unwrap()]).status(1).run_async().await;
     assert!(
         out.stdout.contains("node gpu-node-1 of pool gpu reports allocatable nvidia.com/gpu 0"),
         "{}",
@@ -498,8 +491,7 @@ async fn gpu_check_passes_with_gpu_nodes_a_ready_device_plugin_and_nvidia_smi() 
             "spec": {"selector": {"matchLabels": {"app": "p"}}, "template": {"metadata": {"labels": {"app": "p"}},
             "spec": {"containers": [{"name": "p", "image": "nvcr.io/nvidia/k8s-device-plugin:v0.20.0"}]}}}}),
     );
-    let out = s.run(&["smoke", "--only", "gpu", "-o", "json"]).await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["smoke", "--only", "gpu", "-o", "json"]).status(0).run_async().await;
     let gpu = check(&json_of(&out), "gpu").clone();
     assert_eq!(gpu["status"], "passed", "{gpu}");
     let steps: Vec<&str> = gpu["steps"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
@@ -515,39 +507,37 @@ async fn gpu_check_passes_with_gpu_nodes_a_ready_device_plugin_and_nvidia_smi() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_and_skip_pick_the_checks_and_unknown_names_are_rejected() {
     let s = Scenario::start().await;
-    let out = s.run(&["smoke", "--only", "cluster", "-o", "json"]).await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["smoke", "--only", "cluster", "-o", "json"]).status(0).run_async().await;
     let report = json_of(&out);
     assert_eq!(check(&report, "cluster")["status"], "passed");
     for name in ["objects", "rbac", "gpu", "trainer", "mlflow", "ray"] {
         assert_eq!(check(&report, name)["why"], "not selected by --only", "{report}");
     }
 
-    let out = s.run(&["smoke", "--skip", "objects,rbac,mlflow,ray", "--skip", "trainer", "-o", "json"]).await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let out = s
+        .test(&["smoke", "--skip", "objects,rbac,mlflow,ray", "--skip", "trainer", "-o", "json"])
+        .status(0)
+        .run_async()
+        .await;
     let report = json_of(&out);
     assert_eq!(check(&report, "trainer")["why"], "left out by --skip");
     assert_eq!(check(&report, "gpu")["status"], "skipped");
     assert_eq!(report["summary"], json!({"passed": 1, "failed": 0, "skipped": 6}));
-    let out = s.run(&["smoke", "--only", "cluster", "-o", "yaml"]).await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = s.test(&["smoke", "--only", "cluster", "-o", "yaml"]).status(0).run_async().await;
     assert!(out.stdout.contains("- check: cluster\n    status: passed\n"), "{}", out.stdout);
 
-    let out = s.run(&["smoke", "--only", "cluster,gpus"]).await;
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = s.test(&["smoke", "--only", "cluster,gpus"]).status(1).run_async().await;
     assert!(out.stderr.contains("invalid value 'gpus' for '--only <CHECK>'"), "{}", out.stderr);
     assert!(
         out.stderr.contains("[possible values: cluster, objects, rbac, gpu, trainer, mlflow, ray]"),
         "{}",
         out.stderr
     );
-    let out = s.run(&["smoke", "--only", "cluster", "--skip", "gpu"]).await;
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = s.test(&["smoke", "--only", "cluster", "--skip", "gpu"]).status(1).run_async().await;
     assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
     // A JUnit path that cannot be written fails before any check talks to the cluster.
     s.server.clear_requests();
-    let out = s.run(&["smoke", "--junit", "no/such/dir/smoke.xml"]).await;
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = s.test(&["smoke", "--junit", "no/such/dir/smoke.xml"]).status(1).run_async().await;
     assert!(
         out.stderr.contains("error: --junit no/such/dir/smoke.xml: cannot write the file:"),
         "{}",
@@ -562,8 +552,7 @@ async fn server_version_outside_the_environments_range_fails_the_cluster_check()
     // The double serves v1.33.1.
     let s = Scenario::start().await;
     s.overlay("target:\n  kubernetes_version: \"1.35\"\n  node_image: kindest/node:v1.35.0\n");
-    let out = s.run(&["smoke", "--only", "cluster"]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["smoke", "--only", "cluster"]).status(1).run_async().await;
     assert!(
         out.stdout.contains(
             "server v1.33.1 is outside the supported range 1.35-1.36 (target.kubernetes_version 1.35)"
@@ -574,15 +563,13 @@ async fn server_version_outside_the_environments_range_fails_the_cluster_check()
     assert!(out.stdout.contains("older Kubernetes than the environment declares"), "{}", out.stdout);
 
     s.overlay("target:\n  kubernetes_version: \"1.31\"\n");
-    let out = s.run(&["smoke", "--only", "cluster"]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["smoke", "--only", "cluster"]).status(1).run_async().await;
     assert!(out.stdout.contains("outside the supported range 1.31-1.32"), "{}", out.stdout);
     assert!(out.stdout.contains("set target.kubernetes_version to \"1.33\""), "{}", out.stdout);
 
     // One minor behind the server is the upgrade window: supported.
     s.overlay("target:\n  kubernetes_version: \"1.32\"\n");
-    let out = s.run(&["smoke", "--only", "cluster"]).await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    s.test(&["smoke", "--only", "cluster"]).status(0).run_async().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -593,8 +580,7 @@ async fn unreachable_cluster_fails_once_and_skips_the_rest() {
     drop(dead);
     let kubeconfig = std::fs::read_to_string(s.path("kubeconfig")).unwrap().replace(&s.server.url(), &url);
     std::fs::write(s.path("kubeconfig"), kubeconfig).unwrap();
-    let out = s.run(&["smoke", "--timeout", "5s", "-o", "json"]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["smoke", "--timeout", "5s", "-o", "json"]).status(1).run_async().await;
     let report = json_of(&out);
     assert_eq!(check(&report, "cluster")["status"], "failed");
     assert!(
@@ -612,8 +598,7 @@ async fn smoke_against_an_unreachable_cluster_names_it_and_claims_no_cleanup() {
     drop(dead);
     let kubeconfig = std::fs::read_to_string(s.path("kubeconfig")).unwrap().replace(&s.server.url(), &url);
     std::fs::write(s.path("kubeconfig"), kubeconfig).unwrap();
-    let out = s.run(&["smoke", "--timeout", "5s", "-o", "json"]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["smoke", "--timeout", "5s", "-o", "json"]).status(1).run_async().await;
     let report = json_of(&out);
     let reason = check(&report, "cluster")["reason"].as_str().unwrap();
     assert!(
@@ -624,8 +609,7 @@ async fn smoke_against_an_unreachable_cluster_names_it_and_claims_no_cleanup() {
     );
     // It created nothing, so there is nothing to clean up and no cleanup to fail.
     assert_eq!(report["cleanup"], json!([]), "{report}");
-    let text = s.run(&["smoke", "--timeout", "5s"]).await;
-    assert_eq!(text.code, 1);
+    let text = s.test(&["smoke", "--timeout", "5s"]).status(1).run_async().await;
     for said in [&text.stdout, &text.stderr] {
         assert!(!said.contains("cleanup failed") && !said.contains("kubectl delete namespace"), "{said}");
     }
@@ -635,8 +619,7 @@ async fn smoke_against_an_unreachable_cluster_names_it_and_claims_no_cleanup() {
 async fn keep_leaves_the_smoke_objects_in_place() {
     let s = applied().await;
     s.server.run_trainjobs(Run::Succeed { log: "ok\n".into() });
-    let out = s.run(&["smoke", "--only", "trainer", "--keep"]).await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let out = s.test(&["smoke", "--only", "trainer", "--keep"]).status(0).run_async().await;
     assert!(
         out.stdout
             .contains("kept the smoke objects: kubectl -n trainstack-smoke get all -l trainstack.io/smoke=s"),
@@ -652,6 +635,7 @@ async fn keep_leaves_the_smoke_objects_in_place() {
 async fn ctrl_c_cleans_up_then_exits_130() {
     let s = applied().await;
     s.server.run_trainjobs(Run::Hang);
+    // Spawned from the scenario's command, not run(): the test sends SIGINT mid-run.
     let child = s
         .command(&["smoke", "--only", "trainer"])
         .stdout(Stdio::piped())
