@@ -758,10 +758,11 @@ fn redact_cache_key(t: &crate::harness::Test, stderr: &str) -> String {
     stderr.replace(build.file_name().unwrap().to_str().unwrap(), "<sha256 of the target>.yaml")
 }
 
-fn lock_ok(t: &crate::harness::Test) -> crate::harness::Output {
+/// Runs `t` expecting success; returns it (to run again) with the output.
+fn lock_ok(t: crate::harness::Test) -> (crate::harness::Test, crate::harness::Output) {
+    let t = t.status(0);
     let out = t.run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    out
+    (t, out)
 }
 
 #[test]
@@ -770,7 +771,7 @@ fn addons_lock_pins_a_local_dir_and_a_git_tag_and_a_second_run_is_byte_identical
     let remote = git_repo(repo.path());
     let t = kustomize_env(Some(&remote)).args(&["addons", "lock", "-e", "env.yaml"]);
 
-    let first = lock_ok(&t);
+    let (t, first) = lock_ok(t);
     let lock_text = std::fs::read_to_string(t.path().join("env.yaml.lock")).unwrap();
     let lock = Lock::read(&t.path().join("env.yaml.lock")).unwrap();
     let (git_sha, local_sha) = (&lock.addons["demo-git"].sha256, &lock.addons["demo-local"].sha256);
@@ -797,7 +798,7 @@ fn addons_lock_pins_a_local_dir_and_a_git_tag_and_a_second_run_is_byte_identical
     let git_build = &by_sha.iter().find(|(s, _)| s == git_sha).unwrap().1;
     assert!(git_build.contains("mode: tagged") && !git_build.contains("moved-on"), "{git_build}");
 
-    let second = lock_ok(&t);
+    let (t, second) = lock_ok(t);
     assert_eq!(std::fs::read_to_string(t.path().join("env.yaml.lock")).unwrap(), lock_text);
     assert_eq!(
         second.stdout,
@@ -813,17 +814,16 @@ fn locked_kustomize_builds_render_from_the_cache_without_kubectl_or_the_source()
     let repo = tempfile::tempdir().unwrap();
     let remote = git_repo(repo.path());
     let t = kustomize_env(Some(&remote)).args(&["addons", "lock", "-e", "env.yaml"]);
-    lock_ok(&t);
+    let (t, _) = lock_ok(t);
     let t = t.replace_args(&["render", "-e", "env.yaml"]);
+    let t = t.status(0);
     let online = t.run();
-    assert_eq!(online.code, 0, "{}", online.stderr);
 
     // Offline: no kubectl, no git, and the repository gone.
     drop(repo);
     let t = without_kubectl(t);
+    let t = t.status(0);
     let offline = t.run();
-
-    assert_eq!(offline.code, 0, "{}", offline.stderr);
     assert_eq!(offline.stdout, online.stdout, "the cache gives the same manifests as a build");
     assert!(offline.stdout.contains("trainstack.io/addon: demo-git"), "{}", offline.stdout);
     assert!(offline.stdout.contains("mode: tagged") && offline.stdout.contains("mode: local"));
@@ -832,16 +832,15 @@ fn locked_kustomize_builds_render_from_the_cache_without_kubectl_or_the_source()
 #[test]
 fn tampered_cache_fails_offline_naming_the_add_on_and_both_hashes() {
     let t = kustomize_env(None).args(&["addons", "lock", "-e", "env.yaml"]);
-    lock_ok(&t);
+    let (t, _) = lock_ok(t);
     let build = cached_builds(&t).remove(0);
     let mut text = std::fs::read_to_string(&build).unwrap();
     text.push_str("# edited by hand\n");
     std::fs::write(&build, text).unwrap();
 
     let t = without_kubectl(t.replace_args(&["render", "-e", "env.yaml"]));
+    let t = t.status(1);
     let out = t.run();
-
-    assert_eq!(out.code, 1, "{}", out.stdout);
     assert!(out.stdout.is_empty(), "{}", out.stdout);
     insta::assert_snapshot!(redact_cache_key(&t, &out.stderr));
 }
@@ -849,15 +848,14 @@ fn tampered_cache_fails_offline_naming_the_add_on_and_both_hashes() {
 #[test]
 fn tampered_cache_is_rebuilt_and_verified_when_kubectl_is_there() {
     let t = kustomize_env(None).args(&["addons", "lock", "-e", "env.yaml"]);
-    lock_ok(&t);
+    let (t, _) = lock_ok(t);
     let build = cached_builds(&t).remove(0);
     let good = std::fs::read_to_string(&build).unwrap();
     std::fs::write(&build, "# truncated\n").unwrap();
 
     let t = t.replace_args(&["render", "-e", "env.yaml"]);
+    let t = t.status(0);
     let out = t.run();
-
-    assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("mode: local"));
     assert_eq!(std::fs::read_to_string(&build).unwrap(), good);
 }
@@ -865,7 +863,7 @@ fn tampered_cache_is_rebuilt_and_verified_when_kubectl_is_there() {
 #[test]
 fn changed_lock_fails_naming_the_add_on_and_both_hashes() {
     let t = kustomize_env(None).args(&["addons", "lock", "-e", "env.yaml"]);
-    lock_ok(&t);
+    let (t, _) = lock_ok(t);
     let lock_file = t.path().join("env.yaml.lock");
     let lock = Lock::read(&lock_file).unwrap();
     let edited = std::fs::read_to_string(&lock_file)
@@ -875,12 +873,12 @@ fn changed_lock_fails_naming_the_add_on_and_both_hashes() {
 
     // With kubectl, the build is redone and does not match the edited lock either.
     let t = t.replace_args(&["render", "-e", "env.yaml"]);
+    let t = t.status(1);
     let online = t.run();
-    assert_eq!(online.code, 1, "{}", online.stdout);
     // Offline, the cached build is all there is.
     let t = without_kubectl(t);
+    let t = t.status(1);
     let offline = t.run();
-    assert_eq!(offline.code, 1, "{}", offline.stdout);
 
     insta::assert_snapshot!(format!(
         "with kubectl:\n{}\nwithout kubectl:\n{}",
@@ -892,14 +890,13 @@ fn changed_lock_fails_naming_the_add_on_and_both_hashes() {
 #[test]
 fn missing_cache_offline_names_the_add_on_and_what_to_run() {
     let t = kustomize_env(None).args(&["addons", "lock", "-e", "env.yaml"]);
-    lock_ok(&t);
+    let (t, _) = lock_ok(t);
     let build = cached_builds(&t).remove(0);
     std::fs::remove_file(&build).unwrap();
 
     let t = without_kubectl(t.replace_args(&["render", "-e", "env.yaml"]));
+    let t = t.status(1);
     let out = t.run();
-
-    assert_eq!(out.code, 1, "{}", out.stdout);
     let name = build.file_name().unwrap().to_str().unwrap();
     insta::assert_snapshot!(out.stderr.replace(name, "<sha256 of the target>.yaml"));
 }
@@ -909,15 +906,13 @@ fn moved_tag_fails_with_a_checksum_mismatch_once_the_cache_is_gone() {
     let repo = tempfile::tempdir().unwrap();
     let remote = git_repo(repo.path());
     let t = kustomize_env(Some(&remote)).args(&["addons", "lock", "-e", "env.yaml"]);
-    lock_ok(&t);
+    let (t, _) = lock_ok(t);
     let locked = Lock::read(&t.path().join("env.yaml.lock")).unwrap().addons["demo-git"].sha256.clone();
     // Upstream re-points the tag at a later commit; a fresh machine has no cache.
     git(repo.path(), &["tag", "-f", "v1.0.0"]);
     std::fs::remove_dir_all(t.path().join(".cache")).unwrap();
 
-    let out = t.replace_args(&["render", "-e", "env.yaml"]).run();
-
-    assert_eq!(out.code, 1, "{}", out.stdout);
+    let out = t.replace_args(&["render", "-e", "env.yaml"]).status(1).run();
     let moved = std::process::Command::new("kubectl").args(["kustomize", &remote]).output().unwrap();
     let actual = sha256(&String::from_utf8(moved.stdout).unwrap());
     assert_eq!(
@@ -946,7 +941,7 @@ fn shipped_environment_without_its_lock_file_names_the_command_that_writes_it() 
 #[test]
 fn editing_a_local_kustomize_directory_fails_against_the_lock_until_it_is_locked_again() {
     let t = kustomize_env(None).args(&["addons", "lock", "-e", "env.yaml"]);
-    lock_ok(&t);
+    let (t, _) = lock_ok(t);
     let locked = Lock::read(&t.path().join("env.yaml.lock")).unwrap().addons["demo-local"].sha256.clone();
     std::fs::write(t.path().join("overlay/settings.yaml"), settings("edited")).unwrap();
     let edited = std::process::Command::new("kubectl")
@@ -956,9 +951,8 @@ fn editing_a_local_kustomize_directory_fails_against_the_lock_until_it_is_locked
     let actual = sha256(&String::from_utf8(edited.stdout).unwrap());
 
     let t = t.replace_args(&["render", "-e", "env.yaml"]);
+    let t = t.status(1);
     let out = t.run();
-
-    assert_eq!(out.code, 1, "{}", out.stdout);
     assert_eq!(
         out.stderr.trim_end(),
         format!(
@@ -968,8 +962,8 @@ fn editing_a_local_kustomize_directory_fails_against_the_lock_until_it_is_locked
         )
     );
     let t = t.replace_args(&["addons", "lock", "-e", "env.yaml"]);
-    assert!(lock_ok(&t).stdout.starts_with(&format!("demo-local: sha256 {actual} (was sha256 {locked})\n")));
-    let out = t.replace_args(&["render", "-e", "env.yaml"]).run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (t, out) = lock_ok(t);
+    assert!(out.stdout.starts_with(&format!("demo-local: sha256 {actual} (was sha256 {locked})\n")));
+    let out = t.replace_args(&["render", "-e", "env.yaml"]).status(0).run();
     assert!(out.stdout.contains("mode: edited"));
 }

@@ -11,10 +11,6 @@ use crate::support::apiserver::{ApiServer, FaultRule};
 
 const PART_OF: &str = "applyset.kubernetes.io/part-of";
 
-fn ok(out: &Output) {
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-}
-
 fn report(out: &Output) -> Value {
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("JSON report ({e}): {}", out.stdout))
 }
@@ -67,8 +63,7 @@ async fn delete_never_deletes_a_namespace_another_team_created_nor_its_content()
     s.server.seed("kubectl-create", theirs);
 
     // Before trainstack applied anything, nothing is its to delete.
-    let early = s.run(&["delete", "--yes", "--timeout", "20s", "-o", "json"]).await;
-    ok(&early);
+    let early = s.test(&["delete", "--yes", "--timeout", "20s", "-o", "json"]).status(0).run_async().await;
     let early = report(&early);
     assert_eq!(listed(&early, "prune"), vec![], "nothing existed that trainstack applied: {early}");
     assert_eq!(early["summary"]["pruned"], 0, "{early}");
@@ -78,14 +73,13 @@ async fn delete_never_deletes_a_namespace_another_team_created_nor_its_content()
     );
     assert!(s.server.get("v1", "Namespace", None, "alice").is_some());
 
-    ok(&s.run(&["apply", "--no-wait"]).await);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     let quota = s.server.list("v1", "ResourceQuota");
     assert!(quota.iter().any(|q| q["metadata"]["namespace"] == "alice"), "trainstack applied into alice");
 
     let dry = report(&s.run(&["delete", "--dry-run", "-o", "json"]).await);
     let would = listed(&dry, "prune");
-    let out = s.run(&["delete", "--yes", "--timeout", "20s", "-o", "json"]).await;
-    ok(&out);
+    let out = s.test(&["delete", "--yes", "--timeout", "20s", "-o", "json"]).status(0).run_async().await;
     let done = report(&out);
     let deleted = listed(&done, "prune");
     assert_eq!(deleted, would, "the dry run lists exactly what delete deletes");
@@ -114,7 +108,7 @@ async fn delete_never_deletes_a_namespace_another_team_created_nor_its_content()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn prune_stays_in_the_applyset_namespaces_and_leaves_controller_owned_members() {
     let s = Scenario::start().await;
-    ok(&s.run(&["apply", "--no-wait"]).await);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     let id = applyset_id(&s.server);
     // A copy of a member's label on an object in a namespace outside the set.
     s.server.seed(
@@ -136,8 +130,7 @@ async fn prune_stays_in_the_applyset_namespaces_and_leaves_controller_owned_memb
 
     let diff = report(&s.run(&["diff", "-o", "json"]).await);
     assert_eq!(listed(&diff, "prune"), vec![], "{diff}");
-    let out = s.run(&["apply", "--no-wait", "--prune", "-o", "json"]).await;
-    ok(&out);
+    let out = s.test(&["apply", "--no-wait", "--prune", "-o", "json"]).status(0).run_async().await;
     let applied = report(&out);
     assert_eq!(listed(&applied, "prune"), vec![], "{applied}");
     assert!(s.server.get("v1", "ConfigMap", Some("default"), "copied").is_some());
@@ -180,10 +173,10 @@ const V2: &str = "components:\n  tenants:\n    list:\n      - name: alice\n     
 async fn cut_points() -> Vec<usize> {
     let s = Scenario::start().await;
     s.overlay(V1);
-    ok(&s.run(&["apply", "--no-wait"]).await);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     s.overlay(V2);
     s.server.clear_requests();
-    ok(&s.run(&["apply", "--no-wait", "--concurrency", "1"]).await);
+    s.test(&["apply", "--no-wait", "--concurrency", "1"]).status(0).run_async().await;
     let writes: Vec<_> = s
         .server
         .requests()
@@ -220,7 +213,7 @@ async fn an_apply_cut_off_at_any_write_leaves_every_new_member_prunable() {
     for n in points {
         let s = Scenario::start().await;
         s.overlay(V1);
-        ok(&s.run(&["apply", "--no-wait"]).await);
+        s.test(&["apply", "--no-wait"]).status(0).run_async().await;
         // The API server dies at the nth write of the apply that adds carol and MLflow.
         s.overlay(V2);
         s.server.add_fault(FaultRule::down_from_nth_write(n));
@@ -228,8 +221,8 @@ async fn an_apply_cut_off_at_any_write_leaves_every_new_member_prunable() {
         s.server.clear_faults();
         // Reverting the environment and pruning removes whatever the cut-off run wrote.
         s.overlay(V1);
-        let revert = s.run(&["apply", "--no-wait", "--prune", "--prune-namespaces"]).await;
-        ok(&revert);
+        let revert =
+            s.test(&["apply", "--no-wait", "--prune", "--prune-namespaces"]).status(0).run_async().await;
         let at = format!("cut at write {n} (exit {}):\n{}\nthen:\n{}", cut.code, cut.stdout, revert.stdout);
         assert!(gone(&s.server, "v1", "Namespace", None, "carol").await, "{at}");
         assert!(

@@ -9,8 +9,7 @@ fn fails(files: &[(&str, &str)], args: &[&str]) -> String {
     for (path, content) in files {
         t = t.file(path, content);
     }
-    let out = t.args(args).run();
-    assert_eq!(out.code, 1, "expected failure, got {}:\n{}\n{}", out.code, out.stdout, out.stderr);
+    let out = t.args(args).status(1).run();
     assert!(out.stdout.is_empty(), "nothing may be rendered on error, got:\n{}", out.stdout);
     out.stderr
 }
@@ -404,8 +403,7 @@ fn kubeconfig_fails(files: &[(&str, &str)], extra: &[&str], envs: &[(&str, &str)
     }
     let mut args = vec!["diff", "-e", "env.yaml", "--no-addons"];
     args.extend(extra);
-    let out = t.args(&args).run();
-    assert_eq!(out.code, 1, "expected failure, got {}:\n{}\n{}", out.code, out.stdout, out.stderr);
+    let out = t.args(&args).status(1).run();
     assert!(out.stdout.is_empty(), "no diff on a broken kubeconfig, got:\n{}", out.stdout);
     out.stderr
 }
@@ -632,8 +630,7 @@ snap!(terraform_output_that_fails_is_reported_at_terraform_dir_with_its_stderr, 
         .executable("bin/terraform", "#!/bin/sh\necho 'Error: No valid credential sources found' >&2\nexit 1\n");
     // On PATH, so the command line in the message is the one the user could run.
     let bin = t.path().join("bin").display().to_string();
-    let out = t.env("PATH", &bin).args(&["render", "-e", "env.yaml"]).run();
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = t.env("PATH", &bin).args(&["render", "-e", "env.yaml"]).status(1).run();
     assert!(out.stdout.is_empty(), "{}", out.stdout);
     out.stderr
 });
@@ -748,8 +745,7 @@ snap!(terraform_dir_before_infra_apply_says_what_to_run, {
         .file("tf/main.tf", "")
         .executable("bin/terraform", "#!/bin/sh\necho '{}'\n");
     let fake = t.path().join("bin/terraform").display().to_string();
-    let out = t.env("TRAINSTACK_TERRAFORM", &fake).args(&["render", "-e", "env.yaml"]).run();
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = t.env("TRAINSTACK_TERRAFORM", &fake).args(&["render", "-e", "env.yaml"]).status(1).run();
     assert!(out.stdout.is_empty(), "{}", out.stdout);
     out.stderr
 });

@@ -1,7 +1,7 @@
 //! `cluster config|create|delete`: the generated kind config is pinned by snapshots; the CLI
 //! wrapper runs against fake `kind` and `docker` executables that record their arguments.
 
-use crate::harness::{run_in_repo, Output, Test};
+use crate::harness::{run_in_repo, Test};
 
 /// A kind environment named `dev` that loads two local images.
 const ENV: &str = "\
@@ -76,26 +76,21 @@ fn log(t: &Test) -> Vec<String> {
         .collect()
 }
 
-fn ok(out: &Output) {
-    assert_eq!(out.code, 0, "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
-}
-
-fn failed(out: &Output) {
-    assert_eq!(out.code, 1, "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
-}
-
 #[test]
 fn cluster_config_of_the_shipped_kind_environment() {
-    let out =
-        run_in_repo(&["cluster", "config", "-e", "environments/base.yaml", "-e", "environments/kind.yaml"]);
-    ok(&out);
+    let out = Test::in_repo()
+        .args(&["cluster", "config", "-e", "environments/base.yaml", "-e", "environments/kind.yaml"])
+        .status(0)
+        .run();
     insta::assert_snapshot!("cluster_config_kind", out.stdout);
 }
 
 #[test]
 fn cluster_config_with_two_gpu_pools() {
-    let out = run_in_repo(&["cluster", "config", "-e", "tests/fixtures/kind-two-pools.yaml"]);
-    ok(&out);
+    let out = Test::in_repo()
+        .args(&["cluster", "config", "-e", "tests/fixtures/kind-two-pools.yaml"])
+        .status(0)
+        .run();
     insta::assert_snapshot!("cluster_config_two_pools", out.stdout);
 }
 
@@ -103,8 +98,8 @@ fn cluster_config_with_two_gpu_pools() {
 fn cluster_config_as_json_is_the_same_config() {
     let files = ["-e", "environments/base.yaml", "-e", "environments/kind.yaml"];
     let yaml = run_in_repo(&[&["cluster", "config"][..], &files].concat());
-    let json = run_in_repo(&[&["cluster", "config", "-o", "json"][..], &files].concat());
-    ok(&json);
+    let json =
+        Test::in_repo().args(&[&["cluster", "config", "-o", "json"][..], &files].concat()).status(0).run();
     let from_yaml: serde_json::Value = serde_yaml::from_str(&yaml.stdout).unwrap();
     let from_json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(from_yaml, from_json);
@@ -113,8 +108,8 @@ fn cluster_config_as_json_is_the_same_config() {
 #[test]
 fn cluster_create_runs_kind_with_the_generated_config_then_loads_images() {
     let t = fakes().args(&["cluster", "create", "-e", "env.yaml", "--no-wait"]);
+    let t = t.status(0);
     let out = t.run();
-    ok(&out);
     assert_eq!(
         log(&t),
         [
@@ -126,8 +121,8 @@ fn cluster_create_runs_kind_with_the_generated_config_then_loads_images() {
         ]
     );
     // The file kind was given is exactly what `cluster config` prints.
-    let config = Test::new().file("env.yaml", ENV).args(&["cluster", "config", "-e", "env.yaml"]).run();
-    ok(&config);
+    let config =
+        Test::new().file("env.yaml", ENV).args(&["cluster", "config", "-e", "env.yaml"]).status(0).run();
     let given = std::fs::read_to_string(t.path().join("kind-config.yaml")).unwrap();
     assert_eq!(given, config.stdout);
     // kind's own progress is passed through, and the next step is spelled out.
@@ -148,8 +143,8 @@ fn cluster_create_leaves_an_existing_cluster_and_still_loads_images() {
         "env.yaml",
         "--no-wait",
     ]);
+    let t = t.status(0);
     let out = t.run();
-    ok(&out);
     assert_eq!(
         log(&t),
         [
@@ -171,8 +166,8 @@ fn cluster_create_waits_for_nodes_through_the_kind_context() {
         fakes().file("kubeconfig", "apiVersion: v1\nkind: Config\ncontexts: []\nclusters: []\nusers: []\n");
     let kubeconfig = t.path().join("kubeconfig").to_string_lossy().into_owned();
     let t = t.args(&["cluster", "create", "-e", "env.yaml", "--timeout", "2m", "--kubeconfig", &kubeconfig]);
+    let t = t.status(1);
     let out = t.run();
-    failed(&out);
     assert_eq!(
         log(&t),
         [
@@ -193,8 +188,8 @@ fn cluster_create_waits_for_nodes_through_the_kind_context() {
 fn cluster_create_failure_shows_the_command_exit_code_and_stderr_tail() {
     let t =
         fakes().env("FAKE_KIND_FAIL", "create").args(&["cluster", "create", "-e", "env.yaml", "--no-wait"]);
+    let t = t.status(1);
     let out = t.run();
-    failed(&out);
     let err = out.stderr.lines().skip_while(|l| !l.starts_with("error:")).collect::<Vec<_>>().join("\n");
     assert!(
         err.starts_with("error: `kind create cluster --name dev --config /")
@@ -216,8 +211,8 @@ fn cluster_create_without_kind_says_what_to_install() {
         .env("FAKE_DIR", &dir)
         .env("PATH", &format!("{dir}/bin"))
         .args(&["cluster", "create", "-e", "env.yaml"]);
+    let t = t.status(1);
     let out = t.run();
-    failed(&out);
     assert_eq!(
         out.stderr.trim(),
         "error: kind is not installed: see https://kind.sigs.k8s.io/docs/user/quick-start/#installation \
@@ -234,8 +229,8 @@ fn cluster_create_without_docker_says_what_to_install() {
         .env("FAKE_DIR", &dir)
         .env("PATH", &format!("{dir}/bin"))
         .args(&["cluster", "create", "-e", "env.yaml"]);
+    let t = t.status(1);
     let out = t.run();
-    failed(&out);
     assert!(
         out.stderr.contains("docker is not installed: see https://docs.docker.com/engine/install/"),
         "{}",
@@ -247,8 +242,8 @@ fn cluster_create_without_docker_says_what_to_install() {
 #[test]
 fn cluster_create_with_the_docker_engine_down_says_so() {
     let t = fakes().env("FAKE_DOCKER_DOWN", "1").args(&["cluster", "create", "-e", "env.yaml"]);
+    let t = t.status(1);
     let out = t.run();
-    failed(&out);
     assert!(
         out.stderr.contains("docker is installed but its engine is not running")
             && out.stderr.contains("Cannot connect to the Docker daemon"),
@@ -265,15 +260,16 @@ fn cluster_create_uses_trainstack_kind_instead_of_path() {
     // The kind on PATH would log the same line; removing it proves the override was used.
     std::fs::remove_file(t.path().join("bin/kind")).unwrap();
     let t = t.env("TRAINSTACK_KIND", &pinned).args(&["cluster", "create", "-e", "env.yaml", "--no-wait"]);
-    ok(&t.run());
+    let t = t.status(0);
+    t.run();
     assert_eq!(log(&t)[2], "kind create cluster --name dev --config <FILE>");
 }
 
 #[test]
 fn cluster_delete_with_yes_deletes_it() {
     let t = fakes().env("FAKE_KIND_CLUSTERS", "dev").args(&["cluster", "delete", "-e", "env.yaml", "--yes"]);
+    let t = t.status(0);
     let out = t.run();
-    ok(&out);
     assert_eq!(log(&t), ["docker info", "kind get clusters", "kind delete cluster --name dev"]);
     assert!(out.stderr.contains("kind cluster \"dev\" deleted"), "{}", out.stderr);
 }
@@ -281,8 +277,8 @@ fn cluster_delete_with_yes_deletes_it() {
 #[test]
 fn cluster_delete_of_a_missing_cluster_is_not_an_error() {
     let t = fakes().args(&["cluster", "delete", "-e", "env.yaml", "--yes"]);
+    let t = t.status(0);
     let out = t.run();
-    ok(&out);
     assert_eq!(log(&t), ["docker info", "kind get clusters"]);
     assert!(out.stderr.contains("does not exist; nothing to delete"), "{}", out.stderr);
 }
@@ -290,8 +286,8 @@ fn cluster_delete_of_a_missing_cluster_is_not_an_error() {
 #[test]
 fn cluster_delete_refuses_without_yes_when_not_on_a_terminal() {
     let t = fakes().env("FAKE_KIND_CLUSTERS", "dev").args(&["cluster", "delete", "-e", "env.yaml"]);
+    let t = t.status(1);
     let out = t.run();
-    failed(&out);
     assert!(out.stderr.contains("refusing to delete kind cluster \"dev\" without confirmation: pass --yes"));
     assert!(log(&t).is_empty(), "{:?}", log(&t));
 }
@@ -301,8 +297,8 @@ fn cluster_commands_refuse_an_eks_environment() {
     let t = fakes()
         .file("eks.yaml", "name: prod\ntarget:\n  kind: eks\n  cluster_name: prod\n  region: us-east-1\n")
         .args(&["cluster", "create", "-e", "eks.yaml"]);
+    let t = t.status(1);
     let out = t.run();
-    failed(&out);
     assert_eq!(
         out.stderr.trim(),
         "error: environment \"prod\" targets eks; `trainstack cluster` only manages kind clusters"

@@ -136,10 +136,6 @@ fn raw_log(t: &Test) -> String {
     std::fs::read_to_string(t.path().join("log.txt")).unwrap_or_default()
 }
 
-fn code(out: &Output, expected: i32) {
-    assert_eq!(out.code, expected, "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
-}
-
 const INIT: &str = "terraform -chdir=tf init -no-color -input=false";
 const PLAN: &str = "terraform -chdir=tf plan -no-color -input=false -detailed-exitcode";
 const SAVED_PLAN: &str = "terraform -chdir=tf plan -no-color -input=false -detailed-exitcode -out=<PLAN>";
@@ -165,7 +161,8 @@ fn infra_plan_exit_codes_follow_diff() {
     let t = initialised(fakes(&eks_env("  dir: tf\n")))
         .env("FAKE_TF_PLAN_EXIT", "0")
         .args(&["infra", "plan", "-e", "env.yaml"]);
-    code(&t.run(), 0);
+    let t = t.status(0);
+    t.run();
     assert_eq!(log(&t), [PLAN], "no init once .terraform exists");
 
     let t = initialised(fakes(&eks_env("  dir: tf\n")))
@@ -251,7 +248,8 @@ fn infra_output_prints_a_table_or_the_json_document_and_its_file_feeds_rendering
         "--write",
         "saved.json",
     ]);
-    code(&t.run(), 0);
+    let t = t.status(0);
+    t.run();
     let render = Test::new()
         .file("env.yaml", &eks_env("  dir: tf\n"))
         .file("saved.json", &std::fs::read_to_string(t.path().join("saved.json")).unwrap())
@@ -297,7 +295,8 @@ fn infra_destroy_asks_first_and_then_destroys_without_terraforms_prompt() {
 
     let t =
         initialised(fakes(&eks_env("  dir: tf\n"))).args(&["infra", "destroy", "-e", "env.yaml", "--yes"]);
-    code(&t.run(), 0);
+    let t = t.status(0);
+    t.run();
     assert_eq!(log(&t), [DESTROY]);
 }
 
@@ -319,7 +318,8 @@ fn infra_uses_trainstack_terraform_instead_of_path() {
     let pinned = t.path().join("tools/terraform-1.11").to_string_lossy().into_owned();
     std::fs::remove_file(t.path().join("bin/terraform")).unwrap();
     let t = t.env("TRAINSTACK_TERRAFORM", &pinned).args(&["infra", "plan", "-e", "env.yaml"]);
-    code(&t.run(), 2);
+    let t = t.status(2);
+    t.run();
     assert_eq!(log(&t), [PLAN]);
 }
 
@@ -411,22 +411,26 @@ fn infra_on_a_shared_root_runs_terraform_with_the_environments_files_and_data_di
         .file("tf/.terraform/eks-other/terraform.tfstate", "{}")
         .file("tf/.terraform/terraform.tfstate", "{}")
         .args(&["infra", "output", "-e", "env.yaml", "-o", "json"]);
-    code(&t.run(), 0);
+    let t = t.status(0);
+    t.run();
     let [init, _, _, _, output, _] = shared_root_commands(&t);
     assert_eq!(log(&t), [init, output]);
 
     let t = shared_root(true).args(&["infra", "apply", "-e", "env.yaml", "--yes"]);
-    code(&t.run(), 0);
+    let t = t.status(0);
+    t.run();
     let [_, _, saved_plan, apply, ..] = shared_root_commands(&t);
     assert_eq!(log(&t), [saved_plan, apply]);
 
     let t = shared_root(true).args(&["infra", "output", "-e", "env.yaml"]);
-    code(&t.run(), 0);
+    let t = t.status(0);
+    t.run();
     let [.., output, _] = shared_root_commands(&t);
     assert_eq!(log(&t), [output]);
 
     let t = shared_root(true).args(&["infra", "destroy", "-e", "env.yaml", "--yes"]);
-    code(&t.run(), 0);
+    let t = t.status(0);
+    t.run();
     let [.., destroy] = shared_root_commands(&t);
     assert_eq!(log(&t), [destroy]);
 }
@@ -437,7 +441,8 @@ fn a_data_directory_the_user_set_wins_over_the_environments_own() {
         .env("TF_DATA_DIR", ".terraform-mine")
         .file("tf/.terraform-mine/terraform.tfstate", "{}")
         .args(&["infra", "output", "-e", "env.yaml"]);
-    code(&t.run(), 0);
+    let t = t.status(0);
+    t.run();
     assert_eq!(log(&t), ["TF_DATA_DIR=.terraform-mine terraform -chdir=tf output -json"]);
 }
 
@@ -489,10 +494,10 @@ fn ready(server: &ApiServer, names: &[&str]) {
 }
 
 /// `up` on the kind environment against a double whose nodes are Ready.
-async fn up_on_kind(server: &ApiServer, extra: &[&str]) -> (Test, Output, String) {
+async fn up_on_kind(server: &ApiServer, extra: &[&str], status: i32) -> (Test, Output, String) {
     ready_nodes(server);
     let (t, kubeconfig) = kind_fakes(server);
-    let t = t.args(&["up", "-e", "env.yaml", "--kubeconfig", &kubeconfig]).args(extra);
+    let t = t.args(&["up", "-e", "env.yaml", "--kubeconfig", &kubeconfig]).args(extra).status(status);
     let (t, out) = run(t).await;
     (t, out, kubeconfig)
 }
@@ -551,13 +556,13 @@ async fn run_with_ray_operator(server: &ApiServer, t: Test) -> (Test, Output) {
 }
 
 /// `up --no-wait` of the shipped kind environment, its three nodes Ready, with KubeRay played.
-async fn up_on_platform(server: &ApiServer, extra: &[&str]) -> (Test, Output, String) {
+async fn up_on_platform(server: &ApiServer, extra: &[&str], status: i32) -> (Test, Output, String) {
     ready(server, &["trainstack-control-plane", "trainstack-worker", "trainstack-worker2"]);
     let (t, kubeconfig) = platform_fakes(server);
     let envs = platform_envs();
     let envs: Vec<&str> = envs.iter().map(String::as_str).collect();
     let t = t.args(&["up"]).args(&envs).args(&["--kubeconfig", &kubeconfig, "--no-wait"]).args(extra);
-    let (t, out) = run_with_ray_operator(server, t).await;
+    let (t, out) = run_with_ray_operator(server, t.status(status)).await;
     (t, out, kubeconfig)
 }
 
@@ -567,8 +572,7 @@ async fn up_on_kind_creates_the_cluster_applies_smoke_tests_and_down_reverses_it
     crate::smoke::route_platform_services(&server).await;
     server.run_trainjobs(Run::Succeed { log: "trainstack smoke: TrainJob ran\n".into() });
     let (t, out, kubeconfig) =
-        up_on_platform(&server, &["--junit", "smoke.xml", "--smoke-timeout", "90s"]).await;
-    code(&out, 0);
+        up_on_platform(&server, &["--junit", "smoke.xml", "--smoke-timeout", "90s"], 0).await;
     assert_eq!(
         log(&t),
         [
@@ -620,8 +624,7 @@ async fn up_on_kind_creates_the_cluster_applies_smoke_tests_and_down_reverses_it
     std::fs::remove_file(t.path().join("log.txt")).unwrap();
     down.push("--yes");
     let t = t.replace_args(&down);
-    let (t, out) = run(t).await;
-    code(&out, 0);
+    let (t, out) = run(t.status(0)).await;
     assert!(backend_sa(&server).is_none(), "the objects are deleted first");
     assert!(server.get("v1", "Namespace", None, "trainstack-system").is_none());
     assert_eq!(
@@ -648,9 +651,9 @@ async fn a_failed_smoke_check_fails_up_and_smoke_alone_resumes_it() {
     let (_, out, kubeconfig) = up_on_platform(
         &server,
         &["--smoke-skip", "trainer,ray", "--smoke-timeout", "20s", "--mlflow-url", &url],
+        1,
     )
     .await;
-    code(&out, 1);
     assert!(backend_sa(&server).is_some(), "apply ran");
     let row = crate::smoke::row(&out, "mlflow");
     assert!(
@@ -685,8 +688,7 @@ async fn a_failing_step_stops_up_and_says_how_to_resume() {
         "--no-addons",
         "--prune",
     ]);
-    let (t, out) = run(t).await;
-    code(&out, 1);
+    let (t, out) = run(t.status(1)).await;
     assert!(!log(&t).iter().any(|l| l.contains("load")), "{:?}", log(&t));
     assert_eq!(server.writes().total(), 0, "apply did not run");
     assert!(!out.stderr.contains("step 2/3"), "{}", out.stderr);
@@ -730,8 +732,7 @@ async fn up_on_eks_applies_terraform_then_the_platform_with_its_outputs() {
     let kubeconfig = kubeconfig.to_string_lossy().into_owned();
     let t =
         t.args(&["up", "-e", "env.yaml", "--kubeconfig", &kubeconfig, "--no-wait", "--yes", "--no-smoke"]);
-    let (t, out) = run(t).await;
-    code(&out, 0);
+    let (t, out) = run(t.status(0)).await;
     // --no-smoke leaves the smoke step out.
     assert!(out.stderr.contains("up: all 2 steps done"), "{}", out.stderr);
     assert!(!out.stderr.contains("smoke"), "{}", out.stderr);
@@ -750,8 +751,7 @@ async fn up_on_eks_applies_terraform_then_the_platform_with_its_outputs() {
     // down: delete the objects, then terraform destroy.
     std::fs::remove_file(t.path().join("log.txt")).unwrap();
     let t = t.replace_args(&["down", "-e", "env.yaml", "--kubeconfig", &kubeconfig, "--yes"]);
-    let (t, out) = run(t).await;
-    code(&out, 0);
+    let (t, _) = run(t.status(0)).await;
     assert!(backend_sa(&server).is_none());
     assert_eq!(log(&t), [OUTPUT, DESTROY]);
 }
@@ -766,15 +766,13 @@ async fn up_and_down_on_a_shared_root_run_terraform_with_the_environments_files(
     let kubeconfig = kubeconfig.to_string_lossy().into_owned();
     let t =
         t.args(&["up", "-e", "env.yaml", "--kubeconfig", &kubeconfig, "--no-wait", "--yes", "--no-smoke"]);
-    let (t, out) = run(t).await;
-    code(&out, 0);
+    let (t, _) = run(t.status(0)).await;
     assert_eq!(log(&t), [saved_plan, apply, output.clone()]);
     assert!(backend_sa(&server).is_some());
 
     std::fs::remove_file(t.path().join("log.txt")).unwrap();
     let t = t.replace_args(&["down", "-e", "env.yaml", "--kubeconfig", &kubeconfig, "--yes"]);
-    let (t, out) = run(t).await;
-    code(&out, 0);
+    let (t, _) = run(t.status(0)).await;
     assert!(backend_sa(&server).is_none());
     assert_eq!(log(&t), [output, destroy]);
 }
@@ -787,8 +785,7 @@ async fn up_on_eks_without_yes_off_a_terminal_stops_before_applying_anything() {
     server.write_kubeconfig(&kubeconfig, "eks-test").unwrap();
     let kubeconfig = kubeconfig.to_string_lossy().into_owned();
     let t = t.args(&["up", "-e", "env.yaml", "--kubeconfig", &kubeconfig, "--no-addons"]);
-    let (t, out) = run(t).await;
-    code(&out, 1);
+    let (t, out) = run(t.status(1)).await;
     assert_eq!(log(&t), [INIT, SAVED_PLAN]);
     assert_eq!(server.writes().total(), 0);
     assert!(out.stderr.contains("pass --yes"), "{}", out.stderr);
@@ -807,8 +804,7 @@ async fn down_on_eks_stops_before_destroying_when_the_objects_cannot_be_deleted(
         .file("kubeconfig", "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n");
     let kubeconfig = t.path().join("kubeconfig").to_string_lossy().into_owned();
     let t = t.args(&["down", "-e", "env.yaml", "--kubeconfig", &kubeconfig, "--context", "gone", "--yes"]);
-    let (t, out) = run(t).await;
-    code(&out, 1);
+    let (t, out) = run(t.status(1)).await;
     assert!(!log(&t).iter().any(|l| l.contains("destroy")), "{:?}", log(&t));
     assert!(out.stderr.contains("context \"gone\" does not exist"), "{}", out.stderr);
     assert!(
@@ -937,8 +933,7 @@ fn terraform_outputs_are_what_the_environment_files_reference() {
 async fn a_failing_apply_step_is_resumed_by_apply_alone() {
     let server = ApiServer::start().await;
     // Without the add-on the cluster serves no ClusterTrainingRuntime: apply refuses to start.
-    let (t, out, kubeconfig) = up_on_kind(&server, &["--no-addons"]).await;
-    code(&out, 1);
+    let (t, out, kubeconfig) = up_on_kind(&server, &["--no-addons"], 1).await;
     assert!(log(&t).iter().any(|l| l.starts_with("kind create cluster")), "{:?}", log(&t));
     assert!(out.stderr.contains("the cluster does not serve these kinds"), "{}", out.stderr);
     assert!(
@@ -1008,8 +1003,7 @@ async fn up_and_down_on_kind_load_and_render_the_environment_once() {
         "--smoke-skip",
         "trainer",
     ]);
-    let (t, out) = run(t).await;
-    code(&out, 0);
+    let (t, out) = run(t.status(0)).await;
     headers_in_order(&out, &["==> step 1/3: create kind", "==> step 2/3: apply", "==> step 3/3: smoke"]);
     assert!(backend_sa(&server)
         .is_some_and(|sa| sa.pointer("/metadata/annotations/eks.amazonaws.com~1role-arn").is_some()));
@@ -1024,8 +1018,7 @@ async fn up_and_down_on_kind_load_and_render_the_environment_once() {
         &kubeconfig,
         "--yes",
     ]);
-    let (t, out) = run(t).await;
-    code(&out, 0);
+    let (t, _) = run(t.status(0)).await;
     assert!(backend_sa(&server).is_none());
     assert_eq!(outputs_run(&t), 1, "delete and cluster delete share one load: {:?}", log(&t));
 }

@@ -58,8 +58,7 @@ fn kinds(stream: &str) -> Vec<(String, String)> {
 #[test]
 fn addons_join_the_set_in_apply_phase_order() {
     let t = Test::new().file("env.yaml", &addon_env()).file("addons/widgets.yaml", OPERATOR);
-    let out = t.args(&["render", "-e", "env.yaml"]).run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = t.args(&["render", "-e", "env.yaml"]).status(0).run();
     let got = kinds(&out.stdout);
     let pos = |k: &str| {
         got.iter().position(|(kind, _)| kind == k).unwrap_or_else(|| panic!("{k} missing in {got:?}"))
@@ -73,8 +72,7 @@ fn addons_join_the_set_in_apply_phase_order() {
 #[test]
 fn no_addons_leaves_them_out() {
     let t = Test::new().file("env.yaml", &addon_env()).file("addons/widgets.yaml", OPERATOR);
-    let out = t.args(&["render", "-e", "env.yaml", "--no-addons"]).run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = t.args(&["render", "-e", "env.yaml", "--no-addons"]).status(0).run();
     assert!(!out.stdout.contains("widget"), "{}", out.stdout);
 }
 
@@ -84,16 +82,16 @@ fn out_dir_writes_one_file_per_object_and_replaces_stale_files() {
         .file("env.yaml", &addon_env())
         .file("addons/widgets.yaml", OPERATOR)
         .args(&["render", "-e", "env.yaml", "--out", "deploy"]);
-    let out = t.run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let t = t.status(0);
+    t.run();
     let crd = t.path().join("deploy/00-crds/_cluster/customresourcedefinition-widgets.example.com.yaml");
     assert!(crd.exists());
     let dep = t.path().join("deploy/03-operators/widget-system/deployment-widget-controller.yaml");
     assert!(dep.exists());
     // Rendering again without the add-on removes its files.
     std::fs::write(t.path().join("env.yaml"), MINIMAL_ENV).unwrap();
-    let out = t.run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let t = t.status(0);
+    t.run();
     assert!(!dep.exists() && !crd.exists());
 }
 
@@ -103,8 +101,8 @@ fn out_dir_with_json_output_lists_the_files_written() {
         .file("env.yaml", &addon_env())
         .file("addons/widgets.yaml", OPERATOR)
         .args(&["render", "-e", "env.yaml", "--out", "deploy", "-o", "json"]);
+    let t = t.status(0);
     let out = t.run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("stdout is one JSON document");
     assert_eq!(v["dir"], "deploy");
     let files = v["files"].as_array().unwrap();
@@ -123,8 +121,8 @@ fn out_dir_with_json_output_lists_the_files_written() {
     let stream = stream.args(&["render", "-e", "env.yaml"]).run();
     assert_eq!(files.len(), kinds(&stream.stdout).len());
     // Text output keeps stdout empty (the count goes to stderr).
-    let text = t.replace_args(&["render", "-e", "env.yaml", "--out", "deploy"]).run();
-    assert_eq!((text.code, text.stdout.as_str()), (0, ""));
+    let text = t.replace_args(&["render", "-e", "env.yaml", "--out", "deploy"]).status(0).run();
+    assert_eq!(text.stdout, "");
 }
 
 #[test]
@@ -133,7 +131,8 @@ fn out_phase_folders_are_the_ones_the_docs_table_names() {
         .file("env.yaml", &addon_env())
         .file("addons/widgets.yaml", OPERATOR)
         .args(&["render", "-e", "env.yaml", "--out", "deploy"]);
-    assert_eq!(t.run().code, 0);
+    let t = t.status(0);
+    t.run();
     let docs = std::fs::read_to_string(crate::harness::repo().join("docs/operations.md")).unwrap();
     let documented: Vec<&str> = docs
         .lines()
@@ -155,8 +154,8 @@ fn out_dir_refuses_a_directory_it_did_not_write() {
         .file("env.yaml", MINIMAL_ENV)
         .file("deploy/README.md", "mine\n")
         .args(&["render", "-e", "env.yaml", "--out", "deploy"]);
+    let t = t.status(1);
     let out = t.run();
-    assert_eq!(out.code, 1);
     assert_eq!(
         out.stderr.trim(),
         "error: deploy is not empty and was not written by trainstack render (no .trainstack-render file); choose an empty or new directory"

@@ -162,9 +162,10 @@ async fn mlflow_down_and_ray_unreachable_fail_their_checks_in_the_junit_file() {
     s.server.route_service("trainstack-system", "ray-dashboard", 8265, &format!("127.0.0.1:{}", free_port()));
     let junit = s.path("smoke.xml");
     let out = s
-        .run(&["smoke", "--only", "mlflow,ray", "--timeout", "10s", "--junit", junit.to_str().unwrap()])
+        .test(&["smoke", "--only", "mlflow,ray", "--timeout", "10s", "--junit", junit.to_str().unwrap()])
+        .status(1)
+        .run_async()
         .await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     let row = |name: &str| out.stdout.lines().find(|l| l.starts_with(name)).unwrap().to_string();
     assert!(row("mlflow").contains("failed") && row("mlflow").contains("health"), "{}", out.stdout);
     assert!(row("ray").contains("failed") && row("ray").contains("dashboard"), "{}", out.stdout);
@@ -191,9 +192,11 @@ async fn ray_job_failing_fails_the_ray_check_with_its_logs_in_the_junit_file() {
     let ray = pyservers::ray_head_with_driver_path(bin.path()).await;
     s.server.route_service("trainstack-system", "ray-dashboard", 8265, &ray.address());
     let junit = s.path("smoke.xml");
-    let out =
-        s.run(&["smoke", "--only", "ray", "--timeout", "60s", "--junit", junit.to_str().unwrap()]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out = s
+        .test(&["smoke", "--only", "ray", "--timeout", "60s", "--junit", junit.to_str().unwrap()])
+        .status(1)
+        .run_async()
+        .await;
     let row = row(&out, "ray");
     assert!(row.contains("failed") && row.contains("FAILED"), "{}", out.stdout);
     let cases = parse_junit(&junit);
@@ -411,9 +414,11 @@ async fn trainjob_that_never_completes_fails_with_the_timeout_and_is_cleaned_up(
     let s = applied().await;
     s.server.run_trainjobs(Run::Hang);
     let junit = s.path("smoke.xml");
-    let out =
-        s.run(&["smoke", "--only", "trainer", "--timeout", "2s", "--junit", junit.to_str().unwrap()]).await;
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out = s
+        .test(&["smoke", "--only", "trainer", "--timeout", "2s", "--junit", junit.to_str().unwrap()])
+        .status(1)
+        .run_async()
+        .await;
     let row = out.stdout.lines().find(|l| l.starts_with("trainer")).unwrap();
     assert!(row.contains("not Complete after 2s (not Complete yet)"), "{row}");
     assert!(row.contains("-node-0-0-") && row.contains("is Running"), "{row}");

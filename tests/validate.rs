@@ -1,7 +1,7 @@
 //! `validate`: every shipped environment passes the Kubernetes API types and the upstream CRD
 //! schemas of its pinned versions; mistakes in rendered objects are reported with their path.
 
-use crate::harness::{run_in_repo, Test, MINIMAL_ENV};
+use crate::harness::{Test, MINIMAL_ENV};
 
 const TF_OUTPUTS: &str = "terraform/envs/eks-dev/outputs.example.json";
 
@@ -9,7 +9,8 @@ fn upstream(dir: &str) -> String {
     format!("{}/../shared/upstream/{dir}", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn validate(files: &[&str], crds: &[&str]) -> crate::harness::Output {
+/// The `validate` run of the files against the CRD directories, for expectations.
+fn validate(files: &[&str], crds: &[&str]) -> Test {
     let mut args: Vec<String> =
         vec!["validate".into(), "--no-addons".into(), "--terraform-outputs".into(), TF_OUTPUTS.into()];
     for f in files {
@@ -19,7 +20,7 @@ fn validate(files: &[&str], crds: &[&str]) -> crate::harness::Output {
         args.extend(["--crds".to_string(), upstream(c)]);
     }
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    run_in_repo(&refs)
+    Test::in_repo().args(&refs)
 }
 
 const V23: &[&str] = &["kubeflow-trainer-v2.3.0", "jobset-v0.12.0", "kuberay-v1.7.0", "karpenter-v1.14.1"];
@@ -27,8 +28,8 @@ const V23: &[&str] = &["kubeflow-trainer-v2.3.0", "jobset-v0.12.0", "kuberay-v1.
 #[test]
 fn shipped_environments_pass_types_and_upstream_crds() {
     for env in ["kind", "eks-dev", "eks-prod"] {
-        let out = validate(&["environments/base.yaml", &format!("environments/{env}.yaml")], V23);
-        assert_eq!(out.code, 0, "{env}:\n{}{}", out.stdout, out.stderr);
+        let out =
+            validate(&["environments/base.yaml", &format!("environments/{env}.yaml")], V23).status(0).run();
         let last = out.stdout.lines().last().unwrap();
         assert!(last.starts_with("valid: ") && last.ends_with(", 0 not checked"), "{env}: {last}");
     }
@@ -37,10 +38,8 @@ fn shipped_environments_pass_types_and_upstream_crds() {
 #[test]
 fn trainer_v2_1_shape_passes_v2_1_crds_and_fails_v2_3_crds() {
     let files = ["environments/base.yaml", "environments/eks-dev.yaml", "tests/fixtures/trainer-v2.1.yaml"];
-    let ok = validate(&files, &["kubeflow-trainer-v2.1.0", "kuberay-v1.7.0"]);
-    assert_eq!(ok.code, 0, "{}", ok.stdout);
-    let bad = validate(&files, &["kubeflow-trainer-v2.3.0", "kuberay-v1.7.0"]);
-    assert_eq!(bad.code, 1, "{}", bad.stdout);
+    validate(&files, &["kubeflow-trainer-v2.1.0", "kuberay-v1.7.0"]).status(0).run();
+    let bad = validate(&files, &["kubeflow-trainer-v2.3.0", "kuberay-v1.7.0"]).status(1).run();
     assert!(
         bad.stdout.contains(
             "error: templates/trainer/trainjobs.yaml: TrainJob/team-vision/resnet-ddp: .spec.podTemplateOverrides: unknown field \"podTemplateOverrides\""
@@ -52,8 +51,7 @@ fn trainer_v2_1_shape_passes_v2_1_crds_and_fails_v2_3_crds() {
 
 #[test]
 fn custom_resources_without_schemas_are_reported_not_checked() {
-    let out = validate(&["environments/base.yaml", "environments/kind.yaml"], &[]);
-    assert_eq!(out.code, 0, "{}", out.stdout);
+    let out = validate(&["environments/base.yaml", "environments/kind.yaml"], &[]).status(0).run();
     assert!(out.stdout.contains(
         "warning: ClusterTrainingRuntime/pytorch-simple (trainer.kubeflow.org/v1alpha1 ClusterTrainingRuntime): no schema to check it against: no add-on in the set brings its CRD (left out by --no-addons?); pass --crds DIR with the CRDs of the pinned version"
     ), "{}", out.stdout);
