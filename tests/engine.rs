@@ -45,6 +45,22 @@ fn snapshot_versions(server: &ApiServer) -> Vec<(String, String, String, String)
     out
 }
 
+/// The double's controllers go on writing status for a moment after an apply (pods becoming
+/// ready), which moves resourceVersions as on a real cluster: wait until none has moved for
+/// 200 ms (at most 5 s), so that only a write by trainstack could move one afterwards.
+async fn settled_versions(server: &ApiServer) -> Vec<(String, String, String, String)> {
+    let mut last = snapshot_versions(server);
+    for _ in 0..25 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = snapshot_versions(server);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    last
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn first_apply_then_noop_reapply_writes_nothing() {
     let s = Scenario::start().await;
@@ -69,7 +85,7 @@ async fn first_apply_then_noop_reapply_writes_nothing() {
         .unwrap();
     assert!(gks.contains("Deployment.apps") && gks.contains("TrainJob.trainer.kubeflow.org"), "{gks}");
 
-    let before = snapshot_versions(&s.server);
+    let before = settled_versions(&s.server).await;
     s.server.reset_writes();
     let again = s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     assert_eq!(s.server.writes().total(), 0, "a no-op apply writes nothing: {:?}", s.server.writes());
