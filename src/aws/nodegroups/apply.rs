@@ -173,21 +173,10 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::aws::nodegroups::tests::{env, live_of};
     use crate::aws::nodegroups::{desired, plan, ConfigUpdate};
     use crate::aws::AwsError;
-    use crate::env::model::Environment;
     use crate::progress::Silent;
-
-    fn env(extra: &str) -> Environment {
-        let yaml = format!(
-            "name: dev\ntarget: {{kind: eks, cluster_name: c1, region: us-east-1}}\ncomponents:\n  gpu:\n    enabled: true\n    pools:\n      - name: gpu\n        max_size: 4\n{extra}    node_groups:\n      node_role_arn: arn:aws:iam::123456789012:role/node\n      subnet_ids: [subnet-2, subnet-1]\n"
-        );
-        crate::yaml::from_str(&yaml).unwrap()
-    }
-
-    fn live_of(g: &NodeGroup) -> NodeGroup {
-        NodeGroup { status: "ACTIVE".into(), ..g.clone() }
-    }
 
     /// A fake EKS whose node group walks through scripted statuses on each describe.
     #[derive(Default)]

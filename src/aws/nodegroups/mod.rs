@@ -400,18 +400,20 @@ fn config_update(w: &NodeGroup, l: &NodeGroup) -> (ConfigUpdate, Vec<String>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! The plan against hand-made live groups.
     use super::*;
 
-    fn env(extra: &str) -> Environment {
+    /// An eks environment with one GPU pool, `extra` added to the pool.
+    pub(crate) fn env(extra: &str) -> Environment {
         let yaml = format!(
             "name: dev\ntarget: {{kind: eks, cluster_name: c1, region: us-east-1}}\ncomponents:\n  gpu:\n    enabled: true\n    pools:\n      - name: gpu\n        max_size: 4\n{extra}    node_groups:\n      node_role_arn: arn:aws:iam::123456789012:role/node\n      subnet_ids: [subnet-2, subnet-1]\n"
         );
         crate::yaml::from_str(&yaml).unwrap()
     }
 
-    fn live_of(g: &NodeGroup) -> NodeGroup {
+    /// `g` as EKS reports it once active.
+    pub(crate) fn live_of(g: &NodeGroup) -> NodeGroup {
         NodeGroup { status: "ACTIVE".into(), ..g.clone() }
     }
 
