@@ -7,10 +7,10 @@ use crate::diag::Diagnostics;
 use crate::env::addon_source::{check_kustomize_pin, check_source};
 use crate::env::check::Checker;
 use crate::env::model::{
-    BucketEncryption, BucketOwner, Components, Environment, GpuProvider, Quota, QuotaOverride, RayWorkers,
-    TargetKind,
+    AccessMode, BucketEncryption, BucketOwner, Components, Environment, GpuProvider, Quantity, Quota,
+    QuotaOverride, RayWorkers, TargetKind,
 };
-use crate::env::names;
+use crate::env::{names, quantity};
 use crate::env::sources::Sources;
 use crate::env::versions::{self, trainer_api};
 
@@ -36,6 +36,14 @@ pub mod limits {
     pub const TRAINJOB_MAX_NAME: usize = 46;
     /// General workers of a kind cluster (each is a container on one workstation).
     pub const KIND_MAX_WORKERS: u32 = 10;
+    /// An HPO workspace's journal volume (the seed's limits).
+    pub const HPO_JOURNAL_SIZE: (&str, &str) = ("500Mi", "10Gi");
+    /// An HPO workspace's artifact store.
+    pub const HPO_ARTIFACT_SIZE: (&str, &str) = ("2Gi", "100Gi");
+    /// An HPO workspace's shared cache.
+    pub const HPO_SHARED_CACHE_SIZE: (&str, &str) = ("500Mi", "4Gi");
+    /// Directories trial pods mount for other purposes; the shared cache may not overlap them.
+    pub const HPO_RESERVED_DIRS: [&str; 4] = ["/artifacts", "/mnt/tmp-cache", "/dev/shm", "/etc/trainstack"];
 }
 
 /// The checks only an environment needs, beside the shared ones.
@@ -76,6 +84,17 @@ impl Checker<'_> {
         }
     }
 
+    /// A volume size within `min..=max` (both quantities).
+    fn size_between(&mut self, field: &str, size: &Quantity, (min, max): (&str, &str)) {
+        let Some(v) = self.quantity(field, size.as_str()) else { return };
+        let bound = |q: &str| quantity::parse(q).expect("limits are valid quantities");
+        if v < bound(min) {
+            self.err(field, format!("{size} is below the minimum of {min} (allowed: {min} to {max})"));
+        } else if v > bound(max) {
+            self.err(field, format!("{size} is above the maximum of {max} (allowed: {min} to {max})"));
+        }
+    }
+
     /// An S3 (or MinIO) bucket name.
     fn bucket(&mut self, field: &str, name: &str) {
         if let Err(m) = names::check_bucket_name(name) {
@@ -96,6 +115,7 @@ pub fn check(env: &Environment, sources: &Sources, dropped: &[String]) -> Diagno
     check_trainer(env, &mut c);
     check_gpu(env, &mut c);
     check_services(env, &mut c);
+    check_hpo(env, &mut c);
     check_aws(env, &mut c);
     c.finish()
 }
@@ -502,6 +522,140 @@ fn check_ray_group<const GPUS: u32>(c: &mut Checker, name: &str, w: &RayWorkers<
         if !comps.gpu.enabled || !comps.gpu.pools.iter().any(|pool| &pool.name == p) {
             c.err(&format!("{f}.pool"), format!("pool {p:?} is not declared in components.gpu.pools"));
         }
+    }
+}
+
+/// The HPO workspaces: versions trainstack can serve, storage that works on the target, and
+/// each tenant's volume sizes and cache directory.
+fn check_hpo(env: &Environment, c: &mut Checker) {
+    let h = &env.components.hpo;
+    let tenants = &env.components.tenants.list;
+    for (i, t) in tenants.iter().enumerate() {
+        let f = format!("components.tenants.list[{i}].hpo");
+        if t.hpo.enabled && !h.enabled {
+            c.err(
+                &format!("{f}.enabled"),
+                format!("tenant {:?} enables an HPO workspace, but components.hpo.enabled is false; enable components.hpo or remove the tenant's hpo block", t.name),
+            );
+        }
+        c.size_between(&format!("{f}.journal_size"), &t.hpo.journal_size, limits::HPO_JOURNAL_SIZE);
+        c.size_between(&format!("{f}.artifact_size"), &t.hpo.artifact_size, limits::HPO_ARTIFACT_SIZE);
+        c.size_between(
+            &format!("{f}.shared_cache_size"),
+            &t.hpo.shared_cache_size,
+            limits::HPO_SHARED_CACHE_SIZE,
+        );
+        if let Err(why) = shared_cache_dir(&t.hpo.shared_cache_dir) {
+            c.err(&format!("{f}.shared_cache_dir"), format!("{:?} {why}", t.hpo.shared_cache_dir));
+        }
+    }
+    if !h.enabled {
+        return;
+    }
+    match versions::optuna_server(&h.optuna_version) {
+        Some(_) => {}
+        None if h.optuna_version == "5.1.0" => c.err(
+            "components.hpo.optuna_version",
+            format!("Optuna 5.1.0's gRPC server rejects 4.5.0 and 5.0.0 clients (timestamp format on the wire); use {} (it serves 4.5.0, 5.0.0 and 5.1.0 clients)", versions::optuna_servers()),
+        ),
+        None => c.err(
+            "components.hpo.optuna_version",
+            format!("Optuna {:?} is not a storage server version trainstack can serve; use one of: {}", h.optuna_version, versions::optuna_servers()),
+        ),
+    }
+    let min_python = versions::dashboard_min_python(&h.dashboard_version);
+    if min_python.is_none() {
+        c.err(
+            "components.hpo.dashboard_version",
+            format!("optuna-dashboard {:?} is not supported; use one of: {}", h.dashboard_version, versions::optuna_dashboards()),
+        );
+    }
+    if let (Some(minor), Some(min)) = (versions::python_image_minor(&h.image), min_python) {
+        if minor < min {
+            c.err(
+                "components.hpo.image",
+                format!("{:?} has Python 3.{minor}, but optuna-dashboard {} needs Python 3.{min} or newer (and Python 3.8 cannot install Optuna newer than 4.5.0); use e.g. python:3.11-slim", h.image, h.dashboard_version),
+            );
+        }
+    }
+    image_ref(c, "components.hpo.image", &h.image);
+    if let Some(url) = &h.index_url {
+        c.http_url("components.hpo.index_url", url, "https://pypi.example.com/simple");
+    }
+    for (field, class) in [("class_name", &h.storage.class_name), ("journal_class_name", &h.storage.journal_class_name)] {
+        if let Some(class) = class {
+            c.subdomain(&format!("components.hpo.storage.{field}"), class);
+        }
+    }
+    if let Some(fs) = &h.storage.efs_file_system_id {
+        let f = "components.hpo.storage.efs_file_system_id";
+        let hex = fs.strip_prefix("fs-").unwrap_or("");
+        if hex.is_empty() || !hex.chars().all(|ch| ch.is_ascii_hexdigit()) {
+            c.err(f, format!("{fs:?} is not an EFS file system ID (fs-0123abcd...)"));
+        }
+        if env.target.kind != TargetKind::Eks {
+            c.err(f, "EFS only applies to eks targets; remove it");
+        } else if h.storage.class_name.is_none() {
+            c.err(f, "the StorageClass rendered for the file system needs a name: set components.hpo.storage.class_name (e.g. efs-hpo)");
+        }
+    }
+    let any_workspace = tenants.iter().any(|t| t.hpo.enabled);
+    let mode = h.storage.access_mode.unwrap_or(AccessMode::ReadWriteOnce);
+    match env.target.kind {
+        // Trial pods land on any GPU or CPU node, and EBS volumes attach to one node only.
+        TargetKind::Eks if any_workspace && mode != AccessMode::ReadWriteMany => c.err(
+            "components.hpo.storage.access_mode",
+            "trial pods on an eks target run on many nodes and all mount the artifact store and shared cache: use ReadWriteMany (an EFS CSI StorageClass, see docs/hpo.md)",
+        ),
+        TargetKind::Eks if any_workspace && h.storage.class_name.is_none() => c.err(
+            "components.hpo.storage.class_name",
+            "an eks target needs a ReadWriteMany StorageClass for the HPO artifact store and shared cache (the default gp2/gp3 class is ReadWriteOnce); set the EFS CSI class, e.g. efs-sc (terraform/ creates it with enable_efs = true)",
+        ),
+        TargetKind::Kind if mode == AccessMode::ReadWriteMany && h.storage.class_name.is_none() => c.err(
+            "components.hpo.storage.access_mode",
+            "kind's default local-path class only provides ReadWriteOnce volumes, so a ReadWriteMany claim would stay Pending; use ReadWriteOnce (all of a workspace's pods then share one node) or name a ReadWriteMany class_name",
+        ),
+        _ => {}
+    }
+    c.resources("components.hpo.server.resources", &h.server.resources);
+    c.resources("components.hpo.dashboard.resources", &h.dashboard.resources);
+    let ingress = &h.dashboard.ingress;
+    if ingress.enabled {
+        match &ingress.host {
+            None => c.err(
+                "components.hpo.dashboard.ingress.host",
+                "an enabled ingress needs a host (e.g. hpo.example.com; tenant alice's dashboard is then alice.hpo.example.com)",
+            ),
+            Some(host) => c.subdomain("components.hpo.dashboard.ingress.host", host),
+        }
+        if ingress.certificate_arn.as_deref().is_some_and(|a| !a.starts_with("arn:aws:acm:")) {
+            c.err(
+                "components.hpo.dashboard.ingress.certificate_arn",
+                "must be an ACM certificate ARN (arn:aws:acm:...)",
+            );
+        }
+    }
+}
+
+/// Why a shared-cache directory cannot be a trial pod's mount path, if it cannot.
+fn shared_cache_dir(dir: &str) -> Result<(), String> {
+    if !dir.starts_with('/') {
+        return Err("is not an absolute path; write it like /mnt/shared-cache".into());
+    }
+    let parts: Vec<&str> = dir.split('/').skip(1).collect();
+    if dir == "/" || parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") {
+        return Err("is not a normalised directory below / (no empty, . or .. parts, no trailing /); write it like /mnt/shared-cache".into());
+    }
+    if dir.contains(':') || dir.chars().any(char::is_control) {
+        return Err("holds a ':' or control character, which a mount path cannot; write it like /mnt/shared-cache".into());
+    }
+    let nested = |outer: &str, inner: &str| inner == outer || inner.starts_with(&format!("{outer}/"));
+    match limits::HPO_RESERVED_DIRS.iter().find(|&&r| nested(r, dir) || nested(dir, r)) {
+        Some(r) => Err(format!(
+            "collides with {r}, which trial pods mount for something else ({}); choose another directory, e.g. /mnt/shared-cache",
+            limits::HPO_RESERVED_DIRS.join(", ")
+        )),
+        None => Ok(()),
     }
 }
 

@@ -10,6 +10,7 @@
 mod addons;
 mod aws;
 mod gpu;
+mod hpo;
 mod mlflow;
 mod ray;
 mod resources;
@@ -26,6 +27,7 @@ pub use gpu::{
     CapacityType, DevicePlugin, Gpu, GpuPool, GpuProvider, KarpenterSettings, NodeGroupSettings, Taint,
     TaintEffect,
 };
+pub use hpo::{AccessMode, Hpo, HpoDashboard, HpoServer, HpoStorage, TenantHpo};
 pub use mlflow::{Artifacts, Autoscaling, Ingress, Mlflow, MlflowAuth, SecretKeyRef};
 pub use ray::{Ray, RayWorkers};
 pub use resources::{Quantity, RequestLimit, Resources};
@@ -71,8 +73,9 @@ impl Environment {
 
     /// Fills the defaults that depend on other settings, once, right after loading: addresses
     /// of platform services follow `platform_namespace`, storage endpoints follow whether MinIO
-    /// runs in the cluster, and Ray's GPU group follows `components.gpu.enabled` (GPU workers
-    /// on a cluster without GPU nodes would stay pending).
+    /// runs in the cluster, Ray's GPU group follows `components.gpu.enabled` (GPU workers
+    /// on a cluster without GPU nodes would stay pending), and the HPO volumes' access mode
+    /// follows the target.
     pub fn derive_defaults(&mut self) {
         let ns = &self.platform_namespace;
         let c = &mut self.components;
@@ -90,6 +93,12 @@ impl Environment {
         if let Some(w) = &mut c.ray.cpu_workers {
             w.enabled.get_or_insert(true);
         }
+        // kind's local-path volumes are ReadWriteOnce only; EKS workspaces need EFS's
+        // ReadWriteMany so trial pods on any node share the artifact store (docs/hpo.md).
+        c.hpo.storage.access_mode.get_or_insert(match self.target.kind {
+            TargetKind::Kind => AccessMode::ReadWriteOnce,
+            TargetKind::Eks => AccessMode::ReadWriteMany,
+        });
     }
 }
 
@@ -113,4 +122,6 @@ pub struct Components {
     pub minio: Minio,
     /// Ray cluster (KubeRay).
     pub ray: Ray,
+    /// Optuna HPO workspaces.
+    pub hpo: Hpo,
 }
