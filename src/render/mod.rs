@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::env::model::{Environment, LimitRange, Quota, TargetKind};
-use crate::env::versions::trainer_api;
+use crate::env::model::{Environment, LimitRange, Quota, TargetKind, TenantHpo};
+use crate::env::versions::{optuna_server, trainer_api};
 use crate::env::LoadedEnv;
 use crate::jobs::spec::Framework;
 use crate::jobs::Job;
@@ -65,6 +65,8 @@ struct TenantView<'a> {
     allow_from_namespaces: &'a [String],
     /// Script file name -> content for this tenant's `<tenant>-train-script` ConfigMap.
     scripts: BTreeMap<&'a str, &'a str>,
+    /// Its HPO workspace, when it and `components.hpo` are enabled.
+    hpo: Option<&'a TenantHpo>,
 }
 
 /// Everything a template can use.
@@ -79,6 +81,8 @@ struct Context<'a> {
     trainjobs: Vec<&'a Job>,
     /// Resumable custom trainer Jobs.
     custom_jobs: Vec<&'a Job>,
+    /// pip requirements of the HPO storage server and dashboard, from the version pins.
+    hpo_packages: Vec<String>,
 }
 
 /// A component: its template directory and whether the environment enables it.
@@ -102,6 +106,7 @@ const COMPONENTS: &[Component] = &[
     Component { name: "postgres", enabled: |e, _| e.components.postgres.enabled },
     Component { name: "minio", enabled: |e, _| e.components.minio.enabled },
     Component { name: "ray", enabled: |e, _| e.components.ray.enabled },
+    Component { name: "hpo", enabled: |e, _| e.components.hpo.enabled },
 ];
 
 /// Names of all components, in render order.
@@ -174,8 +179,21 @@ fn build_context<'a>(env: &'a Environment, jobs: &'a [Job]) -> Context<'a> {
                 .filter(|j| j.spec.tenant == tenant.name && j.spec.framework != Framework::Custom)
                 .flat_map(|j| j.script_contents.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .collect(),
+            hpo: (env.components.hpo.enabled && tenant.hpo.enabled).then_some(&tenant.hpo),
         })
         .collect();
+    let h = &env.components.hpo;
+    // Validation refuses an unknown server version before anything renders.
+    let hpo_packages = optuna_server(&h.optuna_version)
+        .map(|s| {
+            vec![
+                format!("optuna=={}", s.optuna),
+                format!("optuna-dashboard=={}", h.dashboard_version),
+                format!("grpcio=={}", s.grpcio),
+                format!("protobuf=={}", s.protobuf),
+            ]
+        })
+        .unwrap_or_default();
     Context {
         env,
         target: env.target.kind,
@@ -184,6 +202,7 @@ fn build_context<'a>(env: &'a Environment, jobs: &'a [Job]) -> Context<'a> {
         tenants,
         trainjobs: jobs.iter().filter(|j| j.spec.framework != Framework::Custom).collect(),
         custom_jobs: jobs.iter().filter(|j| j.spec.framework == Framework::Custom).collect(),
+        hpo_packages,
     }
 }
 
