@@ -38,6 +38,8 @@ module "platform" {
   rds_skip_final_snapshot   = var.rds_skip_final_snapshot
   force_destroy_buckets     = var.force_destroy_buckets
 
+  enable_efs = var.enable_efs
+
   platform_namespace       = var.platform_namespace
   trainer_service_accounts = var.trainer_service_accounts
 

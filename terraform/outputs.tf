@@ -84,3 +84,8 @@ output "node_role_arn" {
   description = "IAM role of the GPU managed node groups trainstack creates through the EKS API."
   value       = module.platform.node_role_arn
 }
+
+output "efs_file_system_id" {
+  description = "EFS file system of the HPO workspaces' ReadWriteMany volumes (empty unless enable_efs)."
+  value       = module.platform.efs_file_system_id
+}

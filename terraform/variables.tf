@@ -99,3 +99,9 @@ variable "force_destroy_buckets" {
   type        = bool
   default     = false
 }
+
+variable "enable_efs" {
+  description = "Create an EFS file system and the EFS CSI driver for the Optuna HPO workspaces' ReadWriteMany volumes (components.hpo on eks)."
+  type        = bool
+  default     = false
+}

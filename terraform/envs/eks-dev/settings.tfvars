@@ -13,3 +13,8 @@ rds_backup_retention_days = 1
 # dev is disposable: `trainstack down` (terraform destroy) must be able to remove it.
 rds_deletion_protection = false
 rds_skip_final_snapshot = true
+
+# The Optuna HPO workspace of eks-dev (components.hpo) keeps its artifacts and shared cache on
+# EFS: ReadWriteMany volumes for trial pods on any node. Pay per GB stored (Elastic
+# throughput), nothing while empty.
+enable_efs = true

@@ -47,3 +47,8 @@ output "node_role_arn" {
   description = "IAM role of the GPU managed node groups trainstack creates through the EKS API."
   value       = module.gpu_node_role.iam_role_arn
 }
+
+output "efs_file_system_id" {
+  description = "EFS file system of the HPO workspaces (empty without enable_efs)."
+  value       = var.enable_efs ? aws_efs_file_system.hpo[0].id : ""
+}

@@ -254,3 +254,9 @@ variable "trainer_service_accounts" {
     error_message = "trainer_service_accounts must be a non-empty list of `namespace:serviceaccount` (no wildcards)."
   }
 }
+
+variable "enable_efs" {
+  description = "Create the EFS file system, its mount targets and the EFS CSI driver add-on for the HPO workspaces' ReadWriteMany volumes."
+  type        = bool
+  default     = false
+}
