@@ -12,8 +12,9 @@ pub use infra::{InfraAction, InfraApplyArgs, InfraArgs, InfraDestroyArgs, InfraO
 /// Deploy an ML training platform to Kubernetes from one environment file.
 ///
 /// An environment file (environments/*.yaml) declares tenants, Kubeflow Trainer runtimes and
-/// TrainJobs, custom trainer Jobs, GPU pools, MLflow and Ray. Layer files with -e: a base file
-/// first, then overlays (maps merge, lists replace, null removes).
+/// TrainJobs, custom trainer Jobs, GPU pools, MLflow, Ray and per-tenant Optuna HPO workspaces.
+/// Layer files with -e: a base file first, then overlays (maps merge, lists replace, null
+/// removes).
 #[derive(Debug, Parser)]
 #[command(name = "trainstack", version, propagate_version = true, max_term_width = 100)]
 #[command(after_help = "Examples:
