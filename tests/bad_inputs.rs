@@ -786,24 +786,44 @@ snap!(env_hpo_shared_cache_size_above_maximum, hpo_tenant_fails("          share
 snap!(env_hpo_shared_cache_size_below_minimum, hpo_tenant_fails("          shared_cache_size: 100Mi\n"));
 snap!(env_hpo_size_not_a_quantity, hpo_tenant_fails("          artifact_size: 5GB\n"));
 snap!(env_hpo_shared_cache_dir_relative, hpo_tenant_fails("          shared_cache_dir: mnt/cache\n"));
-snap!(env_hpo_shared_cache_dir_not_normalised, hpo_tenant_fails("          shared_cache_dir: /mnt/cache/../x\n"));
-snap!(env_hpo_shared_cache_dir_inside_artifacts, hpo_tenant_fails("          shared_cache_dir: /artifacts/cache\n"));
-snap!(env_hpo_shared_cache_dir_is_tmp_cache, hpo_tenant_fails("          shared_cache_dir: /mnt/tmp-cache\n"));
+snap!(
+    env_hpo_shared_cache_dir_not_normalised,
+    hpo_tenant_fails("          shared_cache_dir: /mnt/cache/../x\n")
+);
+snap!(
+    env_hpo_shared_cache_dir_inside_artifacts,
+    hpo_tenant_fails("          shared_cache_dir: /artifacts/cache\n")
+);
+snap!(
+    env_hpo_shared_cache_dir_is_tmp_cache,
+    hpo_tenant_fails("          shared_cache_dir: /mnt/tmp-cache\n")
+);
 snap!(env_hpo_shared_cache_dir_is_dev_shm, hpo_tenant_fails("          shared_cache_dir: /dev/shm\n"));
 snap!(env_hpo_shared_cache_dir_above_etc_trainstack, hpo_tenant_fails("          shared_cache_dir: /etc\n"));
 snap!(
     env_hpo_tenant_enabled_while_component_disabled,
-    env_fails("components:\n  tenants:\n    list:\n      - name: alice\n        hpo:\n          enabled: true\n")
+    env_fails(
+        "components:\n  tenants:\n    list:\n      - name: alice\n        hpo:\n          enabled: true\n"
+    )
 );
 snap!(env_hpo_optuna_5_1_0_server_refused, hpo_fails("    optuna_version: \"5.1.0\"\n"));
 snap!(env_hpo_unknown_optuna_version, hpo_fails("    optuna_version: \"3.6.1\"\n"));
 snap!(env_hpo_unknown_dashboard_version, hpo_fails("    dashboard_version: \"0.13.0\"\n"));
 snap!(env_hpo_python_3_8_image, hpo_fails("    image: python:3.8-slim\n"));
 snap!(env_hpo_index_url_without_scheme, hpo_fails("    index_url: pypi.internal/simple\n"));
-snap!(env_hpo_kind_read_write_many_without_class, hpo_fails("    storage:\n      access_mode: ReadWriteMany\n"));
+snap!(
+    env_hpo_kind_read_write_many_without_class,
+    hpo_fails("    storage:\n      access_mode: ReadWriteMany\n")
+);
 snap!(env_hpo_unknown_access_mode, hpo_fails("    storage:\n      access_mode: ReadWriteOncePod\n"));
-snap!(env_hpo_efs_on_kind, hpo_fails("    storage:\n      class_name: efs-hpo\n      efs_file_system_id: fs-0123abcd\n"));
+snap!(
+    env_hpo_efs_on_kind,
+    hpo_fails("    storage:\n      class_name: efs-hpo\n      efs_file_system_id: fs-0123abcd\n")
+);
 snap!(env_hpo_ingress_without_host, hpo_fails("    dashboard:\n      ingress:\n        enabled: true\n"));
 snap!(env_hpo_eks_without_storage_class, hpo_eks_fails(""));
-snap!(env_hpo_eks_read_write_once, hpo_eks_fails("    storage:\n      class_name: gp3\n      access_mode: ReadWriteOnce\n"));
+snap!(
+    env_hpo_eks_read_write_once,
+    hpo_eks_fails("    storage:\n      class_name: gp3\n      access_mode: ReadWriteOnce\n")
+);
 snap!(env_hpo_eks_bad_efs_id_and_no_class, hpo_eks_fails("    storage:\n      efs_file_system_id: efs-1\n"));

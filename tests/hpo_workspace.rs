@@ -68,7 +68,10 @@ fn objects(stream: &str) -> Vec<Value> {
 
 /// The objects of the `hpo` component.
 fn workspace_objects(stream: &str) -> Vec<Value> {
-    objects(stream).into_iter().filter(|o| o["metadata"]["labels"]["app.kubernetes.io/name"] == "hpo").collect()
+    objects(stream)
+        .into_iter()
+        .filter(|o| o["metadata"]["labels"]["app.kubernetes.io/name"] == "hpo")
+        .collect()
 }
 
 fn find<'a>(objs: &'a [Value], kind: &str, ns: &str, name: &str) -> &'a Value {
@@ -120,7 +123,11 @@ fn workspace_is_rendered_only_for_tenants_that_enable_it() {
         assert!(names.contains(&expected.to_string()), "{expected} missing from {names:?}");
     }
     for o in &objs {
-        assert_eq!(o["metadata"]["labels"]["app.kubernetes.io/component"], "hpo", "{}", o["metadata"]["name"]);
+        assert_eq!(
+            o["metadata"]["labels"]["app.kubernetes.io/component"], "hpo",
+            "{}",
+            o["metadata"]["name"]
+        );
     }
 }
 
@@ -188,12 +195,16 @@ fn workspace_installs_the_packages_the_version_pins_name() {
         assert!(args.contains(&pin), "{pin} not in {args:?}");
     }
     // The test virtualenv runs the same server and dashboard the workspace pins.
-    let requirements = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/requirements.txt")).unwrap();
+    let requirements =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/requirements.txt")).unwrap();
     for pin in ["optuna==5.0.0", "optuna-dashboard==0.21.0"] {
         assert!(requirements.lines().any(|l| l == pin), "tests/requirements.txt pins {pin}");
     }
 
-    let preinstalled = KIND_WORKSPACE.replace("  hpo:\n    enabled: true\n", "  hpo:\n    enabled: true\n    packages_preinstalled: true\n");
+    let preinstalled = KIND_WORKSPACE.replace(
+        "  hpo:\n    enabled: true\n",
+        "  hpo:\n    enabled: true\n    packages_preinstalled: true\n",
+    );
     let objs = workspace_objects(&render(&format!("{MINIMAL_ENV}{preinstalled}")));
     let pod = &find(&objs, "Deployment", "alice", "hpo-storage")["spec"]["template"]["spec"];
     assert!(pod["initContainers"].is_null(), "no install step for a preinstalled image");
@@ -205,14 +216,12 @@ fn workspace_installs_the_packages_the_version_pins_name() {
 /// selects `labels`, as the API server evaluates it.
 fn selects(selector: &Value, labels: &Value) -> bool {
     let label = |k: &str| labels[k].as_str();
-    let by_labels = selector["matchLabels"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .all(|(k, v)| label(k) == v.as_str());
+    let by_labels =
+        selector["matchLabels"].as_object().into_iter().flatten().all(|(k, v)| label(k) == v.as_str());
     let by_expressions = selector["matchExpressions"].as_array().into_iter().flatten().all(|e| {
         let key = e["key"].as_str().unwrap();
-        let values: Vec<&str> = e["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let values: Vec<&str> =
+            e["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
         match e["operator"].as_str().unwrap() {
             "In" => label(key).is_some_and(|v| values.contains(&v)),
             "NotIn" => label(key).is_none_or(|v| !values.contains(&v)),
@@ -253,14 +262,19 @@ fn ingress_allowed(objs: &[Value], ns: &str, to: &Value, from_ns: &str, from: &V
 #[test]
 fn only_trial_pods_and_the_dashboard_reach_the_storage_port() {
     let objs = objects(&render(&format!("{MINIMAL_ENV}{KIND_WORKSPACE}")));
-    let find_pod_labels = |name: &str| find(&objs, "Deployment", "alice", name)["spec"]["template"]["metadata"]["labels"].clone();
+    let find_pod_labels = |name: &str| {
+        find(&objs, "Deployment", "alice", name)["spec"]["template"]["metadata"]["labels"].clone()
+    };
     let storage = find_pod_labels("hpo-storage");
     let dashboard = find_pod_labels("hpo-dashboard");
     let trial = serde_json::json!({"trainstack.io/hpo-trial": "true", "trainstack.io/hpo-batch": "b1"});
     let other = serde_json::json!({"app": "notebook"});
     assert!(ingress_allowed(&objs, "alice", &storage, "alice", &trial, 13000));
     assert!(ingress_allowed(&objs, "alice", &storage, "alice", &dashboard, 13000));
-    assert!(!ingress_allowed(&objs, "alice", &storage, "alice", &other, 13000), "any other pod of the tenant");
+    assert!(
+        !ingress_allowed(&objs, "alice", &storage, "alice", &other, 13000),
+        "any other pod of the tenant"
+    );
     assert!(!ingress_allowed(&objs, "alice", &storage, "trainstack-system", &other, 13000), "the platform");
     assert!(!ingress_allowed(&objs, "alice", &storage, "alice", &trial, 8080), "another port");
     // The tenant's other pods keep the tenant's rules: same namespace and platform reach them.
@@ -273,7 +287,8 @@ fn only_trial_pods_and_the_dashboard_reach_the_storage_port() {
 async fn shipped_kind_workspace_applies_under_restricted_pod_security_without_warnings() {
     let s = ClusterScenario::start().await;
     let out = s.test(&["apply", "--no-wait"]).status(0).run_async().await;
-    let warnings: Vec<&str> = out.stdout.lines().filter(|l| l.trim_start().starts_with("Warning: ")).collect();
+    let warnings: Vec<&str> =
+        out.stdout.lines().filter(|l| l.trim_start().starts_with("Warning: ")).collect();
     assert!(warnings.is_empty(), "{warnings:?}");
     let ns = s.server.get("v1", "Namespace", None, "alice").expect("alice's namespace");
     assert_eq!(ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "restricted");

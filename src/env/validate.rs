@@ -10,9 +10,9 @@ use crate::env::model::{
     AccessMode, BucketEncryption, BucketOwner, Components, Environment, GpuProvider, Quantity, Quota,
     QuotaOverride, RayWorkers, TargetKind,
 };
-use crate::env::{names, quantity};
 use crate::env::sources::Sources;
 use crate::env::versions::{self, trainer_api};
+use crate::env::{names, quantity};
 
 /// Documented maxima.
 pub mod limits {
@@ -567,7 +567,11 @@ fn check_hpo(env: &Environment, c: &mut Checker) {
     if min_python.is_none() {
         c.err(
             "components.hpo.dashboard_version",
-            format!("optuna-dashboard {:?} is not supported; use one of: {}", h.dashboard_version, versions::optuna_dashboards()),
+            format!(
+                "optuna-dashboard {:?} is not supported; use one of: {}",
+                h.dashboard_version,
+                versions::optuna_dashboards()
+            ),
         );
     }
     if let (Some(minor), Some(min)) = (versions::python_image_minor(&h.image), min_python) {
@@ -582,7 +586,9 @@ fn check_hpo(env: &Environment, c: &mut Checker) {
     if let Some(url) = &h.index_url {
         c.http_url("components.hpo.index_url", url, "https://pypi.example.com/simple");
     }
-    for (field, class) in [("class_name", &h.storage.class_name), ("journal_class_name", &h.storage.journal_class_name)] {
+    for (field, class) in
+        [("class_name", &h.storage.class_name), ("journal_class_name", &h.storage.journal_class_name)]
+    {
         if let Some(class) = class {
             c.subdomain(&format!("components.hpo.storage.{field}"), class);
         }
@@ -647,7 +653,10 @@ fn shared_cache_dir(dir: &str) -> Result<(), String> {
         return Err("is not a normalised directory below / (no empty, . or .. parts, no trailing /); write it like /mnt/shared-cache".into());
     }
     if dir.contains(':') || dir.chars().any(char::is_control) {
-        return Err("holds a ':' or control character, which a mount path cannot; write it like /mnt/shared-cache".into());
+        return Err(
+            "holds a ':' or control character, which a mount path cannot; write it like /mnt/shared-cache"
+                .into(),
+        );
     }
     let nested = |outer: &str, inner: &str| inner == outer || inner.starts_with(&format!("{outer}/"));
     match limits::HPO_RESERVED_DIRS.iter().find(|&&r| nested(r, dir) || nested(dir, r)) {

@@ -102,7 +102,10 @@ pub struct HpoDashboard {
 
 impl Default for HpoDashboard {
     fn default() -> Self {
-        HpoDashboard { resources: Resources::new(("100m", "1"), ("256Mi", "1Gi")), ingress: Ingress::default() }
+        HpoDashboard {
+            resources: Resources::new(("100m", "1"), ("256Mi", "1Gi")),
+            ingress: Ingress::default(),
+        }
     }
 }
 
