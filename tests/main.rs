@@ -13,6 +13,9 @@ mod cli;
 mod connection;
 mod engine;
 mod environment;
+// The HPO runner tests start Optuna servers and trial processes and send SIGTERM.
+#[cfg(unix)]
+mod hpo_runner;
 mod hpo_workspace;
 #[cfg(unix)]
 mod kind;

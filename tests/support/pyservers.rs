@@ -1,5 +1,6 @@
-//! Real MLflow tracking servers and a real Ray head on 127.0.0.1, started from the test
-//! virtualenv (`pytools`), for the smoke checks to talk to through the API server double.
+//! Real MLflow tracking servers, a real Ray head, Optuna gRPC storage servers and
+//! optuna-dashboards on 127.0.0.1, started from the test virtualenv (`pytools`), for the smoke
+//! checks and the HPO runner tests to talk to.
 //!
 //! Each server runs in its own process group in a temporary directory and is killed, group
 //! and descendants, when dropped. Servers shared by a whole test run live in statics, which
@@ -116,11 +117,39 @@ fn descendants(root: u32) -> Vec<u32> {
 /// How a server is started: its working directory and port in, the command out.
 type MakeCommand<'m> = &'m dyn Fn(&Path, u16) -> Command;
 
+/// How [`launch`] knows a server is ready: `GET path` answers 200, or (for a gRPC server, which
+/// has no HTTP endpoint) the port accepts connections.
+enum Probe<'p> {
+    Http(&'p str),
+    Tcp,
+}
+
+impl<'p> From<&'p str> for Probe<'p> {
+    fn from(path: &'p str) -> Self {
+        Probe::Http(path)
+    }
+}
+
+impl Probe<'_> {
+    async fn ready(&self, port: u16) -> bool {
+        match self {
+            Probe::Http(path) => http_status(port, path).await == Some(200),
+            Probe::Tcp => tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok(),
+        }
+    }
+}
+
 /// Starts the server on a free port in a fresh directory, in its own process group with a
-/// watchdog, and waits until `ready_path` answers 200. A port picked free can be taken by
-/// someone else before the server binds it; then it starts again on another one.
-async fn launch(name: &'static str, make: MakeCommand<'_>, ready_path: &str, limit: Duration) -> PyServer {
+/// watchdog, and waits until `ready` says so. A port picked free can be taken by someone else
+/// before the server binds it; then it starts again on another one.
+async fn launch<'p>(
+    name: &'static str,
+    make: MakeCommand<'_>,
+    ready: impl Into<Probe<'p>>,
+    limit: Duration,
+) -> PyServer {
     const ATTEMPTS: usize = 3;
+    let ready = ready.into();
     for attempt in 1..=ATTEMPTS {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
@@ -129,13 +158,13 @@ async fn launch(name: &'static str, make: MakeCommand<'_>, ready_path: &str, lim
         loop {
             if let Ok(Some(status)) = server.leader.try_wait() {
                 let log = server.log_tail();
-                let taken = ["address already in use", "already occupied"];
+                let taken = ["address already in use", "already occupied", "failed to bind"];
                 if attempt < ATTEMPTS && taken.iter().any(|t| log.to_lowercase().contains(t)) {
                     break;
                 }
                 panic!("{name} exited with {status} before it was ready:\n{log}");
             }
-            if http_status(port, ready_path).await == Some(200) {
+            if ready.ready(port).await {
                 return server;
             }
             if started.elapsed() > limit {
@@ -296,4 +325,42 @@ pub async fn shared_mlflow_with_basic_auth() -> &'static PyServer {
 pub async fn shared_ray() -> &'static PyServer {
     static SERVER: OnceCell<PyServer> = OnceCell::const_new();
     SERVER.get_or_init(ray_head).await
+}
+
+/// The workspace's `hpo-storage` server as the tenant's Deployment runs it:
+/// `run_grpc_proxy_server` over `JournalStorage(JournalFileBackend(journal))`. The journal lives
+/// outside the server's directory so a second server can take over the same study.
+pub async fn optuna_storage(journal: &Path) -> PyServer {
+    const SERVER: &str = r#"
+import sys
+from optuna.storages import run_grpc_proxy_server
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+run_grpc_proxy_server(JournalStorage(JournalFileBackend(sys.argv[1])), host="127.0.0.1", port=int(sys.argv[2]))
+"#;
+    let make = |_: &Path, port: u16| {
+        let mut command = Command::new(tool("python"));
+        command.args(["-W", "ignore", "-c", SERVER]).arg(journal).arg(port.to_string());
+        command
+    };
+    launch("optuna gRPC storage", &make, Probe::Tcp, Duration::from_secs(120)).await
+}
+
+/// The workspace's `hpo-dashboard`: `optuna_dashboard.run_server` against the gRPC storage at
+/// `storage` (`host:port`) with the file-system artifact store in `artifacts`.
+pub async fn optuna_dashboard(storage: &str, artifacts: &Path) -> PyServer {
+    const SERVER: &str = r#"
+import sys
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.storages import GrpcStorageProxy
+from optuna_dashboard import run_server
+host, port = sys.argv[1].rsplit(":", 1)
+run_server(GrpcStorageProxy(host=host, port=int(port)), host="127.0.0.1", port=int(sys.argv[2]),
+           artifact_store=FileSystemArtifactStore(sys.argv[3]))
+"#;
+    let make = |_: &Path, port: u16| {
+        let mut command = Command::new(tool("python"));
+        command.args(["-W", "ignore", "-c", SERVER, storage, &port.to_string()]).arg(artifacts);
+        command
+    };
+    launch("optuna-dashboard", &make, "/api/studies", Duration::from_secs(240)).await
 }
