@@ -38,8 +38,7 @@ module "platform" {
   rds_skip_final_snapshot   = var.rds_skip_final_snapshot
   force_destroy_buckets     = var.force_destroy_buckets
 
-  platform_namespace       = var.platform_namespace
-  trainer_service_accounts = var.trainer_service_accounts
+  platform_namespace = var.platform_namespace
 
   tags = local.tags
 }

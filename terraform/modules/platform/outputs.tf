@@ -24,7 +24,7 @@ output "private_subnet_ids" {
 }
 
 output "role_arns" {
-  description = "IRSA role ARNs by workload: mlflow, ray, trainer, backend."
+  description = "IRSA role ARNs by workload: mlflow, ray, backend."
   value       = { for k, r in module.irsa : k => r.iam_role_arn }
 }
 
@@ -46,4 +46,9 @@ output "rds_secret_arn" {
 output "node_role_arn" {
   description = "IAM role of the GPU managed node groups trainstack creates through the EKS API."
   value       = module.gpu_node_role.iam_role_arn
+}
+
+output "tenant_role_arn" {
+  description = "EKS Pod Identity role of every tenant's trainer ServiceAccount (its own S3 prefixes only)."
+  value       = aws_iam_role.tenant_trainer.arn
 }
