@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::aws::change::Resource;
 use crate::aws::nodegroups::{self, Waits};
+use crate::aws::podidentity;
 use crate::aws::reconcile::{self, AwsOptions, AwsReport, Reconciler};
 use crate::aws::{s3, Aws};
 use crate::connect::{self, ConnectOptions};
@@ -77,9 +78,11 @@ fn reconciler<'a>(
     aws: &Aws,
     opts: AwsOptions,
     verbose: bool,
-) -> Reconciler<'a, nodegroups::Eks, s3::S3> {
+) -> Reconciler<'a, nodegroups::Eks, s3::S3, podidentity::PodIdentity> {
     let progress = Arc::new(Bars::new(verbose));
-    Reconciler::new(&prepared.loaded.env, nodegroups::Eks::new(aws), s3::S3::new(aws), opts, progress)
+    let env = &prepared.loaded.env;
+    let identities = podidentity::PodIdentity::new(aws);
+    Reconciler::new(env, nodegroups::Eks::new(aws), s3::S3::new(aws), identities, opts, progress)
 }
 
 fn aws_options(concurrency: usize, dry_run: bool, node_group_timeout: std::time::Duration) -> AwsOptions {
@@ -306,6 +309,9 @@ pub async fn status(args: &StatusSettings) -> Result<ExitCode, Error> {
             let (component, object) = match s.resource {
                 Resource::NodeGroup => ("gpu", format!("EKS node group {}", s.name)),
                 Resource::Bucket => ("s3", format!("S3 bucket {}", s.name)),
+                Resource::PodIdentityAssociation => {
+                    ("tenants", format!("EKS pod identity association {}", s.name))
+                }
             };
             rows.push(Row {
                 component: component.into(),
