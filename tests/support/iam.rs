@@ -29,9 +29,9 @@ pub fn render_template(text: &str, vars: &BTreeMap<&str, &str>) -> String {
             let value = vars.get(name).unwrap_or_else(|| panic!("template variable {name:?} not given"));
             out.push_str(value);
             rest = &t[end + 1..];
-        } else if tail.starts_with("%%{") {
+        } else if let Some(t) = tail.strip_prefix("%%{") {
             out.push_str("%{");
-            rest = &tail[3..];
+            rest = t;
         } else if tail.starts_with("%{") {
             panic!("template directives are not supported here");
         } else {
