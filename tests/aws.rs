@@ -919,3 +919,30 @@ async fn an_association_trainstack_did_not_create_is_never_changed_or_deleted() 
         "delete removes only what this environment created"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_changed_tenant_role_updates_this_environments_associations_in_place() {
+    let s = Scenario::start().await;
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
+    let other = "arn:aws:iam::123456789012:role/trainstack-dev-tenant-trainer-v2";
+    s.overlay(&format!("aws:\n  pod_identity:\n    role_arn: {other}\n"));
+    let diff = s.test(&["diff"]).status(2).run_async().await;
+    assert!(
+        diff.stdout.contains(&format!(
+            "~ EKS pod identity association alice/trainer (update)\n    role_arn: {TENANT_ROLE} -> {other}\n"
+        )),
+        "{}",
+        diff.stdout
+    );
+    let status = status_row(&s, "EKS pod identity association alice/trainer").await;
+    assert_eq!(status["state"], "drifted");
+    let out = s.test(&["apply", "--no-wait"]).status(0).run_async().await;
+    assert!(line(&out, "apply aws:").starts_with("apply aws: 0 created, 2 updated, "), "{}", out.stdout);
+    assert_eq!(
+        s.associations().await,
+        [format!("alice/trainer {other} [eks-dev]"), format!("team-vision/trainer {other} [eks-dev]")]
+    );
+    let writes = s.moto.writes().len();
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
+    assert_eq!(s.moto.writes()[writes..], [], "a re-apply writes nothing");
+}
