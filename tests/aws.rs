@@ -2,7 +2,9 @@
 //! with the Kubernetes side on the API server double, and the EKS token against botocore.
 //!
 //! moto gaps covered elsewhere with focused fakes: DescribeUpdate and node group health
-//! (`src/aws/nodegroups.rs` tests), valid cluster CA data (`src/aws/eks.rs` tests).
+//! (`src/aws/nodegroups.rs` tests), valid cluster CA data (`src/aws/eks.rs` tests). moto has no
+//! EKS Pod Identity associations: the launcher `tests/fixtures/aws/moto_server.py` adds a fake
+//! of those calls to moto's own EKS routes, so the tenant identity tests run against moto too.
 
 use std::process::Command;
 
