@@ -40,8 +40,7 @@ module "platform" {
 
   enable_efs = var.enable_efs
 
-  platform_namespace       = var.platform_namespace
-  trainer_service_accounts = var.trainer_service_accounts
+  platform_namespace = var.platform_namespace
 
   tags = local.tags
 }

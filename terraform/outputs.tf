@@ -30,9 +30,9 @@ output "ray_role_arn" {
   value       = module.platform.role_arns.ray
 }
 
-output "trainer_role_arn" {
-  description = "IRSA role of training job ServiceAccounts (datasets read, checkpoints read/write)."
-  value       = module.platform.role_arns.trainer
+output "tenant_role_arn" {
+  description = "EKS Pod Identity role of every tenant's trainer ServiceAccount: datasets read and checkpoints read/write under the tenant's own prefix (<tenant>/), by the kubernetes-namespace session tag. trainstack associates it with each tenant (aws.pod_identity.role_arn)."
+  value       = module.platform.tenant_role_arn
 }
 
 output "backend_role_arn" {

@@ -88,11 +88,6 @@ variable "platform_namespace" {
   default     = "trainstack-system"
 }
 
-variable "trainer_service_accounts" {
-  description = "`namespace:serviceaccount` of training jobs allowed to assume the trainer role (tenant namespaces)."
-  type        = list(string)
-  default     = ["trainstack-system:trainer"]
-}
 
 variable "force_destroy_buckets" {
   description = "Let `terraform destroy` delete non-empty buckets (all data and versions are lost)."

@@ -2,7 +2,9 @@
 //! with the Kubernetes side on the API server double, and the EKS token against botocore.
 //!
 //! moto gaps covered elsewhere with focused fakes: DescribeUpdate and node group health
-//! (`src/aws/nodegroups.rs` tests), valid cluster CA data (`src/aws/eks.rs` tests).
+//! (`src/aws/nodegroups.rs` tests), valid cluster CA data (`src/aws/eks.rs` tests). moto has no
+//! EKS Pod Identity associations: the launcher `tests/fixtures/aws/moto_server.py` adds a fake
+//! of those calls to moto's own EKS routes, so the tenant identity tests run against moto too.
 
 use std::process::Command;
 
@@ -97,6 +99,50 @@ impl Scenario {
         eks.describe_nodegroup().cluster_name(CLUSTER).nodegroup_name(name).send().await.ok()?.nodegroup
     }
 
+    /// Every pod identity association of the cluster as `namespace/sa role [environment tag]`,
+    /// sorted (moto has none: the fake in tests/fixtures/aws/moto_server.py answers).
+    async fn associations(&self) -> Vec<String> {
+        let eks = self.moto.eks().await;
+        let list = eks.list_pod_identity_associations().cluster_name(CLUSTER).send().await.unwrap();
+        let mut out = Vec::new();
+        for a in list.associations() {
+            let d = eks
+                .describe_pod_identity_association()
+                .cluster_name(CLUSTER)
+                .association_id(a.association_id().unwrap())
+                .send()
+                .await
+                .unwrap()
+                .association
+                .unwrap();
+            let tag = d.tags().and_then(|t| t.get("trainstack.io/environment")).cloned().unwrap_or_default();
+            out.push(format!(
+                "{}/{} {} [{tag}]",
+                d.namespace().unwrap(),
+                d.service_account().unwrap(),
+                d.role_arn().unwrap()
+            ));
+        }
+        out.sort();
+        out
+    }
+
+    /// An association made outside this environment (eksctl, another environment).
+    async fn foreign_association(&self, namespace: &str, sa: &str, role: &str, tags: &[(&str, &str)]) {
+        self.moto
+            .eks()
+            .await
+            .create_pod_identity_association()
+            .cluster_name(CLUSTER)
+            .namespace(namespace)
+            .service_account(sa)
+            .role_arn(role)
+            .set_tags(Some(tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+            .send()
+            .await
+            .unwrap();
+    }
+
     async fn node_group_names(&self) -> Vec<String> {
         let eks = self.moto.eks().await;
         let mut names =
@@ -129,7 +175,8 @@ async fn apply_creates_node_groups_and_buckets_and_a_rerun_writes_nothing() {
     assert!(out.stdout.contains(&format!("+ S3 bucket {SCRATCH} (create)")), "{}", out.stdout);
     assert_eq!(
         line(&out, "apply aws:"),
-        "apply aws: 2 created, 0 updated, 3 unchanged, 0 to replace, 0 pruned, 0 failed"
+        "apply aws: 4 created, 0 updated, 3 unchanged, 0 to replace, 0 pruned, 0 failed",
+        "the node group, the scratch bucket and the two tenants' pod identity associations"
     );
     assert!(line(&out, "apply:").ends_with(" 0 failed"), "the Kubernetes side applied too");
     assert!(s
@@ -204,7 +251,7 @@ async fn apply_creates_node_groups_and_buckets_and_a_rerun_writes_nothing() {
     assert_eq!(s.cluster.server.writes().total(), 0, "nor a Kubernetes write");
     assert_eq!(
         line(&again, "apply aws:"),
-        "apply aws: 0 created, 0 updated, 5 unchanged, 0 to replace, 0 pruned, 0 failed"
+        "apply aws: 0 created, 0 updated, 7 unchanged, 0 to replace, 0 pruned, 0 failed"
     );
     s.test(&["diff"]).status(0).run_async().await;
 }
@@ -501,14 +548,14 @@ async fn delete_removes_the_node_groups_this_environment_created_and_keeps_bucke
     assert!(first_object < first_group, "listed in the order delete goes: {}", dry.stdout);
     assert_eq!(
         line(&dry, "delete --dry-run aws:"),
-        "delete --dry-run aws: 2 node groups to delete, 0 failed, 1 buckets kept"
+        "delete --dry-run aws: 2 node groups to delete, 2 pod identity associations to delete, 0 failed, 1 buckets kept"
     );
     let json = s.run(&["delete", "--dry-run", "-o", "json"]).await;
     let v: Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(v["aws"]["kept"], serde_json::json!([SCRATCH]));
     let names: Vec<&str> =
         v["aws"]["changes"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["gpu-old", "gpu-p3"]);
+    assert_eq!(names, ["gpu-old", "gpu-p3", "alice/trainer", "team-vision/trainer"]);
     assert!(v["aws"]["changes"].as_array().unwrap().iter().all(|c| c["action"] == "delete"));
     assert_eq!(s.moto.writes()[writes..], [], "--dry-run writes nothing to AWS");
     assert_eq!(s.node_group_names().await, ["cpu", "gpu-old", "gpu-p3", "team-b"]);
@@ -520,7 +567,10 @@ async fn delete_removes_the_node_groups_this_environment_created_and_keeps_bucke
 
     let out = s.test(&["delete", "--yes"]).status(0).run_async().await;
     assert!(out.stderr.contains("delete node groups: 2 objects"), "progress: {}", out.stderr);
-    assert_eq!(line(&out, "delete aws:"), "delete aws: 2 node groups deleted, 0 failed, 1 buckets kept");
+    assert_eq!(
+        line(&out, "delete aws:"),
+        "delete aws: 2 node groups deleted, 2 pod identity associations deleted, 0 failed, 1 buckets kept"
+    );
     assert_eq!(s.node_group_names().await, ["cpu", "team-b"], "only the groups this environment created");
     assert!(
         s.cluster.server.get("apps/v1", "DaemonSet", Some("kube-system"), "nvidia-device-plugin").is_none(),
@@ -564,7 +614,8 @@ async fn down_on_eks_deletes_the_node_groups_before_terraform_destroy() {
     assert!(log.lines().last().unwrap().contains(" destroy "), "{log}");
     assert_eq!(s.node_group_names().await, ["cpu"]);
     assert!(
-        line(&out, "delete aws:").starts_with("delete aws: 1 node groups deleted, 0 failed"),
+        line(&out, "delete aws:")
+            .starts_with("delete aws: 1 node groups deleted, 2 pod identity associations deleted, 0 failed"),
         "{}",
         out.stdout
     );
@@ -726,4 +777,174 @@ async fn apply_on_eks_discovers_and_reads_the_applyset_parent_once() {
     assert_eq!(crate::engine::gets_of(server, "/api"), 1, "discovery of the core group");
     assert_eq!(crate::engine::gets_of(server, "/apis"), 1, "discovery of the API groups");
     assert_eq!(crate::engine::gets_of(server, &parent), 2, "the parent: resolved once, planned once");
+}
+
+const TENANT_ROLE: &str = "arn:aws:iam::123456789012:role/trainstack-dev-tenant-trainer";
+
+/// The tenants of base.yaml plus `extra`, as a whole-list overlay (team-vision keeps the GPU
+/// quota its custom Job needs).
+fn tenants_overlay(names: &[&str]) -> String {
+    let mut t = String::from("components:\n  tenants:\n    list:\n");
+    for n in names {
+        t.push_str(&format!("      - name: {n}\n"));
+        if *n == "team-vision" {
+            t.push_str("        quota: {cpu: \"32\", memory: 128Gi, gpu: 4, pods: 100}\n");
+        }
+    }
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_tenant_gets_its_identity_on_apply_and_loses_it_only_on_apply_prune_after_removal() {
+    let s = Scenario::start().await;
+    // Someone else's associations: never touched.
+    s.foreign_association("research", "trainer", "arn:aws:iam::123456789012:role/research", &[]).await;
+    s.foreign_association("team-b", "trainer", TENANT_ROLE, &[("trainstack.io/environment", "eks-b")]).await;
+    let diff = s.test(&["diff"]).status(2).run_async().await;
+    assert!(
+        diff.stdout.contains(&format!(
+            "+ EKS pod identity association alice/trainer (create)\n    role_arn: {TENANT_ROLE}\n"
+        )),
+        "{}",
+        diff.stdout
+    );
+    assert!(
+        diff.stdout.contains("+ EKS pod identity association team-vision/trainer (create)"),
+        "{}",
+        diff.stdout
+    );
+    assert!(!diff.stdout.contains("research") && !diff.stdout.contains("team-b"), "{}", diff.stdout);
+
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
+    assert_eq!(
+        s.associations().await,
+        [
+            format!("alice/trainer {TENANT_ROLE} [eks-dev]"),
+            "research/trainer arn:aws:iam::123456789012:role/research []".to_string(),
+            format!("team-b/trainer {TENANT_ROLE} [eks-b]"),
+            format!("team-vision/trainer {TENANT_ROLE} [eks-dev]"),
+        ]
+    );
+    let writes = s.moto.writes().len();
+    let again = s.test(&["apply", "--no-wait"]).status(0).run_async().await;
+    assert_eq!(s.moto.writes()[writes..], [], "a re-apply writes nothing");
+    assert!(line(&again, "apply aws:").starts_with("apply aws: 0 created, 0 updated, "), "{}", again.stdout);
+    s.test(&["diff"]).status(0).run_async().await;
+
+    // A new tenant: its identity comes with the next apply, no Terraform change.
+    s.overlay(&tenants_overlay(&["alice", "team-vision", "team-nlp"]));
+    let diff = s.test(&["diff"]).status(2).run_async().await;
+    assert!(
+        diff.stdout.contains("+ EKS pod identity association team-nlp/trainer (create)"),
+        "{}",
+        diff.stdout
+    );
+    let out = s.test(&["apply", "--no-wait"]).status(0).run_async().await;
+    assert!(line(&out, "apply aws:").starts_with("apply aws: 1 created, 0 updated, "), "{}", out.stdout);
+    assert!(s.associations().await.contains(&format!("team-nlp/trainer {TENANT_ROLE} [eks-dev]")));
+    let status = status_row(&s, "EKS pod identity association team-nlp/trainer").await;
+    assert_eq!((status["state"].as_str(), status["ready"].as_str()), (Some("in sync"), Some("ready")));
+
+    // alice leaves: planned as a prune, kept by a plain apply, deleted by apply --prune.
+    s.overlay(&tenants_overlay(&["team-vision", "team-nlp"]));
+    let diff = s.test(&["diff"]).status(2).run_async().await;
+    assert!(
+        diff.stdout.contains(&format!(
+            "- EKS pod identity association alice/trainer (prune)\n    created by this environment, no longer declared (role {TENANT_ROLE})\n"
+        )),
+        "{}",
+        diff.stdout
+    );
+    let status = status_row(&s, "EKS pod identity association alice/trainer").await;
+    assert_eq!(status["state"], "undeclared");
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
+    assert!(
+        s.associations().await.contains(&format!("alice/trainer {TENANT_ROLE} [eks-dev]")),
+        "no prune without --prune"
+    );
+    let out = s.test(&["apply", "--no-wait", "--prune"]).status(0).run_async().await;
+    assert!(line(&out, "apply aws:").contains(" 1 pruned, 0 failed"), "{}", out.stdout);
+    assert_eq!(
+        s.associations().await,
+        [
+            "research/trainer arn:aws:iam::123456789012:role/research []".to_string(),
+            format!("team-b/trainer {TENANT_ROLE} [eks-b]"),
+            format!("team-nlp/trainer {TENANT_ROLE} [eks-dev]"),
+            format!("team-vision/trainer {TENANT_ROLE} [eks-dev]"),
+        ]
+    );
+
+    // delete removes this environment's associations and nothing else.
+    let out = s.test(&["delete", "--yes"]).status(0).run_async().await;
+    assert!(
+        line(&out, "delete aws:").contains(" 2 pod identity associations deleted, 0 failed"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        s.associations().await,
+        [
+            "research/trainer arn:aws:iam::123456789012:role/research []".to_string(),
+            format!("team-b/trainer {TENANT_ROLE} [eks-b]"),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_association_trainstack_did_not_create_is_never_changed_or_deleted() {
+    let s = Scenario::start().await;
+    // eksctl gave alice's trainer another role before trainstack managed tenant identities.
+    s.foreign_association("alice", "trainer", "arn:aws:iam::123456789012:role/alice-by-hand", &[]).await;
+    // The same role by hand on team-vision is simply in sync.
+    s.foreign_association("team-vision", "trainer", TENANT_ROLE, &[]).await;
+    let diff = s.test(&["diff", "-v"]).status(1).run_async().await;
+    assert!(
+        diff.stdout.contains("! EKS pod identity association alice/trainer failed: an association of this ServiceAccount exists, created by something other than trainstack (eksctl, Terraform, the console), with role arn:aws:iam::123456789012:role/alice-by-hand; trainstack leaves it alone: delete it or set aws.pod_identity.role_arn to that role"),
+        "{}",
+        diff.stdout
+    );
+    assert!(
+        diff.stdout.contains("= EKS pod identity association team-vision/trainer (unchanged, created by something other than trainstack (eksctl, Terraform, the console))\n"),
+        "{}",
+        diff.stdout
+    );
+    let writes = s.moto.writes().len();
+    s.test(&["apply", "--no-wait", "--prune"]).status(1).run_async().await;
+    assert_eq!(s.moto.writes()[writes..], [], "nothing is written while an association cannot be planned");
+    s.test(&["delete", "--yes"]).status(0).run_async().await;
+    assert_eq!(
+        s.associations().await,
+        [
+            "alice/trainer arn:aws:iam::123456789012:role/alice-by-hand []".to_string(),
+            format!("team-vision/trainer {TENANT_ROLE} []"),
+        ],
+        "delete removes only what this environment created"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_changed_tenant_role_updates_this_environments_associations_in_place() {
+    let s = Scenario::start().await;
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
+    let other = "arn:aws:iam::123456789012:role/trainstack-dev-tenant-trainer-v2";
+    s.overlay(&format!("aws:\n  pod_identity:\n    role_arn: {other}\n"));
+    let diff = s.test(&["diff"]).status(2).run_async().await;
+    assert!(
+        diff.stdout.contains(&format!(
+            "~ EKS pod identity association alice/trainer (update)\n    role_arn: {TENANT_ROLE} -> {other}\n"
+        )),
+        "{}",
+        diff.stdout
+    );
+    let status = status_row(&s, "EKS pod identity association alice/trainer").await;
+    assert_eq!(status["state"], "drifted");
+    let out = s.test(&["apply", "--no-wait"]).status(0).run_async().await;
+    assert!(line(&out, "apply aws:").starts_with("apply aws: 0 created, 2 updated, "), "{}", out.stdout);
+    assert_eq!(
+        s.associations().await,
+        [format!("alice/trainer {other} [eks-dev]"), format!("team-vision/trainer {other} [eks-dev]")]
+    );
+    let writes = s.moto.writes().len();
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
+    assert_eq!(s.moto.writes()[writes..], [], "a re-apply writes nothing");
 }

@@ -179,6 +179,36 @@ snap!(
     env_fails("components:\n  ray:\n    enabled: true\n    cpu_workers:\n      gpus: 1\n")
 );
 snap!(env_aws_on_kind, env_fails("aws:\n  buckets: [{name: scratch}]\n"));
+snap!(
+    env_pod_identity_on_kind,
+    env_fails("aws:\n  pod_identity:\n    role_arn: arn:aws:iam::123456789012:role/tenant-trainer\n")
+);
+snap!(env_pod_identity_role_not_an_arn, eks_fails("aws:\n  pod_identity:\n    role_arn: tenant-trainer\n"));
+snap!(
+    env_pod_identity_with_a_tenant_irsa_role,
+    eks_fails("components:\n  tenants:\n    list:\n      - name: alice\n      - name: bob\n        irsa_role_arn: arn:aws:iam::123456789012:role/bob\naws:\n  pod_identity:\n    role_arn: arn:aws:iam::123456789012:role/tenant-trainer\n")
+);
+snap!(
+    env_pod_identity_without_tenants,
+    eks_fails("components:\n  tenants:\n    enabled: false\naws:\n  pod_identity:\n    role_arn: arn:aws:iam::123456789012:role/tenant-trainer\n")
+);
+// Outputs of the Terraform from before tenant identities: the old output name is listed.
+snap!(
+    terraform_missing_tenant_role_output,
+    fails(
+        &[
+            (
+                "env.yaml",
+                &format!("{EKS_ENV}aws:\n  pod_identity:\n    role_arn: ${{terraform.tenant_role_arn}}\n")
+            ),
+            (
+                "outputs.json",
+                r#"{"trainer_role_arn": {"sensitive": false, "type": "string", "value": "arn:aws:iam::123456789012:role/trainstack-dev-trainer"}}"#
+            ),
+        ],
+        &["render", "-e", "env.yaml", "--terraform-outputs", "outputs.json"],
+    )
+);
 
 // ---- layering: the error points at the overlay that set the bad value
 snap!(layer_error_in_overlay, fails(
@@ -251,6 +281,46 @@ snap!(
         "{}custom:\n  job_id: \"1\"\n  model_name: m\n  dataset_s3_uri: /data/x\n",
         JOB.replace("framework: pytorch", "framework: custom\nimage: trainer:1")
     ))
+);
+snap!(
+    job_custom_dataset_outside_the_tenant_prefix,
+    job_fails(&format!(
+        "{}custom:\n  job_id: \"1\"\n  model_name: m\n  dataset_s3_uri: s3://training-datasets/bob/coco128\n",
+        JOB.replace("framework: pytorch", "framework: custom\nimage: trainer:1")
+    ))
+);
+snap!(
+    job_custom_dataset_path_leaving_the_tenant_prefix,
+    job_fails(&format!(
+        "{}custom:\n  job_id: \"1\"\n  model_name: m\n  dataset: ../bob/coco128\n",
+        JOB.replace("framework: pytorch", "framework: custom\nimage: trainer:1")
+    ))
+);
+snap!(
+    job_custom_dataset_twice,
+    job_fails(&format!(
+        "{}custom:\n  job_id: \"1\"\n  model_name: m\n  dataset: coco128\n  dataset_s3_uri: s3://training-datasets/alice/coco128\n",
+        JOB.replace("framework: pytorch", "framework: custom\nimage: trainer:1")
+    ))
+);
+snap!(
+    job_custom_dataset_in_another_bucket_with_pod_identity,
+    fails(
+        &[
+            (
+                "env.yaml",
+                &format!("{EKS_ENV}components:\n  tenants:\n    list:\n      - name: alice\n  trainer:\n    jobs_dir: jobs\naws:\n  pod_identity:\n    role_arn: arn:aws:iam::123456789012:role/tenant-trainer\n"),
+            ),
+            (
+                "jobs/job.yaml",
+                &format!(
+                    "{}custom:\n  job_id: \"1\"\n  model_name: m\n  dataset_s3_uri: s3://public-datasets/alice/coco128\n",
+                    JOB.replace("framework: pytorch", "framework: custom\nimage: trainer:1")
+                ),
+            ),
+        ],
+        &["render", "-e", "env.yaml"],
+    )
 );
 snap!(job_gpu_without_gpu_pool, job_fails(&format!("{JOB}  gpu: {{request: 1, limit: 1}}\n")));
 snap!(job_bad_framework, job_fails(&JOB.replace("framework: pytorch", "framework: jax")));

@@ -54,7 +54,7 @@ fn platform_namespace_moves_callback_url_and_minio_endpoints() {
     let env = format!(
         "{MINIMAL_ENV}platform_namespace: ml-system\ncomponents:\n  tenants:\n    list: [{{name: alice}}]\n  trainer:\n    jobs_dir: jobs\n  minio:\n    enabled: true\n  mlflow:\n    enabled: true\n"
     );
-    let job = "name: detect\ntenant: alice\nframework: custom\nimage: trainer:1\nresources:\n  cpu: {request: \"1\", limit: \"2\"}\n  memory: {request: 1Gi, limit: 2Gi}\ncustom:\n  job_id: \"7\"\n  model_name: m\n  dataset_s3_uri: s3://training-datasets/x\n";
+    let job = "name: detect\ntenant: alice\nframework: custom\nimage: trainer:1\nresources:\n  cpu: {request: \"1\", limit: \"2\"}\n  memory: {request: 1Gi, limit: 2Gi}\ncustom:\n  job_id: \"7\"\n  model_name: m\n  dataset_s3_uri: s3://training-datasets/alice/x\n";
     let objs = render(&[("env.yaml", &env), ("jobs/detect.yaml", job)]);
     let job = objs.iter().find(|o| o["kind"] == "Job").expect("the custom job is rendered");
     let trainer = &job["spec"]["template"]["spec"]["containers"][0];
@@ -73,7 +73,7 @@ fn storage_endpoints_default_to_s3_without_minio() {
     let env = format!(
         "{MINIMAL_ENV}components:\n  tenants:\n    list: [{{name: alice}}]\n  trainer:\n    jobs_dir: jobs\n"
     );
-    let job = "name: detect\ntenant: alice\nframework: custom\nimage: trainer:1\nresources:\n  cpu: {request: \"1\", limit: \"2\"}\n  memory: {request: 1Gi, limit: 2Gi}\ncustom:\n  job_id: \"7\"\n  model_name: m\n  dataset_s3_uri: s3://training-datasets/x\n";
+    let job = "name: detect\ntenant: alice\nframework: custom\nimage: trainer:1\nresources:\n  cpu: {request: \"1\", limit: \"2\"}\n  memory: {request: 1Gi, limit: 2Gi}\ncustom:\n  job_id: \"7\"\n  model_name: m\n  dataset_s3_uri: s3://training-datasets/alice/x\n";
     let objs = render(&[("env.yaml", &env), ("jobs/detect.yaml", job)]);
     let job = objs.iter().find(|o| o["kind"] == "Job").expect("the custom job is rendered");
     let trainer = &job["spec"]["template"]["spec"]["containers"][0];

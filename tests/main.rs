@@ -32,4 +32,5 @@ mod server_messages;
 mod smoke;
 #[cfg(unix)]
 mod smoke_http;
+mod tenant_policy;
 mod validate;

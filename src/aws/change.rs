@@ -1,5 +1,5 @@
-//! The change to one AWS resource, as planned and as done: what node groups, buckets and their
-//! orchestrator share, kept below all three so none of them imports another.
+//! The change to one AWS resource, as planned and as done: what node groups, buckets, pod
+//! identity associations and their orchestrator share, kept below them so none imports another.
 
 use serde::Serialize;
 
@@ -10,6 +10,8 @@ pub enum Resource {
     NodeGroup,
     /// An S3 bucket.
     Bucket,
+    /// An EKS Pod Identity association (a tenant's `trainer` ServiceAccount to the tenant role).
+    PodIdentityAssociation,
 }
 
 /// What happens (or would happen) to one AWS resource.
@@ -22,9 +24,9 @@ pub enum AwsAction {
     Update,
     /// Needs replacing, which trainstack reports but never does by itself.
     Replace,
-    /// Deleted by `--prune` (node groups this environment created).
+    /// Deleted by `--prune` (node groups and associations this environment created).
     Prune,
-    /// Deleted by `delete` (node groups this environment created).
+    /// Deleted by `delete` (node groups and associations this environment created).
     Delete,
     /// In sync.
     Unchanged,
@@ -33,7 +35,7 @@ pub enum AwsAction {
 /// One AWS resource's plan or outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AwsChange {
-    /// `NodeGroup` or `Bucket`.
+    /// `NodeGroup`, `Bucket` or `PodIdentityAssociation`.
     pub resource: Resource,
     /// Its name.
     pub name: String,
@@ -76,6 +78,7 @@ impl AwsChange {
         match self.resource {
             Resource::NodeGroup => format!("EKS node group {}", self.name),
             Resource::Bucket => format!("S3 bucket {}", self.name),
+            Resource::PodIdentityAssociation => format!("EKS pod identity association {}", self.name),
         }
     }
 }

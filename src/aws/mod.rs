@@ -1,16 +1,17 @@
 //! The AWS side of an EKS environment that is not a Kubernetes object: what the EKS connection
 //! needs (`eks.rs`, `token.rs`; `connect/` builds the client from them), GPU managed node
-//! groups (`nodegroups/`) and S3 buckets (`s3/`), reconciled together by `reconcile.rs` as part
-//! of `diff` and `apply`.
+//! groups (`nodegroups/`), S3 buckets (`s3/`) and the tenants' Pod Identity associations
+//! (`podidentity/`), reconciled together by `reconcile.rs` as part of `diff` and `apply`.
 //!
 //! Each resource keeps the same split as the engine: a pure plan (desired from the environment,
 //! live from a small trait) and a thin SDK adapter behind that trait, so the planning and the
 //! waits are unit-tested against fakes and the adapters against moto. Imports point one way:
-//! `reconcile.rs` → `nodegroups/`, `s3/` → `change.rs` (the change type all three share).
+//! `reconcile.rs` → `nodegroups/`, `s3/`, `podidentity/` → `change.rs` (the change type all three share).
 
 pub mod change;
 pub mod eks;
 pub mod nodegroups;
+pub mod podidentity;
 pub mod reconcile;
 pub mod s3;
 pub mod token;

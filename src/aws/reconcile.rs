@@ -1,5 +1,5 @@
-//! The AWS part of `diff` and `apply`: S3 buckets, then GPU node groups, planned together and
-//! reported beside the Kubernetes objects.
+//! The AWS part of `diff` and `apply`: S3 buckets, GPU node groups and the tenants' Pod Identity
+//! associations, planned together and reported beside the Kubernetes objects.
 
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::change::{AwsAction, AwsChange, Resource};
 use super::nodegroups::{self, GroupPlan, NodeGroupApi, Waits};
+use super::podidentity::{self, AssociationPlan, PodIdentityApi};
 use super::s3::{self, BucketApi};
 use super::AwsError;
 use crate::env::model::{BucketOwner, Environment, TargetKind};
@@ -25,9 +26,9 @@ pub struct AwsSummary {
     pub unchanged: usize,
     /// Node groups that need replacing.
     pub replace: usize,
-    /// Node groups deleted by prune.
+    /// Node groups and associations deleted by prune.
     pub pruned: usize,
-    /// Node groups deleted by `delete`.
+    /// Node groups and associations deleted by `delete`.
     pub deleted: usize,
     /// Resources that failed.
     pub failed: usize,
@@ -36,7 +37,7 @@ pub struct AwsSummary {
 /// The AWS part of a diff or apply.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AwsReport {
-    /// Buckets, then node groups, then prunes.
+    /// Buckets, then node groups, then associations, then prunes.
     pub changes: Vec<AwsChange>,
     /// Totals.
     pub summary: AwsSummary,
@@ -82,11 +83,13 @@ impl AwsReport {
 }
 
 /// Whether `diff` and `apply` reconcile an AWS side for the environment: an eks target that
-/// declares buckets or node group placement (`components.gpu.node_groups`). An eks environment
-/// with neither needs no AWS access beyond its connection.
+/// declares buckets, node group placement (`components.gpu.node_groups`) or tenant identities
+/// (`aws.pod_identity`). An eks environment with none needs no AWS access beyond its connection.
 pub fn applies_to(env: &Environment) -> bool {
     env.target.kind == TargetKind::Eks
-        && (!env.buckets().is_empty() || env.components.gpu.node_groups.is_some())
+        && (!env.buckets().is_empty()
+            || env.components.gpu.node_groups.is_some()
+            || podidentity::declared(env))
 }
 
 /// Whether the environment declares GPU pools that are EKS managed node groups (which then need
@@ -99,12 +102,15 @@ pub fn declares_node_groups(env: &Environment) -> bool {
         && !gpu.pools.is_empty()
 }
 
-/// What `delete` does on AWS: the node groups this environment created, deleted after the
-/// Kubernetes objects, and the trainstack-managed buckets it keeps (they hold data).
+/// What `delete` does on AWS: the node groups and pod identity associations this environment
+/// created, deleted after the Kubernetes objects, and the trainstack-managed buckets it keeps
+/// (they hold data).
 #[derive(Debug)]
 pub struct Teardown {
     /// Node groups to delete.
     pub groups: Vec<GroupPlan>,
+    /// Associations to delete.
+    pub associations: Vec<AssociationPlan>,
     /// Existing trainstack-managed buckets, left in place.
     pub kept: Vec<String>,
 }
@@ -112,7 +118,12 @@ pub struct Teardown {
 impl Teardown {
     /// The plan as a report (`delete --dry-run`).
     pub fn report(&self) -> AwsReport {
-        let changes = self.groups.iter().map(|g| g.change.clone()).collect();
+        let changes = self
+            .groups
+            .iter()
+            .map(|g| g.change.clone())
+            .chain(self.associations.iter().map(|a| a.change.clone()))
+            .collect();
         AwsReport { kept: self.kept.clone(), ..AwsReport::from(changes) }
     }
 }
@@ -120,7 +131,7 @@ impl Teardown {
 /// One AWS resource in `status`: drift against the environment and readiness as AWS reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AwsStatus {
-    /// `NodeGroup` or `Bucket`.
+    /// `NodeGroup`, `Bucket` or `PodIdentityAssociation`.
     pub resource: Resource,
     /// Its name.
     pub name: String,
@@ -162,25 +173,27 @@ pub struct AwsOptions {
     pub concurrency: usize,
 }
 
-/// Reconciles one environment's buckets and node groups.
-pub struct Reconciler<'a, N, B> {
+/// Reconciles one environment's buckets, node groups and pod identity associations.
+pub struct Reconciler<'a, N, B, P> {
     env: &'a Environment,
     nodegroups: N,
     buckets: B,
+    identities: P,
     opts: AwsOptions,
     progress: Arc<dyn Progress>,
 }
 
-impl<'a, N: NodeGroupApi, B: BucketApi> Reconciler<'a, N, B> {
+impl<'a, N: NodeGroupApi, B: BucketApi, P: PodIdentityApi> Reconciler<'a, N, B, P> {
     /// A reconciler over the given adapters, reporting its phases to `progress`.
     pub fn new(
         env: &'a Environment,
         nodegroups: N,
         buckets: B,
+        identities: P,
         opts: AwsOptions,
         progress: Arc<dyn Progress>,
     ) -> Self {
-        Reconciler { env, nodegroups, buckets, opts, progress }
+        Reconciler { env, nodegroups, buckets, identities, opts, progress }
     }
 
     fn cluster(&self) -> &str {
@@ -212,18 +225,35 @@ impl<'a, N: NodeGroupApi, B: BucketApi> Reconciler<'a, N, B> {
         Ok(nodegroups::plan(&want, &live, &self.env.name))
     }
 
-    /// The plan: every declared bucket and node group, plus node groups prune would delete.
+    /// Associations this environment declares or created; none asked of EKS when it declares
+    /// no tenant identity (its associations from before are then left to `delete`).
+    async fn live_associations(&self) -> Result<Vec<podidentity::Association>, AwsError> {
+        if !podidentity::declared(self.env) {
+            return Ok(Vec::new());
+        }
+        self.identities.live(self.cluster()).await
+    }
+
+    async fn plan_associations(&self) -> Result<Vec<AssociationPlan>, AwsError> {
+        let live = self.live_associations().await?;
+        Ok(podidentity::plan(&podidentity::desired(self.env), &live, &self.env.name))
+    }
+
+    /// The plan: every declared bucket, node group and association, plus the node groups and
+    /// associations prune would delete.
     pub async fn diff(&self) -> Result<AwsReport, AwsError> {
         // Node groups first: a missing cluster stops the diff before any bucket is looked at.
         let groups = self.plan_groups().await?;
+        let associations = self.plan_associations().await?;
         let mut changes: Vec<AwsChange> = self.plan_buckets().await.into_iter().map(|p| p.change).collect();
         changes.extend(groups.into_iter().map(|p| p.change));
+        changes.extend(associations.into_iter().map(|p| p.change));
         Ok(AwsReport::from(changes))
     }
 
-    /// Ensures buckets, then creates and updates node groups and waits for them to be ACTIVE.
-    /// Node groups to prune are left for [`Reconciler::prune`], which runs after everything
-    /// else succeeded.
+    /// Ensures buckets, then creates and updates node groups and waits for them to be ACTIVE,
+    /// then creates and updates associations. Node groups and associations to prune are left
+    /// for [`Reconciler::prune`], which runs after everything else succeeded.
     pub async fn apply(&self) -> Result<AwsReport, AwsError> {
         if self.opts.dry_run {
             let mut r = self.diff().await?;
@@ -232,13 +262,20 @@ impl<'a, N: NodeGroupApi, B: BucketApi> Reconciler<'a, N, B> {
         }
         let groups: Vec<GroupPlan> =
             self.plan_groups().await?.into_iter().filter(|p| p.change.action != AwsAction::Prune).collect();
+        let associations: Vec<AssociationPlan> = self
+            .plan_associations()
+            .await?
+            .into_iter()
+            .filter(|p| p.change.action != AwsAction::Prune)
+            .collect();
         let plans = self.plan_buckets().await;
         // Nothing is written while any resource cannot even be planned (a missing Terraform
-        // bucket, a foreign node group of a declared name, access denied).
+        // bucket, a foreign node group or association of a declared name, access denied).
         let unplannable: Vec<AwsChange> = plans
             .iter()
             .map(|p| &p.change)
             .chain(groups.iter().map(|g| &g.change))
+            .chain(associations.iter().map(|a| &a.change))
             .filter(|c| c.error.is_some())
             .cloned()
             .collect();
@@ -261,21 +298,33 @@ impl<'a, N: NodeGroupApi, B: BucketApi> Reconciler<'a, N, B> {
             changes.extend(done);
         }
         changes.extend(self.run_groups(groups, "node groups").await);
+        changes.extend(self.run_associations(associations, "pod identity").await);
         Ok(AwsReport::from(changes))
     }
 
-    /// Deletes node groups this environment created and no longer declares.
+    /// Deletes node groups and associations this environment created and no longer declares.
     pub async fn prune(&self) -> Result<AwsReport, AwsError> {
         let groups: Vec<GroupPlan> =
             self.plan_groups().await?.into_iter().filter(|p| p.change.action == AwsAction::Prune).collect();
+        let associations: Vec<AssociationPlan> = self
+            .plan_associations()
+            .await?
+            .into_iter()
+            .filter(|p| p.change.action == AwsAction::Prune)
+            .collect();
         if self.opts.dry_run {
-            return Ok(AwsReport::from(groups.into_iter().map(|g| g.change).collect()));
+            let changes =
+                groups.into_iter().map(|g| g.change).chain(associations.into_iter().map(|a| a.change));
+            return Ok(AwsReport::from(changes.collect()));
         }
-        Ok(AwsReport::from(self.run_groups(groups, "prune node groups").await))
+        let mut changes = self.run_groups(groups, "prune node groups").await;
+        changes.extend(self.run_associations(associations, "prune pod identity").await);
+        Ok(AwsReport::from(changes))
     }
 
-    /// Drift and readiness of every declared bucket and node group, and of node groups this
-    /// environment created and no longer declares. Nothing is written.
+    /// Drift and readiness of every declared bucket, node group and association, and of node
+    /// groups and associations this environment created and no longer declares. Nothing is
+    /// written.
     pub async fn status(&self) -> Result<Vec<AwsStatus>, AwsError> {
         let live = nodegroups::live(&self.nodegroups, self.cluster()).await?;
         let groups = nodegroups::plan(&nodegroups::desired(self.env), &live, &self.env.name);
@@ -314,15 +363,29 @@ impl<'a, N: NodeGroupApi, B: BucketApi> Reconciler<'a, N, B> {
             }
             out.push(st);
         }
+        for p in self.plan_associations().await? {
+            // An association is usable as soon as it exists: EKS has no status for it.
+            let ready = match (&p.change.error, p.change.action) {
+                (Some(_), _) => "error",
+                (None, AwsAction::Create) => "does not exist",
+                _ => "ready",
+            };
+            let mut st = AwsStatus::of(p.change, ready.into());
+            if st.state == "undeclared" {
+                st.details.push("apply --prune or delete removes it".into());
+            }
+            out.push(st);
+        }
         Ok(out)
     }
 
-    /// What `delete` would do on AWS (no writes): every node group tagged with this
-    /// environment's name, and the trainstack-managed buckets that exist. A bucket whose
+    /// What `delete` would do on AWS (no writes): every node group and association tagged with
+    /// this environment's name, and the trainstack-managed buckets that exist. A bucket whose
     /// existence cannot be checked is listed as kept too: `delete` never removes one.
     pub async fn teardown_plan(&self) -> Result<Teardown, AwsError> {
         let live = nodegroups::live(&self.nodegroups, self.cluster()).await?;
         let groups = nodegroups::teardown(&live, &self.env.name);
+        let associations = podidentity::teardown(&self.live_associations().await?, &self.env.name);
         let ours = self.env.buckets().iter().filter(|b| b.managed_by == BucketOwner::Trainstack);
         let presence = stream::iter(ours)
             .map(|b| async move { (b.name.clone(), self.buckets.presence(&b.name).await) })
@@ -334,13 +397,34 @@ impl<'a, N: NodeGroupApi, B: BucketApi> Reconciler<'a, N, B> {
             .filter(|(_, p)| !matches!(p, Ok(s3::Presence::Missing)))
             .map(|(name, _)| name)
             .collect();
-        Ok(Teardown { groups, kept })
+        Ok(Teardown { groups, associations, kept })
     }
 
-    /// Deletes the planned node groups concurrently and waits until each is gone.
+    /// Deletes the planned node groups concurrently, waiting until each is gone, then the
+    /// associations (the order `delete --dry-run` lists them in).
     pub async fn teardown(&self, plan: Teardown) -> AwsReport {
-        let changes = self.run_groups(plan.groups, "delete node groups").await;
+        let mut changes = self.run_groups(plan.groups, "delete node groups").await;
+        changes.extend(self.run_associations(plan.associations, "delete pod identity").await);
         AwsReport { kept: plan.kept, ..AwsReport::from(changes) }
+    }
+
+    /// Associations are written concurrently; each is one call, done when EKS answers.
+    async fn run_associations(&self, plans: Vec<AssociationPlan>, phase: &str) -> Vec<AwsChange> {
+        if plans.is_empty() {
+            return Vec::new();
+        }
+        self.progress.phase(phase, plans.len());
+        let done = stream::iter(plans)
+            .map(|p| async move {
+                let c = podidentity::apply(&self.identities, self.cluster(), p).await;
+                self.progress.inc(&c.display_id());
+                c
+            })
+            .buffered(self.opts.concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        self.progress.finish();
+        done
     }
 
     /// Node groups are created, updated and deleted concurrently: each takes minutes on EKS.
@@ -441,6 +525,24 @@ mod tests {
         }
     }
 
+    /// EKS Pod Identity for an environment that declares none: never called.
+    struct NoIdentities;
+
+    impl PodIdentityApi for NoIdentities {
+        async fn live(&self, _: &str) -> Result<Vec<podidentity::Association>, AwsError> {
+            Err(refused())
+        }
+        async fn create(&self, _: &str, _: &podidentity::Association) -> Result<(), AwsError> {
+            Err(refused())
+        }
+        async fn update(&self, _: &str, _: &str, _: &str) -> Result<(), AwsError> {
+            Err(refused())
+        }
+        async fn delete(&self, _: &str, _: &str) -> Result<(), AwsError> {
+            Err(refused())
+        }
+    }
+
     fn opts() -> AwsOptions {
         AwsOptions {
             dry_run: true,
@@ -467,7 +569,7 @@ mod tests {
         sick.status = "DEGRADED".into();
         sick.health = vec!["AsgInstanceLaunchFailures: no spot capacity (asg-1)".into()];
         sick.scaling.desired = 0;
-        let r = Reconciler::new(&env, Groups(vec![sick]), NoBuckets, opts(), Arc::new(Silent));
+        let r = Reconciler::new(&env, Groups(vec![sick]), NoBuckets, NoIdentities, opts(), Arc::new(Silent));
         let rows = r.status().await.unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].state, "in sync", "the settings match; only EKS says it is unwell");
@@ -481,7 +583,7 @@ mod tests {
         );
 
         // Not created yet.
-        let r = Reconciler::new(&env, Groups(Vec::new()), NoBuckets, opts(), Arc::new(Silent));
+        let r = Reconciler::new(&env, Groups(Vec::new()), NoBuckets, NoIdentities, opts(), Arc::new(Silent));
         let rows = r.status().await.unwrap();
         assert_eq!((rows[0].state, rows[0].ready.as_str()), ("missing", "does not exist"));
     }
@@ -495,7 +597,7 @@ mod tests {
             group(&env, "cpu", None),
             group(&env, "team-b", Some("prod")),
         ];
-        let r = Reconciler::new(&env, Groups(live), NoBuckets, opts(), Arc::new(Silent));
+        let r = Reconciler::new(&env, Groups(live), NoBuckets, NoIdentities, opts(), Arc::new(Silent));
         let t = r.teardown_plan().await.unwrap();
         let names: Vec<(&str, AwsAction)> =
             t.groups.iter().map(|g| (g.change.name.as_str(), g.change.action)).collect();

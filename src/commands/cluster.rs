@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::aws::change::Resource;
 use crate::aws::nodegroups::{self, Waits};
+use crate::aws::podidentity;
 use crate::aws::reconcile::{self, AwsOptions, AwsReport, Reconciler};
 use crate::aws::{s3, Aws};
 use crate::connect::{self, ConnectOptions};
@@ -77,9 +78,11 @@ fn reconciler<'a>(
     aws: &Aws,
     opts: AwsOptions,
     verbose: bool,
-) -> Reconciler<'a, nodegroups::Eks, s3::S3> {
+) -> Reconciler<'a, nodegroups::Eks, s3::S3, podidentity::PodIdentity> {
     let progress = Arc::new(Bars::new(verbose));
-    Reconciler::new(&prepared.loaded.env, nodegroups::Eks::new(aws), s3::S3::new(aws), opts, progress)
+    let env = &prepared.loaded.env;
+    let identities = podidentity::PodIdentity::new(aws);
+    Reconciler::new(env, nodegroups::Eks::new(aws), s3::S3::new(aws), identities, opts, progress)
 }
 
 fn aws_options(concurrency: usize, dry_run: bool, node_group_timeout: std::time::Duration) -> AwsOptions {
@@ -244,7 +247,8 @@ pub async fn delete_prepared(args: &DeleteSettings, prepared: &Prepared) -> Resu
         };
         let groups: Vec<&str> =
             teardown.iter().flat_map(|t| &t.groups).map(|g| g.change.name.as_str()).collect();
-        let prompt = delete_prompt(prepared.set.len(), &env.name, &cluster, &groups);
+        let associations = teardown.iter().map(|t| t.associations.len()).sum();
+        let prompt = delete_prompt(prepared.set.len(), &env.name, &cluster, &groups, associations);
         if !super::confirm(&format!("delete environment {:?}", env.name), &prompt, &env.name)? {
             eprintln!("not confirmed; nothing was deleted");
             return Ok(ExitCode::from(1));
@@ -278,16 +282,21 @@ pub async fn delete_prepared(args: &DeleteSettings, prepared: &Prepared) -> Resu
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-/// The question `delete` asks on a terminal, naming the node groups it deletes too.
-/// `cluster` is `context NAME` or `EKS cluster NAME`.
-fn delete_prompt(objects: usize, env: &str, cluster: &str, groups: &[&str]) -> String {
+/// The question `delete` asks on a terminal, naming the node groups and counting the tenants'
+/// pod identity associations it deletes too. `cluster` is `context NAME` or `EKS cluster NAME`.
+fn delete_prompt(objects: usize, env: &str, cluster: &str, groups: &[&str], associations: usize) -> String {
     let and_groups = match groups {
         [] => String::new(),
         [one] => format!(", then the EKS node group it created ({one})"),
         _ => format!(", then the {} EKS node groups it created ({})", groups.len(), groups.join(", ")),
     };
+    let and_associations = match associations {
+        0 => String::new(),
+        1 => ", and the tenant pod identity association it created".to_string(),
+        n => format!(", and the {n} tenant pod identity associations it created"),
+    };
     format!(
-        "Delete all {objects} objects of environment {env:?} ({cluster}){and_groups}? Type the environment name to confirm:"
+        "Delete all {objects} objects of environment {env:?} ({cluster}){and_groups}{and_associations}? Type the environment name to confirm:"
     )
 }
 
@@ -306,6 +315,9 @@ pub async fn status(args: &StatusSettings) -> Result<ExitCode, Error> {
             let (component, object) = match s.resource {
                 Resource::NodeGroup => ("gpu", format!("EKS node group {}", s.name)),
                 Resource::Bucket => ("s3", format!("S3 bucket {}", s.name)),
+                Resource::PodIdentityAssociation => {
+                    ("tenants", format!("EKS pod identity association {}", s.name))
+                }
             };
             rows.push(Row {
                 component: component.into(),
@@ -349,14 +361,17 @@ mod tests {
     #[test]
     fn the_delete_prompt_names_the_node_groups_it_deletes() {
         assert_eq!(
-            delete_prompt(52, "eks-dev", "context kind-dev", &[]),
+            delete_prompt(52, "eks-dev", "context kind-dev", &[], 0),
             "Delete all 52 objects of environment \"eks-dev\" (context kind-dev)? Type the environment name to confirm:"
         );
         assert_eq!(
-            delete_prompt(52, "eks-dev", "EKS cluster trainstack-dev", &["gpu-p3"]),
+            delete_prompt(52, "eks-dev", "EKS cluster trainstack-dev", &["gpu-p3"], 0),
             "Delete all 52 objects of environment \"eks-dev\" (EKS cluster trainstack-dev), then the EKS node group it created (gpu-p3)? Type the environment name to confirm:"
         );
-        assert!(delete_prompt(1, "e", "c", &["a", "b"])
+        assert!(delete_prompt(1, "e", "c", &["a", "b"], 0)
             .contains(", then the 2 EKS node groups it created (a, b)?"));
+        assert!(delete_prompt(1, "e", "c", &["a"], 2).ends_with(
+            ", then the EKS node group it created (a), and the 2 tenant pod identity associations it created? Type the environment name to confirm:"
+        ));
     }
 }

@@ -702,8 +702,37 @@ fn check_aws(env: &Environment, c: &mut Checker) {
     }
     let Some(aws) = &env.aws else { return };
     if env.target.kind != TargetKind::Eks {
-        c.err("aws", "aws resources only apply to eks targets (kind uses components.minio); remove it");
+        if aws.pod_identity.is_some() {
+            c.err(
+                "aws.pod_identity",
+                "EKS Pod Identity only exists on eks targets; on kind the trainers reach MinIO with components.custom_jobs.storage.credentials_secret; remove it",
+            );
+        }
+        if !aws.buckets.is_empty() {
+            c.err("aws", "aws resources only apply to eks targets (kind uses components.minio); remove it");
+        }
         return;
+    }
+    if let Some(pi) = &aws.pod_identity {
+        c.role_arn("aws.pod_identity.role_arn", &pi.role_arn);
+        let t = &env.components.tenants;
+        if !t.enabled {
+            c.err(
+                "aws.pod_identity",
+                "components.tenants.enabled is false, so no tenant has a trainer ServiceAccount to give an identity; enable tenants or remove it",
+            );
+        }
+        for (i, tenant) in t.list.iter().enumerate().filter(|(_, t)| t.irsa_role_arn.is_some()) {
+            // The SDKs try IRSA's web identity before Pod Identity's container credentials, so the
+            // annotation would silently win over the tenant-scoped role.
+            c.err(
+                &format!("components.tenants.list[{i}].irsa_role_arn"),
+                format!(
+                    "tenant {:?} has an IRSA role while aws.pod_identity gives every tenant's trainer ServiceAccount the tenant role; remove one of them",
+                    tenant.name
+                ),
+            );
+        }
     }
     let mut seen = BTreeSet::new();
     for (i, b) in aws.buckets.iter().enumerate() {

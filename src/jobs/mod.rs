@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::env::check::{self, Checker};
-use crate::env::model::Quota;
+use crate::env::model::{Environment, Quota};
 use crate::env::terraform::Fetched;
 use crate::env::validate::limits;
 use crate::env::{self, names, quantity, Layered, LoadedEnv, Sources};
@@ -255,8 +255,30 @@ fn check_spec(loaded: &LoadedEnv, s: &JobSpec, jf: &mut Checker) {
                     "http://trainstack-backend.trainstack-system.svc:8000/api/v1/callbacks",
                 );
             }
-            if !c.dataset_s3_uri.starts_with("s3://") {
-                jf.err("custom.dataset_s3_uri", format!("{:?} is not an s3:// URI", c.dataset_s3_uri));
+            match (&c.dataset, &c.dataset_s3_uri) {
+                (None, None) => jf.err(
+                    "custom",
+                    "the job needs its dataset: dataset (a path under the tenant's prefix of the datasets bucket) or dataset_s3_uri",
+                ),
+                (Some(_), Some(_)) => {
+                    jf.err("custom.dataset", "set dataset or dataset_s3_uri, not both")
+                }
+                (Some(d), None) => {
+                    if d.is_empty() || d.starts_with('/') || d.starts_with("s3://") || d.split('/').any(|p| p == "..") {
+                        jf.err(
+                            "custom.dataset",
+                            format!("{d:?} is not a path under the tenant's dataset prefix (e.g. coco128)"),
+                        );
+                    }
+                }
+                (None, Some(uri)) if !uri.starts_with("s3://") => {
+                    jf.err("custom.dataset_s3_uri", format!("{uri:?} is not an s3:// URI"))
+                }
+                (None, Some(uri)) => {
+                    if let Err(m) = tenant_dataset(&loaded.env, &s.tenant, uri) {
+                        jf.err("custom.dataset_s3_uri", m);
+                    }
+                }
             }
             if c.job_id.is_empty()
                 || !c.job_id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
@@ -403,5 +425,25 @@ fn check_across(jobs: &[Job], diags: &mut Diagnostics) {
                 }
             }
         }
+    }
+}
+
+/// A tenant's datasets live under `<tenant>/` of the datasets bucket: the prefix its AWS identity
+/// may read on EKS (docs/eks.md, "Tenant identity"). With `aws.pod_identity` that identity reads
+/// nothing else, so another bucket is refused too.
+fn tenant_dataset(env: &Environment, tenant: &str, uri: &str) -> Result<(), String> {
+    let bucket = &env.components.custom_jobs.storage.datasets_bucket;
+    let (in_bucket, key) = uri.trim_start_matches("s3://").split_once('/').unwrap_or((uri, ""));
+    let own = format!("s3://{bucket}/{tenant}/");
+    let scoped = env.aws.as_ref().is_some_and(|a| a.pod_identity.is_some());
+    match (in_bucket == bucket, key.strip_prefix(tenant).is_some_and(|k| k.starts_with('/') && k.len() > 1)) {
+        (true, true) => Ok(()),
+        (true, false) => Err(format!(
+            "{uri:?} is outside tenant {tenant:?}'s prefix of the datasets bucket; use {own}<dataset>"
+        )),
+        (false, _) if scoped => Err(format!(
+            "{uri:?} is not in the datasets bucket, which is all tenant {tenant:?}'s AWS identity (aws.pod_identity) may read; use {own}<dataset>"
+        )),
+        (false, _) => Ok(()),
     }
 }

@@ -113,8 +113,13 @@ pub struct CustomTrainer {
     pub job_id: String,
     /// `MODEL_NAME`.
     pub model_name: String,
-    /// `DATASET_S3_URI` (`s3://...`).
-    pub dataset_s3_uri: String,
+    /// The dataset as a path under the tenant's prefix of the datasets bucket:
+    /// `DATASET_S3_URI` is `s3://<datasets bucket>/<tenant>/<dataset>`.
+    #[serde(default)]
+    pub dataset: Option<String>,
+    /// `DATASET_S3_URI` (`s3://...`) written out, instead of `dataset`.
+    #[serde(default)]
+    pub dataset_s3_uri: Option<String>,
     /// `CALLBACK_URL`; defaults to `custom_jobs.callback_url`.
     #[serde(default)]
     pub callback_url: Option<String>,

@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 
-use crate::aws::change::AwsAction;
+use crate::aws::change::{AwsAction, Resource};
 use crate::aws::reconcile::AwsReport;
 use crate::engine::plan::{self, Action};
 use crate::engine::run::Report;
@@ -140,9 +140,16 @@ fn aws_summary(a: &AwsReport, verb: &str) -> String {
         ));
     }
     let deleted = if verb.ends_with("--dry-run") { "to delete" } else { "deleted" };
+    let count =
+        |r: Resource| a.changes.iter().filter(|c| c.resource == r && c.action == AwsAction::Delete).count();
+    // Only environments with tenant identities have associations to name.
+    let associations = match count(Resource::PodIdentityAssociation) {
+        0 => String::new(),
+        n => format!("{n} pod identity associations {deleted}, "),
+    };
     t.push_str(&format!(
-        "{verb} aws: {} node groups {deleted}, {} failed, {} buckets kept\n",
-        s.deleted,
+        "{verb} aws: {} node groups {deleted}, {associations}{} failed, {} buckets kept\n",
+        count(Resource::NodeGroup),
         s.failed,
         a.kept.len()
     ));

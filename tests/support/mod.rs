@@ -4,6 +4,8 @@
 #[allow(dead_code)]
 pub mod apiserver;
 #[allow(dead_code)]
+pub mod iam;
+#[allow(dead_code)]
 pub mod moto;
 #[cfg(unix)]
 #[allow(dead_code)]

@@ -1,4 +1,5 @@
-//! `aws`: the S3 buckets of an eks environment, which are not Kubernetes objects.
+//! `aws`: the S3 buckets and the tenants' AWS identity (EKS Pod Identity) of an eks environment,
+//! which are not Kubernetes objects.
 
 use serde::{Deserialize, Serialize};
 
@@ -8,6 +9,18 @@ use serde::{Deserialize, Serialize};
 pub struct AwsResources {
     /// S3 buckets the platform uses.
     pub buckets: Vec<Bucket>,
+    /// The AWS identity of every tenant's `trainer` ServiceAccount.
+    pub pod_identity: Option<PodIdentity>,
+}
+
+/// EKS Pod Identity for the tenants: one association per tenant namespace's `trainer`
+/// ServiceAccount, all to one role whose policy scopes S3 by the `kubernetes-namespace` session
+/// tag EKS attaches (Terraform's `tenant_role_arn`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodIdentity {
+    /// The tenant role, usually `${terraform.tenant_role_arn}`.
+    pub role_arn: String,
 }
 
 /// Who creates and configures a bucket.

@@ -22,7 +22,7 @@ mod trainer;
 use serde::{Deserialize, Serialize};
 
 pub use addons::{Addon, AddonSource};
-pub use aws::{AwsResources, Bucket, BucketEncryption, BucketOwner, LifecycleRule};
+pub use aws::{AwsResources, Bucket, BucketEncryption, BucketOwner, LifecycleRule, PodIdentity};
 pub use gpu::{
     CapacityType, DevicePlugin, Gpu, GpuPool, GpuProvider, KarpenterSettings, NodeGroupSettings, Taint,
     TaintEffect,
@@ -33,7 +33,9 @@ pub use ray::{Ray, RayWorkers};
 pub use resources::{Quantity, RequestLimit, Resources};
 pub use storage::{Minio, Postgres};
 pub use target::{IngressPorts, Target, TargetKind, TerraformSource, DEFAULT_KIND_WORKERS};
-pub use tenants::{Backend, LimitRange, Quota, QuotaOverride, Tenant, TenantSettings, Tenants};
+pub use tenants::{
+    Backend, LimitRange, Quota, QuotaOverride, Tenant, TenantSettings, Tenants, TRAINER_SERVICE_ACCOUNT,
+};
 pub use trainer::{CustomJobs, Trainer, TrainerStorage};
 
 /// A whole environment after layering: one cluster's ML platform.
@@ -56,7 +58,8 @@ pub struct Environment {
     /// The platform components.
     #[serde(default)]
     pub components: Components,
-    /// AWS resources trainstack reconciles besides node groups (eks targets only).
+    /// AWS resources trainstack reconciles besides node groups: buckets and the tenants' Pod
+    /// Identity associations (eks targets only).
     #[serde(default)]
     pub aws: Option<AwsResources>,
 }

@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Quantity, Resources, TenantHpo};
 
+/// The ServiceAccount TrainJobs and custom trainer Jobs run as in every tenant namespace.
+pub const TRAINER_SERVICE_ACCOUNT: &str = "trainer";
+
 /// Tenants: one namespace per user or team, with quota, limits, network policy and RBAC.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

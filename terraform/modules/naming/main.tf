@@ -16,12 +16,14 @@ locals {
   }
 
   iam_role_names = {
-    mlflow    = "${local.base}-mlflow"
-    ray       = "${local.base}-ray"
-    trainer   = "${local.base}-trainer"
-    backend   = "${local.base}-backend"
-    ebs_csi   = "${local.base}-ebs-csi"
-    gpu_nodes = "${local.base}-gpu-nodes"
+    mlflow = "${local.base}-mlflow"
+    ray    = "${local.base}-ray"
+    # The one role of every tenant's trainer ServiceAccount (EKS Pod Identity). Not the name
+    # of the IRSA trainer role it replaces, so Terraform can create it before deleting that.
+    tenant_trainer = "${local.base}-tenant-trainer"
+    backend        = "${local.base}-backend"
+    ebs_csi        = "${local.base}-ebs-csi"
+    gpu_nodes      = "${local.base}-gpu-nodes"
   }
 
   # Same label and taint as the node groups trainstack reconciles itself (platform spec, GPU

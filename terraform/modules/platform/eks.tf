@@ -37,6 +37,12 @@ module "eks" {
       most_recent    = true
       before_compute = true
     }
+    # Credentials of the tenants' trainer ServiceAccounts (EKS Pod Identity associations,
+    # which trainstack creates per tenant).
+    eks-pod-identity-agent = {
+      most_recent    = true
+      before_compute = true
+    }
     # Volumes for the dataset and model PVCs.
     aws-ebs-csi-driver = {
       most_recent              = true

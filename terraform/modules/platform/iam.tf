@@ -28,7 +28,8 @@ data "aws_iam_policy_document" "artifacts_rw" {
   }
 }
 
-# Ray, trainers and the backend: read datasets, read and write checkpoints.
+# Ray and the backend: read datasets, read and write checkpoints (all tenants': they serve
+# every tenant). Tenant trainers get tenant_identity.tf's role instead.
 data "aws_iam_policy_document" "training_data" {
   statement {
     sid       = "ListBuckets"
@@ -80,11 +81,6 @@ locals {
       name             = var.iam_role_names.ray
       policy_arn       = aws_iam_policy.training_data.arn
       service_accounts = ["${var.platform_namespace}:${var.ray_service_account}"]
-    }
-    trainer = {
-      name             = var.iam_role_names.trainer
-      policy_arn       = aws_iam_policy.training_data.arn
-      service_accounts = var.trainer_service_accounts
     }
     backend = {
       name             = var.iam_role_names.backend

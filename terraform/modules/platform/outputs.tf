@@ -24,7 +24,7 @@ output "private_subnet_ids" {
 }
 
 output "role_arns" {
-  description = "IRSA role ARNs by workload: mlflow, ray, trainer, backend."
+  description = "IRSA role ARNs by workload: mlflow, ray, backend."
   value       = { for k, r in module.irsa : k => r.iam_role_arn }
 }
 
@@ -51,4 +51,9 @@ output "node_role_arn" {
 output "efs_file_system_id" {
   description = "EFS file system of the HPO workspaces (empty without enable_efs)."
   value       = var.enable_efs ? aws_efs_file_system.hpo[0].id : ""
+}
+
+output "tenant_role_arn" {
+  description = "EKS Pod Identity role of every tenant's trainer ServiceAccount (its own S3 prefixes only)."
+  value       = aws_iam_role.tenant_trainer.arn
 }

@@ -22,14 +22,14 @@ variable "rds_identifier" {
 }
 
 variable "iam_role_names" {
-  description = "IAM role names: the IRSA roles by workload, and gpu_nodes (node role of the GPU node groups trainstack creates)."
+  description = "IAM role names: the IRSA roles by workload, tenant_trainer (EKS Pod Identity role of every tenant's trainer ServiceAccount) and gpu_nodes (node role of the GPU node groups trainstack creates)."
   type = object({
-    mlflow    = string
-    ray       = string
-    trainer   = string
-    backend   = string
-    ebs_csi   = string
-    gpu_nodes = string
+    mlflow         = string
+    ray            = string
+    tenant_trainer = string
+    backend        = string
+    ebs_csi        = string
+    gpu_nodes      = string
   })
 }
 
@@ -242,17 +242,6 @@ variable "backend_service_account" {
   description = "ServiceAccount of the platform backend in the platform namespace."
   type        = string
   default     = "trainjob-backend"
-}
-
-variable "trainer_service_accounts" {
-  description = "ServiceAccounts of training jobs as `namespace:name` (tenant namespaces), allowed to assume the trainer role."
-  type        = list(string)
-  default     = ["trainstack-system:trainer"]
-
-  validation {
-    condition     = length(var.trainer_service_accounts) > 0 && alltrue([for s in var.trainer_service_accounts : can(regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?:[a-z0-9]([-.a-z0-9]*[a-z0-9])?$", s))])
-    error_message = "trainer_service_accounts must be a non-empty list of `namespace:serviceaccount` (no wildcards)."
-  }
 }
 
 variable "enable_efs" {

@@ -28,12 +28,12 @@ run "default_names" {
 
   assert {
     condition = output.iam_role_names == {
-      mlflow    = "trainstack-dev-mlflow"
-      ray       = "trainstack-dev-ray"
-      trainer   = "trainstack-dev-trainer"
-      backend   = "trainstack-dev-backend"
-      ebs_csi   = "trainstack-dev-ebs-csi"
-      gpu_nodes = "trainstack-dev-gpu-nodes"
+      mlflow         = "trainstack-dev-mlflow"
+      ray            = "trainstack-dev-ray"
+      tenant_trainer = "trainstack-dev-tenant-trainer"
+      backend        = "trainstack-dev-backend"
+      ebs_csi        = "trainstack-dev-ebs-csi"
+      gpu_nodes      = "trainstack-dev-gpu-nodes"
     }
     error_message = "unexpected role names: ${jsonencode(output.iam_role_names)}"
   }
