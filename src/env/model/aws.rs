@@ -1,4 +1,7 @@
-//! `aws`: the S3 buckets of an eks environment, which are not Kubernetes objects.
+//! `aws`: the S3 buckets of an eks environment, which are not Kubernetes objects, and the
+//! Secrets Manager secrets that become Kubernetes Secrets.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -8,6 +11,22 @@ use serde::{Deserialize, Serialize};
 pub struct AwsResources {
     /// S3 buckets the platform uses.
     pub buckets: Vec<Bucket>,
+    /// Kubernetes Secrets in the platform namespace whose values come from Secrets Manager
+    /// (how: `components.secrets.mode`).
+    pub secrets: Vec<ManagedSecret>,
+}
+
+/// One Kubernetes Secret made from one Secrets Manager secret whose value is a JSON object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagedSecret {
+    /// Name of the Kubernetes Secret (in the platform namespace).
+    pub name: String,
+    /// ARN of the Secrets Manager secret, e.g. `${terraform.rds_secret_arn}`.
+    pub from: String,
+    /// Key of the Kubernetes Secret -> its value, a template over the secret's JSON fields:
+    /// `{{ password }}`, or `{{ password | urlencode }}` inside a URI (`env::secret_template`).
+    pub data: BTreeMap<String, String>,
 }
 
 /// Who creates and configures a bucket.

@@ -13,6 +13,7 @@ mod gpu;
 mod mlflow;
 mod ray;
 mod resources;
+mod secrets;
 mod storage;
 mod target;
 mod tenants;
@@ -21,14 +22,15 @@ mod trainer;
 use serde::{Deserialize, Serialize};
 
 pub use addons::{Addon, AddonSource};
-pub use aws::{AwsResources, Bucket, BucketEncryption, BucketOwner, LifecycleRule};
+pub use aws::{AwsResources, Bucket, BucketEncryption, BucketOwner, LifecycleRule, ManagedSecret};
 pub use gpu::{
     CapacityType, DevicePlugin, Gpu, GpuPool, GpuProvider, KarpenterSettings, NodeGroupSettings, Taint,
     TaintEffect,
 };
-pub use mlflow::{Artifacts, Autoscaling, Ingress, Mlflow, MlflowAuth, SecretKeyRef};
+pub use mlflow::{Artifacts, Autoscaling, Ingress, IngressScheme, Mlflow, MlflowAuth, SecretKeyRef};
 pub use ray::{Ray, RayWorkers};
 pub use resources::{Quantity, RequestLimit, Resources};
+pub use secrets::{ExternalSecrets, Secrets, SecretsMode};
 pub use storage::{Minio, Postgres};
 pub use target::{IngressPorts, Target, TargetKind, TerraformSource, DEFAULT_KIND_WORKERS};
 pub use tenants::{Backend, LimitRange, Quota, QuotaOverride, Tenant, TenantSettings, Tenants};
@@ -67,6 +69,20 @@ impl Environment {
     /// The declared S3 buckets (none when `aws` is unset).
     pub fn buckets(&self) -> &[Bucket] {
         self.aws.as_ref().map(|a| a.buckets.as_slice()).unwrap_or_default()
+    }
+
+    /// The Secrets that come from Secrets Manager (none when `aws` is unset).
+    pub fn managed_secrets(&self) -> &[ManagedSecret] {
+        self.aws.as_ref().map(|a| a.secrets.as_slice()).unwrap_or_default()
+    }
+
+    /// The Secrets `diff`, `apply` and `status` read from Secrets Manager themselves
+    /// (`components.secrets.mode: apply`).
+    pub fn applied_secrets(&self) -> &[ManagedSecret] {
+        match self.components.secrets.mode {
+            SecretsMode::Apply => self.managed_secrets(),
+            SecretsMode::ExternalSecrets | SecretsMode::None => &[],
+        }
     }
 
     /// Fills the defaults that depend on other settings, once, right after loading: addresses
@@ -113,4 +129,6 @@ pub struct Components {
     pub minio: Minio,
     /// Ray cluster (KubeRay).
     pub ray: Ray,
+    /// How `aws.secrets` reach the cluster.
+    pub secrets: Secrets,
 }
