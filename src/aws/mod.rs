@@ -1,7 +1,8 @@
 //! The AWS side of an EKS environment that is not a Kubernetes object: what the EKS connection
 //! needs (`eks.rs`, `token.rs`; `connect/` builds the client from them), GPU managed node
 //! groups (`nodegroups/`) and S3 buckets (`s3/`), reconciled together by `reconcile.rs` as part
-//! of `diff` and `apply`.
+//! of `diff` and `apply`, and the Secrets Manager values of `aws.secrets` (`secrets/`), read
+//! before anything is written.
 //!
 //! Each resource keeps the same split as the engine: a pure plan (desired from the environment,
 //! live from a small trait) and a thin SDK adapter behind that trait, so the planning and the
@@ -13,6 +14,7 @@ pub mod eks;
 pub mod nodegroups;
 pub mod reconcile;
 pub mod s3;
+pub mod secrets;
 pub mod token;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
