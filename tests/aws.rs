@@ -67,8 +67,14 @@ impl Scenario {
         // moto picks the ARN's random suffix; a moto enforcing IAM refuses the create, and the
         // fixture's ARN stays (those runs fail before reading it).
         let secret = serde_json::json!({"username": RDS_USER, "password": RDS_PASSWORD}).to_string();
-        let created =
-            moto.secretsmanager().await.create_secret().name("rds!db-test").secret_string(secret).send().await;
+        let created = moto
+            .secretsmanager()
+            .await
+            .create_secret()
+            .name("rds!db-test")
+            .secret_string(secret)
+            .send()
+            .await;
         if let Ok(arn) = created.map(|c| c.arn.unwrap()) {
             outputs["rds_secret_arn"]["value"] = Value::String(arn);
         }

@@ -193,10 +193,7 @@ snap!(
     env_secret_bad_templates_keys_and_duplicates,
     eks_fails("aws:\n  secrets:\n    - name: db\n      from: arn:aws:secretsmanager:us-east-1:123456789012:secret:db-Ab12Cd\n      data:\n        uri: \"postgresql://{{ username }}:{{ password | upper }}@db/x\"\n        pass word: \"{{ password\"\n    - name: db\n      from: arn:aws:secretsmanager:us-east-1:123456789012:secret:db-Ab12Cd\n      data: {}\n")
 );
-snap!(
-    env_secrets_both_modes,
-    eks_fails("components:\n  secrets:\n    mode: [apply, external-secrets]\n")
-);
+snap!(env_secrets_both_modes, eks_fails("components:\n  secrets:\n    mode: [apply, external-secrets]\n"));
 snap!(
     env_external_secrets_without_role,
     eks_fails("components:\n  secrets:\n    mode: external-secrets\n    external_secrets:\n      refresh_interval: hourly\naws:\n  secrets:\n    - name: db\n      from: arn:aws:secretsmanager:us-east-1:123456789012:secret:db-Ab12Cd\n      data: {password: \"{{ password }}\"}\n")

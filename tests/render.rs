@@ -301,7 +301,11 @@ fn external_secrets_mode_renders_a_secret_store_and_external_secrets_instead_of_
     let apply = shipped(&["environments/base.yaml", "environments/eks-dev.yaml"]);
     let applied = component_docs(&apply, "secrets");
     assert!(applied.contains("kind: Secret\n") && !applied.contains("\ndata:"), "{applied}");
-    let out = shipped(&["environments/base.yaml", "environments/eks-dev.yaml", "tests/fixtures/external-secrets.yaml"]);
+    let out = shipped(&[
+        "environments/base.yaml",
+        "environments/eks-dev.yaml",
+        "tests/fixtures/external-secrets.yaml",
+    ]);
     let eso = component_docs(&out, "secrets");
     assert!(!eso.contains("kind: Secret\n"), "the operator writes the Secret: {eso}");
     insta::assert_snapshot!("eks-dev-external-secrets", eso);
@@ -315,9 +319,16 @@ fn mlflow_alb_is_internal_unless_an_environment_opts_in_by_name() {
     let dev = shipped(&["environments/base.yaml", "environments/eks-dev.yaml"]);
     assert_eq!(scheme(&dev).as_deref(), Some("alb.ingress.kubernetes.io/scheme: internal"));
     let prod = shipped(&["environments/base.yaml", "environments/eks-prod.yaml"]);
-    assert_eq!(scheme(&prod).as_deref(), Some("alb.ingress.kubernetes.io/scheme: internet-facing"), "behind auth");
-    let public =
-        shipped(&["environments/base.yaml", "environments/eks-dev.yaml", "tests/fixtures/public-mlflow-without-auth.yaml"]);
+    assert_eq!(
+        scheme(&prod).as_deref(),
+        Some("alb.ingress.kubernetes.io/scheme: internet-facing"),
+        "behind auth"
+    );
+    let public = shipped(&[
+        "environments/base.yaml",
+        "environments/eks-dev.yaml",
+        "tests/fixtures/public-mlflow-without-auth.yaml",
+    ]);
     assert_eq!(scheme(&public).as_deref(), Some("alb.ingress.kubernetes.io/scheme: internet-facing"));
 }
 

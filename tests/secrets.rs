@@ -130,8 +130,16 @@ async fn the_secret_value_appears_in_no_output_log_or_rendered_file() {
     let out_arg = out_dir.display().to_string();
     let mut runs = vec![
         // render takes no cluster flags.
-        s.cluster.test_without_kubeconfig(&["render", "--no-addons", "--out", &out_arg]).status(0).run_async().await,
-        s.cluster.test_without_kubeconfig(&["render", "--no-addons", "-o", "json"]).status(0).run_async().await,
+        s.cluster
+            .test_without_kubeconfig(&["render", "--no-addons", "--out", &out_arg])
+            .status(0)
+            .run_async()
+            .await,
+        s.cluster
+            .test_without_kubeconfig(&["render", "--no-addons", "-o", "json"])
+            .status(0)
+            .run_async()
+            .await,
         s.test(&["diff", "-v"]).status(2).run_async().await,
         s.test(&["diff", "-o", "json"]).status(2).run_async().await,
         s.test(&["apply", "--no-wait", "-v"]).status(0).run_async().await,
@@ -141,13 +149,18 @@ async fn the_secret_value_appears_in_no_output_log_or_rendered_file() {
     ];
     rotate(&s, "An0ther-S3cret=Value").await;
     runs.push(s.test(&["diff", "-v", "-o", "yaml"]).status(2).run_async().await);
-    assert_eq!(live_uri(&s).as_deref(), Some(expected_uri(RDS_PASSWORD).as_str()), "the test grepped for the value that was applied");
+    assert_eq!(
+        live_uri(&s).as_deref(),
+        Some(expected_uri(RDS_PASSWORD).as_str()),
+        "the test grepped for the value that was applied"
+    );
     for out in &runs {
         assert_no_leak("a run's output", &both(out), RDS_PASSWORD);
         assert_no_leak("a run's output", &both(out), "An0ther-S3cret=Value");
     }
     let files = files_under(&out_dir);
-    let rendered = files.iter().find(|f| std::fs::read_to_string(f).unwrap().contains(&format!("name: {SECRET}\n")));
+    let rendered =
+        files.iter().find(|f| std::fs::read_to_string(f).unwrap().contains(&format!("name: {SECRET}\n")));
     let rendered = std::fs::read_to_string(rendered.expect("render --out writes the Secret")).unwrap();
     assert!(!rendered.contains("\ndata:"), "the rendered Secret carries no data:\n{rendered}");
     for f in &files {
@@ -162,7 +175,12 @@ async fn an_unusable_secret_names_the_arn_and_nothing_is_written() {
     let arn = s.rds_secret_arn.clone();
     let moto_writes = s.moto.writes().len();
 
-    sm.put_secret_value().secret_id(&arn).secret_string("{\"username\": \"mlflow\", \"pass").send().await.unwrap();
+    sm.put_secret_value()
+        .secret_id(&arn)
+        .secret_string("{\"username\": \"mlflow\", \"pass")
+        .send()
+        .await
+        .unwrap();
     let out = s.test(&["apply", "--no-wait"]).status(1).run_async().await;
     assert!(
         out.stderr.contains(&format!("aws.secrets \"{SECRET}\": Secrets Manager secret {arn} is not a JSON object (invalid JSON at line 1 column")),
@@ -170,7 +188,12 @@ async fn an_unusable_secret_names_the_arn_and_nothing_is_written() {
         out.stderr
     );
 
-    sm.put_secret_value().secret_id(&arn).secret_string("{\"username\": \"mlflow\", \"pass\": \"x\"}").send().await.unwrap();
+    sm.put_secret_value()
+        .secret_id(&arn)
+        .secret_string("{\"username\": \"mlflow\", \"pass\": \"x\"}")
+        .send()
+        .await
+        .unwrap();
     let out = s.test(&["apply", "--no-wait"]).status(1).run_async().await;
     assert!(
         out.stderr.contains(&format!("aws.secrets \"{SECRET}\": data.uri reads field \"password\", but Secrets Manager secret {arn} has no such string field (it has: username, pass)")),
@@ -181,7 +204,8 @@ async fn an_unusable_secret_names_the_arn_and_nothing_is_written() {
     sm.delete_secret().secret_id(&arn).force_delete_without_recovery(true).send().await.unwrap();
     let out = s.test(&["apply", "--no-wait"]).status(1).run_async().await;
     assert!(
-        out.stderr.contains(&format!("aws.secrets \"{SECRET}\": Secrets Manager secret {arn} does not exist")),
+        out.stderr
+            .contains(&format!("aws.secrets \"{SECRET}\": Secrets Manager secret {arn} does not exist")),
         "{}",
         out.stderr
     );

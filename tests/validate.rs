@@ -59,7 +59,8 @@ fn custom_resources_without_schemas_are_reported_not_checked() {
 
 #[test]
 fn external_secrets_kinds_are_reported_unchecked_as_a_prerequisite_not_a_missing_addon() {
-    let files = ["environments/base.yaml", "environments/eks-dev.yaml", "tests/fixtures/external-secrets.yaml"];
+    let files =
+        ["environments/base.yaml", "environments/eks-dev.yaml", "tests/fixtures/external-secrets.yaml"];
     let out = validate(&files, V23).status(0).run();
     assert!(out.stdout.contains(
         "warning: ExternalSecret/trainstack-system/mlflow-backend-store (external-secrets.io/v1 ExternalSecret): no schema to check it against: the External Secrets Operator (components.secrets.mode: external-secrets) is a prerequisite trainstack does not install, so its CRDs are not in the set; pass --crds DIR with the CRDs of the version installed in the cluster"

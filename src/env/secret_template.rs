@@ -33,9 +33,9 @@ impl ValueTemplate {
                 parts.push(Part::Text(rest[..start].to_string()));
             }
             let after = &rest[start + 2..];
-            let end = after.find("}}").ok_or_else(|| {
-                format!("{text:?}: a placeholder opened with {{{{ is not closed with }}}}")
-            })?;
+            let end = after
+                .find("}}")
+                .ok_or_else(|| format!("{text:?}: a placeholder opened with {{{{ is not closed with }}}}"))?;
             parts.push(placeholder(after[..end].trim())?);
             rest = &after[end + 2..];
         }
@@ -101,7 +101,9 @@ fn placeholder(inner: &str) -> Result<Part, String> {
     match filter {
         None => Ok(Part::Field { name: name.into(), urlencode: false }),
         Some("urlencode") => Ok(Part::Field { name: name.into(), urlencode: true }),
-        Some(other) => Err(format!("{{{{ {inner} }}}}: unknown filter {other:?}; the only filter is urlencode")),
+        Some(other) => {
+            Err(format!("{{{{ {inner} }}}}: unknown filter {other:?}; the only filter is urlencode"))
+        }
     }
 }
 
@@ -111,7 +113,8 @@ mod tests {
 
     #[test]
     fn a_uri_template_fills_fields_and_encodes_only_where_asked() {
-        let t = ValueTemplate::parse("postgresql://{{ username }}:{{password|urlencode}}@db:5432/mlflow").unwrap();
+        let t = ValueTemplate::parse("postgresql://{{ username }}:{{password|urlencode}}@db:5432/mlflow")
+            .unwrap();
         assert_eq!(t.fields().collect::<Vec<_>>(), ["username", "password"]);
         let v = t.render(|f| Some(if f == "username" { "ml:user" } else { "p@ss/w:rd ~" })).unwrap();
         assert_eq!(v, "postgresql://ml:user:p%40ss%2Fw%3Ard%20~@db:5432/mlflow");

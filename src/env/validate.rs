@@ -656,7 +656,10 @@ fn check_secrets(env: &Environment, c: &mut Checker) {
             _ => {}
         }
         if s.data.is_empty() {
-            c.err(&format!("{f}.data"), "a Secret needs at least one key (e.g. password: \"{{ password }}\")");
+            c.err(
+                &format!("{f}.data"),
+                "a Secret needs at least one key (e.g. password: \"{{ password }}\")",
+            );
         }
         for (key, value) in &s.data {
             let kf = format!("{f}.data.{key}");

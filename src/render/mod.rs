@@ -212,7 +212,8 @@ fn build_context<'a>(env: &'a Environment, jobs: &'a [Job]) -> Context<'a> {
                     .data
                     .iter()
                     .map(|(k, v)| {
-                        let go = ValueTemplate::parse(v).map(|t| t.to_go_template()).unwrap_or_else(|_| v.clone());
+                        let go =
+                            ValueTemplate::parse(v).map(|t| t.to_go_template()).unwrap_or_else(|_| v.clone());
                         (k.as_str(), go)
                     })
                     .collect(),

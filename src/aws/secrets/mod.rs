@@ -88,7 +88,10 @@ pub async fn build(source: &impl SecretSource, secrets: &[ManagedSecret]) -> Res
     Ok(out)
 }
 
-async fn fetch(source: &impl SecretSource, s: &ManagedSecret) -> Result<serde_json::Map<String, Value>, SecretError> {
+async fn fetch(
+    source: &impl SecretSource,
+    s: &ManagedSecret,
+) -> Result<serde_json::Map<String, Value>, SecretError> {
     let text = source
         .secret_string(&s.from)
         .await
@@ -175,18 +178,25 @@ mod tests {
 
     fn decoded(v: &serde_json::Value) -> String {
         use base64::Engine as _;
-        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap()).unwrap()
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap())
+            .unwrap()
     }
 
     #[tokio::test]
     async fn two_secrets_from_one_arn_read_it_once_and_fill_their_templates() {
         let f = fake(r#"{"username": "mlflow", "password": "p@ss:w/rd"}"#);
         let secrets = [
-            secret("mlflow-backend-store", &[("uri", "postgresql://{{ username }}:{{ password | urlencode }}@db:5432/mlflow")]),
+            secret(
+                "mlflow-backend-store",
+                &[("uri", "postgresql://{{ username }}:{{ password | urlencode }}@db:5432/mlflow")],
+            ),
             secret("db", &[("password", "{{ password }}")]),
         ];
         let data = build(&f, &secrets).await.unwrap();
-        assert_eq!(decoded(&data["mlflow-backend-store"]["uri"]), "postgresql://mlflow:p%40ss%3Aw%2Frd@db:5432/mlflow");
+        assert_eq!(
+            decoded(&data["mlflow-backend-store"]["uri"]),
+            "postgresql://mlflow:p%40ss%3Aw%2Frd@db:5432/mlflow"
+        );
         assert_eq!(decoded(&data["db"]["password"]), "p@ss:w/rd");
         assert_eq!(*f.reads.lock().unwrap(), 1);
     }

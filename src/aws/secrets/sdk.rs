@@ -26,10 +26,17 @@ impl SecretSource for SecretsManager {
                 None => Err(AwsError::Api {
                     call: "secretsmanager:GetSecretValue".into(),
                     resource: format!("secret {arn}"),
-                    message: "the secret holds binary data (SecretBinary); aws.secrets reads a JSON SecretString".into(),
+                    message:
+                        "the secret holds binary data (SecretBinary); aws.secrets reads a JSON SecretString"
+                            .into(),
                 }),
             },
-            Err(e) if matches!(e.as_service_error(), Some(GetSecretValueError::ResourceNotFoundException(_))) => {
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(GetSecretValueError::ResourceNotFoundException(_))
+                ) =>
+            {
                 Ok(None)
             }
             Err(e) => Err(AwsError::from_sdk("secretsmanager:GetSecretValue", &format!("secret {arn}"), e)),
