@@ -439,7 +439,8 @@ pub struct DiffArgs {
     pub addons: AddonArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// Print Secret values instead of redacting them.
+    /// Print Secret values instead of redacting them (never those read from AWS Secrets
+    /// Manager for aws.secrets).
     #[arg(long)]
     pub show_secrets: bool,
     /// Diff as if taking over fields other field managers own, without naming the managers.

@@ -23,6 +23,9 @@ pub enum Error {
     /// An AWS call failed outside any single resource (credentials, missing cluster).
     #[error(transparent)]
     Aws(#[from] crate::aws::AwsError),
+    /// A Secret of `aws.secrets` could not be built from Secrets Manager.
+    #[error(transparent)]
+    Secret(#[from] crate::aws::secrets::SecretError),
     /// A diff, apply or delete stopped.
     #[error(transparent)]
     Run(#[from] crate::engine::run::RunError),

@@ -65,6 +65,11 @@ output "rds_secret_arn" {
   value       = module.platform.rds_secret_arn
 }
 
+output "mlflow_admin_secret_arn" {
+  description = "Secrets Manager secret with the MLflow basic-auth admin (username, password, flask_secret_key)."
+  value       = module.platform.mlflow_admin_secret_arn
+}
+
 output "node_security_group_id" {
   description = "Security group of the Terraform-managed EKS nodes."
   value       = module.platform.node_security_group_id

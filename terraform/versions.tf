@@ -1,5 +1,6 @@
 terraform {
-  required_version = ">= 1.6"
+  # 1.11: write-only attributes keep the generated MLflow admin password out of state (secrets.tf).
+  required_version = ">= 1.11"
 
   required_providers {
     aws = {

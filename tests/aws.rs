@@ -25,16 +25,25 @@ const TF_BUCKETS: [&str; 3] = [
     "trainstack-dev-training-checkpoints-123456789012",
 ];
 
+/// The RDS-managed secret of the MLflow backend store as moto holds it: the password has
+/// characters a URI must encode, and is what tests grep every output for.
+pub(crate) const RDS_USER: &str = "mlflow";
+pub(crate) const RDS_PASSWORD: &str = "Zq8sEcReT@vAlUe:4711/x";
+/// `aws.secrets` of eks-dev builds the URI with this endpoint (the outputs fixture's).
+pub(crate) const RDS_ENDPOINT: &str = "trainstack-dev-mlflow.c9x8y7z6w5v4.us-east-1.rds.amazonaws.com:5432";
+
 /// moto for AWS, the API double for Kubernetes, and base + eks-dev + CRD add-ons + an overlay
-/// with the Terraform outputs fixture.
-struct Scenario {
-    cluster: ClusterScenario,
-    moto: Moto,
+/// with the Terraform outputs fixture, its `rds_secret_arn` replaced by a secret moto holds.
+pub(crate) struct Scenario {
+    pub(crate) cluster: ClusterScenario,
+    pub(crate) moto: Moto,
+    /// ARN of the RDS secret in moto (the fixture's when moto refused to create it).
+    pub(crate) rds_secret_arn: String,
 }
 
 impl Scenario {
     /// moto with the EKS cluster and the Terraform-owned buckets already there.
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let s = Self::bare().await;
         s.create_cluster().await;
         let s3 = s.moto.s3().await;
@@ -50,17 +59,35 @@ impl Scenario {
     }
 
     async fn with_moto(moto: Moto) -> Self {
-        let tf_outputs = repo().join(TF_OUTPUTS).display().to_string();
-        let mut cluster = ClusterScenario::new(
+        let cluster = ClusterScenario::new(
             ApiServer::start().await,
             &["environments/base.yaml", "environments/eks-dev.yaml"],
             CONTEXT,
-        )
-        .always(&["--terraform-outputs", &tf_outputs]);
+        );
+        let mut outputs: Value =
+            serde_json::from_str(&std::fs::read_to_string(repo().join(TF_OUTPUTS)).unwrap()).unwrap();
+        // moto picks the ARN's random suffix; a moto enforcing IAM refuses the create, and the
+        // fixture's ARN stays (those runs fail before reading it).
+        let secret = serde_json::json!({"username": RDS_USER, "password": RDS_PASSWORD}).to_string();
+        let created = moto
+            .secretsmanager()
+            .await
+            .create_secret()
+            .name("rds!db-test")
+            .secret_string(secret)
+            .send()
+            .await;
+        if let Ok(arn) = created.map(|c| c.arn.unwrap()) {
+            outputs["rds_secret_arn"]["value"] = Value::String(arn);
+        }
+        let rds_secret_arn = outputs["rds_secret_arn"]["value"].as_str().unwrap().to_string();
+        let tf_outputs = cluster.path("tf-outputs.json");
+        std::fs::write(&tf_outputs, outputs.to_string()).unwrap();
+        let mut cluster = cluster.always(&["--terraform-outputs", &tf_outputs.display().to_string()]);
         for (k, v) in moto.client_env() {
             cluster = cluster.var(&k, &v);
         }
-        Scenario { cluster, moto }
+        Scenario { cluster, moto, rds_secret_arn }
     }
 
     async fn create_cluster(&self) {
@@ -78,17 +105,17 @@ impl Scenario {
             .unwrap();
     }
 
-    fn overlay(&self, yaml: &str) {
+    pub(crate) fn overlay(&self, yaml: &str) {
         self.cluster.overlay(yaml);
     }
 
     /// Kubernetes on the double (`--kubeconfig`, `--context`), AWS on moto.
-    async fn run(&self, args: &[&str]) -> Output {
+    pub(crate) async fn run(&self, args: &[&str]) -> Output {
         self.test(args).run_async().await
     }
 
     /// The run of `args` against the EKS context, for expectations.
-    fn test(&self, args: &[&str]) -> crate::harness::Test {
+    pub(crate) fn test(&self, args: &[&str]) -> crate::harness::Test {
         let mut all = args.to_vec();
         all.extend(["--context", CONTEXT]);
         self.cluster.test(&all)
@@ -456,7 +483,8 @@ async fn an_unreachable_aws_endpoint_reads_as_its_cause_without_a_debug_dump() {
     }
     let out = cluster.test(&["diff", "--context", CONTEXT]).status(1).run_async().await;
     let all = format!("{}{}", out.stdout, out.stderr);
-    assert!(all.contains("eks:DescribeCluster"), "names the call: {all}");
+    // The first AWS call with --context: reading the Secrets Manager secret of aws.secrets.
+    assert!(all.contains("secretsmanager:GetSecretValue"), "names the call: {all}");
     assert!(all.contains("dispatch failure") && all.contains("Connection refused"), "says why: {all}");
     assert!(!all.contains("DispatchFailure(") && !all.contains("source:"), "no Debug dump: {all}");
 }

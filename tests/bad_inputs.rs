@@ -210,6 +210,45 @@ snap!(
     )
 );
 
+// ---- Secrets Manager secrets (aws.secrets, components.secrets) and MLflow exposure
+snap!(
+    env_secret_arn_of_another_service,
+    eks_fails("aws:\n  secrets:\n    - name: db\n      from: arn:aws:ssm:us-east-1:123456789012:parameter/db\n      data: {password: \"{{ password }}\"}\n")
+);
+snap!(
+    env_secret_in_another_region,
+    eks_fails("aws:\n  secrets:\n    - name: db\n      from: arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-Ab12Cd\n      data: {password: \"{{ password }}\"}\n")
+);
+snap!(
+    env_secret_bad_templates_keys_and_duplicates,
+    eks_fails("aws:\n  secrets:\n    - name: db\n      from: arn:aws:secretsmanager:us-east-1:123456789012:secret:db-Ab12Cd\n      data:\n        uri: \"postgresql://{{ username }}:{{ password | upper }}@db/x\"\n        pass word: \"{{ password\"\n    - name: db\n      from: arn:aws:secretsmanager:us-east-1:123456789012:secret:db-Ab12Cd\n      data: {}\n")
+);
+snap!(env_secrets_both_modes, eks_fails("components:\n  secrets:\n    mode: [apply, external-secrets]\n"));
+snap!(
+    env_external_secrets_without_role,
+    eks_fails("components:\n  secrets:\n    mode: external-secrets\n    external_secrets:\n      refresh_interval: hourly\naws:\n  secrets:\n    - name: db\n      from: arn:aws:secretsmanager:us-east-1:123456789012:secret:db-Ab12Cd\n      data: {password: \"{{ password }}\"}\n")
+);
+snap!(
+    env_secret_from_missing_terraform_output,
+    fails(
+        &[
+            ("env.yaml", &format!("{EKS_ENV}aws:\n  secrets:\n    - name: mlflow-backend-store\n      from: ${{terraform.rds_secret}}\n      data: {{uri: \"{{{{ password }}}}\"}}\n")),
+            ("outputs.json", r#"{"rds_secret_arn": {"sensitive": false, "type": "string", "value": "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1-Ab12Cd"}}"#),
+        ],
+        &["render", "-e", "env.yaml", "--terraform-outputs", "outputs.json"],
+    )
+);
+const PUBLIC_MLFLOW: &str = "components:\n  mlflow:\n    enabled: true\n    ingress:\n      enabled: true\n      host: mlflow.example.com\n      class_name: alb\n      scheme: internet-facing\n";
+snap!(env_mlflow_internet_facing_without_auth, eks_fails(PUBLIC_MLFLOW));
+snap!(
+    env_mlflow_public_opt_in_names_another_environment,
+    eks_fails(&format!("{PUBLIC_MLFLOW}      allow_public_without_auth: dev\n"))
+);
+snap!(
+    env_mlflow_bad_ingress_scheme,
+    eks_fails("components:\n  mlflow:\n    enabled: true\n    ingress:\n      enabled: true\n      host: mlflow.example.com\n      class_name: alb\n      scheme: public\n")
+);
+
 // ---- layering: the error points at the overlay that set the bad value
 snap!(layer_error_in_overlay, fails(
     &[("base.yaml", MINIMAL_ENV), ("overlay.yaml", "components:\n  gpu:\n    enabled: true\n    provider: kind\n    pools:\n      - name: gpu\n        min_size: 4\n        max_size: 2\n")],

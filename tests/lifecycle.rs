@@ -230,8 +230,9 @@ fn infra_output_prints_a_table_or_the_json_document_and_its_file_feeds_rendering
     assert_eq!(log(&t), [OUTPUT]);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["NAME", "VALUE"]);
-    assert!(lines.contains(&"cluster_name            trainstack-dev"), "{}", out.stdout);
-    assert!(out.stdout.contains("private_subnet_ids      [\"subnet-0a1b2c3d4e5f60001\","), "{}", out.stdout);
+    // Names are padded to the longest, mlflow_admin_secret_arn.
+    assert!(lines.contains(&"cluster_name             trainstack-dev"), "{}", out.stdout);
+    assert!(out.stdout.contains("private_subnet_ids       [\"subnet-0a1b2c3d4e5f60001\","), "{}", out.stdout);
 
     let t = initialised(fakes(&eks_env("  dir: tf\n")))
         .args(&["infra", "output", "-e", "env.yaml", "-o", "json"]);

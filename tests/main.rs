@@ -26,6 +26,7 @@ mod lifecycle;
 #[cfg(unix)]
 mod real_cluster;
 mod render;
+mod secrets;
 mod server_messages;
 // The smoke tests start MLflow and Ray as child processes and send SIGINT.
 #[cfg(unix)]

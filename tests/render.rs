@@ -290,6 +290,48 @@ fn shipped_eks_prod() {
     insta::assert_snapshot!("eks-prod", shipped(&["environments/base.yaml", "environments/eks-prod.yaml"]));
 }
 
+/// The documents of a rendered stream that `component` rendered.
+fn component_docs(out: &str, component: &str) -> String {
+    let label = format!("app.kubernetes.io/name: {component}\n");
+    out.split("---\n").filter(|d| d.contains(&label)).collect::<Vec<_>>().join("---\n")
+}
+
+#[test]
+fn external_secrets_mode_renders_a_secret_store_and_external_secrets_instead_of_secrets() {
+    let apply = shipped(&["environments/base.yaml", "environments/eks-dev.yaml"]);
+    let applied = component_docs(&apply, "secrets");
+    assert!(applied.contains("kind: Secret\n") && !applied.contains("\ndata:"), "{applied}");
+    let out = shipped(&[
+        "environments/base.yaml",
+        "environments/eks-dev.yaml",
+        "tests/fixtures/external-secrets.yaml",
+    ]);
+    let eso = component_docs(&out, "secrets");
+    assert!(!eso.contains("kind: Secret\n"), "the operator writes the Secret: {eso}");
+    insta::assert_snapshot!("eks-dev-external-secrets", eso);
+}
+
+#[test]
+fn mlflow_alb_is_internal_unless_an_environment_opts_in_by_name() {
+    let scheme = |out: &str| {
+        out.lines().find(|l| l.contains("alb.ingress.kubernetes.io/scheme:")).map(|l| l.trim().to_string())
+    };
+    let dev = shipped(&["environments/base.yaml", "environments/eks-dev.yaml"]);
+    assert_eq!(scheme(&dev).as_deref(), Some("alb.ingress.kubernetes.io/scheme: internal"));
+    let prod = shipped(&["environments/base.yaml", "environments/eks-prod.yaml"]);
+    assert_eq!(
+        scheme(&prod).as_deref(),
+        Some("alb.ingress.kubernetes.io/scheme: internet-facing"),
+        "behind auth"
+    );
+    let public = shipped(&[
+        "environments/base.yaml",
+        "environments/eks-dev.yaml",
+        "tests/fixtures/public-mlflow-without-auth.yaml",
+    ]);
+    assert_eq!(scheme(&public).as_deref(), Some("alb.ingress.kubernetes.io/scheme: internet-facing"));
+}
+
 #[test]
 fn trainer_v2_1_renders_pod_template_overrides() {
     let out =

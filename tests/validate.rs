@@ -58,6 +58,17 @@ fn custom_resources_without_schemas_are_reported_not_checked() {
 }
 
 #[test]
+fn external_secrets_kinds_are_reported_unchecked_as_a_prerequisite_not_a_missing_addon() {
+    let files =
+        ["environments/base.yaml", "environments/eks-dev.yaml", "tests/fixtures/external-secrets.yaml"];
+    let out = validate(&files, V23).status(0).run();
+    assert!(out.stdout.contains(
+        "warning: ExternalSecret/trainstack-system/mlflow-backend-store (external-secrets.io/v1 ExternalSecret): no schema to check it against: the External Secrets Operator (components.secrets.mode: external-secrets) is a prerequisite trainstack does not install, so its CRDs are not in the set; pass --crds DIR with the CRDs of the version installed in the cluster"
+    ), "{}", out.stdout);
+    assert!(out.stdout.lines().last().unwrap().ends_with(", 2 not checked"), "{}", out.stdout);
+}
+
+#[test]
 fn a_typo_in_a_template_override_is_found_at_its_path() {
     let tpl =
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ platform_namespace }}\n  lables: {a: b}\n";

@@ -1,7 +1,8 @@
 //! The AWS side of an EKS environment that is not a Kubernetes object: what the EKS connection
 //! needs (`eks.rs`, `token.rs`; `connect/` builds the client from them), GPU managed node
 //! groups (`nodegroups/`), S3 buckets (`s3/`) and the tenants' Pod Identity associations
-//! (`podidentity/`), reconciled together by `reconcile.rs` as part of `diff` and `apply`.
+//! (`podidentity/`), reconciled together by `reconcile.rs` as part of `diff` and `apply`, and the
+//! Secrets Manager values of `aws.secrets` (`secrets/`), read before anything is written.
 //!
 //! Each resource keeps the same split as the engine: a pure plan (desired from the environment,
 //! live from a small trait) and a thin SDK adapter behind that trait, so the planning and the
@@ -14,6 +15,7 @@ pub mod nodegroups;
 pub mod podidentity;
 pub mod reconcile;
 pub mod s3;
+pub mod secrets;
 pub mod token;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};

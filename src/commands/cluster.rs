@@ -104,10 +104,9 @@ pub async fn diff(args: &DiffSettings) -> Result<ExitCode, Error> {
     };
     let verbose = args.reporting.verbose;
     let aws = load_aws(&prepared).await?;
-    let report = engine(&args.connection, &prepared, opts, aws.as_ref(), args.reporting.verbose)
-        .await?
-        .diff(&prepared.set)
-        .await?;
+    let engine = engine(&args.connection, &prepared, opts, aws.as_ref(), args.reporting.verbose).await?;
+    let set = super::secrets::with_secret_data(&prepared).await?;
+    let report = engine.diff(&set).await?;
     let aws_report = match &aws {
         Some(aws) => {
             let opts = aws_options(args.concurrency, true, std::time::Duration::ZERO);
@@ -160,8 +159,10 @@ pub async fn apply_prepared(args: &ApplySettings, prepared: &Prepared) -> Result
     let format = args.reporting.format;
     let aws = load_aws(prepared).await?;
     let engine = engine(&args.connection, prepared, opts, aws.as_ref(), args.reporting.verbose).await?;
+    // Read before anything is written: a missing secret stops the apply here.
+    let set = super::secrets::with_secret_data(prepared).await?;
     // Resolved once: the AWS side waits for it, and the apply below writes what it resolved.
-    let checked = engine.check(&prepared.set).await?;
+    let checked = engine.check(&set).await?;
     let mut aws_report = None;
     if let Some(aws) = &aws {
         let r = reconciler(
@@ -307,7 +308,8 @@ pub async fn status(args: &StatusSettings) -> Result<ExitCode, Error> {
     let aws = load_aws(&prepared).await?;
     let opts = options(args.concurrency);
     let engine = engine(&args.connection, &prepared, opts, aws.as_ref(), args.reporting.verbose).await?;
-    let objects = engine.status(&prepared.set).await?;
+    let set = super::secrets::with_secret_data(&prepared).await?;
+    let objects = engine.status(&set).await?;
     let mut rows = Vec::new();
     if let Some(aws) = &aws {
         let opts = aws_options(args.concurrency, true, std::time::Duration::ZERO);
@@ -328,7 +330,7 @@ pub async fn status(args: &StatusSettings) -> Result<ExitCode, Error> {
             });
         }
     }
-    for (m, ObjectStatus { change: c, ready }) in prepared.set.iter().zip(objects) {
+    for (m, ObjectStatus { change: c, ready }) in set.iter().zip(objects) {
         let state = match &c {
             c if c.error.is_some() => "error",
             c if c.action == Action::Create => "missing",

@@ -6,6 +6,7 @@ pub mod infra;
 pub mod kind;
 pub mod lifecycle;
 pub mod render;
+pub mod secrets;
 pub mod smoke;
 pub mod validate;
 

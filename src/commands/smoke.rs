@@ -37,6 +37,8 @@ pub async fn smoke(args: &SmokeSettings, prepared: &Prepared) -> Result<ExitCode
     };
     let env = prepared.loaded.env.clone();
     let client = connect::connect(&args.connection.connect_options(None), &env).await?;
+    // The objects check compares Secrets with their Secrets Manager values, as status does.
+    let set = super::secrets::with_secret_data(prepared).await?;
     let opts = Options { timeout: args.timeout, ..Options::default() };
     // Quiet as before: smoke's own engine calls are reads, listed per check in the results.
     let progress = Arc::new(Bars::new(false));
@@ -46,7 +48,7 @@ pub async fn smoke(args: &SmokeSettings, prepared: &Prepared) -> Result<ExitCode
         client,
         engine,
         env,
-        set: prepared.set.clone(),
+        set,
         run_id: crate::smoke::new_run_id(),
         timeout: args.timeout,
         mlflow_url: args.mlflow_url.clone(),

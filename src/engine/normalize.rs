@@ -36,6 +36,15 @@ pub fn normalize(obj: &Value) -> Value {
     out
 }
 
+/// Annotation of the Secrets `apply` builds from AWS Secrets Manager (`aws.secrets`).
+pub const SECRETS_MANAGER_ARN: &str = "trainstack.io/secrets-manager-arn";
+
+/// Whether a Secret's values stay redacted even with `--show-secrets`: those read from Secrets
+/// Manager, whose values are never printed (read them there, where access is logged).
+pub fn always_redacted(obj: &Value) -> bool {
+    is_secret(obj) && obj.pointer("/metadata/annotations").and_then(|a| a.get(SECRETS_MANAGER_ARN)).is_some()
+}
+
 /// Whether an object is a Secret, whose values must never be printed.
 pub fn is_secret(obj: &Value) -> bool {
     obj.get("kind").and_then(Value::as_str) == Some("Secret")

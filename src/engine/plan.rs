@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 use similar::TextDiff;
 
-use crate::engine::normalize::{is_secret, normalize, redact_pair};
+use crate::engine::normalize::{always_redacted, is_secret, normalize, redact_pair};
 use crate::manifest::Phase;
 use crate::yaml;
 
@@ -167,11 +167,12 @@ pub fn compare(
     desired: &Value,
     show_secrets: bool,
 ) -> (Action, String) {
+    let redact = is_secret(desired) && (!show_secrets || always_redacted(desired));
     match live {
         None => {
             // A new object is shown as declared, without server defaults.
             let mut shown = desired.clone();
-            if is_secret(desired) && !show_secrets {
+            if redact {
                 redact_pair(None, Some(&mut shown));
             }
             (Action::Create, unified(None, Some(&shown)))
@@ -182,7 +183,7 @@ pub fn compare(
             if before == after {
                 return (Action::Unchanged, String::new());
             }
-            if is_secret(desired) && !show_secrets {
+            if redact {
                 redact_pair(Some(&mut before), Some(&mut after));
             }
             (Action::Update, unified(Some(&before), Some(&after)))
@@ -263,5 +264,19 @@ mod tests {
         assert!(!diff.contains("hunter2") && diff.contains("<redacted"), "{diff}");
         let (_, shown) = compare(None, &s, &s, true);
         assert!(shown.contains("hunter2"));
+    }
+
+    #[test]
+    fn a_secret_from_secrets_manager_stays_redacted_with_show_secrets() {
+        let annotations =
+            json!({"trainstack.io/secrets-manager-arn": "arn:aws:secretsmanager:us-east-1:1:secret:s"});
+        let old = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "annotations": annotations}, "data": {"uri": "b2xk"}});
+        let new = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "annotations": annotations}, "data": {"uri": "bmV3"}});
+        let (_, created) = compare(None, &new, &new, true);
+        assert!(!created.contains("bmV3") && created.contains("uri: '<redacted"), "{created}");
+        let (action, changed) = compare(Some(&old), &new, &new, true);
+        assert_eq!(action, Action::Update);
+        assert!(!changed.contains("b2xk") && !changed.contains("bmV3"), "{changed}");
+        assert!(changed.contains("<redacted: before>") && changed.contains("<redacted: after>"), "{changed}");
     }
 }

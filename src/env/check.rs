@@ -150,6 +150,8 @@ fn explain_serde(message: &str) -> String {
         .replace("expected struct ", "expected a mapping: ")
         .replace("expected a sequence", "expected a list")
         .replace("expected a map", "expected a mapping")
+        // A list or mapping where one choice of an enum belongs (`mode: [apply, none]`).
+        .replace("expected a Value::Tagged enum", "expected one of the choices as a single string")
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod merge;
 pub mod model;
 pub mod names;
 pub mod quantity;
+pub mod secret_template;
 pub mod sources;
 pub mod terraform;
 pub mod validate;

@@ -7,9 +7,10 @@ use crate::diag::Diagnostics;
 use crate::env::addon_source::{check_kustomize_pin, check_source};
 use crate::env::check::Checker;
 use crate::env::model::{
-    AccessMode, BucketEncryption, BucketOwner, Components, Environment, GpuProvider, Quantity, Quota,
-    QuotaOverride, RayWorkers, TargetKind,
+    AccessMode, BucketEncryption, BucketOwner, Components, Environment, GpuProvider, IngressScheme, Quantity,
+    Quota, QuotaOverride, RayWorkers, SecretsMode, TargetKind,
 };
+use crate::env::secret_template::ValueTemplate;
 use crate::env::sources::Sources;
 use crate::env::versions::{self, trainer_api};
 use crate::env::{names, quantity};
@@ -117,6 +118,7 @@ pub fn check(env: &Environment, sources: &Sources, dropped: &[String]) -> Diagno
     check_services(env, &mut c);
     check_hpo(env, &mut c);
     check_aws(env, &mut c);
+    check_secrets(env, &mut c);
     c.finish()
 }
 
@@ -454,6 +456,7 @@ fn check_services(env: &Environment, c: &mut Checker) {
                 c.err(&format!("components.mlflow.allowed_hosts[{i}]"), format!("{pattern:?} {why}"));
             }
         }
+        check_exposure(env, c);
         if m.ingress.certificate_arn.as_deref().is_some_and(|a| !a.starts_with("arn:aws:acm:")) {
             c.err(
                 "components.mlflow.ingress.certificate_arn",
@@ -502,6 +505,32 @@ fn check_services(env: &Environment, c: &mut Checker) {
         if let Some(w) = &r.cpu_workers {
             check_ray_group(c, "cpu_workers", w, comps);
         }
+    }
+}
+
+/// An internet-facing MLflow without a login is refused unless the environment opts in by its
+/// own name, which an overlay copied to another environment does not carry along by accident.
+fn check_exposure(env: &Environment, c: &mut Checker) {
+    let m = &env.components.mlflow;
+    let i = &m.ingress;
+    let name = &env.name;
+    if let Some(allowed) = &i.allow_public_without_auth {
+        if allowed != name {
+            c.err(
+                "components.mlflow.ingress.allow_public_without_auth",
+                format!("{allowed:?} is not this environment's name; the opt-in must name the environment it is for: {name:?}"),
+            );
+        }
+    }
+    let public = env.target.kind == TargetKind::Eks
+        && i.enabled
+        && i.class_name.as_deref() == Some("alb")
+        && i.scheme == IngressScheme::InternetFacing;
+    if public && !m.auth.enabled && i.allow_public_without_auth.is_none() {
+        c.err(
+            "components.mlflow.ingress.scheme",
+            format!("internet-facing without components.mlflow.auth.enabled lets anyone on the internet read and change every experiment; use scheme: internal (the default), enable auth, or accept it with allow_public_without_auth: {name}"),
+        );
     }
 }
 
@@ -795,6 +824,103 @@ fn check_aws(env: &Environment, c: &mut Checker) {
             }
         }
     }
+}
+
+/// `aws.secrets` and how they reach the cluster (`components.secrets`).
+fn check_secrets(env: &Environment, c: &mut Checker) {
+    let mut seen = BTreeSet::new();
+    for (i, s) in env.managed_secrets().iter().enumerate() {
+        let f = format!("aws.secrets[{i}]");
+        c.subdomain(&format!("{f}.name"), &s.name);
+        if !seen.insert(s.name.as_str()) {
+            c.err(&format!("{f}.name"), format!("Secret {:?} is declared twice", s.name));
+        }
+        match (secrets_manager_region(&s.from), env.target.region.as_deref()) {
+            (None, _) => c.err(
+                &format!("{f}.from"),
+                format!("{:?} is not a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>, e.g. ${{terraform.rds_secret_arn}})", s.from),
+            ),
+            // The secret is read with the environment's regional client.
+            (Some(region), Some(target)) if region != target => c.err(
+                &format!("{f}.from"),
+                format!("the secret is in {region}, but the environment's region (target.region) is {target}; trainstack reads secrets in the cluster's region"),
+            ),
+            _ => {}
+        }
+        if s.data.is_empty() {
+            c.err(
+                &format!("{f}.data"),
+                "a Secret needs at least one key (e.g. password: \"{{ password }}\")",
+            );
+        }
+        for (key, value) in &s.data {
+            let kf = format!("{f}.data.{key}");
+            if key.is_empty() || !key.chars().all(|ch| ch.is_ascii_alphanumeric() || "-._".contains(ch)) {
+                c.err(&kf, format!("{key:?} is not a Secret key (letters, digits, '-', '_', '.')"));
+            }
+            if let Err(why) = ValueTemplate::parse(value) {
+                c.err(&kf, why);
+            }
+        }
+    }
+    let s = &env.components.secrets;
+    if s.mode == SecretsMode::ExternalSecrets {
+        let f = "components.secrets.external_secrets";
+        c.label(&format!("{f}.service_account"), &s.external_secrets.service_account);
+        match &s.external_secrets.role_arn {
+            Some(arn) => c.role_arn(&format!("{f}.role_arn"), arn),
+            None if !env.managed_secrets().is_empty() => c.err(
+                &format!("{f}.role_arn"),
+                "the SecretStore authenticates as this ServiceAccount's IAM role; set role_arn (a role that may read the secrets, e.g. ${terraform.secrets_reader_role_arn})",
+            ),
+            None => {}
+        }
+        if !go_duration(&s.external_secrets.refresh_interval) {
+            c.err(
+                &format!("{f}.refresh_interval"),
+                format!("{:?} is not a duration (e.g. 1h, 30m, 1h30m)", s.external_secrets.refresh_interval),
+            );
+        }
+    }
+}
+
+/// The region of `arn:<partition>:secretsmanager:<region>:<account>:secret:<name>`, `None`
+/// for anything else; the name keeps the characters Secrets Manager allows (and the `!` of the
+/// secrets RDS manages).
+fn secrets_manager_region(arn: &str) -> Option<&str> {
+    let parts: Vec<&str> = arn.splitn(7, ':').collect();
+    match parts.as_slice() {
+        ["arn", partition, "secretsmanager", region, account, "secret", name]
+            if partition.starts_with("aws")
+                && !region.is_empty()
+                && region.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+                && account.len() == 12
+                && account.chars().all(|ch| ch.is_ascii_digit())
+                && !name.is_empty()
+                && name.chars().all(|ch| ch.is_ascii_alphanumeric() || "/_+=.@!-".contains(ch)) =>
+        {
+            Some(region)
+        }
+        _ => None,
+    }
+}
+
+/// A Go `time.Duration` as the operator parses it, in the units a refresh needs.
+fn go_duration(d: &str) -> bool {
+    let mut rest = d;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|ch: char| ch.is_ascii_digit()).len();
+        if digits == 0 {
+            return false;
+        }
+        rest = &rest[digits..];
+        let unit = rest.len() - rest.trim_start_matches(['h', 'm', 's']).len();
+        if !matches!(&rest[..unit], "h" | "m" | "s") {
+            return false;
+        }
+        rest = &rest[unit..];
+    }
+    !d.is_empty()
 }
 
 fn iam_role_arn(arn: &str) -> bool {

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::env::model::{Environment, LimitRange, Quota, TargetKind, TenantHpo};
+use crate::env::model::{Environment, LimitRange, Quota, SecretsMode, TargetKind, TenantHpo};
+use crate::env::secret_template::ValueTemplate;
 use crate::env::versions::{optuna_server, trainer_api};
 use crate::env::LoadedEnv;
 use crate::jobs::spec::Framework;
@@ -83,6 +84,17 @@ struct Context<'a> {
     custom_jobs: Vec<&'a Job>,
     /// pip requirements of the HPO storage server and dashboard, from the version pins.
     hpo_packages: Vec<String>,
+    /// The Secrets of `aws.secrets` (their names and sources, never values).
+    secrets: Vec<SecretView<'a>>,
+}
+
+/// A Secret from Secrets Manager, as templates see it.
+#[derive(Debug, Serialize)]
+struct SecretView<'a> {
+    name: &'a str,
+    from: &'a str,
+    /// Key -> its value template in the External Secrets Operator's Go template form.
+    go_templates: BTreeMap<&'a str, String>,
 }
 
 /// A component: its template directory and whether the environment enables it.
@@ -107,6 +119,10 @@ const COMPONENTS: &[Component] = &[
     Component { name: "minio", enabled: |e, _| e.components.minio.enabled },
     Component { name: "ray", enabled: |e, _| e.components.ray.enabled },
     Component { name: "hpo", enabled: |e, _| e.components.hpo.enabled },
+    Component {
+        name: "secrets",
+        enabled: |e, _| e.components.secrets.mode != SecretsMode::None && !e.managed_secrets().is_empty(),
+    },
 ];
 
 /// Names of all components, in render order.
@@ -203,6 +219,25 @@ fn build_context<'a>(env: &'a Environment, jobs: &'a [Job]) -> Context<'a> {
         trainjobs: jobs.iter().filter(|j| j.spec.framework != Framework::Custom).collect(),
         custom_jobs: jobs.iter().filter(|j| j.spec.framework == Framework::Custom).collect(),
         hpo_packages,
+        secrets: env
+            .managed_secrets()
+            .iter()
+            .map(|s| SecretView {
+                name: &s.name,
+                from: &s.from,
+                // Validation parsed every template already; one that fails here renders as
+                // written rather than panicking.
+                go_templates: s
+                    .data
+                    .iter()
+                    .map(|(k, v)| {
+                        let go =
+                            ValueTemplate::parse(v).map(|t| t.to_go_template()).unwrap_or_else(|_| v.clone());
+                        (k.as_str(), go)
+                    })
+                    .collect(),
+            })
+            .collect(),
     }
 }
 

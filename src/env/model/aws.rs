@@ -1,5 +1,7 @@
-//! `aws`: the S3 buckets and the tenants' AWS identity (EKS Pod Identity) of an eks environment,
-//! which are not Kubernetes objects.
+//! `aws`: the S3 buckets, the tenants' AWS identity (EKS Pod Identity) and the Secrets Manager
+//! secrets that become Kubernetes Secrets of an eks environment, which are not Kubernetes objects.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +13,9 @@ pub struct AwsResources {
     pub buckets: Vec<Bucket>,
     /// The AWS identity of every tenant's `trainer` ServiceAccount.
     pub pod_identity: Option<PodIdentity>,
+    /// Kubernetes Secrets in the platform namespace whose values come from Secrets Manager
+    /// (how: `components.secrets.mode`).
+    pub secrets: Vec<ManagedSecret>,
 }
 
 /// EKS Pod Identity for the tenants: one association per tenant namespace's `trainer`
@@ -21,6 +26,19 @@ pub struct AwsResources {
 pub struct PodIdentity {
     /// The tenant role, usually `${terraform.tenant_role_arn}`.
     pub role_arn: String,
+}
+
+/// One Kubernetes Secret made from one Secrets Manager secret whose value is a JSON object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagedSecret {
+    /// Name of the Kubernetes Secret (in the platform namespace).
+    pub name: String,
+    /// ARN of the Secrets Manager secret, e.g. `${terraform.rds_secret_arn}`.
+    pub from: String,
+    /// Key of the Kubernetes Secret -> its value, a template over the secret's JSON fields:
+    /// `{{ password }}`, or `{{ password | urlencode }}` inside a URI (`env::secret_template`).
+    pub data: BTreeMap<String, String>,
 }
 
 /// Who creates and configures a bucket.

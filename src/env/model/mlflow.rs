@@ -137,4 +137,20 @@ pub struct Ingress {
     pub class_name: Option<String>,
     /// ACM certificate ARN for HTTPS (AWS Load Balancer Controller).
     pub certificate_arn: Option<String>,
+    /// ALB scheme (class `alb` on eks): `internal` (the VPC only) or `internet-facing`.
+    pub scheme: IngressScheme,
+    /// `internet-facing` without `auth.enabled` is refused unless this names the environment:
+    /// an opt-in that cannot be copied into another environment by accident.
+    pub allow_public_without_auth: Option<String>,
+}
+
+/// Who can reach the ALB of the MLflow Ingress.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IngressScheme {
+    /// Reachable only from inside the VPC (and networks peered with it).
+    #[default]
+    Internal,
+    /// Reachable from the internet.
+    InternetFacing,
 }

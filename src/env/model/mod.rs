@@ -14,6 +14,7 @@ mod hpo;
 mod mlflow;
 mod ray;
 mod resources;
+mod secrets;
 mod storage;
 mod target;
 mod tenants;
@@ -22,15 +23,18 @@ mod trainer;
 use serde::{Deserialize, Serialize};
 
 pub use addons::{Addon, AddonSource};
-pub use aws::{AwsResources, Bucket, BucketEncryption, BucketOwner, LifecycleRule, PodIdentity};
+pub use aws::{
+    AwsResources, Bucket, BucketEncryption, BucketOwner, LifecycleRule, ManagedSecret, PodIdentity,
+};
 pub use gpu::{
     CapacityType, DevicePlugin, Gpu, GpuPool, GpuProvider, KarpenterSettings, NodeGroupSettings, Taint,
     TaintEffect,
 };
 pub use hpo::{AccessMode, Hpo, HpoDashboard, HpoServer, HpoStorage, TenantHpo};
-pub use mlflow::{Artifacts, Autoscaling, Ingress, Mlflow, MlflowAuth, SecretKeyRef};
+pub use mlflow::{Artifacts, Autoscaling, Ingress, IngressScheme, Mlflow, MlflowAuth, SecretKeyRef};
 pub use ray::{Ray, RayWorkers};
 pub use resources::{Quantity, RequestLimit, Resources};
+pub use secrets::{ExternalSecrets, Secrets, SecretsMode};
 pub use storage::{Minio, Postgres};
 pub use target::{IngressPorts, Target, TargetKind, TerraformSource, DEFAULT_KIND_WORKERS};
 pub use tenants::{
@@ -72,6 +76,20 @@ impl Environment {
     /// The declared S3 buckets (none when `aws` is unset).
     pub fn buckets(&self) -> &[Bucket] {
         self.aws.as_ref().map(|a| a.buckets.as_slice()).unwrap_or_default()
+    }
+
+    /// The Secrets that come from Secrets Manager (none when `aws` is unset).
+    pub fn managed_secrets(&self) -> &[ManagedSecret] {
+        self.aws.as_ref().map(|a| a.secrets.as_slice()).unwrap_or_default()
+    }
+
+    /// The Secrets `diff`, `apply` and `status` read from Secrets Manager themselves
+    /// (`components.secrets.mode: apply`).
+    pub fn applied_secrets(&self) -> &[ManagedSecret] {
+        match self.components.secrets.mode {
+            SecretsMode::Apply => self.managed_secrets(),
+            SecretsMode::ExternalSecrets | SecretsMode::None => &[],
+        }
     }
 
     /// Fills the defaults that depend on other settings, once, right after loading: addresses
@@ -127,4 +145,6 @@ pub struct Components {
     pub ray: Ray,
     /// Optuna HPO workspaces.
     pub hpo: Hpo,
+    /// How `aws.secrets` reach the cluster.
+    pub secrets: Secrets,
 }

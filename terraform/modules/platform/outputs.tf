@@ -43,6 +43,11 @@ output "rds_secret_arn" {
   value       = module.rds.db_instance_master_user_secret_arn
 }
 
+output "mlflow_admin_secret_arn" {
+  description = "Secrets Manager secret holding the MLflow basic-auth admin (username, password, flask_secret_key)."
+  value       = aws_secretsmanager_secret.mlflow_admin.arn
+}
+
 output "node_role_arn" {
   description = "IAM role of the GPU managed node groups trainstack creates through the EKS API."
   value       = module.gpu_node_role.iam_role_arn
