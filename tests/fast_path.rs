@@ -123,7 +123,8 @@ async fn scenario() -> Scenario {
 }
 
 fn cm_patch(name: &str, patch: Value) -> Value {
-    let mut obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": NS}});
+    let mut obj =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": NS}});
     merge(&mut obj, patch);
     obj
 }
@@ -140,7 +141,8 @@ fn merge(into: &mut Value, patch: Value) {
 }
 
 fn typed(api_version: &str, kind: &str, name: &str, rest: Value) -> Value {
-    let mut obj = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": NS}});
+    let mut obj =
+        json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": NS}});
     merge(&mut obj, rest);
     obj
 }
@@ -150,23 +152,35 @@ fn mutate(s: &Scenario) {
     let srv = &s.server;
     srv.seed("kubectl-edit", cm_patch("cm-drift", json!({"data": {"k": "drifted"}})));
     srv.seed("kubectl-label", cm_patch("cm-label", json!({"metadata": {"labels": {"team": "ml"}}})));
-    srv.seed("kubectl-annotate", cm_patch("cm-annotation", json!({"metadata": {"annotations": {"note": "x"}}})));
+    srv.seed(
+        "kubectl-annotate",
+        cm_patch("cm-annotation", json!({"metadata": {"annotations": {"note": "x"}}})),
+    );
     srv.seed(
         "kubectl-annotate",
         cm_patch("cm-our-annotation", json!({"metadata": {"annotations": {"owner": "someone"}}})),
     );
     srv.seed_apply("kubectl", cm_patch("cm-shared", json!({"data": {"k": "v"}})));
     srv.seed_apply("helm", cm_patch("cm-taken", json!({"data": {"k": "helm's"}})));
-    srv.seed("kubectl-label", cm_patch("cm-our-label-removed", json!({"metadata": {"labels": {"tier": null}}})));
+    srv.seed(
+        "kubectl-label",
+        cm_patch("cm-our-label-removed", json!({"metadata": {"labels": {"tier": null}}})),
+    );
     srv.seed(
         "kubectl-edit",
         cm_patch("cm-finalizer", json!({"metadata": {"finalizers": ["example.com/keep"]}})),
     );
     srv.seed("kubectl-edit", cm_patch("cm-status-like", json!({"metadata": {"labels": {"checked": "yes"}}})));
     srv.seed("kubectl-create", cm_patch("cm-adopted", json!({"data": {"k": "v"}})));
-    srv.seed("kubectl-edit", typed("v1", "Secret", "secret-drift", json!({"data": {"password": "b3RoZXI="}})));
+    srv.seed(
+        "kubectl-edit",
+        typed("v1", "Secret", "secret-drift", json!({"data": {"password": "b3RoZXI="}})),
+    );
     srv.mark_deployment_available(NS, "dep-status");
-    srv.seed("kubectl-scale", typed("apps/v1", "Deployment", "dep-replicas", json!({"spec": {"replicas": 3}})));
+    srv.seed(
+        "kubectl-scale",
+        typed("apps/v1", "Deployment", "dep-replicas", json!({"spec": {"replicas": 3}})),
+    );
     let container = |c: Value| json!({"spec": {"template": {"spec": {"containers": [c]}}}});
     srv.seed_apply(
         "kubectl",
@@ -181,8 +195,12 @@ fn mutate(s: &Scenario) {
             container(json!({"name": "app", "env": [{"name": "EXTRA", "value": "1"}]})),
         ),
     );
-    srv.seed("kubectl-edit", typed("apps/v1", "Deployment", "dep-other-field", json!({"spec": {"minReadySeconds": 5}})));
-    let widget = |name: &str, spec: Value| typed("fastpath.example/v1", "Widget", name, json!({"spec": spec}));
+    srv.seed(
+        "kubectl-edit",
+        typed("apps/v1", "Deployment", "dep-other-field", json!({"spec": {"minReadySeconds": 5}})),
+    );
+    let widget =
+        |name: &str, spec: Value| typed("fastpath.example/v1", "Widget", name, json!({"spec": spec}));
     srv.seed_apply("operator", widget("w-item-added", json!({"workers": [{"name": "b", "n": 2}]})));
     srv.seed_apply("operator", widget("w-tag-added", json!({"tags": ["z"]})));
     srv.seed_apply("kubectl", widget("w-drift", json!({"workers": [{"name": "a", "n": 9}]})));
@@ -234,7 +252,12 @@ fn verdicts(report: &Value) -> BTreeMap<String, (String, String, Value)> {
         .unwrap()
         .iter()
         .map(|c| {
-            let id = format!("{} {}/{}", c["kind"].as_str().unwrap(), c["namespace"].as_str().unwrap_or(""), c["name"].as_str().unwrap());
+            let id = format!(
+                "{} {}/{}",
+                c["kind"].as_str().unwrap(),
+                c["namespace"].as_str().unwrap_or(""),
+                c["name"].as_str().unwrap()
+            );
             let action = c["action"].as_str().unwrap().to_string();
             let diff = c["diff"].as_str().unwrap_or("").to_string();
             (id, (action, diff, c["conflict"]["managers"].clone()))
@@ -268,7 +291,10 @@ async fn fast_path_verdicts_equal_the_full_dry_run_for_every_mutation_in_the_cor
         assert_eq!(&fast_v[id], full_verdict, "{id}: the fast path disagrees with the dry-run");
     }
     for (name, action) in EXPECTED {
-        let id = full_v.keys().find(|id| id.ends_with(&format!(" {NS}/{name}"))).unwrap_or_else(|| panic!("{name}"));
+        let id = full_v
+            .keys()
+            .find(|id| id.ends_with(&format!(" {NS}/{name}")))
+            .unwrap_or_else(|| panic!("{name}"));
         assert_eq!(full_v[id].0, *action, "{id}");
     }
     assert!(full_v.iter().any(|(id, v)| id.contains("cm-taken") && v.2 == json!(["helm"])), "{full_v:?}");
@@ -291,3 +317,52 @@ async fn fast_path_verdicts_equal_the_full_dry_run_for_every_mutation_in_the_cor
 
 /// Objects the fast path dry-runs in the corpus test: measured, and explained in the test.
 const EXPECTED_FAST_DRY_RUNS: u64 = 0;
+
+/// `v1/configmaps` for `/api/v1/namespaces/a/configmaps/b`; `None` for discovery.
+fn resource_type(path: &str) -> Option<String> {
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (gv, rest) = match segs.first() {
+        Some(&"api") if segs.len() > 2 => (segs[1].to_string(), &segs[2..]),
+        Some(&"apis") if segs.len() > 3 => (format!("{}/{}", segs[1], segs[2]), &segs[3..]),
+        _ => return None,
+    };
+    let resource = match rest {
+        ["namespaces", _, resource, ..] => resource,
+        [resource, ..] => resource,
+        [] => return None,
+    };
+    Some(format!("{gv}/{resource}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_noop_diff_and_apply_of_a_multi_tenant_environment_make_at_most_two_requests_per_type() {
+    let s = Scenario::start().await;
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
+    let runs: [&[&str]; 2] = [&["diff", "-o", "json"], &["apply", "--no-wait", "-o", "json"]];
+    for args in runs {
+        s.server.clear_requests();
+        let out = s.test(args).status(0).run_async().await;
+        let report: Value = serde_json::from_str(&out.stdout).unwrap();
+        let requests = s.server.requests();
+        let dry_runs = requests.iter().filter(|r| r.is_dry_run()).count();
+        assert_eq!(dry_runs as u64, report["summary"]["dry_runs"].as_u64().unwrap(), "{args:?}");
+        let mut per_type: BTreeMap<String, usize> = BTreeMap::new();
+        for r in requests.iter().filter(|r| !r.is_dry_run()) {
+            if let Some(t) = resource_type(&r.path) {
+                *per_type.entry(t).or_default() += 1;
+            }
+        }
+        // apply always waits for CRDs to be Established, by reading them; those waits become
+        // watches on the watch-waits branch.
+        per_type.remove("apiextensions.k8s.io/v1/customresourcedefinitions");
+        let over: Vec<_> = per_type.iter().filter(|(_, n)| **n > 2).collect();
+        assert!(over.is_empty(), "{args:?}: more than 2 requests for {over:?}");
+        let objects = report["changes"].as_array().unwrap().len();
+        eprintln!(
+            "{args:?}: {objects} objects, {} requests ({} types, {dry_runs} dry-runs: {})",
+            requests.len(),
+            per_type.len(),
+            report["summary"]["dry_run_reasons"]
+        );
+    }
+}

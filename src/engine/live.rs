@@ -74,7 +74,8 @@ impl Engine {
             .into_iter()
             .map(|o| with_type(o, r))
             .filter_map(|o| {
-                let ns = o.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
+                let ns =
+                    o.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
                 if r.namespaced && !namespaces.contains(&ns) {
                     return None;
                 }

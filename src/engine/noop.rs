@@ -370,9 +370,9 @@ fn builtin_list(kind: &str, parent: &[Pe], field: &str) -> Option<ListType> {
         "finalizers" if parent == [Pe::Field("metadata".into())] => Some(ListType::Set),
         "command" | "args" | "envFrom" | "tolerations" | "accessModes" | "rules" | "subjects" | "verbs"
         | "apiGroups" | "resources" | "resourceNames" | "nonResourceURLs" | "matchExpressions" | "values"
-        | "nodeSelectorTerms" | "ingress" | "egress" | "from" | "to" | "policyTypes" | "items" | "sources"
-        | "clusterIPs" | "ipFamilies" | "externalIPs" | "tls" | "hosts" | "paths" | "add" | "drop"
-        | "secrets" => Some(ListType::Atomic),
+        | "nodeSelectorTerms" | "ingress" | "egress" | "from" | "to" | "policyTypes" | "items"
+        | "sources" | "clusterIPs" | "ipFamilies" | "externalIPs" | "tls" | "hosts" | "paths" | "add"
+        | "drop" | "secrets" | "versions" | "shortNames" | "categories" => Some(ListType::Atomic),
         _ => None,
     }
 }
@@ -571,10 +571,7 @@ mod tests {
         d["data"].as_object_mut().unwrap().remove("k");
         d["data"]["other"] = json!("v");
         let v = decide(&d, &live, "trainstack", Shapes::Builtin);
-        assert_eq!(
-            v,
-            Verdict::NeedsDryRun(Fallback { reason: reason::FIELD_REMOVED, at: ".data.k".into() })
-        );
+        assert_eq!(v, Verdict::NeedsDryRun(Fallback { reason: reason::FIELD_REMOVED, at: ".data.k".into() }));
     }
 
     #[test]
@@ -604,7 +601,8 @@ mod tests {
     #[test]
     fn another_managers_label_beside_ours_is_still_unchanged() {
         let d = config_map();
-        let theirs = entry("kubectl-label", "Update", json!({"f:metadata": {"f:labels": {".": {}, "f:team": {}}}}));
+        let theirs =
+            entry("kubectl-label", "Update", json!({"f:metadata": {"f:labels": {".": {}, "f:team": {}}}}));
         let mut live = live_with(&d, json!([entry("trainstack", "Apply", owned_config_map()), theirs]));
         live["metadata"]["labels"]["team"] = json!("ml");
         assert_eq!(decide(&d, &live, "trainstack", Shapes::Builtin), Verdict::Unchanged);
@@ -692,14 +690,18 @@ mod tests {
         let odd = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "mystery": [1]});
         let live = live_with(&odd, json!([]));
         assert_eq!(reason_of(decide(&odd, &live, "trainstack", Shapes::Builtin)), reason::UNKNOWN_LIST);
-        let cr = json!({"apiVersion": "x.io/v1", "kind": "Thing", "metadata": {"name": "t"}, "spec": {"a": 1}});
+        let cr =
+            json!({"apiVersion": "x.io/v1", "kind": "Thing", "metadata": {"name": "t"}, "spec": {"a": 1}});
         let live = live_with(&cr, json!([]));
         assert_eq!(reason_of(decide(&cr, &live, "trainstack", Shapes::Unknown)), reason::UNKNOWN_SCHEMA);
-        let null = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": null}});
+        let null =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": null}});
         assert_eq!(reason_of(decide(&null, &live, "trainstack", Shapes::Builtin)), reason::NULL);
-        let status = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "status": {}});
+        let status =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "status": {}});
         assert_eq!(reason_of(decide(&status, &live, "trainstack", Shapes::Builtin)), reason::STATUS);
-        let fin = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "finalizers": []}});
+        let fin =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "finalizers": []}});
         assert_eq!(reason_of(decide(&fin, &live, "trainstack", Shapes::Builtin)), reason::EMPTY_LIST);
         let d = config_map();
         let mut live = live_with(&d, json!([entry("trainstack", "Apply", owned_config_map())]));
@@ -729,8 +731,12 @@ mod tests {
         let shapes = Shapes::Custom(schemas.schema("x.io/v1", "Thing").unwrap());
         let cr = json!({"apiVersion": "x.io/v1", "kind": "Thing", "metadata": {"name": "t"},
                         "spec": {"workers": [{"name": "a", "n": 1}], "tags": ["x", "y"]}});
-        let mut mine = entry("trainstack", "Apply", json!({"f:spec": {"f:workers": {
-            "k:{\"name\":\"a\"}": {".": {}, "f:name": {}, "f:n": {}}}, "f:tags": {"v:\"x\"": {}, "v:\"y\"": {}}}}));
+        let mut mine = entry(
+            "trainstack",
+            "Apply",
+            json!({"f:spec": {"f:workers": {
+            "k:{\"name\":\"a\"}": {".": {}, "f:name": {}, "f:n": {}}}, "f:tags": {"v:\"x\"": {}, "v:\"y\"": {}}}}),
+        );
         mine["apiVersion"] = json!("x.io/v1");
         let live = live_with(&cr, json!([mine]));
         assert_eq!(decide(&cr, &live, "trainstack", shapes), Verdict::Unchanged);
