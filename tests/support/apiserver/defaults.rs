@@ -341,3 +341,28 @@ pub(crate) fn initial_status(kind: &str) -> Option<Value> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_quantity;
+
+    #[test]
+    fn quantities_are_stored_in_the_api_servers_canonical_form() {
+        let cases = [
+            ("1000m", "1"),
+            ("500m", "500m"),
+            ("0.5", "500m"),
+            ("1024Mi", "1Gi"),
+            ("1.5Gi", "1536Mi"),
+            ("2000", "2k"),
+            ("1024", "1024"),
+            ("32Gi", "32Gi"),
+            ("0m", "0"),
+        ];
+        for (written, stored) in cases {
+            assert_eq!(canonical_quantity(written).as_deref(), Some(stored), "{written}");
+        }
+        assert_eq!(canonical_quantity("1e3"), None);
+        assert_eq!(canonical_quantity("-1"), None);
+    }
+}
