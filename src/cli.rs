@@ -448,8 +448,13 @@ pub struct DiffArgs {
     pub force_conflicts: bool,
     /// Exit 1 when the API server sends any warning (a PodSecurity level the objects would
     /// violate, a deprecated API version); the diff is still printed, with the warnings.
+    /// Implies --server-dry-run-all: only a dry-run draws the server's warnings.
     #[arg(long)]
     pub warnings_as_errors: bool,
+    /// Plan every existing object with a server-side dry-run, instead of deciding provably
+    /// unchanged objects locally from their managedFields.
+    #[arg(long)]
+    pub server_dry_run_all: bool,
 }
 
 /// Options of `apply`.
@@ -485,9 +490,13 @@ pub struct ApplyArgs {
     /// Fail (exit 1) when the API server sends any warning: every object is dry-run first and
     /// nothing is written if one warns. An object that can only be dry-run once its namespace
     /// or CRD exists is checked just before its own write: if it warns, it is not written and
-    /// the phases after it are not applied.
+    /// the phases after it are not applied. Implies --server-dry-run-all.
     #[arg(long)]
     pub warnings_as_errors: bool,
+    /// Plan every existing object with a server-side dry-run, instead of deciding provably
+    /// unchanged objects locally from their managedFields.
+    #[arg(long)]
+    pub server_dry_run_all: bool,
     /// Bound on each EKS node group wait (create, update, delete take minutes), e.g. 20m, 1h.
     #[arg(long, default_value = "30m", value_parser = parse_duration)]
     pub node_group_timeout: Duration,

@@ -167,6 +167,8 @@ pub struct DiffSettings {
     pub force_conflicts: bool,
     /// `--warnings-as-errors`.
     pub warnings_as_errors: bool,
+    /// `--server-dry-run-all`.
+    pub server_dry_run_all: bool,
     /// `-o`, `-v`.
     pub reporting: Reporting,
 }
@@ -198,6 +200,8 @@ pub struct ApplySettings {
     pub wait_jobs: bool,
     /// `--warnings-as-errors`.
     pub warnings_as_errors: bool,
+    /// `--server-dry-run-all`.
+    pub server_dry_run_all: bool,
     /// Bound on each EKS node group wait.
     pub node_group_timeout: Duration,
     /// `-o`, `-v`.
@@ -369,6 +373,7 @@ impl From<&Cli> for Settings {
                 show_secrets: args.show_secrets,
                 force_conflicts: args.force_conflicts,
                 warnings_as_errors: args.warnings_as_errors,
+                server_dry_run_all: args.server_dry_run_all,
                 reporting: reporting(output, verbose),
             }),
             Command::Apply { env, templates, args, kube, output, verbose } => Settings::Apply(apply(
@@ -524,6 +529,7 @@ fn apply(
         wait: !a.no_wait,
         wait_jobs: a.wait_jobs,
         warnings_as_errors: a.warnings_as_errors,
+        server_dry_run_all: a.server_dry_run_all,
         node_group_timeout: a.node_group_timeout,
         reporting,
     }

@@ -13,6 +13,7 @@ mod cli;
 mod connection;
 mod engine;
 mod environment;
+mod fast_path;
 // The HPO runner tests start Optuna servers and trial processes and send SIGTERM.
 #[cfg(unix)]
 mod hpo_runner;

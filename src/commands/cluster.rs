@@ -100,6 +100,7 @@ pub async fn diff(args: &DiffSettings) -> Result<ExitCode, Error> {
         show_secrets: args.show_secrets,
         force_conflicts: args.force_conflicts,
         warnings_as_errors: args.warnings_as_errors,
+        server_dry_run_all: args.server_dry_run_all,
         ..options(args.concurrency)
     };
     let verbose = args.reporting.verbose;
@@ -152,6 +153,7 @@ pub async fn apply_prepared(args: &ApplySettings, prepared: &Prepared) -> Result
         wait_complete: args.wait_jobs,
         timeout: args.timeout,
         warnings_as_errors: args.warnings_as_errors,
+        server_dry_run_all: args.server_dry_run_all,
         ..options(args.concurrency)
     };
     let verb = if args.dry_run { "apply --dry-run" } else { "apply" };

@@ -391,6 +391,7 @@ fn apply_flags(a: &ApplySettings) -> Vec<String> {
         (!a.wait, "--no-wait"),
         (a.wait_jobs, "--wait-jobs"),
         (a.warnings_as_errors, "--warnings-as-errors"),
+        (a.server_dry_run_all, "--server-dry-run-all"),
     ];
     flags.extend(switches.iter().filter(|(on, _)| *on).map(|(_, f)| f.to_string()));
     flags.extend(node_group_timeout_flag(a.node_group_timeout));

@@ -296,9 +296,38 @@ pub async fn delete(
     }
 }
 
-/// LIST with a label selector.
+/// Objects a LIST returns per page: big enough that a few pages cover an environment, small
+/// enough that one response stays cheap for the API server to build.
+const PAGE: u32 = 500;
+
+/// LIST with a label selector, page by page (`limit`/`continue`). The first page reads the
+/// latest state (no `resourceVersion`, so a quorum read rather than a possibly stale cache)
+/// and later pages continue that same snapshot; if the snapshot expires between pages (410
+/// Gone), the list starts over, so the result is always one consistent snapshot.
 pub async fn list(api: &Api<DynamicObject>, selector: &str, what: &str) -> Result<Vec<Value>, ClusterError> {
-    let lp = ListParams::default().labels(selector);
-    let list = retry(what, || api.list(&lp)).await?;
-    Ok(list.items.into_iter().map(|o| serde_json::to_value(o).unwrap_or(Value::Null)).collect())
+    const RESTARTS: u32 = 3;
+    let mut restarts = 0;
+    'snapshot: loop {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut lp = ListParams::default().labels(selector).limit(PAGE);
+            if let Some(t) = &token {
+                lp = lp.continue_token(t);
+            }
+            let page = match retry(what, || api.list(&lp)).await {
+                Ok(page) => page,
+                Err(e) if e.code() == 410 && token.is_some() && restarts < RESTARTS => {
+                    restarts += 1;
+                    continue 'snapshot;
+                }
+                Err(e) => return Err(e),
+            };
+            items.extend(page.items.into_iter().map(|o| serde_json::to_value(o).unwrap_or(Value::Null)));
+            token = page.metadata.continue_.filter(|t| !t.is_empty());
+            if token.is_none() {
+                return Ok(items);
+            }
+        }
+    }
 }

@@ -2,6 +2,8 @@
 
 pub mod applyset;
 pub mod cluster;
+mod live;
+pub mod noop;
 pub mod normalize;
 pub mod plan;
 mod prune;

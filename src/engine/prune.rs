@@ -12,7 +12,7 @@ use crate::engine::cluster::{self, Catalog, ClusterError, Resolved};
 use crate::engine::normalize;
 use crate::engine::plan::{self, Action, ObjectChange};
 use crate::engine::report::{Report, RunError};
-use crate::engine::resolve::{in_order, is_parent, key_of, with_type, Desired, Engine};
+use crate::engine::resolve::{in_order, is_parent, key_of, with_type, Desired, Engine, Seen};
 use crate::manifest::{Manifest, Origin, Phase};
 
 impl Engine {
@@ -171,11 +171,17 @@ impl Engine {
             code: 0,
         })?;
         let parent_api = cluster::api_for(&self.client, &parent_res, Some(&self.parent.namespace));
-        let (mut gks, namespaces) =
-            match cluster::get(&parent_api, &self.parent.name, "ApplySet parent").await? {
-                Some(p) => applyset::read_parent(&p),
-                None => return Ok(Vec::new()),
-            };
+        // The run read the parent before its first write; what it wrote since (the union
+        // inventory) only adds this set's own kinds and namespaces, added below anyway.
+        let read = match desired.iter().find(|d| is_parent(d)).map(|d| &d.seen) {
+            Some(Seen::Live(p)) => Some(p.clone()),
+            Some(Seen::Absent) => None,
+            _ => cluster::get(&parent_api, &self.parent.name, "ApplySet parent").await?,
+        };
+        let (mut gks, namespaces) = match read {
+            Some(p) => applyset::read_parent(&p),
+            None => return Ok(Vec::new()),
+        };
         // Kinds declared now may have members left from older runs too.
         gks.extend(
             desired
@@ -197,9 +203,17 @@ impl Engine {
                 vec![None]
             };
             for ns in scopes {
-                let api = cluster::api_for(&self.client, &r, ns);
-                let what = format!("list {gk}{}", ns.map(|n| format!(" in {n}")).unwrap_or_default());
-                for obj in cluster::list(&api, &selector, &what).await? {
+                // This run listed the types it declares already. What it wrote since is all
+                // declared, so those lists still hold every member prune could delete.
+                let listed = match self.listed(&r, ns) {
+                    Some(listed) => listed,
+                    None => {
+                        let api = cluster::api_for(&self.client, &r, ns);
+                        let what = format!("list {gk}{}", ns.map(|n| format!(" in {n}")).unwrap_or_default());
+                        cluster::list(&api, &selector, &what).await?
+                    }
+                };
+                for obj in listed {
                     out.push((with_type(obj, &r), r.clone()));
                 }
             }

@@ -1,6 +1,8 @@
 //! What a run returns: the per-object changes and totals, the errors that stop it, and the
 //! per-object rows of `status`.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::engine::cluster::ClusterError;
@@ -35,6 +37,13 @@ pub struct Summary {
     pub failed: usize,
     /// Warnings the API server sent, over all objects.
     pub warnings: usize,
+    /// Objects the no-op proof found unchanged without asking the server.
+    pub decided_locally: usize,
+    /// Objects planned by a server-side dry-run.
+    pub dry_runs: usize,
+    /// Why objects needed a dry-run, with how many each.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub dry_run_reasons: BTreeMap<String, usize>,
 }
 
 /// The result of a diff or apply.

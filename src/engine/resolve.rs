@@ -1,7 +1,7 @@
 //! The engine's state for a run and the set it resolves once: discovery, the ApplySet parent
 //! and every object's resource, handed from `check` to `apply`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +18,7 @@ use crate::engine::report::{Report, RunError, Summary};
 use crate::manifest::{Manifest, Phase};
 use crate::progress::Progress;
 use crate::tally::Tally;
+use crate::validate::CrdSchemas;
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
@@ -45,6 +46,8 @@ pub struct Options {
     /// Any API server warning fails the run; apply dry-runs everything first and writes
     /// nothing when one warns.
     pub warnings_as_errors: bool,
+    /// Plan every object by the server's dry-run, never by the local no-op proof.
+    pub server_dry_run_all: bool,
 }
 
 impl Default for Options {
@@ -61,6 +64,7 @@ impl Default for Options {
             timeout: Duration::from_secs(300),
             show_secrets: false,
             warnings_as_errors: false,
+            server_dry_run_all: false,
         }
     }
 }
@@ -75,6 +79,20 @@ pub struct Engine {
     /// What this run has written so far (`+ Kind ns/name (create)`, ...), for the summary of an
     /// interrupted run.
     pub(super) written: std::sync::Mutex<Vec<String>>,
+    /// Each listed type's members (by resource path), for prune to reuse.
+    pub(super) listed: std::sync::Mutex<HashMap<String, Vec<Value>>>,
+    /// Schemas of the CRDs in the set, for the no-op proof's list types.
+    pub(super) crds: std::sync::OnceLock<CrdSchemas>,
+    /// How objects were planned: by the proof or by a dry-run, and why.
+    pub(super) planned: std::sync::Mutex<Planned>,
+}
+
+/// How this run planned its objects.
+#[derive(Debug, Default)]
+pub(super) struct Planned {
+    pub(super) locally: usize,
+    pub(super) dry_runs: usize,
+    pub(super) reasons: BTreeMap<&'static str, usize>,
 }
 
 /// The set as [`Engine::check`] resolved it (labelled members plus the parent, each with its
@@ -102,6 +120,9 @@ impl Engine {
             progress,
             opts,
             written: Default::default(),
+            listed: Default::default(),
+            crds: Default::default(),
+            planned: Default::default(),
         }
     }
 
@@ -119,21 +140,31 @@ impl Engine {
             .map(|m| {
                 let mut obj = m.obj.clone();
                 applyset::label_member(&mut obj, &id);
-                Desired { obj, phase: m.phase(), resolved: None }
+                Desired { obj, phase: m.phase(), resolved: None, seen: Seen::Unknown }
             })
             .collect();
         // The parent keeps listing what older runs applied until prune has removed it, so an
         // interrupted run still knows where old members live.
         let (mut gks, mut nss) = self.inventory(desired.iter());
+        let mut parent_seen = Seen::Unknown;
         if let Some(secrets) = catalog.resolve("v1", "Secret") {
             let api = cluster::api_for(&self.client, &secrets, Some(&self.parent.namespace));
-            if let Some(live) = cluster::get(&api, &self.parent.name, "ApplySet parent").await? {
-                let (old_gks, old_nss) = applyset::read_parent(&live);
-                gks.extend(old_gks);
-                nss.extend(old_nss);
+            match cluster::get(&api, &self.parent.name, "ApplySet parent").await? {
+                Some(live) => {
+                    let (old_gks, old_nss) = applyset::read_parent(&live);
+                    gks.extend(old_gks);
+                    nss.extend(old_nss);
+                    parent_seen = Seen::Live(with_type(live, &secrets));
+                }
+                None => parent_seen = Seen::Absent,
             }
         }
-        desired.push(Desired { obj: self.parent.object(&gks, &nss), phase: Phase::Config, resolved: None });
+        desired.push(Desired {
+            obj: self.parent.object(&gks, &nss),
+            phase: Phase::Config,
+            resolved: None,
+            seen: parent_seen,
+        });
 
         let crd_kinds: BTreeSet<(String, String)> = set
             .iter()
@@ -184,6 +215,19 @@ impl Engine {
         })
     }
 
+    /// Counts an object planned by the no-op proof (`None`) or by a dry-run, and why.
+    pub(super) fn count_plan(&self, dry_run_reason: Option<&'static str>) {
+        if let Ok(mut p) = self.planned.lock() {
+            match dry_run_reason {
+                None => p.locally += 1,
+                Some(reason) => {
+                    p.dry_runs += 1;
+                    *p.reasons.entry(reason).or_default() += 1;
+                }
+            }
+        }
+    }
+
     /// Records a write that landed.
     pub(super) fn wrote(&self, change: &ObjectChange) {
         let line = format!("{} {} ({})", change.action.sign(), change.display_id(), change.action.label());
@@ -212,8 +256,15 @@ impl Engine {
             pruned: t.count(Action::Prune),
             failed: t.failed,
             warnings: t.warnings,
+            ..Default::default()
         };
-        Report { changes, summary, not_ready, kept }
+        let mut report = Report { changes, summary, not_ready, kept };
+        if let Ok(p) = self.planned.lock() {
+            report.summary.decided_locally = p.locally;
+            report.summary.dry_runs = p.dry_runs;
+            report.summary.dry_run_reasons = p.reasons.iter().map(|(r, n)| (r.to_string(), *n)).collect();
+        }
+        report
     }
 }
 
@@ -222,6 +273,19 @@ pub(super) struct Desired {
     pub(super) obj: Value,
     pub(super) phase: Phase,
     pub(super) resolved: Option<Resolved>,
+    /// Its live state as far as this run has read it before planning.
+    pub(super) seen: Seen,
+}
+
+/// What a run knows of an object's live state before planning it.
+#[derive(Debug, Clone)]
+pub(super) enum Seen {
+    /// Not read yet: the plan reads it by GET.
+    Unknown,
+    /// Read, and it does not exist.
+    Absent,
+    /// Read (by the ApplySet's LIST, or the parent's GET).
+    Live(Value),
 }
 
 impl Desired {

@@ -6,11 +6,13 @@ use serde_json::Value;
 
 use crate::engine::applyset;
 use crate::engine::cluster::{self, Catalog, ClusterError, Resolved};
+use crate::engine::noop::{self, Shapes, Verdict};
 use crate::engine::plan::{self, Action, Conflict, ObjectChange};
 use crate::engine::prune::Kept;
-use crate::engine::resolve::{in_order, is_parent, Desired};
+use crate::engine::resolve::{in_order, is_parent, Desired, Seen};
 use crate::engine::warnings;
 use crate::manifest::{Manifest, Phase};
+use crate::validate::{is_core_kind, CrdSchemas};
 
 pub use crate::engine::report::{ObjectStatus, Report, RunError, Summary};
 pub use crate::engine::resolve::{Checked, Engine, Options};
@@ -21,10 +23,21 @@ impl Engine {
     /// (unserved kinds, missing namespaces), so other writes can wait for it; what it returns
     /// is what [`Engine::apply_checked`] applies.
     pub async fn check(&self, set: &[Manifest]) -> Result<Checked, RunError> {
-        let (desired, catalog, unserved) = self.resolve(set).await?;
+        let (mut desired, catalog, unserved) = self.resolve(set).await?;
         if !unserved.is_empty() {
             return Err(RunError::Unserved(unserved.join("\n")));
         }
+        let mut crds = CrdSchemas::new();
+        for d in desired.iter().filter(|d| d.kind() == "CustomResourceDefinition") {
+            // A CRD the validator cannot compile leaves its resources to the dry-run.
+            let _ = crds.add_crd(&d.obj);
+        }
+        let _ = self.crds.set(crds);
+        // The parent's namespaces: this set's and those older runs left members in, which
+        // prune will look in too.
+        let parent = desired.iter().find(|d| is_parent(d)).map(|p| applyset::read_parent(&p.obj));
+        let namespaces = parent.map(|(_, nss)| nss).unwrap_or_default();
+        self.list_live(&mut desired, &namespaces).await;
         Ok(Checked { desired, catalog })
     }
 
@@ -53,17 +66,35 @@ impl Engine {
         };
         let api = cluster::api_for(&self.client, r, d.namespace());
         let what = d.id();
-        let live = match cluster::get(&api, d.name(), &what).await {
-            Ok(l) => l,
-            Err(e) => {
-                change.error = Some(e.to_string());
-                return (change, d.obj.clone(), Err(e.to_string()));
-            }
+        let live = match &d.seen {
+            Seen::Live(l) => Some(l.clone()),
+            Seen::Absent => None,
+            Seen::Unknown => match cluster::get(&api, d.name(), &what).await {
+                Ok(l) => l,
+                Err(e) => {
+                    change.error = Some(e.to_string());
+                    return (change, d.obj.clone(), Err(e.to_string()));
+                }
+            },
         };
         let mut obj = d.obj.clone();
         if d.kind() == "Namespace" && self.created_here(live.as_ref()) {
             applyset::mark_created(&mut obj, &self.parent.id());
         }
+        let why = match &live {
+            None => noop::reason::NEW,
+            Some(_) if self.opts.server_dry_run_all => noop::reason::FORCED,
+            Some(_) if self.opts.warnings_as_errors => noop::reason::WARNINGS,
+            Some(l) => match noop::decide(&obj, l, cluster::FIELD_MANAGER, self.shapes(&obj)) {
+                Verdict::Unchanged => {
+                    self.count_plan(None);
+                    change.action = Action::Unchanged;
+                    return (change, obj, Ok(live));
+                }
+                Verdict::NeedsDryRun(f) => f.reason,
+            },
+        };
+        self.count_plan(Some(why));
         let dry = match cluster::apply(&api, d.name(), &obj, true, self.opts.force_conflicts, &what).await {
             Ok(v) => v,
             // A new object in a namespace this same apply creates cannot be dry-run yet (the
@@ -192,6 +223,10 @@ impl Engine {
         if self.opts.warnings_as_errors {
             if let Some(refused) = self.refuse_warned(&desired).await {
                 return Ok(refused);
+            }
+            // The apply below plans every object again; count that plan, not both.
+            if let Ok(mut p) = self.planned.lock() {
+                *p = Default::default();
             }
         }
         let mut not_ready = Vec::new();
@@ -336,6 +371,21 @@ impl Engine {
             serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         applyset::mark_created(&mut bare, &self.parent.id());
         cluster::apply(&api, name, &bare, false, false, &what).await.map(|_| true)
+    }
+}
+
+impl Engine {
+    /// Where the no-op proof finds an object's list types.
+    fn shapes<'a>(&'a self, obj: &Value) -> Shapes<'a> {
+        let api_version = obj["apiVersion"].as_str().unwrap_or_default();
+        let kind = obj["kind"].as_str().unwrap_or_default();
+        if is_core_kind(api_version, kind) {
+            return Shapes::Builtin;
+        }
+        match self.crds.get().and_then(|c| c.schema(api_version, kind)) {
+            Some(schema) => Shapes::Custom(schema),
+            None => Shapes::Unknown,
+        }
     }
 }
 

@@ -104,6 +104,9 @@ pub fn print(
                 t.push_str(&aws_summary(a, verb));
             }
             let s = &report.summary;
+            if verbose && !deleting {
+                t.push_str(&planned_line(s));
+            }
             let warnings = match s.warnings {
                 0 => String::new(),
                 n => format!(", {}", plural(n, "warning")),
@@ -117,6 +120,16 @@ pub fn print(
     };
     out.write_all(text.as_bytes()).map_err(anyhow::Error::from)?;
     Ok(())
+}
+
+/// `planned: 40 decided locally, 2 dry-runs (new object: 1, ...)`: why a run was fast or
+/// slow, with the three most common reasons for a dry-run.
+fn planned_line(s: &crate::engine::run::Summary) -> String {
+    let mut reasons: Vec<(&String, &usize)> = s.dry_run_reasons.iter().collect();
+    reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let top: Vec<String> = reasons.iter().take(3).map(|(r, n)| format!("{r}: {n}")).collect();
+    let why = if top.is_empty() { String::new() } else { format!(" ({})", top.join(", ")) };
+    format!("planned: {} decided locally, {}{why}\n", s.decided_locally, plural(s.dry_runs, "dry-run"))
 }
 
 /// `1 warning`, `2 warnings`.

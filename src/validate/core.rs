@@ -92,6 +92,12 @@ pub fn check_core(obj: &Value) -> Option<Vec<Problem>> {
     CORE_KINDS.iter().find(|k| k.api_version == api_version && k.kind == kind).map(|k| (k.check)(obj))
 }
 
+/// Whether an apiVersion/kind is a built-in type k8s-openapi knows (what [`check_core`]
+/// checks).
+pub fn is_core_kind(api_version: &str, kind: &str) -> bool {
+    CORE_KINDS.iter().any(|k| k.api_version == api_version && k.kind == kind)
+}
+
 fn round_trip<T: DeserializeOwned + Serialize>(obj: &Value) -> Vec<Problem> {
     let typed: T = match serde_path_to_error::deserialize(obj) {
         Ok(typed) => typed,

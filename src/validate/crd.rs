@@ -234,6 +234,13 @@ impl CrdSchemas {
         Some(problems)
     }
 
+    /// The structural schema of a custom resource's apiVersion and kind, when its CRD is
+    /// loaded and serves that version.
+    pub fn schema(&self, api_version: &str, kind: &str) -> Option<&Schema> {
+        let (crd, version) = self.lookup(api_version, kind)?;
+        crd.versions.iter().find(|v| v.name == version && v.served).map(|v| &v.schema)
+    }
+
     fn lookup<'a>(&self, api_version: &'a str, kind: &str) -> Option<(&Crd, &'a str)> {
         // Custom resources always have a group; a bare `v1` is the core API.
         let (group, version) = api_version.split_once('/')?;

@@ -14,8 +14,9 @@ mod upstream_tests;
 
 use std::fmt;
 
-pub use self::core::check_core;
+pub use self::core::{check_core, is_core_kind};
 pub use self::crd::{CrdError, CrdSchemas};
+pub use self::schema::{ListType, Schema};
 
 /// A problem found in one object, at a JSON path like
 /// `.spec.template.spec.containers[0].imagePullPolicy`.

@@ -114,10 +114,14 @@ enum Additional {
     Schema(Box<Schema>),
 }
 
-#[derive(Debug)]
-enum ListType {
+/// How server-side apply merges a list (`x-kubernetes-list-type`, atomic when unset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListType {
+    /// Replaced whole.
     Atomic,
+    /// Items merged by value.
     Set,
+    /// Items merged by these key fields.
     Map(Vec<String>),
 }
 
@@ -286,6 +290,49 @@ enum Mode {
 
 /// Fields every object of a resource carries whether or not its schema lists them.
 const RESOURCE_FIELDS: [&str; 3] = ["apiVersion", "kind", "metadata"];
+
+/// What server-side apply needs to know of a node: its list type, whether it is a map, and
+/// whether its values are certain to be stored as written (the engine's no-op proof).
+impl Schema {
+    /// The schema of field `name` of this object node (a declared property, or the value
+    /// schema of a map).
+    pub fn field(&self, name: &str) -> Option<&Schema> {
+        self.properties.get(name).or(match &self.additional {
+            Additional::Schema(s) => Some(s.as_ref()),
+            _ => None,
+        })
+    }
+
+    /// The schema of this list node's items.
+    pub fn item(&self) -> Option<&Schema> {
+        self.items.as_deref()
+    }
+
+    /// How server-side apply merges this list node.
+    pub fn list_type(&self) -> &ListType {
+        &self.list_type
+    }
+
+    /// Whether this node is a map (`additionalProperties` with a schema) rather than a struct.
+    pub fn is_map(&self) -> bool {
+        matches!(self.additional, Additional::Schema(_))
+    }
+
+    /// Whether this node takes an integer or a string (`x-kubernetes-int-or-string`).
+    pub fn is_int_or_string(&self) -> bool {
+        self.int_or_string
+    }
+
+    /// Whether this node keeps fields its schema does not declare.
+    pub fn preserves_unknown(&self) -> bool {
+        self.preserve_unknown
+    }
+
+    /// Whether this node has a `default` the server fills in when it is missing.
+    pub fn has_default(&self) -> bool {
+        self.has_default
+    }
+}
 
 impl Schema {
     /// Checks a whole custom resource. apiVersion and kind have already selected this schema,

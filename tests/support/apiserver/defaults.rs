@@ -36,9 +36,81 @@ fn default_ports(ports: Option<&mut Value>) {
     }
 }
 
+/// Rewrites a `resource.Quantity` the way the API server stores it: `1000m` as `1`, `1024Mi`
+/// as `1Gi`, `0.5` as `500m`, `2000` as `2k`. `None` for forms this double does not model
+/// (negative, exponents, sub-milli precision), which it then keeps as written.
+pub(crate) fn canonical_quantity(q: &str) -> Option<String> {
+    const DECIMAL: [(&str, i128); 8] = [
+        ("m", 1),
+        ("", 1_000),
+        ("k", 1_000_000),
+        ("M", 1_000_000_000),
+        ("G", 1_000_000_000_000),
+        ("T", 1_000_000_000_000_000),
+        ("P", 1_000_000_000_000_000_000),
+        ("E", 1_000_000_000_000_000_000_000),
+    ];
+    const BINARY: [&str; 6] = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
+    let end = q.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(q.len());
+    let (number, suffix) = q.split_at(end);
+    let binary = BINARY.iter().position(|b| *b == suffix);
+    let milli_per_unit = match binary {
+        Some(i) => 1_000 * 1024_i128.pow(i as u32 + 1),
+        None => DECIMAL.iter().find(|(s, _)| *s == suffix)?.1,
+    };
+    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let whole: i128 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let scale = 10_i128.checked_pow(frac.len() as u32)?;
+    let frac: i128 = if frac.is_empty() { 0 } else { frac.parse().ok()? };
+    let scaled = frac.checked_mul(milli_per_unit)?;
+    if scaled % scale != 0 {
+        return None;
+    }
+    let milli = whole.checked_mul(milli_per_unit)? + scaled / scale;
+    if milli == 0 {
+        return Some("0".into());
+    }
+    if binary.is_some() && milli % 1000 == 0 {
+        let bytes = milli / 1000;
+        for (i, b) in BINARY.iter().enumerate().rev() {
+            let unit = 1024_i128.pow(i as u32 + 1);
+            if bytes % unit == 0 {
+                return Some(format!("{}{b}", bytes / unit));
+            }
+        }
+    }
+    if milli % 1000 != 0 {
+        return Some(format!("{milli}m"));
+    }
+    let n = milli / 1000;
+    for (s, unit) in DECIMAL[2..].iter().rev() {
+        let unit = unit / 1000;
+        if n % unit == 0 {
+            return Some(format!("{}{s}", n / unit));
+        }
+    }
+    Some(n.to_string())
+}
+
+/// Canonicalises every quantity of a map of them (`limits`, `requests`, `hard`).
+fn canonical_quantities(map: Option<&mut Value>) {
+    for v in map.and_then(Value::as_object_mut).into_iter().flat_map(|m| m.values_mut()) {
+        if let Some(c) = v.as_str().and_then(canonical_quantity) {
+            *v = Value::String(c);
+        }
+    }
+}
+
 fn default_container(c: &mut Value) {
     let image = c["image"].as_str().unwrap_or_default().to_string();
     default_ports(c.get_mut("ports"));
+    if let Some(r) = c.get_mut("resources") {
+        canonical_quantities(r.get_mut("limits"));
+        canonical_quantities(r.get_mut("requests"));
+    }
     if let Some(c) = c.as_object_mut() {
         set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
         set_default(c, "terminationMessagePolicy", json!("File"));
@@ -73,6 +145,9 @@ fn default_template(spec: &mut Value, restart: &str) {
 pub(crate) fn apply_defaults(kind: &str, obj: &mut Value, cluster_ip: impl FnOnce() -> String) {
     let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
     let uid = obj["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+    if kind == "ResourceQuota" {
+        canonical_quantities(obj.get_mut("spec").and_then(|s| s.get_mut("hard")));
+    }
     match kind {
         "Deployment" => {
             if let Some(spec) = obj.get_mut("spec") {
@@ -264,5 +339,30 @@ pub(crate) fn initial_status(kind: &str) -> Option<Value> {
             "storedVersions": [],
         })),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_quantity;
+
+    #[test]
+    fn quantities_are_stored_in_the_api_servers_canonical_form() {
+        let cases = [
+            ("1000m", "1"),
+            ("500m", "500m"),
+            ("0.5", "500m"),
+            ("1024Mi", "1Gi"),
+            ("1.5Gi", "1536Mi"),
+            ("2000", "2k"),
+            ("1024", "1024"),
+            ("32Gi", "32Gi"),
+            ("0m", "0"),
+        ];
+        for (written, stored) in cases {
+            assert_eq!(canonical_quantity(written).as_deref(), Some(stored), "{written}");
+        }
+        assert_eq!(canonical_quantity("1e3"), None);
+        assert_eq!(canonical_quantity("-1"), None);
     }
 }
