@@ -145,12 +145,18 @@ async fn prune_stays_in_the_applyset_namespaces_and_leaves_controller_owned_memb
         !kept.iter().any(|k| k.contains("default/copied")),
         "outside the set, not even looked at: {kept:?}"
     );
-    // Namespaced kinds are listed per namespace of the set, never across the cluster.
+    // A namespaced kind is read across the cluster only by its membership label (the live-state
+    // read, whose members outside the set's namespaces are dropped, as `kept` shows above);
+    // prune's own lists of namespaced kinds stay in the set's namespaces.
     let wide: Vec<String> = s
         .server
         .requests()
         .iter()
         .filter(|r| r.method == "GET" && r.query.contains("labelSelector"))
+        .filter(|r| {
+            !r.query.contains("applyset.kubernetes.io%2Fpart-of")
+                && !r.query.contains("applyset.kubernetes.io/part-of")
+        })
         .filter(|r| !r.path.contains("/namespaces/") && !r.path.ends_with("/namespaces"))
         .filter(|r| {
             let resource = r.path.rsplit('/').next().unwrap_or_default();

@@ -130,8 +130,12 @@ async fn diff_and_apply_show_each_objects_server_warnings_and_count_them() {
     assert!(apply.stdout.lines().last().unwrap().ends_with(" 0 failed, 2 warnings"), "{}", apply.stdout);
     assert!(s.server.get("apps/v1", "Deployment", Some("trainstack-system"), "sidecar-demo").is_some());
 
-    // In sync now, yet the server still warns: the objects are listed for their warnings.
-    let json = s.test(&["diff", "-o", "json"]).status(0).run_async().await;
+    // In sync now, the fast path decides both objects locally and sends no request that could
+    // draw a warning; the full dry-run still shows what the server says about them.
+    let fast = s.test(&["diff", "-o", "json"]).status(0).run_async().await;
+    let report: Value = serde_json::from_str(&fast.stdout).unwrap();
+    assert_eq!(report["summary"]["warnings"], 0, "{report}");
+    let json = s.test(&["diff", "--server-dry-run-all", "-o", "json"]).status(0).run_async().await;
     let report: Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(report["summary"]["warnings"], 2, "{report}");
     assert_eq!(change(&report, "Deployment", "sidecar-demo")["warnings"], serde_json::json!([PSS_WARNING]));
@@ -140,7 +144,7 @@ async fn diff_and_apply_show_each_objects_server_warnings_and_count_them() {
         serde_json::json!(["example.com/v1alpha1 Widget is deprecated"])
     );
     assert_eq!(change(&report, "Deployment", "mlflow")["warnings"], serde_json::json!([]));
-    let text = s.run(&["diff"]).await;
+    let text = s.run(&["diff", "--server-dry-run-all"]).await;
     assert_eq!(
         line_after(&text, "= Deployment trainstack-system/sidecar-demo (unchanged)"),
         format!("    Warning: {PSS_WARNING}")
