@@ -29,3 +29,4 @@ mod smoke;
 #[cfg(unix)]
 mod smoke_http;
 mod validate;
+mod waits;
