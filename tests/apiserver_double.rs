@@ -657,13 +657,8 @@ async fn a_watch_from_a_compacted_resource_version_gets_410_expired() {
     cms.patch("w1", &apply_params(), &Patch::Apply(cm)).await.unwrap();
     server.compact();
     // As kube-apiserver: the watch itself is answered 200, its one event is the error.
-    let events: Vec<WatchEvent<ConfigMap>> = cms
-        .watch(&WatchParams::default().timeout(10), &old)
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let events: Vec<WatchEvent<ConfigMap>> =
+        cms.watch(&WatchParams::default().timeout(10), &old).await.unwrap().try_collect().await.unwrap();
     match events.as_slice() {
         [WatchEvent::Error(e)] => {
             assert_eq!((e.code, e.reason.as_str()), (410, "Expired"));

@@ -603,9 +603,8 @@ async fn cluster_create_names_the_nodes_not_ready_at_the_timeout() {
     let t = t.args(&["cluster", "create", "-e", "env.yaml", "--kubeconfig", &kubeconfig, "--timeout", "1s"]);
     let (_, out) = run(t.status(1)).await;
     assert!(
-        out.stderr.contains(
-            "nodes of kind cluster \"test\" not ready after 1s: 1/2 ready; waiting on test-worker"
-        ),
+        out.stderr
+            .contains("nodes of kind cluster \"test\" not ready after 1s: 1/2 ready; waiting on test-worker"),
         "{}",
         out.stderr
     );

@@ -23,9 +23,7 @@ fn lists<'a>(requests: &'a [RequestRecord], plural: &'a str) -> impl Iterator<It
 
 /// GETs of single objects of `plural` (`.../deployments/<name>`).
 fn gets<'a>(requests: &'a [RequestRecord], plural: &'a str) -> impl Iterator<Item = &'a RequestRecord> {
-    requests.iter().filter(move |r| {
-        r.method == "GET" && r.path.rsplit('/').nth(1) == Some(plural)
-    })
+    requests.iter().filter(move |r| r.method == "GET" && r.path.rsplit('/').nth(1) == Some(plural))
 }
 
 /// Waits until `check` holds (at most 10 s).
@@ -41,7 +39,9 @@ async fn until(what: &str, check: impl Fn() -> bool) {
 async fn apply_waits_end_when_the_controllers_report_ready_without_polling() {
     // Controllers report ready 1.5 s after a change: a 250 ms poll would GET every workload
     // about six times meanwhile.
-    let s = Scenario::with(ApiServer::builder().workload_ready_delay(Some(Duration::from_millis(1500))).start().await);
+    let s = Scenario::with(
+        ApiServer::builder().workload_ready_delay(Some(Duration::from_millis(1500))).start().await,
+    );
     let started = Instant::now();
     s.test(&["apply", "--timeout", "30s"]).status(0).run_async().await;
     let took = started.elapsed();
@@ -51,7 +51,11 @@ async fn apply_waits_end_when_the_controllers_report_ready_without_polling() {
     let deployments = s.server.list("apps/v1", "Deployment");
     assert!(!deployments.is_empty());
     // At most the plan's own read of each object, never one per poll.
-    assert!(gets(&requests, "deployments").count() <= deployments.len(), "{:#?}", gets(&requests, "deployments").collect::<Vec<_>>());
+    assert!(
+        gets(&requests, "deployments").count() <= deployments.len(),
+        "{:#?}",
+        gets(&requests, "deployments").collect::<Vec<_>>()
+    );
     let namespaces: std::collections::BTreeSet<_> =
         deployments.iter().map(|d| d["metadata"]["namespace"].as_str().unwrap().to_string()).collect();
     // One list and one watch per namespace (the plan may list too).
@@ -59,7 +63,9 @@ async fn apply_waits_end_when_the_controllers_report_ready_without_polling() {
     assert!(lists(&requests, "deployments").count() <= 2 * namespaces.len(), "{requests:#?}");
     let selectors: Vec<&str> = watches(&requests, "deployments").map(|r| r.query.as_str()).collect();
     assert!(
-        selectors.iter().all(|q| q.contains("fieldSelector=metadata.name") || q.contains("labelSelector=applyset")),
+        selectors
+            .iter()
+            .all(|q| q.contains("fieldSelector=metadata.name") || q.contains("labelSelector=applyset")),
         "each watch is narrowed to what the wait is for: {selectors:?}"
     );
 }
@@ -69,7 +75,10 @@ async fn a_wait_that_times_out_names_what_is_not_ready_and_why() {
     let s = Scenario::with(ApiServer::builder().workload_ready_delay(None).start().await);
     let apply = s.test(&["apply", "--timeout", "2s"]).status(1).run_async();
     let fail_replicas = async {
-        until("the mlflow Deployment", || s.server.get("apps/v1", "Deployment", Some("trainstack-system"), "mlflow").is_some()).await;
+        until("the mlflow Deployment", || {
+            s.server.get("apps/v1", "Deployment", Some("trainstack-system"), "mlflow").is_some()
+        })
+        .await;
         s.server.seed(
             "kube-controller-manager",
             json!({"apiVersion": "v1", "kind": "Event",
@@ -101,11 +110,14 @@ async fn a_wait_that_times_out_names_what_is_not_ready_and_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cut_watch_resumes_from_its_resource_version_and_the_wait_ends() {
-    let s = Scenario::with(ApiServer::builder().workload_ready_delay(Some(Duration::from_millis(1200))).start().await);
+    let s = Scenario::with(
+        ApiServer::builder().workload_ready_delay(Some(Duration::from_millis(1200))).start().await,
+    );
     s.server.add_fault(FaultRule::new(Fault::DropWatchAfter(0)).path_prefix("/apis/apps/v1").once());
     s.test(&["apply", "--timeout", "30s"]).status(0).run_async().await;
     let requests = s.server.requests();
-    let cut = requests.iter().position(|r| r.fault == Some(Fault::DropWatchAfter(0))).expect("a watch was cut");
+    let cut =
+        requests.iter().position(|r| r.fault == Some(Fault::DropWatchAfter(0))).expect("a watch was cut");
     let path = &requests[cut].path;
     let next = requests[cut + 1..].iter().find(|r| &r.path == path).expect("the watch was restarted");
     assert!(next.query.contains("watch=true"), "the watcher resumed without a relist: {next:?}");
@@ -113,15 +125,20 @@ async fn a_cut_watch_resumes_from_its_resource_version_and_the_wait_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_watch_resumed_after_compaction_gets_410_gone_relists_and_the_wait_ends() {
-    let s = Scenario::with(ApiServer::builder().workload_ready_delay(Some(Duration::from_millis(2500))).start().await);
+    let s = Scenario::with(
+        ApiServer::builder().workload_ready_delay(Some(Duration::from_millis(2500))).start().await,
+    );
     s.server.add_fault(FaultRule::new(Fault::DropWatchAfter(0)).path_prefix("/apis/apps/v1").once());
     let apply = s.test(&["apply", "--timeout", "30s"]).status(0).run_async();
     let compact = async {
         until("the cut watch", || s.server.requests().iter().any(|r| r.fault.is_some())).await;
         // Something changes and etcd compacts before the watcher comes back (it backs off
         // for about 800 ms): its resourceVersion is gone.
-        s.server.seed("kubectl", json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "unrelated", "namespace": "default"}}));
+        s.server.seed(
+            "kubectl",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "unrelated", "namespace": "default"}}),
+        );
         s.server.compact();
     };
     tokio::join!(apply, compact);
@@ -142,7 +159,8 @@ async fn the_crd_wait_ends_when_the_crds_are_established() {
     let apply = s.test(&["apply", "--no-wait", "--timeout", "30s"]).status(0).run_async();
     let establish = async {
         // The CRDs phase writes them all before waiting.
-        until("the CRDs", || s.server.list("apiextensions.k8s.io/v1", "CustomResourceDefinition").len() >= 2).await;
+        until("the CRDs", || s.server.list("apiextensions.k8s.io/v1", "CustomResourceDefinition").len() >= 2)
+            .await;
         tokio::time::sleep(Duration::from_millis(800)).await;
         for crd in s.server.list("apiextensions.k8s.io/v1", "CustomResourceDefinition") {
             s.server.establish_crd(crd["metadata"]["name"].as_str().unwrap());

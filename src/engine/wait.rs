@@ -31,7 +31,8 @@ impl Engine {
         }
         // Every group watches at once: a watch is long-running, exempt from the in-flight
         // limit as on the server, and there are only as many as kinds times namespaces.
-        let outcomes = futures::future::join_all(groups.into_values().map(|g| self.wait_group(g, deadline))).await;
+        let outcomes =
+            futures::future::join_all(groups.into_values().map(|g| self.wait_group(g, deadline))).await;
         self.progress.finish();
         let mut lines: Vec<(usize, String)> = outcomes.into_iter().flatten().collect();
         lines.sort_by_key(|(i, _)| *i);
@@ -55,10 +56,13 @@ impl Engine {
         };
         let mut waiting: BTreeMap<&str, Waiting> = group
             .iter()
-            .map(|&(index, d)| (d.name(), Waiting { index, desired: d, last: "not found".into(), seen: false }))
+            .map(|&(index, d)| {
+                (d.name(), Waiting { index, desired: d, last: "not found".into(), seen: false })
+            })
             .collect();
         let mut failed = Vec::new();
-        let watched = tokio::time::timeout_at(deadline, async {
+        // Whatever is still waiting when the deadline passes is not ready.
+        let _ = tokio::time::timeout_at(deadline, async {
             let mut events = std::pin::pin!(watcher(api, config).default_backoff());
             let mut listed = BTreeSet::new();
             while !waiting.is_empty() {
@@ -116,16 +120,14 @@ impl Engine {
         for (index, d, why) in failed {
             lines.push((index, format!("{}: {why}{}", d.id(), self.events(d).await)));
         }
-        if watched.is_err() {
-            for w in waiting.into_values() {
-                let d = w.desired;
-                let events = self.events(d).await;
-                lines.push((
-                    w.index,
-                    format!("{}: not ready after {:?}: {}{events}", d.id(), self.opts.timeout, w.last),
-                ));
-                self.progress.inc(&d.id());
-            }
+        for w in waiting.into_values() {
+            let d = w.desired;
+            let events = self.events(d).await;
+            lines.push((
+                w.index,
+                format!("{}: not ready after {:?}: {}{events}", d.id(), self.opts.timeout, w.last),
+            ));
+            self.progress.inc(&d.id());
         }
         lines
     }

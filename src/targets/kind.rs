@@ -9,8 +9,8 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Node;
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::Client;
@@ -359,7 +359,8 @@ async fn wait_for_nodes(
         .map_err(|source| KindError::Connect { cluster: cluster.to_string(), source })?;
     let nodes: Api<Node> = Api::all(client);
     let (store, writer) = reflector::store();
-    let mut changes = std::pin::pin!(reflector(writer, watcher(nodes, watcher::Config::default()).default_backoff()));
+    let mut changes =
+        std::pin::pin!(reflector(writer, watcher(nodes, watcher::Config::default()).default_backoff()));
     let mut last_shown = None;
     let mut counts = (0, expected);
     let mut detail = String::new();
@@ -372,8 +373,11 @@ async fn wait_for_nodes(
                 Ok(e) if listed || matches!(e, watcher::Event::InitDone) => {
                     listed = true;
                     let all = store.state();
-                    let mut waiting: Vec<String> =
-                        all.iter().filter(|n| !node_ready(n)).map(|n| n.metadata.name.clone().unwrap_or_default()).collect();
+                    let mut waiting: Vec<String> = all
+                        .iter()
+                        .filter(|n| !node_ready(n))
+                        .map(|n| n.metadata.name.clone().unwrap_or_default())
+                        .collect();
                     waiting.sort();
                     let total = all.len().max(expected);
                     counts = (all.len() - waiting.len(), total);

@@ -536,7 +536,7 @@ async fn serve(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Result<hyp
 /// resourceVersion), then live events and, when asked for, bookmarks, until the timeout or
 /// server shutdown. A resourceVersion older than the compacted history gets the real server's
 /// answer: a `200` stream holding one `ERROR` event with a `410 Expired` Status.
-/// `cut_after` events, the connection is cut mid-stream.
+/// After `cut_after` events, if set, the connection is cut mid-stream.
 fn watch_response(shared: &Arc<Shared>, spec: WatchSpec, cut_after: Option<usize>) -> hyper::Response<Body> {
     let subscribed = {
         let st = shared.state.lock().unwrap();
