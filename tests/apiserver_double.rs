@@ -680,7 +680,7 @@ async fn bookmarks_carry_the_resource_version_the_watch_has_seen() {
     let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
     let rv = cms.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
     let mut stream = cms
-        .watch(&WatchParams::default().timeout(10).fields("metadata.name=mine").bookmarks(true), &rv)
+        .watch(&WatchParams::default().timeout(10).fields("metadata.name=mine"), &rv)
         .await
         .unwrap()
         .boxed();

@@ -11,7 +11,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use http_body_util::Full;
 
 use super::Body;
 

@@ -575,7 +575,7 @@ fn watch_response(shared: &Arc<Shared>, spec: WatchSpec, cut_after: Option<usize
     let shutdown = shared.shutdown.clone();
     let state = (rx, shutdown, spec, seen);
     let live = futures::stream::unfold(state, move |(mut rx, mut shutdown, spec, mut seen)| async move {
-        let mut next_bookmark = bookmarks.map(|every| tokio::time::Instant::now() + every);
+        let next_bookmark = bookmarks.map(|every| tokio::time::Instant::now() + every);
         loop {
             let bookmark_due = async {
                 match next_bookmark {
