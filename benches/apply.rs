@@ -104,7 +104,9 @@ async fn main() {
     }
     // Readiness waits: the first apply waiting for its workloads (the double's controllers
     // report ready 20 ms after a change), against the same apply without waits.
-    if wanted("apply with waits") {
+    // Opt-in: nothing plays KubeRay here yet, so the RayCluster never becomes ready and the
+    // row runs into its timeout (unfinished, issue 12).
+    if !filter.is_empty() && wanted("apply with waits") {
         let server = ApiServer::start().await;
         server.set_latency(LATENCY);
         let engine = engine(&server, Options { concurrency: 8, ..Options::default() });
