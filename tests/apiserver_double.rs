@@ -649,6 +649,101 @@ async fn watch_streams_changes_from_a_resource_version() {
 }
 
 #[tokio::test]
+async fn a_watch_from_a_compacted_resource_version_gets_410_expired() {
+    let server = ApiServer::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    let old = cms.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w1"}});
+    cms.patch("w1", &apply_params(), &Patch::Apply(cm)).await.unwrap();
+    server.compact();
+    // As kube-apiserver: the watch itself is answered 200, its one event is the error.
+    let events: Vec<WatchEvent<ConfigMap>> =
+        cms.watch(&WatchParams::default().timeout(10), &old).await.unwrap().try_collect().await.unwrap();
+    match events.as_slice() {
+        [WatchEvent::Error(e)] => {
+            assert_eq!((e.code, e.reason.as_str()), (410, "Expired"));
+            assert_eq!(e.message, format!("too old resource version: {old} ({})", server.resource_version()));
+        }
+        other => panic!("expected one 410 error event, got {other:?}"),
+    }
+    // From the current resourceVersion the watch is served.
+    let now = server.resource_version().to_string();
+    let mut live = cms.watch(&WatchParams::default().timeout(10), &now).await.unwrap().boxed();
+    cms.delete("w1", &DeleteParams::default()).await.unwrap();
+    let deleted = tokio::time::timeout(Duration::from_secs(5), live.next()).await.unwrap().unwrap().unwrap();
+    assert!(matches!(deleted, WatchEvent::Deleted(_)), "{deleted:?}");
+}
+
+#[tokio::test]
+async fn bookmarks_carry_the_resource_version_the_watch_has_seen() {
+    let server = ApiServer::builder().bookmark_interval(Duration::from_millis(100)).start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    let rv = cms.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    let mut stream = cms
+        .watch(&WatchParams::default().timeout(10).fields("metadata.name=mine"), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    // A change this watch does not show still moves its resourceVersion.
+    let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other"}});
+    cms.patch("other", &apply_params(), &Patch::Apply(other)).await.unwrap();
+    let after = server.resource_version().to_string();
+    let caught_up = async {
+        loop {
+            match stream.next().await.unwrap().unwrap() {
+                WatchEvent::Bookmark(b) if b.metadata.resource_version == after => break,
+                WatchEvent::Bookmark(_) => {}
+                other => panic!("expected only bookmarks, got {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), caught_up).await.expect("a bookmark at the latest change");
+    // Without allowWatchBookmarks, none comes.
+    let plain = cms.watch(&WatchParams::default().timeout(1).disable_bookmarks(), &after).await.unwrap();
+    let events: Vec<WatchEvent<ConfigMap>> = plain.try_collect().await.unwrap();
+    assert!(events.is_empty(), "{events:?}");
+}
+
+#[tokio::test]
+async fn timeout_seconds_ends_the_watch_stream() {
+    let server = ApiServer::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    let started = Instant::now();
+    let stream = cms.watch(&WatchParams::default().timeout(1).disable_bookmarks(), "0").await.unwrap();
+    let events: Vec<WatchEvent<ConfigMap>> =
+        tokio::time::timeout(Duration::from_secs(5), stream.try_collect()).await.unwrap().unwrap();
+    assert!(events.is_empty(), "{events:?}");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn a_cut_watch_ends_in_an_error_after_the_events_it_sent() {
+    let server = ApiServer::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    for name in ["a", "b", "c"] {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}});
+        cms.patch(name, &apply_params(), &Patch::Apply(cm)).await.unwrap();
+    }
+    server.add_fault(FaultRule::new(Fault::DropWatchAfter(2)).once());
+    // Other requests are not watches and go through.
+    assert_eq!(cms.list(&ListParams::default()).await.unwrap().items.len(), 3);
+    // hyper may not have flushed the response head before the cut: then the watch itself fails.
+    match cms.watch(&WatchParams::default().timeout(10), "0").await {
+        Err(e) => assert!(
+            e.to_string().contains("IncompleteMessage") || format!("{e:?}").contains("IncompleteMessage"),
+            "{e:?}"
+        ),
+        Ok(stream) => {
+            let events: Vec<_> = stream.collect().await;
+            assert!(
+                events.last().is_some_and(|e| e.is_err()),
+                "the connection was cut mid-stream: {events:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn throttling_with_retry_after_reaches_the_client() {
     let server = ApiServer::start().await;
     server.add_fault(

@@ -3,6 +3,7 @@
 //! for the Kubernetes steps.
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -565,6 +566,49 @@ async fn up_on_platform(server: &ApiServer, extra: &[&str], status: i32) -> (Tes
     let t = t.args(&["up"]).args(&envs).args(&["--kubeconfig", &kubeconfig, "--no-wait"]).args(extra);
     let (t, out) = run_with_ray_operator(server, t.status(status)).await;
     (t, out, kubeconfig)
+}
+
+/// Node list and watch requests the double received.
+fn node_requests(server: &ApiServer) -> (usize, usize) {
+    let requests = server.requests();
+    let nodes = requests.iter().filter(|r| r.method == "GET" && r.path == "/api/v1/nodes");
+    let watches = nodes.clone().filter(|r| r.query.contains("watch=true")).count();
+    (nodes.count() - watches, watches)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_create_watches_the_nodes_until_the_last_one_is_ready() {
+    let server = ApiServer::start().await;
+    ready(&server, &["test-control-plane"]);
+    server.seed("kubelet", json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "test-worker"}}));
+    let (t, kubeconfig) = kind_fakes(&server);
+    let t = t.args(&["cluster", "create", "-e", "env.yaml", "--kubeconfig", &kubeconfig, "--timeout", "30s"]);
+    let created = run(t.status(0));
+    let worker_joins = async {
+        // Long enough for a poll every 2 s to list the nodes twice.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        ready(&server, &["test-worker"]);
+    };
+    let ((_, out), ()) = tokio::join!(created, worker_joins);
+    assert!(out.stderr.contains("waiting for nodes: 1/2 Ready"), "{}", out.stderr);
+    assert!(out.stderr.contains("all 2 nodes of kind cluster \"test\" are Ready"), "{}", out.stderr);
+    assert_eq!(node_requests(&server), (1, 1), "one list, one watch: {:#?}", server.requests());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_create_names_the_nodes_not_ready_at_the_timeout() {
+    let server = ApiServer::start().await;
+    ready(&server, &["test-control-plane"]);
+    server.seed("kubelet", json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "test-worker"}}));
+    let (t, kubeconfig) = kind_fakes(&server);
+    let t = t.args(&["cluster", "create", "-e", "env.yaml", "--kubeconfig", &kubeconfig, "--timeout", "1s"]);
+    let (_, out) = run(t.status(1)).await;
+    assert!(
+        out.stderr
+            .contains("nodes of kind cluster \"test\" not ready after 1s: 1/2 ready; waiting on test-worker"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

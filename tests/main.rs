@@ -36,3 +36,4 @@ mod smoke;
 mod smoke_http;
 mod tenant_policy;
 mod validate;
+mod waits;

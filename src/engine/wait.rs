@@ -1,61 +1,135 @@
-//! Waiting for readiness during `apply`, and the readiness lines `status` and smoke show, with
-//! the events that say why an object is not ready.
+//! Waiting for readiness during `apply`, by watch, and the readiness lines `status` and smoke
+//! show, with the events that say why an object is not ready.
 
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::stream::{self, StreamExt};
+use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::Value;
 
+use crate::engine::applyset;
 use crate::engine::cluster::{self, Catalog};
 use crate::engine::ready::{readiness, Readiness};
 use crate::engine::report::RunError;
-use crate::engine::resolve::{in_order, Desired, Engine};
+use crate::engine::resolve::{self, in_order, Desired, Engine};
 use crate::manifest::{Manifest, Phase};
 
 impl Engine {
-    /// Polls objects until ready, failed or timed out; returns the ones not ready with reasons.
+    /// Watches objects until ready, failed or timed out; returns the ones not ready with
+    /// reasons, in `targets` order.
     pub(super) async fn wait_ready(&self, targets: &[&Desired], phase: Phase) -> Vec<String> {
         let deadline = tokio::time::Instant::now() + self.opts.timeout;
         self.progress.phase(&format!("wait {phase}"), targets.len());
-        let results: Vec<Option<String>> = in_order(
-            self.opts.concurrency,
-            stream::iter(targets.iter().copied()).map(|d| async move {
-                let r = self.wait_one(d, deadline).await;
+        let mut groups: BTreeMap<(String, String, Option<&str>), Vec<(usize, &Desired)>> = BTreeMap::new();
+        for (i, d) in targets.iter().enumerate() {
+            if let Some(r) = &d.resolved {
+                let ty = (r.resource.api_version.clone(), r.resource.plural.clone(), d.namespace());
+                groups.entry(ty).or_default().push((i, d));
+            } else {
                 self.progress.inc(&d.id());
-                r
-            }),
-        )
-        .await;
+            }
+        }
+        // Every group watches at once: a watch is long-running, exempt from the in-flight
+        // limit as on the server, and there are only as many as kinds times namespaces.
+        let outcomes =
+            futures::future::join_all(groups.into_values().map(|g| self.wait_group(g, deadline))).await;
         self.progress.finish();
-        results.into_iter().flatten().collect()
+        let mut lines: Vec<(usize, String)> = outcomes.into_iter().flatten().collect();
+        lines.sort_by_key(|(i, _)| *i);
+        lines.into_iter().map(|(_, l)| l).collect()
     }
 
-    async fn wait_one(&self, d: &Desired, deadline: tokio::time::Instant) -> Option<String> {
-        let r = d.resolved.as_ref()?;
-        let api = cluster::api_for(&self.client, r, d.namespace());
-        let mut last;
-        loop {
-            match cluster::get(&api, d.name(), &d.id()).await {
-                Ok(Some(live)) => match readiness(&live, self.facts, self.opts.wait_complete) {
-                    Readiness::Ready => return None,
-                    Readiness::Failed(why) => {
-                        return Some(format!("{}: {why}{}", d.id(), self.events(d).await))
+    /// Waits for the objects of one resource type in one namespace through one watch: by name
+    /// for a single object, else by the ApplySet's membership label, so a namespace full of
+    /// other objects costs nothing. Returns the not-ready lines with their target index.
+    async fn wait_group(
+        &self,
+        group: Vec<(usize, &Desired)>,
+        deadline: tokio::time::Instant,
+    ) -> Vec<(usize, String)> {
+        let first = group[0].1;
+        let Some(r) = first.resolved.as_ref() else { return Vec::new() };
+        let api = cluster::api_for(&self.client, r, first.namespace());
+        let config = match group.as_slice() {
+            [(_, d)] => watcher::Config::default().fields(&format!("metadata.name={}", d.name())),
+            _ => watcher::Config::default().labels(&format!("{}={}", applyset::PART_OF, self.parent.id())),
+        };
+        let mut waiting: BTreeMap<&str, Waiting> = group
+            .iter()
+            .map(|&(index, d)| {
+                (d.name(), Waiting { index, desired: d, last: "not found".into(), seen: false })
+            })
+            .collect();
+        let mut failed = Vec::new();
+        // Whatever is still waiting when the deadline passes is not ready.
+        let _ = tokio::time::timeout_at(deadline, async {
+            let mut events = std::pin::pin!(watcher(api, config).default_backoff());
+            let mut listed = BTreeSet::new();
+            while !waiting.is_empty() {
+                let live = match events.next().await {
+                    Some(Ok(watcher::Event::Init)) => {
+                        listed.clear();
+                        continue;
                     }
-                    Readiness::Pending(why) => last = why,
-                },
-                Ok(None) => last = "not found".into(),
-                Err(e) => last = e.to_string(),
+                    Some(Ok(watcher::Event::InitApply(o))) => {
+                        listed.insert(o.metadata.name.clone().unwrap_or_default());
+                        o
+                    }
+                    Some(Ok(watcher::Event::Apply(o))) => o,
+                    Some(Ok(watcher::Event::InitDone)) => {
+                        // A relist that no longer has an object means it is gone.
+                        for w in waiting.values_mut().filter(|w| !listed.contains(w.desired.name())) {
+                            w.last = "not found".into();
+                        }
+                        continue;
+                    }
+                    Some(Ok(watcher::Event::Delete(o))) => {
+                        if let Some(w) = waiting.get_mut(o.metadata.name.as_deref().unwrap_or_default()) {
+                            w.last = "not found".into();
+                        }
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        // The watcher relists or resumes by itself; until an object has been
+                        // seen, the error is the best account of why it is not ready.
+                        for w in waiting.values_mut().filter(|w| !w.seen) {
+                            w.last = e.to_string();
+                        }
+                        continue;
+                    }
+                    None => break,
+                };
+                let name = live.metadata.name.clone().unwrap_or_default();
+                let Some(w) = waiting.get_mut(name.as_str()) else { continue };
+                w.seen = true;
+                let live = resolve::with_type(serde_json::to_value(&live).unwrap_or_default(), r);
+                match readiness(&live, self.facts, self.opts.wait_complete) {
+                    Readiness::Ready => {}
+                    Readiness::Failed(why) => failed.push((w.index, w.desired, why)),
+                    Readiness::Pending(why) => {
+                        w.last = why;
+                        continue;
+                    }
+                }
+                let done = waiting.remove(name.as_str()).expect("waiting on it");
+                self.progress.inc(&done.desired.id());
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Some(format!(
-                    "{}: not ready after {:?}: {last}{}",
-                    d.id(),
-                    self.opts.timeout,
-                    self.events(d).await
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+        })
+        .await;
+        let mut lines = Vec::new();
+        for (index, d, why) in failed {
+            lines.push((index, format!("{}: {why}{}", d.id(), self.events(d).await)));
         }
+        for w in waiting.into_values() {
+            let d = w.desired;
+            let events = self.events(d).await;
+            lines.push((
+                w.index,
+                format!("{}: not ready after {:?}: {}{events}", d.id(), self.opts.timeout, w.last),
+            ));
+            self.progress.inc(&d.id());
+        }
+        lines
     }
 
     /// Recent events of an object, as indented lines (empty when none or unavailable).
@@ -160,6 +234,17 @@ impl Engine {
             Readiness::Failed(w) => format!("failed: {w}"),
         }
     }
+}
+
+/// An object a watch is waiting for.
+struct Waiting<'a> {
+    /// Its place among the targets, for the order of the report.
+    index: usize,
+    desired: &'a Desired,
+    /// Why it is not ready yet, as last seen.
+    last: String,
+    /// The watch has shown it at least once.
+    seen: bool,
 }
 
 /// A Job with no pod active, ready, succeeded or failed and no finishing condition.

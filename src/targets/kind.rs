@@ -7,10 +7,12 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
+use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::Client;
 use serde_json::{json, Value};
 
@@ -342,8 +344,9 @@ pub fn node_ready(node: &Node) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-/// Polls the cluster's nodes through `kind-<name>` until at least `expected` exist and all are
-/// Ready. API errors while the cluster starts are retried until the deadline.
+/// Watches the cluster's nodes through `kind-<name>` until at least `expected` exist and all
+/// are Ready. API errors while the cluster starts are retried (the watcher backs off and
+/// relists) until the deadline.
 async fn wait_for_nodes(
     cluster: &str,
     connect: &crate::connect::ConnectOptions,
@@ -355,46 +358,62 @@ async fn wait_for_nodes(
         .await
         .map_err(|source| KindError::Connect { cluster: cluster.to_string(), source })?;
     let nodes: Api<Node> = Api::all(client);
-    let deadline = Instant::now() + timeout;
+    let (store, writer) = reflector::store();
+    let mut changes =
+        std::pin::pin!(reflector(writer, watcher(nodes, watcher::Config::default()).default_backoff()));
     let mut last_shown = None;
     let mut counts = (0, expected);
-    loop {
-        let detail = match nodes.list(&ListParams::default()).await {
-            Ok(list) => {
-                let waiting: Vec<String> = list
-                    .items
-                    .iter()
-                    .filter(|n| !node_ready(n))
-                    .map(|n| n.metadata.name.clone().unwrap_or_default())
-                    .collect();
-                let total = list.items.len().max(expected);
-                counts = (list.items.len() - waiting.len(), total);
-                if counts.0 == total {
-                    eprintln!("all {total} nodes of kind cluster {cluster:?} are Ready");
-                    return Ok(());
+    let mut detail = String::new();
+    let mut listed = false;
+    let watched = tokio::time::timeout(timeout, async {
+        while let Some(change) = changes.next().await {
+            match change {
+                // The store is complete only once the first list is in.
+                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
+                Ok(e) if listed || matches!(e, watcher::Event::InitDone) => {
+                    listed = true;
+                    let all = store.state();
+                    let mut waiting: Vec<String> = all
+                        .iter()
+                        .filter(|n| !node_ready(n))
+                        .map(|n| n.metadata.name.clone().unwrap_or_default())
+                        .collect();
+                    waiting.sort();
+                    let total = all.len().max(expected);
+                    counts = (all.len() - waiting.len(), total);
+                    if counts.0 == total {
+                        return;
+                    }
+                    if last_shown != Some(counts) {
+                        eprintln!("waiting for nodes: {}/{} Ready", counts.0, counts.1);
+                        last_shown = Some(counts);
+                    }
+                    detail = if waiting.is_empty() {
+                        format!("; {} of {expected} nodes registered", all.len())
+                    } else {
+                        format!("; waiting on {}", waiting.join(", "))
+                    };
                 }
-                if last_shown != Some(counts) {
-                    eprintln!("waiting for nodes: {}/{} Ready", counts.0, counts.1);
-                    last_shown = Some(counts);
-                }
-                if waiting.is_empty() {
-                    format!("; {} of {expected} nodes registered", list.items.len())
-                } else {
-                    format!("; waiting on {}", waiting.join(", "))
-                }
+                Ok(_) => {}
+                Err(e) => detail = format!("; last API error: {e}"),
             }
-            Err(e) => format!("; last API error: {e}"),
-        };
-        if Instant::now() >= deadline {
-            return Err(KindError::NodesNotReady {
-                cluster: cluster.to_string(),
-                timeout: go_duration(timeout),
-                ready: counts.0,
-                total: counts.1,
-                detail,
-            });
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // The watcher never ends by itself; only the deadline does.
+        std::future::pending::<()>().await
+    })
+    .await;
+    match watched {
+        Ok(()) => {
+            eprintln!("all {} nodes of kind cluster {cluster:?} are Ready", counts.1);
+            Ok(())
+        }
+        Err(_) => Err(KindError::NodesNotReady {
+            cluster: cluster.to_string(),
+            timeout: go_duration(timeout),
+            ready: counts.0,
+            total: counts.1,
+            detail,
+        }),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Fault injection: rules that match requests by method, path prefix and position, and make
-//! the server throttle (429 with Retry-After), fail (5xx), drop the connection, or slow down.
+//! the server throttle (429 with Retry-After), fail (5xx), drop the connection, cut a watch
+//! stream, or slow down.
 
 use std::time::Duration;
 
@@ -18,6 +19,10 @@ pub enum Fault {
     DropAfterProcessing,
     /// Delay the request, then serve it normally.
     Latency(Duration),
+    /// Start a watch normally, send this many events, then cut the connection mid-stream
+    /// (no clean end of the chunked body), as a load balancer or a restarting server does.
+    /// Matches watch requests only.
+    DropWatchAfter(usize),
 }
 
 /// A fault plus the requests it applies to. Built with [`FaultRule::new`] and narrowed with
@@ -102,8 +107,9 @@ impl FaultRule {
         rule
     }
 
-    fn matches(&self, method: &str, path: &str) -> bool {
-        self.method.as_deref().is_none_or(|m| m == method)
+    fn matches(&self, method: &str, path: &str, watch: bool) -> bool {
+        (watch || !matches!(self.fault, Fault::DropWatchAfter(_)))
+            && self.method.as_deref().is_none_or(|m| m == method)
             && self.path_prefix.as_deref().is_none_or(|p| path.starts_with(p))
             && (!self.writes_only || matches!(method, "POST" | "PUT" | "PATCH" | "DELETE"))
     }
@@ -138,7 +144,8 @@ impl Faults {
         self.latency = Duration::ZERO;
     }
 
-    pub fn decide(&mut self, method: &str, path: &str) -> Verdict {
+    /// `watch`: the request is a watch (`?watch=true`), which only watch faults match.
+    pub fn decide(&mut self, method: &str, path: &str, watch: bool) -> Verdict {
         let mut verdict = Verdict { delay: self.latency, fault: None };
         for rule in &mut self.rules {
             if let Some(until) = rule.writes_until_down {
@@ -148,7 +155,7 @@ impl Faults {
                     continue;
                 }
                 rule.down = true;
-            } else if rule.exhausted() || !rule.matches(method, path) {
+            } else if rule.exhausted() || !rule.matches(method, path, watch) {
                 continue;
             } else {
                 rule.seen += 1;

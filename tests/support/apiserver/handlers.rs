@@ -102,6 +102,8 @@ pub(crate) struct WatchSpec {
     pub since: Option<u64>,
     pub timeout: Duration,
     pub partial_metadata: bool,
+    /// `allowWatchBookmarks=true`.
+    pub bookmarks: bool,
 }
 
 impl WatchSpec {
@@ -125,6 +127,21 @@ impl WatchSpec {
             _ => return None,
         };
         Some(self.line(kind.as_str(), &event.object))
+    }
+
+    /// A BOOKMARK event: an object of the watched kind carrying only the resourceVersion the
+    /// watch has seen up to.
+    pub fn bookmark(&self, rv: u64) -> Bytes {
+        let (api_version, kind) = if self.partial_metadata {
+            ("meta.k8s.io/v1".to_string(), "PartialObjectMetadata".to_string())
+        } else {
+            (self.def.api_version(), self.def.kind.clone())
+        };
+        let object = json!({"apiVersion": api_version, "kind": kind,
+            "metadata": {"resourceVersion": rv.to_string()}});
+        let mut line = json!({"type": "BOOKMARK", "object": object}).to_string();
+        line.push('\n');
+        Bytes::from(line)
     }
 
     pub fn line(&self, kind: &str, obj: &Value) -> Bytes {
@@ -430,6 +447,7 @@ fn watch(def: &ResourceDef, ns: Option<&str>, req: &ApiRequest) -> Result<Reply,
         since,
         timeout,
         partial_metadata: req.wants_partial_metadata(),
+        bookmarks: req.param("allowWatchBookmarks") == Some("true"),
     })))
 }
 

@@ -11,7 +11,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
 
 use super::Body;
 
@@ -94,7 +93,7 @@ pub(crate) fn too_many_requests() -> hyper::Response<Body> {
         .header("Retry-After", "1")
         .header("Content-Type", "text/plain; charset=utf-8")
         .header("X-Content-Type-Options", "nosniff")
-        .body(Full::new(Bytes::from_static(b"Too many requests, please try again later.\n")).boxed_unsync())
+        .body(super::whole(Bytes::from_static(b"Too many requests, please try again later.\n")))
         .expect("valid response")
 }
 

@@ -37,14 +37,13 @@ mod store;
 mod trainjobs;
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt as _, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -64,7 +63,12 @@ use inflight::{Admission, InFlight};
 use status::ApiError;
 use store::{ObjKey, Store};
 
-type Body = UnsyncBoxBody<Bytes, Infallible>;
+type Body = UnsyncBoxBody<Bytes, Dropped>;
+
+/// A whole body, in the one body type every response has.
+pub(crate) fn whole(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+}
 
 /// Writes clients made that changed stored state, per verb (server-side apply counts as
 /// `patch`). Dry runs, no-op writes and the double's own controllers are not counted.
@@ -116,6 +120,8 @@ pub(crate) struct Options {
     crd_establish_delay: Option<Duration>,
     cleanup_delay: Duration,
     workload_ready_delay: Option<Duration>,
+    /// How often a watch that asked for bookmarks gets one.
+    bookmark_interval: Duration,
     aggregated_discovery: bool,
     /// Bearer token → (user, allowed); `None` serves anyone, as an unauthenticated test server.
     users: Option<HashMap<String, (String, bool)>>,
@@ -128,6 +134,8 @@ impl Default for Options {
             crd_establish_delay: Some(Duration::from_millis(50)),
             cleanup_delay: Duration::from_millis(20),
             workload_ready_delay: Some(Duration::from_millis(20)),
+            // kube-apiserver's watch cache sends one about every minute.
+            bookmark_interval: Duration::from_secs(60),
             aggregated_discovery: true,
             users: None,
             max_in_flight: None,
@@ -248,6 +256,13 @@ impl ApiServerBuilder {
     /// 20 ms.
     pub fn workload_ready_delay(mut self, delay: Option<Duration>) -> Self {
         self.options.workload_ready_delay = delay;
+        self
+    }
+
+    /// How often watches with `allowWatchBookmarks=true` get a BOOKMARK event carrying the
+    /// resourceVersion they have seen up to. Default one minute, as kube-apiserver.
+    pub fn bookmark_interval(mut self, interval: Duration) -> Self {
+        self.options.bookmark_interval = interval;
         self
     }
 
@@ -376,9 +391,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// Returned to hyper to make it close the connection without a response.
+/// Returned to hyper to make it close the connection without a response, or, from a body,
+/// in the middle of one.
 #[derive(Debug)]
-struct Dropped;
+pub(crate) struct Dropped;
 
 impl std::fmt::Display for Dropped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -392,7 +408,7 @@ fn full(code: u16, content_type: &str, body: impl Into<Bytes>) -> hyper::Respons
     hyper::Response::builder()
         .status(code)
         .header("Content-Type", content_type)
-        .body(Full::new(body.into()).boxed_unsync())
+        .body(whole(body))
         .expect("valid response")
 }
 
@@ -423,7 +439,8 @@ async fn serve(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Result<hyp
         Admission::Admitted(guard) => Some(guard),
         Admission::Exempt => None,
     };
-    let verdict = shared.faults.lock().unwrap().decide(&method, &path);
+    let is_watch = raw_query.split('&').any(|p| matches!(p, "watch=true" | "watch=1"));
+    let verdict = shared.faults.lock().unwrap().decide(&method, &path, is_watch);
     if !verdict.delay.is_zero() {
         tokio::time::sleep(verdict.delay).await;
     }
@@ -496,7 +513,13 @@ async fn serve(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Result<hyp
     let mut resp = match result {
         Ok(Reply::Json { code, body, content_type }) => full(code, content_type, body.to_string()),
         Ok(Reply::Text(text)) => full(200, "text/plain", text),
-        Ok(Reply::Watch(spec)) => watch_response(&shared, *spec),
+        Ok(Reply::Watch(spec)) => {
+            let cut_after = match verdict.fault {
+                Some(Fault::DropWatchAfter(n)) => Some(n),
+                _ => None,
+            };
+            watch_response(&shared, *spec, cut_after)
+        }
         Err(e) => error_response(&e),
     };
     // One header per warning, as kube-apiserver sends them.
@@ -504,15 +527,20 @@ async fn serve(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Result<hyp
         let value = admission::warning_header(w).parse().expect("printable warning text");
         resp.headers_mut().append("Warning", value);
     }
-    record(resp.status().as_u16(), None);
+    // A watch cut by a fault is answered (200) before it is cut.
+    record(resp.status().as_u16(), verdict.fault.clone());
     Ok(resp)
 }
 
 /// Streams a watch: the backlog first (current objects, or history since the requested
-/// resourceVersion), then live events until the timeout or server shutdown.
-fn watch_response(shared: &Arc<Shared>, spec: WatchSpec) -> hyper::Response<Body> {
-    let (backlog, rx) = {
+/// resourceVersion), then live events and, when asked for, bookmarks, until the timeout or
+/// server shutdown. A resourceVersion older than the compacted history gets the real server's
+/// answer: a `200` stream holding one `ERROR` event with a `410 Expired` Status.
+/// After `cut_after` events, if set, the connection is cut mid-stream.
+fn watch_response(shared: &Arc<Shared>, spec: WatchSpec, cut_after: Option<usize>) -> hyper::Response<Body> {
+    let subscribed = {
         let st = shared.state.lock().unwrap();
+        let now = st.store.resource_version();
         match spec.since {
             None => {
                 let lines: Vec<Bytes> = st
@@ -521,39 +549,71 @@ fn watch_response(shared: &Arc<Shared>, spec: WatchSpec) -> hyper::Response<Body
                     .filter(|(_, o)| spec.labels.matches(o) && spec.fields.matches(o))
                     .map(|(_, o)| spec.line("ADDED", o))
                     .collect();
-                (lines, st.store.subscribe())
+                Ok((lines, st.store.subscribe(), now))
             }
-            Some(rv) => {
-                let (events, rx) = st.store.subscribe_since(rv);
-                (events.iter().filter_map(|e| spec.render(e)).collect(), rx)
-            }
+            Some(rv) => st.store.subscribe_since(rv).map(|(events, rx)| {
+                let seen = events.last().map_or(rv, |e| e.rv).max(rv);
+                (events.iter().filter_map(|e| spec.render(e)).collect(), rx, seen)
+            }),
+        }
+    };
+    let (backlog, rx, seen) = match subscribed {
+        Ok(s) => s,
+        Err(oldest) => {
+            let rv = spec.since.unwrap_or_default();
+            let gone = ApiError::expired(&format!("too old resource version: {rv} ({oldest})"));
+            let line = format!("{}\n", json!({"type": "ERROR", "object": gone.body}));
+            return hyper::Response::builder()
+                .status(200)
+                .header("Content-Type", "application/json")
+                .body(whole(line))
+                .expect("valid response");
         }
     };
     let deadline = tokio::time::Instant::now() + spec.timeout;
+    let bookmarks = spec.bookmarks.then_some(shared.options.bookmark_interval);
     let shutdown = shared.shutdown.clone();
-    let live =
-        futures::stream::unfold((rx, shutdown, spec), move |(mut rx, mut shutdown, spec)| async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(deadline) => return None,
-                    _ = shutdown.changed() => return None,
-                    event = rx.recv() => match event {
-                        Ok(event) => {
-                            if let Some(line) = spec.render(&event) {
-                                return Some((line, (rx, shutdown, spec)));
-                            }
-                        }
-                        // A lagging or closed watch ends; the client re-lists, as with a real server.
-                        Err(_) => return None,
-                    },
+    let state = (rx, shutdown, spec, seen);
+    let live = futures::stream::unfold(state, move |(mut rx, mut shutdown, spec, mut seen)| async move {
+        let next_bookmark = bookmarks.map(|every| tokio::time::Instant::now() + every);
+        loop {
+            let bookmark_due = async {
+                match next_bookmark {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
                 }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return None,
+                _ = shutdown.changed() => return None,
+                _ = bookmark_due => {
+                    let line = spec.bookmark(seen);
+                    return Some((line, (rx, shutdown, spec, seen)));
+                }
+                event = rx.recv() => match event {
+                    Ok(event) => {
+                        // Every change moves the watch's resourceVersion, seen or not, so a
+                        // bookmark lets a client resume past changes it was not shown.
+                        seen = seen.max(event.rv);
+                        if let Some(line) = spec.render(&event) {
+                            return Some((line, (rx, shutdown, spec, seen)));
+                        }
+                    }
+                    // A lagging or closed watch ends; the client re-lists, as with a real server.
+                    Err(_) => return None,
+                },
             }
-        });
-    let stream = futures::stream::iter(backlog).chain(live).map(|b| Ok::<_, Infallible>(Frame::data(b)));
+        }
+    });
+    let frames = futures::stream::iter(backlog).chain(live).map(Ok::<_, Dropped>);
+    let stream: futures::stream::BoxStream<'static, Result<Bytes, Dropped>> = match cut_after {
+        Some(n) => frames.take(n).chain(futures::stream::once(async { Err(Dropped) })).boxed(),
+        None => frames.boxed(),
+    };
     hyper::Response::builder()
         .status(200)
         .header("Content-Type", "application/json")
-        .body(StreamBody::new(stream).boxed_unsync())
+        .body(StreamBody::new(stream.map_ok(Frame::data)).boxed_unsync())
         .expect("valid response")
 }
 
@@ -642,6 +702,12 @@ impl ApiServer {
         let def = self.def(api_version, kind);
         let st = self.shared.state.lock().unwrap();
         st.store.list(&def.group, &def.plural, None).map(|(_, o)| o.clone()).collect()
+    }
+
+    /// Forgets the event history up to now, as etcd's compaction does: a watch resuming from
+    /// an older resourceVersion gets `410 Gone` (reason `Expired`) and must relist.
+    pub fn compact(&self) {
+        self.shared.state.lock().unwrap().store.compact();
     }
 
     /// The current global resourceVersion.

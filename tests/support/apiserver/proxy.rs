@@ -193,7 +193,7 @@ async fn exchange(
             out = out.header(name, value);
         }
     }
-    Ok(out.body(Full::new(bytes).boxed_unsync()).expect("valid response"))
+    Ok(out.body(super::whole(bytes)).expect("valid response"))
 }
 
 impl ApiServer {

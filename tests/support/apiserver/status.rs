@@ -126,6 +126,12 @@ impl ApiError {
         )
     }
 
+    /// `410 Gone` for a resourceVersion older than the server still has history for
+    /// (`errors.NewResourceExpired`).
+    pub fn expired(message: &str) -> Self {
+        Self::new(410, "Expired", message.to_string(), None)
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message.into(), None)
     }

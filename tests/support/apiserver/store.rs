@@ -57,6 +57,9 @@ pub(crate) struct Store {
     tx: broadcast::Sender<Arc<Event>>,
     /// Bumped on every CRD write, so what is servable can be cached between them.
     crd_epoch: u64,
+    /// History at or below this resourceVersion is gone, as after an etcd compaction: a
+    /// watch from an older one gets `410 Gone`.
+    compacted: u64,
 }
 
 impl Store {
@@ -64,7 +67,7 @@ impl Store {
         let (tx, _) = broadcast::channel(EVENT_BUFFER);
         // A fresh real cluster is already far past resourceVersion 1; starting higher keeps
         // clients from relying on small numbers.
-        Self { objects: BTreeMap::new(), rv: 1000, history: Vec::new(), tx, crd_epoch: 0 }
+        Self { objects: BTreeMap::new(), rv: 1000, history: Vec::new(), tx, crd_epoch: 0, compacted: 0 }
     }
 
     pub fn resource_version(&self) -> u64 {
@@ -132,10 +135,24 @@ impl Store {
     }
 
     /// Events after `rv` plus a receiver for everything later, taken atomically so a watch
-    /// neither misses nor repeats an event.
-    pub fn subscribe_since(&self, rv: u64) -> (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>) {
+    /// neither misses nor repeats an event; `Err(oldest)` when the history after `rv` has been
+    /// compacted away (`oldest` is the oldest resourceVersion still served).
+    #[allow(clippy::type_complexity)]
+    pub fn subscribe_since(
+        &self,
+        rv: u64,
+    ) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), u64> {
+        if rv < self.compacted {
+            return Err(self.compacted);
+        }
         let start = self.history.partition_point(|e| e.rv <= rv);
-        (self.history[start..].to_vec(), self.tx.subscribe())
+        Ok((self.history[start..].to_vec(), self.tx.subscribe()))
+    }
+
+    /// Forgets the history up to now, as etcd's periodic compaction does.
+    pub fn compact(&mut self) {
+        self.history.clear();
+        self.compacted = self.rv;
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
