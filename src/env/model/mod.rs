@@ -10,6 +10,7 @@
 mod addons;
 mod aws;
 mod gpu;
+mod hpo;
 mod mlflow;
 mod ray;
 mod resources;
@@ -26,6 +27,7 @@ pub use gpu::{
     CapacityType, DevicePlugin, Gpu, GpuPool, GpuProvider, KarpenterSettings, NodeGroupSettings, Taint,
     TaintEffect,
 };
+pub use hpo::{Hpo, TenantHpo};
 pub use mlflow::{Artifacts, Autoscaling, Ingress, Mlflow, MlflowAuth, SecretKeyRef};
 pub use ray::{Ray, RayWorkers};
 pub use resources::{Quantity, RequestLimit, Resources};
@@ -113,4 +115,6 @@ pub struct Components {
     pub minio: Minio,
     /// Ray cluster (KubeRay).
     pub ray: Ray,
+    /// Optuna HPO workspaces and trial batches.
+    pub hpo: Hpo,
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Quantity, Resources};
+use super::{Quantity, Resources, TenantHpo};
 
 /// Tenants: one namespace per user or team, with quota, limits, network policy and RBAC.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,4 +148,7 @@ pub struct Tenant {
     /// Overrides of `tenants.defaults.allow_from_namespaces`.
     #[serde(default)]
     pub allow_from_namespaces: Option<Vec<String>>,
+    /// The tenant's Optuna workspace (`components.hpo`).
+    #[serde(default)]
+    pub hpo: TenantHpo,
 }
