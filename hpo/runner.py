@@ -1,0 +1,1 @@
+# The trial runner of trial batches; written by the hpo-runner work of issue 11.
