@@ -13,6 +13,7 @@ mod cli;
 mod connection;
 mod engine;
 mod environment;
+mod hpo_batch;
 #[cfg(unix)]
 mod kind;
 mod layering;
