@@ -777,7 +777,10 @@ fn batch_fails_in(env: &str, batch: &str, files: &[(&str, &str)]) -> String {
 
 const GPU_BATCH: &str = "tenant: alice\nstudy: s1\nobjective_file: objective.py\nuse_gpu: true\n";
 
-snap!(batch_direction_and_directions, batch_fails(&format!("{BATCH}direction: minimize\ndirections: [minimize, maximize]\n")));
+snap!(
+    batch_direction_and_directions,
+    batch_fails(&format!("{BATCH}direction: minimize\ndirections: [minimize, maximize]\n"))
+);
 snap!(
     batch_requirements_list_and_file,
     batch_fails_in(
@@ -795,7 +798,9 @@ snap!(
 // The value is never printed, only that a literal was refused.
 snap!(
     batch_literal_password,
-    batch_fails(&format!("{BATCH}image_pull: {{registry: r.example.com, username: u, password: glpat-SECRET}}\n"))
+    batch_fails(&format!(
+        "{BATCH}image_pull: {{registry: r.example.com, username: u, password: glpat-SECRET}}\n"
+    ))
 );
 snap!(
     batch_literal_password_in_docker_config,
@@ -809,19 +814,37 @@ snap!(
         "{BATCH}image_pull: {{registry: r.example.com, username: u, password_env: TRAINSTACK_TEST_UNSET_TOKEN}}\n"
     ))
 );
-snap!(batch_gpus_above_four, batch_fails(&format!("{GPU_BATCH}resources:\n  gpu: {{request: 5, limit: 5}}\n")));
-snap!(batch_gpu_request_differs_from_limit, batch_fails(&format!("{GPU_BATCH}resources:\n  gpu: {{request: 1, limit: 2}}\n")));
+snap!(
+    batch_gpus_above_four,
+    batch_fails(&format!("{GPU_BATCH}resources:\n  gpu: {{request: 5, limit: 5}}\n"))
+);
+snap!(
+    batch_gpu_request_differs_from_limit,
+    batch_fails(&format!("{GPU_BATCH}resources:\n  gpu: {{request: 1, limit: 2}}\n"))
+);
 snap!(batch_gpus_without_use_gpu, batch_fails(&format!("{BATCH}resources:\n  gpu: {{request: 1}}\n")));
 snap!(batch_dev_shm_on_cpu, batch_fails(&format!("{BATCH}dev_shm_size: 1Gi\n")));
-snap!(batch_dev_shm_above_4gi, batch_fails(&format!("{GPU_BATCH}dev_shm_size: 5Gi\nresources:\n  memory: {{request: 8Gi}}\n")));
+snap!(
+    batch_dev_shm_above_4gi,
+    batch_fails(&format!("{GPU_BATCH}dev_shm_size: 5Gi\nresources:\n  memory: {{request: 8Gi}}\n"))
+);
 snap!(batch_dev_shm_below_500mi, batch_fails(&format!("{GPU_BATCH}dev_shm_size: 100Mi\n")));
 snap!(batch_tmp_cache_above_4gi, batch_fails(&format!("{BATCH}tmp_cache_size: 8Gi\n")));
 snap!(batch_tmp_cache_below_500mi, batch_fails(&format!("{BATCH}tmp_cache_size: 200Mi\n")));
-snap!(batch_tmp_cache_in_memory_above_the_memory_limit, batch_fails(&format!("{BATCH}use_tmp_cache_mem: true\ntmp_cache_size: 2Gi\n")));
-snap!(batch_tmp_cache_dir_over_the_artifacts, batch_fails(&format!("{BATCH}tmp_cache_dir: /artifacts/tmp\n")));
+snap!(
+    batch_tmp_cache_in_memory_above_the_memory_limit,
+    batch_fails(&format!("{BATCH}use_tmp_cache_mem: true\ntmp_cache_size: 2Gi\n"))
+);
+snap!(
+    batch_tmp_cache_dir_over_the_artifacts,
+    batch_fails(&format!("{BATCH}tmp_cache_dir: /artifacts/tmp\n"))
+);
 snap!(batch_top_n_artifacts_zero, batch_fails(&format!("{BATCH}top_n_artifacts: 0\n")));
 snap!(batch_parallelism_above_n_trials, batch_fails(&format!("{BATCH}n_trials: 3\nparallelism: 4\n")));
-snap!(batch_gpu_model_map_above_n_trials, batch_fails(&format!("{GPU_BATCH}n_trials: 4\ngpu_model: {{a100: 5}}\n")));
+snap!(
+    batch_gpu_model_map_above_n_trials,
+    batch_fails(&format!("{GPU_BATCH}n_trials: 4\ngpu_model: {{a100: 5}}\n"))
+);
 snap!(batch_gpu_model_unknown_pool, batch_fails(&format!("{GPU_BATCH}gpu_model: h100\n")));
 snap!(batch_gpu_model_without_use_gpu, batch_fails(&format!("{BATCH}gpu_model: a100\n")));
 snap!(batch_study_too_long, batch_fails(&BATCH.replace("study: s1", &format!("study: {}", "s".repeat(64)))));
@@ -829,7 +852,11 @@ snap!(batch_study_not_a_label, batch_fails(&BATCH.replace("study: s1", "study: M
 snap!(
     batch_name_from_an_invalid_file_name,
     fails(
-        &[("env.yaml", &batch_env("5.0.0")), ("batches/My_Batch.yaml", BATCH), ("batches/objective.py", OBJECTIVE)],
+        &[
+            ("env.yaml", &batch_env("5.0.0")),
+            ("batches/My_Batch.yaml", BATCH),
+            ("batches/objective.py", OBJECTIVE)
+        ],
         &["render", "-e", "env.yaml"]
     )
 );
@@ -857,10 +884,21 @@ snap!(batch_unknown_sampler, batch_fails(&format!("{BATCH}sampler: {{name: TpeSa
 snap!(batch_unknown_key, batch_fails(&format!("{BATCH}n_trails: 5\n")));
 // Versions: what cannot talk to the workspace's storage server.
 snap!(batch_python_3_8_image_with_a_5_1_server, batch_fails_in(&batch_env("5.1.0"), BATCH, &[]));
-snap!(batch_client_pin_the_5_1_server_rejects, batch_fails_in(&batch_env("5.1.0"), &format!("{BATCH}runtime_image: python:3.12-slim\noptuna_version: 5.0.0\n"), &[]));
+snap!(
+    batch_client_pin_the_5_1_server_rejects,
+    batch_fails_in(
+        &batch_env("5.1.0"),
+        &format!("{BATCH}runtime_image: python:3.12-slim\noptuna_version: 5.0.0\n"),
+        &[]
+    )
+);
 snap!(batch_client_pin_python_3_8_cannot_install, batch_fails(&format!("{BATCH}optuna_version: 5.0.0\n")));
 snap!(batch_client_pin_not_a_version, batch_fails(&format!("{BATCH}optuna_version: latest\n")));
 snap!(
     batch_duplicate_name_names_the_first_file,
-    batch_fails_in(&batch_env("5.0.0"), &format!("name: dup\n{BATCH}"), &[("batches/c.yaml", &format!("name: dup\n{BATCH}"))])
+    batch_fails_in(
+        &batch_env("5.0.0"),
+        &format!("name: dup\n{BATCH}"),
+        &[("batches/c.yaml", &format!("name: dup\n{BATCH}"))]
+    )
 );

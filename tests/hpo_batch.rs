@@ -29,7 +29,8 @@ const ENV: &str = "components:
     batches_dir: batches
 ";
 
-const OBJECTIVE: &str = "def objective(trial):\n    x = trial.suggest_float(\"x\", -10, 10)\n    return (x - 2) ** 2\n";
+const OBJECTIVE: &str =
+    "def objective(trial):\n    x = trial.suggest_float(\"x\", -10, 10)\n    return (x - 2) ** 2\n";
 
 const CPU: &str = "tenant: alice
 study: quick
@@ -170,7 +171,10 @@ fn the_client_pin_defaults_to_4_5_on_a_python_3_8_image_and_to_the_server_pin_ot
     };
     // cpu: the default CPU image (python3.8); sweep: python3.12; gpu: the default GPU image,
     // whose tag names no Python.
-    assert_eq!((pin("cpu").as_str(), pin("sweep").as_str(), pin("gpu").as_str()), ("4.5.0", "5.0.0", "5.0.0"));
+    assert_eq!(
+        (pin("cpu").as_str(), pin("sweep").as_str(), pin("gpu").as_str()),
+        ("4.5.0", "5.0.0", "5.0.0")
+    );
 }
 
 #[tokio::test]

@@ -281,7 +281,11 @@ fn resolve(env: &Environment, s: &BatchSpec, file: &Path, c: &mut Checker) -> Ba
         if !known.contains(&algo.name.as_str()) {
             c.err(
                 &format!("{field}.name"),
-                format!("{:?} is not an Optuna {field} the runner builds; use one of {}", algo.name, known.join(", ")),
+                format!(
+                    "{:?} is not an Optuna {field} the runner builds; use one of {}",
+                    algo.name,
+                    known.join(", ")
+                ),
             );
         }
     }
@@ -295,7 +299,10 @@ fn resolve(env: &Environment, s: &BatchSpec, file: &Path, c: &mut Checker) -> Ba
     } else if s.parallelism > s.n_trials && s.n_trials >= 1 {
         c.err(
             "parallelism",
-            format!("{} is more than n_trials {}; at most n_trials trials can run at once", s.parallelism, s.n_trials),
+            format!(
+                "{} is more than n_trials {}; at most n_trials trials can run at once",
+                s.parallelism, s.n_trials
+            ),
         );
     }
     if s.top_n_artifacts < 1 {
@@ -316,7 +323,10 @@ fn resolve(env: &Environment, s: &BatchSpec, file: &Path, c: &mut Checker) -> Ba
 
     let dev_shm_size = match (&s.dev_shm_size, s.use_gpu) {
         (Some(_), false) => {
-            c.err("dev_shm_size", "applies to GPU trials only (use_gpu: true); CPU trials get no /dev/shm volume");
+            c.err(
+                "dev_shm_size",
+                "applies to GPU trials only (use_gpu: true); CPU trials get no /dev/shm volume",
+            );
             None
         }
         (Some(q), true) => Some(q.as_str().to_string()),
@@ -397,7 +407,11 @@ fn resolve(env: &Environment, s: &BatchSpec, file: &Path, c: &mut Checker) -> Ba
     }
 }
 
-fn check_tenant<'e>(env: &'e Environment, s: &BatchSpec, c: &mut Checker) -> Option<&'e crate::env::model::Tenant> {
+fn check_tenant<'e>(
+    env: &'e Environment,
+    s: &BatchSpec,
+    c: &mut Checker,
+) -> Option<&'e crate::env::model::Tenant> {
     if !env.components.hpo.enabled {
         c.err("tenant", "Optuna HPO is disabled in this environment (components.hpo.enabled)");
     }
@@ -443,7 +457,13 @@ fn check_versions(env: &Environment, s: &BatchSpec, image: &str, c: &mut Checker
     // Blame the key the user wrote: the pin if they gave one, else the image that chose it.
     let field = if s.optuna_version.is_some() { "optuna_version" } else { "runtime_image" };
     if let Some(why) = compat::image_refuses(image, client) {
-        c.err(field, format!("{why}; pick an image with a newer Python or pin optuna_version to {}", compat::PYTHON_3_8_NEWEST));
+        c.err(
+            field,
+            format!(
+                "{why}; pick an image with a newer Python or pin optuna_version to {}",
+                compat::PYTHON_3_8_NEWEST
+            ),
+        );
     } else if !compat::serves(server, client) {
         let chosen = if s.optuna_version.is_some() {
             format!("optuna_version {client_text}")
@@ -482,7 +502,9 @@ fn check_resources(env: &Environment, s: &BatchSpec, c: &mut Checker) -> TrialRe
             if r > l {
                 c.err(
                     &format!("resources.{name}.request"),
-                    format!("request {request} is more than limit {limit}; the request must not exceed the limit"),
+                    format!(
+                        "request {request} is more than limit {limit}; the request must not exceed the limit"
+                    ),
                 );
             }
         }
@@ -513,7 +535,10 @@ fn check_resources(env: &Environment, s: &BatchSpec, c: &mut Checker) -> TrialRe
         }
     };
     if s.use_gpu && !env.components.gpu.enabled {
-        c.err("use_gpu", "the batch asks for GPUs but the environment has no GPU pool (components.gpu.enabled is false)");
+        c.err(
+            "use_gpu",
+            "the batch asks for GPUs but the environment has no GPU pool (components.gpu.enabled is false)",
+        );
     }
     if let Some(t) = env.components.tenants.list.iter().find(|t| t.name == s.tenant) {
         let quota = env.components.tenants.quota_of(t);
@@ -542,14 +567,22 @@ fn place_trials(env: &Environment, s: &BatchSpec, name: &str, c: &mut Checker) -
     let pools = &env.components.gpu.pools;
     let check_pool = |c: &mut Checker, field: &str, pool: &str| -> Vec<Taint> {
         match pools.iter().find(|p| p.name == pool) {
-            Some(p) => {
-                p.taints.iter().filter(|t| !(t.key == "nvidia.com/gpu" && t.effect == crate::env::model::TaintEffect::NoSchedule)).cloned().collect()
-            }
+            Some(p) => p
+                .taints
+                .iter()
+                .filter(|t| {
+                    !(t.key == "nvidia.com/gpu" && t.effect == crate::env::model::TaintEffect::NoSchedule)
+                })
+                .cloned()
+                .collect(),
             None => {
                 let known: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
                 c.err(
                     field,
-                    format!("{pool:?} is not a GPU pool of this environment (components.gpu.pools: {})", known.join(", ")),
+                    format!(
+                        "{pool:?} is not a GPU pool of this environment (components.gpu.pools: {})",
+                        known.join(", ")
+                    ),
                 );
                 Vec::new()
             }
@@ -568,7 +601,10 @@ fn place_trials(env: &Environment, s: &BatchSpec, name: &str, c: &mut Checker) -
         }
         Some(GpuModel::Counts(counts)) => {
             if counts.is_empty() {
-                c.err("gpu_model", "an empty map places no trial; omit gpu_model to place them all automatically");
+                c.err(
+                    "gpu_model",
+                    "an empty map places no trial; omit gpu_model to place them all automatically",
+                );
             }
             for (pool, &n) in counts {
                 let field = format!("gpu_model.{pool}");
@@ -644,9 +680,13 @@ fn share_parallelism(parallelism: u32, completions: &[u32]) -> Vec<u32> {
 fn pull_secret(p: &ImagePull, batch: &str, c: &mut Checker) -> (Option<PullSecret>, Option<String>) {
     let literal = "a password is never written in a batch spec (spec files are shared and committed)";
     if p.password.is_some() {
-        c.err("image_pull.password", format!("{literal}; name the environment variable holding it: password_env: REGISTRY_PASSWORD"));
+        c.err(
+            "image_pull.password",
+            format!("{literal}; name the environment variable holding it: password_env: REGISTRY_PASSWORD"),
+        );
     }
-    let registry_form = p.registry.is_some() || p.username.is_some() || p.password_env.is_some() || p.password.is_some();
+    let registry_form =
+        p.registry.is_some() || p.username.is_some() || p.password_env.is_some() || p.password.is_some();
     let forms = [registry_form, p.docker_config_json.is_some(), p.secret.is_some()];
     if forms.iter().filter(|f| **f).count() != 1 {
         c.err(
@@ -662,7 +702,10 @@ fn pull_secret(p: &ImagePull, batch: &str, c: &mut Checker) -> (Option<PullSecre
     let mut auths = serde_json::Map::new();
     let mut add = |c: &mut Checker, field: &str, host: &str, user: &str, env_var: &Option<String>| {
         let Some(var) = env_var else {
-            c.err(field, "name the environment variable holding the password: password_env: REGISTRY_PASSWORD");
+            c.err(
+                field,
+                "name the environment variable holding the password: password_env: REGISTRY_PASSWORD",
+            );
             return;
         };
         let field = format!("{field}.password_env");
@@ -712,7 +755,8 @@ fn pull_secret(p: &ImagePull, batch: &str, c: &mut Checker) -> (Option<PullSecre
 
 fn scratch_size(c: &mut Checker, field: &str, q: &str) {
     let Some(v) = c.quantity(field, q) else { return };
-    let (min, max) = (quantity::parse(SCRATCH_MIN).expect("valid"), quantity::parse(SCRATCH_MAX).expect("valid"));
+    let (min, max) =
+        (quantity::parse(SCRATCH_MIN).expect("valid"), quantity::parse(SCRATCH_MAX).expect("valid"));
     if v < min {
         c.err(field, format!("{q} is below the minimum of {SCRATCH_MIN}"));
     } else if v > max {
@@ -736,7 +780,10 @@ fn fits_memory(c: &mut Checker, field: &str, size: &str, limit: &str) {
 fn check_tmp_cache_dir(s: &BatchSpec, shared_cache_dir: &str, c: &mut Checker) {
     let dir = s.tmp_cache_dir.trim_end_matches('/');
     if !s.tmp_cache_dir.starts_with('/') || dir.is_empty() {
-        c.err("tmp_cache_dir", format!("{:?} is not an absolute directory path like /mnt/tmp-cache", s.tmp_cache_dir));
+        c.err(
+            "tmp_cache_dir",
+            format!("{:?} is not an absolute directory path like /mnt/tmp-cache", s.tmp_cache_dir),
+        );
         return;
     }
     let overlaps = |other: &str| {
@@ -750,7 +797,10 @@ fn check_tmp_cache_dir(s: &BatchSpec, shared_cache_dir: &str, c: &mut Checker) {
         (shared_cache_dir, "the workspace's shared cache (the tenant's hpo.shared_cache_dir)"),
     ] {
         if !other.is_empty() && overlaps(other) {
-            c.err("tmp_cache_dir", format!("{dir} overlaps {other}, where trial pods mount {what}; pick another path"));
+            c.err(
+                "tmp_cache_dir",
+                format!("{dir} overlaps {other}, where trial pods mount {what}; pick another path"),
+            );
         }
     }
 }

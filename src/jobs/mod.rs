@@ -14,8 +14,8 @@ use crate::env::check::{self, Checker};
 use crate::env::model::Quota;
 use crate::env::terraform::Fetched;
 use crate::env::validate::limits;
-use crate::hpo::{self, Batch};
 use crate::env::{self, names, quantity, Layered, LoadedEnv, Sources};
+use crate::hpo::{self, Batch};
 use crate::yaml::{self, Pos};
 use spec::{Framework, JobSpec};
 

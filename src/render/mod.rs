@@ -117,7 +117,8 @@ const COMPONENTS: &[Component] = &[
     Component {
         name: "custom-jobs",
         enabled: |e, specs| {
-            e.components.custom_jobs.enabled && specs.jobs.iter().any(|j| j.spec.framework == Framework::Custom)
+            e.components.custom_jobs.enabled
+                && specs.jobs.iter().any(|j| j.spec.framework == Framework::Custom)
         },
     },
     Component { name: "gpu", enabled: |e, _| e.components.gpu.enabled },
@@ -126,7 +127,10 @@ const COMPONENTS: &[Component] = &[
     Component { name: "minio", enabled: |e, _| e.components.minio.enabled },
     Component { name: "ray", enabled: |e, _| e.components.ray.enabled },
     // After the workspace: trial pods need its storage server and volumes.
-    Component { name: HPO_BATCHES, enabled: |e, specs| e.components.hpo.enabled && !specs.batches.is_empty() },
+    Component {
+        name: HPO_BATCHES,
+        enabled: |e, specs| e.components.hpo.enabled && !specs.batches.is_empty(),
+    },
 ];
 
 /// The component of trial batch objects.
@@ -204,7 +208,10 @@ fn render_component(
         let file = templates.file_of(name);
         for (i, obj) in parse_output(&text, &file)?.into_iter().enumerate() {
             check_object(&obj, &file, i + 1)?;
-            let mut m = Manifest { obj, origin: Origin::Template { component: component.into(), template: name.into() } };
+            let mut m = Manifest {
+                obj,
+                origin: Origin::Template { component: component.into(), template: name.into() },
+            };
             m.add_labels(&labels);
             set.push(m);
         }
@@ -372,8 +379,7 @@ mod tests {
             ("trainjobs", "trainjobs"),
             ("custom_jobs", "trainjobs"),
             ("hpo_batches", "hpo_batches"),
-        ]
-        {
+        ] {
             for field in keys(&first(list)) {
                 let path = format!("{documented_as}[].{field}");
                 assert!(documented.contains(&path.as_str()), "{list}[].{field} is not in docs/templates.md");
