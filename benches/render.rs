@@ -47,7 +47,9 @@ fn render_once(env_file: &PathBuf) -> (usize, usize) {
     let loaded = layered.load(None).expect("valid environment");
     let jobs = jobs::load(&loaded).expect("valid jobs");
     let templates = Templates::load(None).expect("templates");
-    let set = render::render(&loaded, &jobs, &templates, Vec::new()).expect("render");
+    let batches = trainstack::hpo::load(&loaded).expect("valid trial batches");
+    let specs = render::Specs { jobs: &jobs, batches: &batches };
+    let set = render::render(&loaded, specs, &templates, Vec::new()).expect("render");
     let text = manifest::to_stream(&set);
     (set.len(), text.len())
 }

@@ -43,6 +43,15 @@ pub enum Error {
     Other(#[from] anyhow::Error),
 }
 
+impl From<crate::render::BatchError> for Error {
+    fn from(e: crate::render::BatchError) -> Self {
+        match e {
+            crate::render::BatchError::Invalid(d) => Error::Input(d),
+            crate::render::BatchError::Render(r) => Error::Render(r),
+        }
+    }
+}
+
 impl Error {
     /// Whether writing to stdout failed because its reader closed the pipe.
     pub fn is_broken_pipe(&self) -> bool {

@@ -936,3 +936,156 @@ snap!(
     hpo_eks_fails("    storage:\n      class_name: gp3\n      access_mode: ReadWriteOnce\n")
 );
 snap!(env_hpo_eks_bad_efs_id_and_no_class, hpo_eks_fails("    storage:\n      efs_file_system_id: efs-1\n"));
+
+// ---- trial batch specs (docs/hpo.md, "Trial batch spec")
+
+/// Tenant alice with a workspace, bob without; one GPU pool; the server pin `server`.
+fn batch_env(server: &str) -> String {
+    format!(
+        "{MINIMAL_ENV}components:\n  tenants:\n    list:\n      - name: alice\n        quota: {{gpu: 8}}\n        hpo: {{enabled: true}}\n      - name: bob\n  gpu:\n    enabled: true\n    provider: kind\n    pools:\n      - name: a100\n  hpo:\n    enabled: true\n    optuna_version: \"{server}\"\n    batches_dir: batches\n"
+    )
+}
+
+const OBJECTIVE: &str = "def objective(trial):\n    return trial.suggest_float(\"x\", 0, 1)\n";
+
+/// A valid batch; cases append or replace a key.
+const BATCH: &str = "tenant: alice\nstudy: s1\nobjective_file: objective.py\n";
+
+/// Renders an environment whose batches directory holds `b.yaml` = `batch` and `objective.py`.
+fn batch_fails(batch: &str) -> String {
+    batch_fails_in(&batch_env("5.0.0"), batch, &[])
+}
+
+fn batch_fails_in(env: &str, batch: &str, files: &[(&str, &str)]) -> String {
+    let mut all = vec![("env.yaml", env), ("batches/b.yaml", batch), ("batches/objective.py", OBJECTIVE)];
+    all.extend_from_slice(files);
+    fails(&all, &["render", "-e", "env.yaml"])
+}
+
+const GPU_BATCH: &str = "tenant: alice\nstudy: s1\nobjective_file: objective.py\nuse_gpu: true\n";
+
+snap!(
+    batch_direction_and_directions,
+    batch_fails(&format!("{BATCH}direction: minimize\ndirections: [minimize, maximize]\n"))
+);
+snap!(
+    batch_requirements_list_and_file,
+    batch_fails_in(
+        &batch_env("5.0.0"),
+        &format!("{BATCH}requirements_list: [numpy]\nrequirements_file: requirements.txt\n"),
+        &[("batches/requirements.txt", "numpy\n")]
+    )
+);
+snap!(
+    batch_two_pull_secret_forms,
+    batch_fails(&format!(
+        "{BATCH}image_pull:\n  registry: r.example.com\n  username: u\n  password_env: TOKEN\n  docker_config_json:\n    auths:\n      ghcr.io: {{username: u, password_env: TOKEN}}\n"
+    ))
+);
+// The value is never printed, only that a literal was refused.
+snap!(
+    batch_literal_password,
+    batch_fails(&format!(
+        "{BATCH}image_pull: {{registry: r.example.com, username: u, password: glpat-SECRET}}\n"
+    ))
+);
+snap!(
+    batch_literal_password_in_docker_config,
+    batch_fails(&format!(
+        "{BATCH}image_pull:\n  docker_config_json:\n    auths:\n      ghcr.io: {{username: u, password: ghp-SECRET}}\n"
+    ))
+);
+snap!(
+    batch_password_variable_not_set,
+    batch_fails(&format!(
+        "{BATCH}image_pull: {{registry: r.example.com, username: u, password_env: TRAINSTACK_TEST_UNSET_TOKEN}}\n"
+    ))
+);
+snap!(
+    batch_gpus_above_four,
+    batch_fails(&format!("{GPU_BATCH}resources:\n  gpu: {{request: 5, limit: 5}}\n"))
+);
+snap!(
+    batch_gpu_request_differs_from_limit,
+    batch_fails(&format!("{GPU_BATCH}resources:\n  gpu: {{request: 1, limit: 2}}\n"))
+);
+snap!(batch_gpus_without_use_gpu, batch_fails(&format!("{BATCH}resources:\n  gpu: {{request: 1}}\n")));
+snap!(batch_dev_shm_on_cpu, batch_fails(&format!("{BATCH}dev_shm_size: 1Gi\n")));
+snap!(
+    batch_dev_shm_above_4gi,
+    batch_fails(&format!("{GPU_BATCH}dev_shm_size: 5Gi\nresources:\n  memory: {{request: 8Gi}}\n"))
+);
+snap!(batch_dev_shm_below_500mi, batch_fails(&format!("{GPU_BATCH}dev_shm_size: 100Mi\n")));
+snap!(batch_tmp_cache_above_4gi, batch_fails(&format!("{BATCH}tmp_cache_size: 8Gi\n")));
+snap!(batch_tmp_cache_below_500mi, batch_fails(&format!("{BATCH}tmp_cache_size: 200Mi\n")));
+snap!(
+    batch_tmp_cache_in_memory_above_the_memory_limit,
+    batch_fails(&format!("{BATCH}use_tmp_cache_mem: true\ntmp_cache_size: 2Gi\n"))
+);
+snap!(
+    batch_tmp_cache_dir_over_the_artifacts,
+    batch_fails(&format!("{BATCH}tmp_cache_dir: /artifacts/tmp\n"))
+);
+snap!(batch_top_n_artifacts_zero, batch_fails(&format!("{BATCH}top_n_artifacts: 0\n")));
+snap!(batch_parallelism_above_n_trials, batch_fails(&format!("{BATCH}n_trials: 3\nparallelism: 4\n")));
+snap!(
+    batch_gpu_model_map_above_n_trials,
+    batch_fails(&format!("{GPU_BATCH}n_trials: 4\ngpu_model: {{a100: 5}}\n"))
+);
+snap!(batch_gpu_model_unknown_pool, batch_fails(&format!("{GPU_BATCH}gpu_model: h100\n")));
+snap!(batch_gpu_model_without_use_gpu, batch_fails(&format!("{BATCH}gpu_model: a100\n")));
+snap!(batch_study_too_long, batch_fails(&BATCH.replace("study: s1", &format!("study: {}", "s".repeat(64)))));
+snap!(batch_study_not_a_label, batch_fails(&BATCH.replace("study: s1", "study: My_Study")));
+snap!(
+    batch_name_from_an_invalid_file_name,
+    fails(
+        &[
+            ("env.yaml", &batch_env("5.0.0")),
+            ("batches/My_Batch.yaml", BATCH),
+            ("batches/objective.py", OBJECTIVE)
+        ],
+        &["render", "-e", "env.yaml"]
+    )
+);
+snap!(batch_name_too_long_for_trial_hostnames, batch_fails(&format!("name: {}\n{BATCH}", "b".repeat(56))));
+snap!(batch_missing_objective_file, batch_fails(&BATCH.replace("objective.py", "missing.py")));
+snap!(
+    batch_objective_without_def,
+    batch_fails_in(
+        &batch_env("5.0.0"),
+        &BATCH.replace("objective.py", "train.py"),
+        &[("batches/train.py", "class Model:\n    def objective(trial):\n        return 1\n")]
+    )
+);
+snap!(
+    batch_configmap_above_1mib,
+    batch_fails_in(
+        &batch_env("5.0.0"),
+        &BATCH.replace("objective.py", "big.py"),
+        &[("batches/big.py", &format!("{OBJECTIVE}DATA = \"{}\"\n", "x".repeat(1024 * 1024)))]
+    )
+);
+snap!(batch_unknown_tenant, batch_fails(&BATCH.replace("tenant: alice", "tenant: carol")));
+snap!(batch_tenant_without_workspace, batch_fails(&BATCH.replace("tenant: alice", "tenant: bob")));
+snap!(batch_unknown_sampler, batch_fails(&format!("{BATCH}sampler: {{name: TpeSampler}}\n")));
+snap!(batch_unknown_key, batch_fails(&format!("{BATCH}n_trails: 5\n")));
+// Versions: what cannot talk to the workspace's storage server.
+snap!(batch_python_3_8_image_with_a_5_1_server, batch_fails_in(&batch_env("5.1.0"), BATCH, &[]));
+snap!(
+    batch_client_pin_the_5_1_server_rejects,
+    batch_fails_in(
+        &batch_env("5.1.0"),
+        &format!("{BATCH}runtime_image: python:3.12-slim\noptuna_version: 5.0.0\n"),
+        &[]
+    )
+);
+snap!(batch_client_pin_python_3_8_cannot_install, batch_fails(&format!("{BATCH}optuna_version: 5.0.0\n")));
+snap!(batch_client_pin_not_a_version, batch_fails(&format!("{BATCH}optuna_version: latest\n")));
+snap!(
+    batch_duplicate_name_names_the_first_file,
+    batch_fails_in(
+        &batch_env("5.0.0"),
+        &format!("name: dup\n{BATCH}"),
+        &[("batches/c.yaml", &format!("name: dup\n{BATCH}"))]
+    )
+);

@@ -14,6 +14,7 @@ mod connection;
 mod engine;
 mod environment;
 mod fast_path;
+mod hpo_batch;
 // The HPO runner tests start Optuna servers and trial processes and send SIGTERM.
 #[cfg(unix)]
 mod hpo_runner;

@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use crate::addons::{AddonLoader, Lock};
 use crate::env::terraform::Fetched;
 use crate::env::{self, Layered, LoadedEnv};
+use crate::hpo::{self, Batch};
 use crate::jobs::{self, Job};
 use crate::manifest::Manifest;
 use crate::render::Templates;
@@ -55,16 +56,18 @@ pub struct Prepared {
     pub loaded: LoadedEnv,
     /// Job specs.
     pub jobs: Vec<Job>,
+    /// Trial batch specs.
+    pub batches: Vec<Batch>,
     /// The ordered manifest set.
     pub set: Vec<Manifest>,
 }
 
 /// Loads and checks all inputs, then renders. Nothing is rendered while any input is invalid.
 pub async fn prepare(settings: &PrepareSettings) -> Result<Prepared, Error> {
-    // Environment and job spec problems are reported together.
+    // Environment, job spec and trial batch problems are reported together.
     let (layered, outputs) = read(&settings.load).await?;
-    let (loaded, jobs) = jobs::load_with_env(layered, outputs)?;
-    render_with(loaded, jobs, settings).await
+    let (loaded, jobs, batches) = jobs::load_with_env(layered, outputs)?;
+    render_with(loaded, jobs, batches, settings).await
 }
 
 /// Loads the environment alone, for commands that need no job specs, templates or add-ons.
@@ -87,18 +90,21 @@ async fn read(settings: &LoadSettings) -> Result<(Layered, Option<Fetched>), Err
 /// Renders an environment loaded earlier (`up` and `down` load it before their first step).
 pub(crate) async fn render_loaded(loaded: LoadedEnv, settings: &PrepareSettings) -> Result<Prepared, Error> {
     let jobs = jobs::load(&loaded)?;
-    render_with(loaded, jobs, settings).await
+    let batches = hpo::load(&loaded)?;
+    render_with(loaded, jobs, batches, settings).await
 }
 
 async fn render_with(
     loaded: LoadedEnv,
     jobs: Vec<Job>,
+    batches: Vec<Batch>,
     settings: &PrepareSettings,
 ) -> Result<Prepared, Error> {
     let templates = Templates::load(settings.templates.as_deref())?;
     let addon_objects = load_addons(&loaded, &settings.addons, &settings.load.files).await?;
-    let set = crate::render::render(&loaded, &jobs, &templates, addon_objects)?;
-    Ok(Prepared { loaded, jobs, set })
+    let specs = crate::render::Specs { jobs: &jobs, batches: &batches };
+    let set = crate::render::render(&loaded, specs, &templates, addon_objects)?;
+    Ok(Prepared { loaded, jobs, batches, set })
 }
 
 /// Loads every enabled add-on, concurrently (downloads and kustomize runs are slow). The lock

@@ -15,6 +15,7 @@ use crate::env::model::{Environment, Quota};
 use crate::env::terraform::Fetched;
 use crate::env::validate::limits;
 use crate::env::{self, names, quantity, Layered, LoadedEnv, Sources};
+use crate::hpo::{self, Batch};
 use crate::yaml::{self, Pos};
 use spec::{Framework, JobSpec};
 
@@ -60,17 +61,22 @@ pub fn jobs_dir(loaded: &LoadedEnv) -> Option<PathBuf> {
 
 /// What job specs are checked against: while any of it could not be read, job problems would
 /// be guesses.
-const CHECKED_AGAINST: &[&str] =
-    &["components.tenants", "components.trainer", "components.custom_jobs", "components.gpu"];
+const CHECKED_AGAINST: &[&str] = &[
+    "components.tenants",
+    "components.trainer",
+    "components.custom_jobs",
+    "components.gpu",
+    "components.hpo",
+];
 
-/// Loads the environment and its job specs, reporting the problems of both at once: the job
-/// specs are still checked when the environment has problems, unless something they are
-/// checked against could not be read. `outputs` are the Terraform outputs read from the
-/// environment's [`Layered::outputs_source`].
+/// Loads the environment, its job specs and its trial batch specs, reporting the problems of
+/// all at once: the spec files are still checked when the environment has problems, unless
+/// something they are checked against could not be read. `outputs` are the Terraform outputs
+/// read from the environment's [`Layered::outputs_source`].
 pub fn load_with_env(
     layered: Layered,
     outputs: Option<Fetched>,
-) -> Result<(LoadedEnv, Vec<Job>), Diagnostics> {
+) -> Result<(LoadedEnv, Vec<Job>, Vec<Batch>), Diagnostics> {
     let env::Partial { loaded, mut problems, unreadable } = layered.load_partial(outputs)?;
     let Some(loaded) = loaded else { return Err(problems) };
     let guessing =
@@ -80,8 +86,13 @@ pub fn load_with_env(
         return Err(problems);
     }
     let jobs = load(&loaded).map_err(|d| problems.0.extend(d.0));
+    let batches = hpo::load(&loaded).map_err(|d| problems.0.extend(d.0));
     problems.into_result()?;
-    Ok((loaded, jobs.expect("job problems are among the problems")))
+    Ok((
+        loaded,
+        jobs.expect("job problems are among the problems"),
+        batches.expect("trial batch problems are among the problems"),
+    ))
 }
 
 /// Loads and checks every `*.yaml`/`*.yml` in the jobs directory, in file name order.

@@ -10,6 +10,7 @@ use crate::env::model::{Environment, LimitRange, Quota, SecretsMode, TargetKind,
 use crate::env::secret_template::ValueTemplate;
 use crate::env::versions::{optuna_server, trainer_api};
 use crate::env::LoadedEnv;
+use crate::hpo::Batch;
 use crate::jobs::spec::Framework;
 use crate::jobs::Job;
 use crate::manifest::{self, Manifest, Origin};
@@ -56,6 +57,17 @@ pub enum RenderError {
     },
 }
 
+/// Why one trial batch file did not render ([`render_batch`]).
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// Problems in the spec file, at file:line:column.
+    #[error("{0}")]
+    Invalid(#[from] crate::diag::Diagnostics),
+    /// The batch templates failed.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+}
+
 /// A tenant with the defaults filled in, as templates see it.
 #[derive(Debug, Serialize)]
 struct TenantView<'a> {
@@ -84,6 +96,8 @@ struct Context<'a> {
     custom_jobs: Vec<&'a Job>,
     /// pip requirements of the HPO storage server and dashboard, from the version pins.
     hpo_packages: Vec<String>,
+    /// Optuna trial batches, checked and with their defaults filled in.
+    hpo_batches: &'a [Batch],
     /// The Secrets of `aws.secrets` (their names and sources, never values).
     secrets: Vec<SecretView<'a>>,
 }
@@ -100,7 +114,16 @@ struct SecretView<'a> {
 /// A component: its template directory and whether the environment enables it.
 struct Component {
     name: &'static str,
-    enabled: fn(&Environment, &[Job]) -> bool,
+    enabled: fn(&Environment, &Specs) -> bool,
+}
+
+/// The spec files an environment's render includes besides the environment itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Specs<'a> {
+    /// Job specs (`components.trainer.jobs_dir`).
+    pub jobs: &'a [Job],
+    /// Trial batch specs (`components.hpo.batches_dir`).
+    pub batches: &'a [Batch],
 }
 
 const COMPONENTS: &[Component] = &[
@@ -109,8 +132,9 @@ const COMPONENTS: &[Component] = &[
     Component { name: "trainer", enabled: |e, _| e.components.trainer.enabled },
     Component {
         name: "custom-jobs",
-        enabled: |e, jobs| {
-            e.components.custom_jobs.enabled && jobs.iter().any(|j| j.spec.framework == Framework::Custom)
+        enabled: |e, specs| {
+            e.components.custom_jobs.enabled
+                && specs.jobs.iter().any(|j| j.spec.framework == Framework::Custom)
         },
     },
     Component { name: "gpu", enabled: |e, _| e.components.gpu.enabled },
@@ -123,7 +147,15 @@ const COMPONENTS: &[Component] = &[
         name: "secrets",
         enabled: |e, _| e.components.secrets.mode != SecretsMode::None && !e.managed_secrets().is_empty(),
     },
+    // After the workspace: trial pods need its storage server and volumes.
+    Component {
+        name: HPO_BATCHES,
+        enabled: |e, specs| e.components.hpo.enabled && !specs.batches.is_empty(),
+    },
 ];
+
+/// The component of trial batch objects.
+const HPO_BATCHES: &str = "hpo-batches";
 
 /// Names of all components, in render order.
 pub fn component_names() -> impl Iterator<Item = &'static str> {
@@ -134,29 +166,16 @@ pub fn component_names() -> impl Iterator<Item = &'static str> {
 /// The result is labelled, checked for duplicates and sorted in apply order.
 pub fn render(
     loaded: &LoadedEnv,
-    jobs: &[Job],
+    specs: Specs,
     templates: &Templates,
     addons: Vec<(String, Vec<serde_json::Value>)>,
 ) -> Result<Vec<Manifest>, RenderError> {
     let env = &loaded.env;
-    let ctx = minijinja::Value::from(minijinja::value::Serde(&build_context(env, jobs)));
+    let ctx = minijinja::Value::from(minijinja::value::Serde(&build_context(env, specs)));
     let mut set = Vec::new();
     for comp in COMPONENTS {
-        if !(comp.enabled)(env, jobs) {
-            continue;
-        }
-        for name in templates.component_templates(comp.name) {
-            let text = templates.render(name, &ctx)?;
-            let file = templates.file_of(name);
-            for (i, obj) in parse_output(&text, &file)?.into_iter().enumerate() {
-                check_object(&obj, &file, i + 1)?;
-                let mut m = Manifest {
-                    obj,
-                    origin: Origin::Template { component: comp.name.into(), template: name.into() },
-                };
-                m.add_labels(&standard_labels(env, comp.name));
-                set.push(m);
-            }
+        if (comp.enabled)(env, &specs) {
+            render_component(env, comp.name, templates, &ctx, &mut set)?;
         }
     }
     for (addon, objs) in addons {
@@ -176,7 +195,53 @@ pub fn render(
     Ok(set)
 }
 
-fn build_context<'a>(env: &'a Environment, jobs: &'a [Job]) -> Context<'a> {
+/// Checks ONE trial batch spec file against a loaded environment and renders its objects, for
+/// `hpo run`: the batch (name, tenant, study, Jobs) and its ConfigMap, pull Secret and Jobs,
+/// labelled as in a full render, in apply order. Problems in the file are reported as
+/// diagnostics with file:line:column, like `render` reports them.
+pub fn render_batch(
+    loaded: &LoadedEnv,
+    path: &std::path::Path,
+    templates: &Templates,
+) -> Result<(Batch, Vec<Manifest>), BatchError> {
+    let mut batches = crate::hpo::load_files(loaded, &[path.to_path_buf()])?;
+    let specs = Specs { jobs: &[], batches: &batches };
+    let ctx = minijinja::Value::from(minijinja::value::Serde(&build_context(&loaded.env, specs)));
+    let mut set = Vec::new();
+    render_component(&loaded.env, HPO_BATCHES, templates, &ctx, &mut set)?;
+    manifest::sort(&mut set);
+    Ok((batches.remove(0), set))
+}
+
+fn render_component(
+    env: &Environment,
+    component: &'static str,
+    templates: &Templates,
+    ctx: &minijinja::Value,
+    set: &mut Vec<Manifest>,
+) -> Result<(), RenderError> {
+    let mut labels = standard_labels(env, component);
+    if component == HPO_BATCHES {
+        labels.insert("app.kubernetes.io/component", "hpo".into());
+    }
+    for name in templates.component_templates(component) {
+        let text = templates.render(name, ctx)?;
+        let file = templates.file_of(name);
+        for (i, obj) in parse_output(&text, &file)?.into_iter().enumerate() {
+            check_object(&obj, &file, i + 1)?;
+            let mut m = Manifest {
+                obj,
+                origin: Origin::Template { component: component.into(), template: name.into() },
+            };
+            m.add_labels(&labels);
+            set.push(m);
+        }
+    }
+    Ok(())
+}
+
+fn build_context<'a>(env: &'a Environment, specs: Specs<'a>) -> Context<'a> {
+    let jobs = specs.jobs;
     let t = &env.components.tenants;
     let tenants = t
         .list
@@ -238,6 +303,7 @@ fn build_context<'a>(env: &'a Environment, jobs: &'a [Job]) -> Context<'a> {
                     .collect(),
             })
             .collect(),
+        hpo_batches: specs.batches,
     }
 }
 
@@ -311,13 +377,33 @@ mod tests {
     use super::build_context;
 
     #[test]
+    fn render_batch_renders_one_batch_file_labelled_and_in_apply_order() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let files = [root.join("environments/base.yaml"), root.join("environments/kind.yaml")];
+        let layered = crate::env::read(&files, &crate::env::LoadOptions::default()).expect("kind reads");
+        let loaded = layered.load(None).expect("kind loads");
+        let templates = super::Templates::load(None).expect("templates");
+        let path = root.join("environments/hpo-kind/quickstart.yaml");
+        let (batch, set) = super::render_batch(&loaded, &path, &templates).expect("quickstart renders");
+        assert_eq!((batch.name.as_str(), batch.study.as_str()), ("quickstart", "my-first-study"));
+        let ids: Vec<String> = set.iter().map(|m| m.id()).collect();
+        assert_eq!(ids, ["ConfigMap/alice/hpo-quickstart", "Job/alice/hpo-quickstart"]);
+        for m in &set {
+            assert_eq!(m.obj["metadata"]["labels"]["trainstack.io/hpo-batch"], "quickstart");
+            assert_eq!(m.obj["metadata"]["labels"]["app.kubernetes.io/component"], "hpo");
+        }
+    }
+
+    #[test]
     fn every_documented_template_variable_is_in_the_render_context() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let files = [root.join("environments/base.yaml"), root.join("environments/kind.yaml")];
         let layered = crate::env::read(&files, &crate::env::LoadOptions::default()).expect("kind reads");
         let loaded = layered.load(None).expect("kind loads");
         let jobs = crate::jobs::load(&loaded).expect("its jobs load");
-        let ctx = serde_json::to_value(build_context(&loaded.env, &jobs)).unwrap();
+        let batches = crate::hpo::load(&loaded).expect("its trial batches load");
+        let specs = super::Specs { jobs: &jobs, batches: &batches };
+        let ctx = serde_json::to_value(build_context(&loaded.env, specs)).unwrap();
         let doc = std::fs::read_to_string(root.join("docs/templates.md")).unwrap();
         // The first cell of each table row: `variable` or `list[].field`.
         let documented: Vec<&str> =
@@ -342,9 +428,12 @@ mod tests {
         for key in keys(&ctx) {
             assert!(documented.contains(&key.as_str()), "variable {key} is not in docs/templates.md");
         }
-        for (list, documented_as) in
-            [("tenants", "tenants"), ("trainjobs", "trainjobs"), ("custom_jobs", "trainjobs")]
-        {
+        for (list, documented_as) in [
+            ("tenants", "tenants"),
+            ("trainjobs", "trainjobs"),
+            ("custom_jobs", "trainjobs"),
+            ("hpo_batches", "hpo_batches"),
+        ] {
             for field in keys(&first(list)) {
                 let path = format!("{documented_as}[].{field}");
                 assert!(documented.contains(&path.as_str()), "{list}[].{field} is not in docs/templates.md");
