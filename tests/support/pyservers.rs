@@ -116,10 +116,24 @@ fn descendants(root: u32) -> Vec<u32> {
 /// How a server is started: its working directory and port in, the command out.
 type MakeCommand<'m> = &'m dyn Fn(&Path, u16) -> Command;
 
+/// How a server shows it is ready.
+#[derive(Clone, Copy)]
+enum Ready<'p> {
+    /// `GET path` answers 200.
+    Http(&'p str),
+    /// The port accepts connections (a gRPC server, which has no HTTP/1 route).
+    Tcp,
+}
+
 /// Starts the server on a free port in a fresh directory, in its own process group with a
 /// watchdog, and waits until `ready_path` answers 200. A port picked free can be taken by
 /// someone else before the server binds it; then it starts again on another one.
 async fn launch(name: &'static str, make: MakeCommand<'_>, ready_path: &str, limit: Duration) -> PyServer {
+    launch_until(name, make, Ready::Http(ready_path), limit).await
+}
+
+/// [`launch`], ready as `ready` says.
+async fn launch_until(name: &'static str, make: MakeCommand<'_>, ready: Ready<'_>, limit: Duration) -> PyServer {
     const ATTEMPTS: usize = 3;
     for attempt in 1..=ATTEMPTS {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -135,7 +149,11 @@ async fn launch(name: &'static str, make: MakeCommand<'_>, ready_path: &str, lim
                 }
                 panic!("{name} exited with {status} before it was ready:\n{log}");
             }
-            if http_status(port, ready_path).await == Some(200) {
+            let up = match ready {
+                Ready::Http(path) => http_status(port, path).await == Some(200),
+                Ready::Tcp => tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok(),
+            };
+            if up {
                 return server;
             }
             if started.elapsed() > limit {
@@ -297,3 +315,47 @@ pub async fn shared_ray() -> &'static PyServer {
     static SERVER: OnceCell<PyServer> = OnceCell::const_new();
     SERVER.get_or_init(ray_head).await
 }
+
+/// The workspace's storage server as the `hpo-storage` Deployment runs it: Optuna's gRPC storage
+/// proxy over a journal file (in the server's directory), from the test virtualenv's Optuna.
+pub async fn optuna_storage_server() -> PyServer {
+    let make = |dir: &Path, port: u16| {
+        let mut command = Command::new(tool("python"));
+        command
+            .args(["-c", OPTUNA_STORAGE_SERVER, &dir.join("journal.log").display().to_string(), &port.to_string()])
+            .env("PYTHONUNBUFFERED", "1");
+        command
+    };
+    launch_until("optuna storage", &make, Ready::Tcp, Duration::from_secs(120)).await
+}
+
+const OPTUNA_STORAGE_SERVER: &str = r#"
+import sys
+from optuna.storages import JournalStorage, run_grpc_proxy_server
+from optuna.storages.journal import JournalFileBackend
+run_grpc_proxy_server(JournalStorage(JournalFileBackend(sys.argv[1])), host="127.0.0.1", port=int(sys.argv[2]))
+"#;
+
+/// optuna-dashboard as the `hpo-dashboard` Deployment runs it: against the gRPC storage server
+/// `storage`, with the file-system artifact store `artifacts` (the trial pods' `/artifacts`).
+pub async fn optuna_dashboard(storage: &PyServer, artifacts: &Path) -> PyServer {
+    let storage_port = storage.port.to_string();
+    let artifacts = artifacts.display().to_string();
+    let make = |_: &Path, port: u16| {
+        let mut command = Command::new(tool("python"));
+        command
+            .args(["-c", OPTUNA_DASHBOARD, &storage_port, &artifacts, &port.to_string()])
+            .env("PYTHONUNBUFFERED", "1");
+        command
+    };
+    launch_until("optuna-dashboard", &make, Ready::Http("/api/meta"), Duration::from_secs(120)).await
+}
+
+const OPTUNA_DASHBOARD: &str = r#"
+import os, sys
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.storages import GrpcStorageProxy
+from optuna_dashboard import run_server
+os.makedirs(sys.argv[2], exist_ok=True)
+run_server(GrpcStorageProxy(host="127.0.0.1", port=int(sys.argv[1])), host="127.0.0.1", port=int(sys.argv[3]), artifact_store=FileSystemArtifactStore(sys.argv[2]))
+"#;
