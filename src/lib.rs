@@ -10,6 +10,7 @@ pub mod engine;
 pub mod env;
 pub mod error;
 pub mod error_chain;
+pub mod hpo;
 pub mod jobs;
 pub mod manifest;
 pub mod output;

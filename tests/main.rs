@@ -13,6 +13,9 @@ mod cli;
 mod connection;
 mod engine;
 mod environment;
+// Trial pods run as child processes of the API double.
+#[cfg(unix)]
+mod hpo_cli;
 #[cfg(unix)]
 mod kind;
 mod layering;

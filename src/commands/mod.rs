@@ -2,6 +2,7 @@
 
 pub mod addons;
 pub mod cluster;
+pub mod hpo;
 pub mod infra;
 pub mod kind;
 pub mod lifecycle;
@@ -38,6 +39,8 @@ pub async fn run(settings: Settings) -> Result<ExitCode, Error> {
         Settings::Infra(s) => infra::run(&s).await,
         Settings::Up(s) => lifecycle::up(&s).await,
         Settings::Down(s) => lifecycle::down(&s).await,
+        Settings::HpoRun(s) => hpo::run(&s).await,
+        Settings::HpoStatus(s) => hpo::status(&s).await,
         Settings::Completions(script) => {
             let mut out = std::io::stdout().lock();
             std::io::Write::write_all(&mut out, &script)
