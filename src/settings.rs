@@ -503,29 +503,36 @@ impl From<&Cli> for Settings {
                 ),
             }),
             Command::Hpo(h) => match &h.action {
-                cli::HpoAction::Run { env, templates, args, kube, output } => Settings::HpoRun(HpoRunSettings {
-                    prepare: PrepareSettings {
+                cli::HpoAction::Run { env, templates, args, kube, output } => {
+                    Settings::HpoRun(HpoRunSettings {
+                        prepare: PrepareSettings {
+                            load: load(env),
+                            templates: templates.templates.clone(),
+                            addons: AddonSettings { skip: true, cache_dir: None },
+                        },
+                        connection: connection(kube),
+                        batch: args.batch.clone(),
+                        wait: match args.wait {
+                            cli::HpoWait::None => crate::hpo::wait::Wait::None,
+                            cli::HpoWait::One => crate::hpo::wait::Wait::One,
+                            cli::HpoWait::All => crate::hpo::wait::Wait::All,
+                        },
+                        wait_timeout: args.wait_timeout,
+                        concurrency: concurrency(&args.cluster),
+                        format: output.output.into(),
+                    })
+                }
+                cli::HpoAction::Status { env, args, kube, output } => {
+                    Settings::HpoStatus(HpoStatusSettings {
                         load: load(env),
-                        templates: templates.templates.clone(),
-                        addons: AddonSettings { skip: true, cache_dir: None },
-                    },
-                    connection: connection(kube),
-                    batch: args.batch.clone(),
-                    wait: match args.wait {
-                        cli::HpoWait::None => crate::hpo::wait::Wait::None,
-                        cli::HpoWait::One => crate::hpo::wait::Wait::One,
-                        cli::HpoWait::All => crate::hpo::wait::Wait::All,
-                    },
-                    wait_timeout: args.wait_timeout,
-                    concurrency: concurrency(&args.cluster),
-                    format: output.output.into(),
-                }),
-                cli::HpoAction::Status { env, args, kube, output } => Settings::HpoStatus(HpoStatusSettings {
-                    load: load(env),
-                    connection: connection(kube),
-                    query: crate::hpo::status::Query { study: args.study.clone(), batch: args.batch.clone() },
-                    format: output.output.into(),
-                }),
+                        connection: connection(kube),
+                        query: crate::hpo::status::Query {
+                            study: args.study.clone(),
+                            batch: args.batch.clone(),
+                        },
+                        format: output.output.into(),
+                    })
+                }
             },
             Command::Completions { shell } => Settings::Completions(cli::completion_script(*shell)),
         }

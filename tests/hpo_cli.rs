@@ -28,7 +28,13 @@ async fn double_running_trials(volumes: &Path) -> ApiServer {
 
 /// The objects of a trial batch as the contract renders them: ConfigMap `hpo-<batch>` mounted at
 /// /etc/trainstack/hpo, an Indexed Job running `python /etc/trainstack/hpo/<entry>`.
-fn batch_objects(batch: &str, files: &[(&str, &str)], entry: &str, completions: i64, parallelism: i64) -> (Value, Value) {
+fn batch_objects(
+    batch: &str,
+    files: &[(&str, &str)],
+    entry: &str,
+    completions: i64,
+    parallelism: i64,
+) -> (Value, Value) {
     let name = format!("hpo-{batch}");
     let labels = json!({"trainstack.io/hpo-batch": batch, "trainstack.io/hpo-study": "s1"});
     let data: serde_json::Map<String, Value> = files.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
@@ -77,22 +83,31 @@ fn batch_objects(batch: &str, files: &[(&str, &str)], entry: &str, completions: 
 }
 
 /// Polls until `done` holds for the Job, or panics after `limit` with its last state.
-async fn wait_for_job(server: &ApiServer, name: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+async fn wait_for_job(
+    server: &ApiServer,
+    name: &str,
+    limit: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let start = Instant::now();
     loop {
         let job = server.get("batch/v1", "Job", Some(NS), name).expect("the job exists");
         if done(&job) {
             return job;
         }
-        assert!(start.elapsed() < limit, "job {name} did not get there within {limit:?}: {:#}", job["status"]);
+        assert!(
+            start.elapsed() < limit,
+            "job {name} did not get there within {limit:?}: {:#}",
+            job["status"]
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 fn finished(job: &Value) -> bool {
-    job["status"]["conditions"]
-        .as_array()
-        .is_some_and(|c| c.iter().any(|c| (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True"))
+    job["status"]["conditions"].as_array().is_some_and(|c| {
+        c.iter().any(|c| (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True")
+    })
 }
 
 fn condition_types(job: &Value) -> Vec<(String, String)> {
@@ -100,7 +115,12 @@ fn condition_types(job: &Value) -> Vec<(String, String)> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|c| (c["type"].as_str().unwrap_or_default().to_string(), c["reason"].as_str().unwrap_or_default().to_string()))
+        .map(|c| {
+            (
+                c["type"].as_str().unwrap_or_default().to_string(),
+                c["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -129,12 +149,19 @@ async fn trial_pods_run_each_index_as_a_process_within_parallelism_and_the_job_f
     let job = wait_for_job(&server, "hpo-b1", Duration::from_secs(60), finished).await;
 
     let status = &job["status"];
-    assert_eq!((status["succeeded"].as_i64(), status["failed"].as_i64(), status["active"].as_i64()), (Some(3), Some(1), Some(0)), "{status:#}");
+    assert_eq!(
+        (status["succeeded"].as_i64(), status["failed"].as_i64(), status["active"].as_i64()),
+        (Some(3), Some(1), Some(0)),
+        "{status:#}"
+    );
     assert_eq!(status["completedIndexes"], "0,2-3");
     assert_eq!(status["failedIndexes"], "1");
     assert_eq!(
         condition_types(&job),
-        [("FailureTarget".to_string(), "FailedIndexes".to_string()), ("Failed".to_string(), "FailedIndexes".to_string())]
+        [
+            ("FailureTarget".to_string(), "FailedIndexes".to_string()),
+            ("Failed".to_string(), "FailedIndexes".to_string())
+        ]
     );
     assert!(status.get("completionTime").is_none(), "a failed Job has no completionTime: {status:#}");
 
@@ -146,8 +173,12 @@ async fn trial_pods_run_each_index_as_a_process_within_parallelism_and_the_job_f
     let mut spans = Vec::new();
     for pod in &pods {
         let name = pod["metadata"]["name"].as_str().unwrap();
-        let index = pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"].as_str().unwrap();
-        assert!(name.starts_with(&format!("hpo-b1-{index}-")) && name.len() == "hpo-b1-0-".len() + 5, "{name}");
+        let index =
+            pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"].as_str().unwrap();
+        assert!(
+            name.starts_with(&format!("hpo-b1-{index}-")) && name.len() == "hpo-b1-0-".len() + 5,
+            "{name}"
+        );
         assert_eq!(pod["metadata"]["labels"]["trainstack.io/hpo-trial"], "true");
         assert_eq!(pod["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"], index);
         assert_eq!(pod["status"]["phase"], if index == "1" { "Failed" } else { "Succeeded" }, "{pod:#}");
@@ -272,7 +303,13 @@ async fn hpo_status_shows_each_batchs_trials_best_value_and_dashboard_from_the_d
     let ws = workspace(&server, volumes).await;
     seed_batch(&server, "b1", "s1");
     let job = wait_for_job(&server, "hpo-b1", Duration::from_secs(120), finished).await;
-    assert_eq!(job["status"]["failedIndexes"], "1", "{:#}\nstorage:\n{}", job["status"], ws.storage.log_tail());
+    assert_eq!(
+        job["status"]["failedIndexes"],
+        "1",
+        "{:#}\nstorage:\n{}",
+        job["status"],
+        ws.storage.log_tail()
+    );
 
     let s = scenario(server);
     let out = s.test(&["hpo", "status", "-o", "json"]).status(0).run_async().await;
@@ -280,17 +317,35 @@ async fn hpo_status_shows_each_batchs_trials_best_value_and_dashboard_from_the_d
     let batches = doc["batches"].as_array().unwrap();
     assert_eq!(batches.len(), 1, "{doc:#}");
     let b = &batches[0];
-    assert_eq!((b["namespace"].as_str(), b["batch"].as_str(), b["study"].as_str()), (Some(NS), Some("b1"), Some("s1")));
+    assert_eq!(
+        (b["namespace"].as_str(), b["batch"].as_str(), b["study"].as_str()),
+        (Some(NS), Some("b1"), Some("s1"))
+    );
     assert_eq!(b["state"], "finished", "failed trials are results: {b:#}");
     assert_eq!(b["pods"], json!({"trials": 3, "active": 0, "succeeded": 2, "failed": 1}));
-    assert_eq!(b["trials"], json!({"running": 0, "complete": 2, "failed": 1, "pruned": 0, "waiting": 0}), "{}", ws.dashboard.log_tail());
-    assert_eq!(b["best"], json!([{"number": b["best"][0]["number"], "values": [0.5], "params": {"x": "0.0"}}]));
+    assert_eq!(
+        b["trials"],
+        json!({"running": 0, "complete": 2, "failed": 1, "pruned": 0, "waiting": 0}),
+        "{}",
+        ws.dashboard.log_tail()
+    );
+    assert_eq!(
+        b["best"],
+        json!([{"number": b["best"][0]["number"], "values": [0.5], "params": {"x": "0.0"}}])
+    );
     assert!(
-        b["dashboard"].as_str().unwrap().starts_with("/api/v1/namespaces/alice/services/hpo-dashboard:http/proxy/dashboard/studies/"),
+        b["dashboard"]
+            .as_str()
+            .unwrap()
+            .starts_with("/api/v1/namespaces/alice/services/hpo-dashboard:http/proxy/dashboard/studies/"),
         "{b:#}"
     );
     // The dashboard was read through the service proxy.
-    assert!(s.server.requests().iter().any(|r| r.path.ends_with("/services/hpo-dashboard:8080/proxy/api/studies") && r.status == 200));
+    assert!(s
+        .server
+        .requests()
+        .iter()
+        .any(|r| r.path.ends_with("/services/hpo-dashboard:8080/proxy/api/studies") && r.status == 200));
 
     let text = s.test(&["hpo", "status"]).status(0).run_async().await.stdout;
     for line in [
@@ -301,7 +356,11 @@ async fn hpo_status_shows_each_batchs_trials_best_value_and_dashboard_from_the_d
     ] {
         assert!(text.contains(line), "no {line:?} in:\n{text}");
     }
-    s.test(&["hpo", "status", "--batch", "other"]).status(0).stdout_contains("no trial batches in namespaces alice, team-vision").run_async().await;
+    s.test(&["hpo", "status", "--batch", "other"])
+        .status(0)
+        .stdout_contains("no trial batches in namespaces alice, team-vision")
+        .run_async()
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,7 +386,8 @@ async fn waiting_for_one_trial_returns_before_the_batch_ends_and_all_waits_for_e
     let volumes = tempfile::tempdir().expect("volumes");
     let server = double_running_trials(volumes.path()).await;
     // Index 0 ends at once; the others take seconds.
-    const STAGGERED: &str = "import os, time\ntime.sleep(0 if os.environ['JOB_COMPLETION_INDEX'] == '0' else 4)\n";
+    const STAGGERED: &str =
+        "import os, time\ntime.sleep(0 if os.environ['JOB_COMPLETION_INDEX'] == '0' else 4)\n";
     let (configmap, job) = batch_objects("b3", &[("work.py", STAGGERED)], "work.py", 3, 3);
     server.seed("trainstack", configmap);
     server.seed("trainstack", job);
@@ -335,12 +395,16 @@ async fn waiting_for_one_trial_returns_before_the_batch_ends_and_all_waits_for_e
     let jobs = ["hpo-b3".to_string()];
     let silent = trainstack::progress::Silent;
 
-    wait::wait(&client, NS, "b3", &jobs, Wait::One, Duration::from_secs(30), &silent).await.expect("one trial finishes");
+    wait::wait(&client, NS, "b3", &jobs, Wait::One, Duration::from_secs(30), &silent)
+        .await
+        .expect("one trial finishes");
     let after_one = server.get("batch/v1", "Job", Some(NS), "hpo-b3").unwrap();
     assert_eq!(after_one["status"]["succeeded"], 1, "{:#}", after_one["status"]);
     assert_eq!(after_one["status"]["active"], 2);
 
-    wait::wait(&client, NS, "b3", &jobs, Wait::All, Duration::from_secs(30), &silent).await.expect("all finish");
+    wait::wait(&client, NS, "b3", &jobs, Wait::All, Duration::from_secs(30), &silent)
+        .await
+        .expect("all finish");
     let done = server.get("batch/v1", "Job", Some(NS), "hpo-b3").unwrap();
     assert_eq!(condition_types(&done).last().map(|c| c.0.clone()), Some("Complete".to_string()));
 }
@@ -353,9 +417,17 @@ async fn a_wait_that_times_out_names_what_is_still_running() {
     server.seed("trainstack", configmap);
     server.seed("trainstack", job);
 
-    let err = wait::wait(&server.client(), NS, "b4", &["hpo-b4".to_string()], Wait::One, Duration::from_secs(2), &trainstack::progress::Silent)
-        .await
-        .expect_err("nothing finishes");
+    let err = wait::wait(
+        &server.client(),
+        NS,
+        "b4",
+        &["hpo-b4".to_string()],
+        Wait::One,
+        Duration::from_secs(2),
+        &trainstack::progress::Silent,
+    )
+    .await
+    .expect_err("nothing finishes");
     assert_eq!(
         err.to_string(),
         "batch b4 did not get there within 2s: 0 of 2 trials finished, 1 running (kubectl -n alice get pods -l trainstack.io/hpo-batch=b4)"
@@ -379,16 +451,28 @@ async fn a_job_failed_for_another_reason_than_failed_indexes_fails_the_wait() {
         "hpo-b5",
         json!({"active": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "Job was active longer than specified deadline", "lastTransitionTime": ts}]}),
     );
-    let err = wait::wait(&server.client(), NS, "b5", &["hpo-b5".to_string()], Wait::All, Duration::from_secs(5), &trainstack::progress::Silent)
-        .await
-        .expect_err("the job failed");
-    assert_eq!(err.to_string(), "job alice/hpo-b5 failed (DeadlineExceeded): Job was active longer than specified deadline");
+    let err = wait::wait(
+        &server.client(),
+        NS,
+        "b5",
+        &["hpo-b5".to_string()],
+        Wait::All,
+        Duration::from_secs(5),
+        &trainstack::progress::Silent,
+    )
+    .await
+    .expect_err("the job failed");
+    assert_eq!(
+        err.to_string(),
+        "job alice/hpo-b5 failed (DeadlineExceeded): Job was active longer than specified deadline"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hpo_run_without_the_tenants_workspace_names_the_tenant_and_namespace_and_exits_1() {
     let s = scenario(ApiServer::start().await);
-    std::fs::write(s.path("quickstart.yaml"), "tenant: alice\nstudy: quickstart\nobjective: objective.py\n").unwrap();
+    std::fs::write(s.path("quickstart.yaml"), "tenant: alice\nstudy: quickstart\nobjective: objective.py\n")
+        .unwrap();
     let batch = s.path("quickstart.yaml").display().to_string();
     s.test(&["hpo", "run", &batch])
         .status(1)

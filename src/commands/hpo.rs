@@ -34,7 +34,9 @@ pub async fn status(args: &HpoStatusSettings) -> Result<ExitCode, Error> {
     let env = &loaded.env;
     let client = connect::connect(&args.connection.connect_options(None), env).await?;
     let namespaces: Vec<String> = env.tenants.list.iter().map(|t| t.name.clone()).collect();
-    let batches = status::read(&client, &namespaces, &args.query, DASHBOARD_BUDGET).await.map_err(anyhow::Error::from)?;
+    let batches = status::read(&client, &namespaces, &args.query, DASHBOARD_BUDGET)
+        .await
+        .map_err(anyhow::Error::from)?;
     output::hpo::print(args.format, &batches, &namespaces)?;
     Ok(exit_code(&batches))
 }
@@ -67,7 +69,8 @@ struct Batch {
 fn batch_head(path: &Path) -> Result<(String, String), Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("{}: cannot read the batch spec: {e}", path.display()))?;
-    let head: BatchHead = crate::yaml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let head: BatchHead =
+        crate::yaml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let name = match head.name {
         Some(n) => n,
         None => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
@@ -80,7 +83,9 @@ fn batch_objects(set: &[Manifest], path: &Path, name: &str, tenant: &str) -> Res
     let pointer = format!("/metadata/labels/{}", BATCH_LABEL.replace('/', "~1"));
     let objects: Vec<Manifest> = set
         .iter()
-        .filter(|m| m.namespace() == Some(tenant) && m.obj.pointer(&pointer).and_then(|v| v.as_str()) == Some(name))
+        .filter(|m| {
+            m.namespace() == Some(tenant) && m.obj.pointer(&pointer).and_then(|v| v.as_str()) == Some(name)
+        })
         .cloned()
         .collect();
     if objects.is_empty() {
@@ -96,7 +101,8 @@ fn batch_objects(set: &[Manifest], path: &Path, name: &str, tenant: &str) -> Res
 /// Fails unless the tenant's workspace (its storage Service) is in the cluster.
 async fn workspace_exists(client: &Client, namespace: &str) -> Result<(), Error> {
     let api: Api<Service> = Api::namespaced(client.clone(), namespace);
-    let found = retry(&format!("get service {namespace}/{STORAGE_SERVICE}"), || api.get_opt(STORAGE_SERVICE)).await?;
+    let found =
+        retry(&format!("get service {namespace}/{STORAGE_SERVICE}"), || api.get_opt(STORAGE_SERVICE)).await?;
     if found.is_none() {
         return Err(anyhow::anyhow!(
             "tenant {namespace} has no HPO workspace in namespace {namespace} (service {STORAGE_SERVICE} not found): enable tenants.{namespace}.hpo and run trainstack apply first"
@@ -112,7 +118,11 @@ pub async fn run(args: &HpoRunSettings) -> Result<ExitCode, Error> {
     let (name, tenant) = batch_head(&args.batch)?;
     let env = &prepared.loaded.env;
     if !env.tenants.list.iter().any(|t| t.name == tenant) {
-        return Err(anyhow::anyhow!("{}: tenant {tenant} is not in components.tenants.list", args.batch.display()).into());
+        return Err(anyhow::anyhow!(
+            "{}: tenant {tenant} is not in components.tenants.list",
+            args.batch.display()
+        )
+        .into());
     }
     let client = connect::connect(&args.connection.connect_options(None), env).await?;
     workspace_exists(&client, &tenant).await?;
@@ -123,8 +133,14 @@ pub async fn run(args: &HpoRunSettings) -> Result<ExitCode, Error> {
     let progress = Arc::new(Bars::new(false));
     let opts = Options { concurrency: args.concurrency, wait: false, ..Options::default() };
     let set_name = format!("{}-hpo-{}", env.name, batch.name);
-    let engine =
-        Engine::new(client.clone(), &set_name, &batch.namespace, super::cluster::facts(env), opts, progress.clone());
+    let engine = Engine::new(
+        client.clone(),
+        &set_name,
+        &batch.namespace,
+        super::cluster::facts(env),
+        opts,
+        progress.clone(),
+    );
     let report = engine.apply(&batch.objects).await?;
     if report.failed() {
         output::report::print(args.format, &report, None, "hpo run", false)?;
@@ -132,9 +148,16 @@ pub async fn run(args: &HpoRunSettings) -> Result<ExitCode, Error> {
     }
     let jobs: Vec<String> =
         batch.objects.iter().filter(|m| m.kind() == "Job").map(|m| m.name().to_string()).collect();
-    let waited =
-        wait::wait(&client, &batch.namespace, &batch.name, &jobs, args.wait, args.wait_timeout, progress.as_ref())
-            .await;
+    let waited = wait::wait(
+        &client,
+        &batch.namespace,
+        &batch.name,
+        &jobs,
+        args.wait,
+        args.wait_timeout,
+        progress.as_ref(),
+    )
+    .await;
     let query = Query { study: None, batch: Some(batch.name.clone()) };
     let batches = status::read(&client, std::slice::from_ref(&batch.namespace), &query, DASHBOARD_BUDGET)
         .await

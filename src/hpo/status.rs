@@ -176,7 +176,10 @@ fn batch_status(
         match phase(job) {
             JobPhase::Failed { reason, message } => {
                 state = "failed";
-                failure = Some(format!("job {}: {reason}: {message}", job.metadata.name.clone().unwrap_or_default()));
+                failure = Some(format!(
+                    "job {}: {reason}: {message}",
+                    job.metadata.name.clone().unwrap_or_default()
+                ));
             }
             JobPhase::Running if state != "failed" => state = "running",
             _ => {}
@@ -184,7 +187,8 @@ fn batch_status(
     }
     let (trials, best, error, study_id) = match trials {
         Ok(Some(t)) => {
-            let mine: Vec<&Value> = t.trials.iter().filter(|tr| attr(tr, BATCH_ATTR) == Some(batch)).collect();
+            let mine: Vec<&Value> =
+                t.trials.iter().filter(|tr| attr(tr, BATCH_ATTR) == Some(batch)).collect();
             (Some(count(&mine)), best(&mine, t), None, Some(t.id))
         }
         Ok(None) => (Some(Trials::default()), Vec::new(), None, None),
@@ -221,7 +225,8 @@ struct StudyTrials {
 /// The study's trials; `None` when the study does not exist yet (no trial has started).
 async fn study_trials(endpoint: &HttpEndpoint<'_>, study: &str) -> Result<Option<StudyTrials>, String> {
     let hint = |_: u16, _: &str| String::new();
-    let list = endpoint.call("list studies", Request::get("/api/studies"), &hint).await.map_err(|e| e.reason)?;
+    let list =
+        endpoint.call("list studies", Request::get("/api/studies"), &hint).await.map_err(|e| e.reason)?;
     let list = list.json()?;
     let id = list["study_summaries"]
         .as_array()
@@ -242,7 +247,12 @@ async fn study_trials(endpoint: &HttpEndpoint<'_>, study: &str) -> Result<Option
         id,
         directions: strings(&detail["directions"]),
         trials: detail["trials"].as_array().cloned().unwrap_or_default(),
-        best: detail["best_trials"].as_array().into_iter().flatten().filter_map(|t| t["number"].as_i64()).collect(),
+        best: detail["best_trials"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["number"].as_i64())
+            .collect(),
     }))
 }
 

@@ -56,7 +56,9 @@ pub fn phase(job: &Job) -> JobPhase {
         return JobPhase::Finished { failed_indexes: false };
     }
     match set("Failed") {
-        Some(c) if c.reason.as_deref() == Some("FailedIndexes") => JobPhase::Finished { failed_indexes: true },
+        Some(c) if c.reason.as_deref() == Some("FailedIndexes") => {
+            JobPhase::Finished { failed_indexes: true }
+        }
         Some(c) => JobPhase::Failed {
             reason: c.reason.clone().unwrap_or_default(),
             message: c.message.clone().unwrap_or_default(),
@@ -67,7 +69,10 @@ pub fn phase(job: &Job) -> JobPhase {
 
 /// Trials of the Job that ended, either way.
 pub fn finished_trials(job: &Job) -> i64 {
-    job.status.as_ref().map(|s| i64::from(s.succeeded.unwrap_or(0)) + i64::from(s.failed.unwrap_or(0))).unwrap_or(0)
+    job.status
+        .as_ref()
+        .map(|s| i64::from(s.succeeded.unwrap_or(0)) + i64::from(s.failed.unwrap_or(0)))
+        .unwrap_or(0)
 }
 
 /// Trials the Job runs in all.
@@ -190,8 +195,10 @@ mod tests {
     use super::*;
 
     fn job(conditions: serde_json::Value) -> Job {
-        serde_json::from_value(serde_json::json!({"metadata": {"name": "hpo-b"}, "status": {"conditions": conditions}}))
-            .unwrap()
+        serde_json::from_value(
+            serde_json::json!({"metadata": {"name": "hpo-b"}, "status": {"conditions": conditions}}),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -202,11 +209,15 @@ mod tests {
             JobPhase::Finished { failed_indexes: false }
         );
         assert_eq!(
-            phase(&job(serde_json::json!([{"type": "FailureTarget", "status": "True", "reason": "FailedIndexes"}, {"type": "Failed", "status": "True", "reason": "FailedIndexes"}]))),
+            phase(&job(
+                serde_json::json!([{"type": "FailureTarget", "status": "True", "reason": "FailedIndexes"}, {"type": "Failed", "status": "True", "reason": "FailedIndexes"}])
+            )),
             JobPhase::Finished { failed_indexes: true }
         );
         assert_eq!(
-            phase(&job(serde_json::json!([{"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "Job was active longer than specified deadline"}]))),
+            phase(&job(
+                serde_json::json!([{"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "Job was active longer than specified deadline"}])
+            )),
             JobPhase::Failed {
                 reason: "DeadlineExceeded".into(),
                 message: "Job was active longer than specified deadline".into()
@@ -214,7 +225,9 @@ mod tests {
         );
         // FailureTarget alone: the controller has decided, pods are still terminating.
         assert_eq!(
-            phase(&job(serde_json::json!([{"type": "FailureTarget", "status": "True", "reason": "FailedIndexes"}]))),
+            phase(&job(
+                serde_json::json!([{"type": "FailureTarget", "status": "True", "reason": "FailedIndexes"}])
+            )),
             JobPhase::Running
         );
     }

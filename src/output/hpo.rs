@@ -12,7 +12,8 @@ pub fn print(format: Format, batches: &[BatchStatus], namespaces: &[String]) -> 
     let text = match format {
         Format::Text => text(batches, namespaces),
         Format::Json => {
-            serde_json::to_string_pretty(&serde_json::json!({ "batches": batches })).map_err(anyhow::Error::from)?
+            serde_json::to_string_pretty(&serde_json::json!({ "batches": batches }))
+                .map_err(anyhow::Error::from)?
                 + "\n"
         }
         Format::Yaml => crate::yaml::to_string(&serde_json::json!({ "batches": batches })),
@@ -24,7 +25,11 @@ pub fn print(format: Format, batches: &[BatchStatus], namespaces: &[String]) -> 
 /// The text form.
 pub fn text(batches: &[BatchStatus], namespaces: &[String]) -> String {
     if batches.is_empty() {
-        return format!("no trial batches in namespace{} {}\n", if namespaces.len() == 1 { "" } else { "s" }, namespaces.join(", "));
+        return format!(
+            "no trial batches in namespace{} {}\n",
+            if namespaces.len() == 1 { "" } else { "s" },
+            namespaces.join(", ")
+        );
     }
     let mut out = String::new();
     for (i, b) in batches.iter().enumerate() {
@@ -64,10 +69,19 @@ pub fn text(batches: &[BatchStatus], namespaces: &[String]) -> String {
         for best in &b.best {
             let values: Vec<String> = best.values.iter().map(f64::to_string).collect();
             let params: Vec<String> = best.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let _ = writeln!(out, "  best:      trial {} value {} ({})", best.number, values.join(", "), params.join(", "));
+            let _ = writeln!(
+                out,
+                "  best:      trial {} value {} ({})",
+                best.number,
+                values.join(", "),
+                params.join(", ")
+            );
         }
         let _ = writeln!(out, "  dashboard: {}", b.dashboard);
     }
-    let _ = writeln!(out, "\nOpen a dashboard path through the API server: kubectl proxy, then http://127.0.0.1:8001<path>");
+    let _ = writeln!(
+        out,
+        "\nOpen a dashboard path through the API server: kubectl proxy, then http://127.0.0.1:8001<path>"
+    );
     out
 }

@@ -133,7 +133,12 @@ async fn launch(name: &'static str, make: MakeCommand<'_>, ready_path: &str, lim
 }
 
 /// [`launch`], ready as `ready` says.
-async fn launch_until(name: &'static str, make: MakeCommand<'_>, ready: Ready<'_>, limit: Duration) -> PyServer {
+async fn launch_until(
+    name: &'static str,
+    make: MakeCommand<'_>,
+    ready: Ready<'_>,
+    limit: Duration,
+) -> PyServer {
     const ATTEMPTS: usize = 3;
     for attempt in 1..=ATTEMPTS {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -322,7 +327,12 @@ pub async fn optuna_storage_server() -> PyServer {
     let make = |dir: &Path, port: u16| {
         let mut command = Command::new(tool("python"));
         command
-            .args(["-c", OPTUNA_STORAGE_SERVER, &dir.join("journal.log").display().to_string(), &port.to_string()])
+            .args([
+                "-c",
+                OPTUNA_STORAGE_SERVER,
+                &dir.join("journal.log").display().to_string(),
+                &port.to_string(),
+            ])
             .env("PYTHONUNBUFFERED", "1");
         command
     };

@@ -171,9 +171,7 @@ fn write_status(
 ) {
     let Some(mut current) = get(shared, path) else { return };
     let ts = now();
-    let condition = |kind: &str, reason: &str, message: &str| {
-        json!({"type": kind, "status": "True", "lastProbeTime": ts, "lastTransitionTime": ts, "reason": reason, "message": message})
-    };
+    let condition = |kind: &str, reason: &str, message: &str| json!({"type": kind, "status": "True", "lastProbeTime": ts, "lastTransitionTime": ts, "reason": reason, "message": message});
     let active = tally.active.len() as i64;
     let mut status = json!({
         "startTime": tally.start,
@@ -248,7 +246,13 @@ impl Mounts {
 }
 
 /// Prepares the volumes of `template` for one pod in `pod_dir`.
-fn mount_volumes(shared: &Arc<Shared>, runner: &PodRunner, ns: &str, template: &Value, pod_dir: &Path) -> Mounts {
+fn mount_volumes(
+    shared: &Arc<Shared>,
+    runner: &PodRunner,
+    ns: &str,
+    template: &Value,
+    pod_dir: &Path,
+) -> Mounts {
     let mut dirs: HashMap<String, PathBuf> = HashMap::new();
     for volume in template["spec"]["volumes"].as_array().into_iter().flatten() {
         let name = volume["name"].as_str().unwrap_or_default().to_string();
@@ -257,7 +261,8 @@ fn mount_volumes(shared: &Arc<Shared>, runner: &PodRunner, ns: &str, template: &
             std::fs::create_dir_all(&dir).expect("configMap volume directory");
             let configmap = get(shared, &format!("/api/v1/namespaces/{ns}/configmaps/{cm}"));
             for (key, value) in configmap.iter().flat_map(|c| c["data"].as_object()).flatten() {
-                std::fs::write(dir.join(key), value.as_str().unwrap_or_default()).expect("configMap key file");
+                std::fs::write(dir.join(key), value.as_str().unwrap_or_default())
+                    .expect("configMap key file");
             }
             dir
         } else if let Some(claim) = volume["persistentVolumeClaim"]["claimName"].as_str() {
@@ -368,9 +373,14 @@ async fn run_pod(weak: Weak<Shared>, runner: Arc<PodRunner>, job: Value, index: 
         "spec": spec,
     });
     let pod_path = format!("/api/v1/namespaces/{ns}/pods/{pod_name}");
-    if let Err(e) =
-        internal(&shared, "POST", &format!("/api/v1/namespaces/{ns}/pods"), "job-controller", "application/json", pod)
-    {
+    if let Err(e) = internal(
+        &shared,
+        "POST",
+        &format!("/api/v1/namespaces/{ns}/pods"),
+        "job-controller",
+        "application/json",
+        pod,
+    ) {
         eprintln!("trial pod runner: cannot create pod {pod_name}: {}", e.body);
         return (index, End::Failed);
     }
@@ -416,14 +426,28 @@ async fn run_pod(weak: Weak<Shared>, runner: Arc<PodRunner>, job: Value, index: 
         Err(e) => {
             let message = format!("exec: {e}");
             if let Some(shared) = weak.upgrade() {
-                set_phase(&shared, &pod_path, &container_name, "Failed", json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": message}}), &started);
+                set_phase(
+                    &shared,
+                    &pod_path,
+                    &container_name,
+                    "Failed",
+                    json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": message}}),
+                    &started,
+                );
                 release(&shared, &pod_path);
             }
             return (index, End::Failed);
         }
     };
     if let Some(shared) = weak.upgrade() {
-        set_phase(&shared, &pod_path, &container_name, "Running", json!({"running": {"startedAt": started}}), &started);
+        set_phase(
+            &shared,
+            &pod_path,
+            &container_name,
+            "Running",
+            json!({"running": {"startedAt": started}}),
+            &started,
+        );
     }
     let pgid = child.id().unwrap_or_default();
     let code = loop {
