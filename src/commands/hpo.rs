@@ -33,7 +33,7 @@ pub async fn status(args: &HpoStatusSettings) -> Result<ExitCode, Error> {
     let loaded = super::load(&args.load).await?;
     let env = &loaded.env;
     let client = connect::connect(&args.connection.connect_options(None), env).await?;
-    let namespaces: Vec<String> = env.tenants.list.iter().map(|t| t.name.clone()).collect();
+    let namespaces: Vec<String> = env.components.tenants.list.iter().map(|t| t.name.clone()).collect();
     let batches = status::read(&client, &namespaces, &args.query, DASHBOARD_BUDGET)
         .await
         .map_err(anyhow::Error::from)?;
@@ -117,7 +117,7 @@ pub async fn run(args: &HpoRunSettings) -> Result<ExitCode, Error> {
     let prepared = super::prepare(&args.prepare).await?;
     let (name, tenant) = batch_head(&args.batch)?;
     let env = &prepared.loaded.env;
-    if !env.tenants.list.iter().any(|t| t.name == tenant) {
+    if !env.components.tenants.list.iter().any(|t| t.name == tenant) {
         return Err(anyhow::anyhow!(
             "{}: tenant {tenant} is not in components.tenants.list",
             args.batch.display()
