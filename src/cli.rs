@@ -375,6 +375,11 @@ pub enum Command {
         #[command(flatten)]
         verbose: VerboseArgs,
     },
+    /// Run Optuna trial batches in a tenant's HPO workspace and read their status.
+    ///
+    /// A trial batch (a spec file in components.hpo.batches_dir, docs/hpo.md) is an Indexed
+    /// Job whose pods each run one trial against the tenant's Optuna storage server.
+    Hpo(HpoArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -556,6 +561,104 @@ pub struct SmokeArgs {
     /// else https://<components.mlflow.ingress.host>; without either the check is skipped.
     #[arg(long, value_name = "URL", value_parser = crate::smoke::proxy::parse_http_url)]
     pub mlflow_url: Option<String>,
+}
+
+/// Options of `hpo`.
+#[derive(Debug, Args)]
+pub struct HpoArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: HpoAction,
+}
+
+/// `hpo` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum HpoAction {
+    /// Apply one trial batch now, wait for its trials, then print its status.
+    ///
+    /// The batch's objects (ConfigMap, pull Secret, Indexed Job) are server-side applied into
+    /// the tenant's namespace as their own ApplySet (trainstack-<env>-hpo-<batch>), so
+    /// `apply --prune` never deletes a batch `hpo run` started. The tenant's workspace must be
+    /// applied first. Exit code 0 when the wait condition is met (failed trials are results,
+    /// shown in the status); 1 on an error, when the wait times out (what is still running is
+    /// named) or when a Job of the batch fails as a whole.
+    #[command(after_help = "Examples:
+  trainstack hpo run -e environments/base.yaml -e environments/kind.yaml \\
+      environments/hpo/quickstart.yaml
+  trainstack hpo run -e environments/base.yaml -e environments/kind.yaml \\
+      --wait all --wait-timeout 1h environments/hpo/quickstart.yaml")]
+    Run {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        templates: TemplateArgs,
+        #[command(flatten)]
+        args: HpoRunArgs,
+        #[command(flatten)]
+        kube: KubeArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Show trial batches: pods, trial states, best value and parameters, dashboard URL.
+    ///
+    /// Batches are the Jobs labelled trainstack.io/hpo-batch in the tenants' namespaces;
+    /// trial states and values come from the workspace's optuna-dashboard through the API
+    /// server's service proxy (trials belong to the batch their trialbatch_name user
+    /// attribute names). Open the dashboard with `kubectl proxy` and
+    /// http://127.0.0.1:8001 followed by the path shown. Exit code 0, or 1 when the cluster
+    /// or a dashboard could not be read.
+    #[command(after_help = "Examples:
+  trainstack hpo status -e environments/base.yaml -e environments/kind.yaml
+  trainstack hpo status -e environments/base.yaml -e environments/kind.yaml \\
+      --study quickstart -o json")]
+    Status {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        args: HpoStatusArgs,
+        #[command(flatten)]
+        kube: KubeArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+/// What `hpo run --wait` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HpoWait {
+    /// Return once the batch is applied.
+    None,
+    /// Until the first trial has finished (succeeded or failed).
+    One,
+    /// Until every trial has finished.
+    All,
+}
+
+/// Options of `hpo run`.
+#[derive(Debug, Args)]
+pub struct HpoRunArgs {
+    /// The trial batch spec file.
+    #[arg(value_name = "BATCH.yaml")]
+    pub batch: PathBuf,
+    /// What to wait for before printing the status.
+    #[arg(long, value_enum, default_value_t = HpoWait::One)]
+    pub wait: HpoWait,
+    /// Bound on the wait, e.g. 90s, 10m, 2h.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub wait_timeout: Duration,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// Options of `hpo status`.
+#[derive(Debug, Args)]
+pub struct HpoStatusArgs {
+    /// Only the batches of this study.
+    #[arg(long, value_name = "STUDY")]
+    pub study: Option<String>,
+    /// Only this batch.
+    #[arg(long, value_name = "BATCH")]
+    pub batch: Option<String>,
 }
 
 /// Accepts exactly the check names and lists them when given anything else.

@@ -20,6 +20,7 @@ pub mod settings;
 pub mod smoke;
 pub mod tally;
 pub mod targets;
+pub mod trials;
 pub mod validate;
 pub mod yaml;
 

@@ -38,6 +38,10 @@ pub enum Settings {
     Up(Box<UpSettings>),
     /// `down`.
     Down(DownSettings),
+    /// `hpo run`.
+    HpoRun(HpoRunSettings),
+    /// `hpo status`.
+    HpoStatus(HpoStatusSettings),
     /// `completions`: the script, generated from the clap definitions.
     Completions(Vec<u8>),
 }
@@ -265,6 +269,38 @@ pub struct SmokeSettings {
     pub reporting: Reporting,
 }
 
+/// `hpo run`.
+#[derive(Debug, Clone)]
+pub struct HpoRunSettings {
+    /// Inputs (add-ons are never loaded: a batch needs none).
+    pub prepare: PrepareSettings,
+    /// The cluster.
+    pub connection: ConnectionSettings,
+    /// The batch spec file.
+    pub batch: PathBuf,
+    /// `--wait`.
+    pub wait: crate::trials::wait::Wait,
+    /// `--wait-timeout`.
+    pub wait_timeout: Duration,
+    /// Objects applied at once.
+    pub concurrency: usize,
+    /// `-o`.
+    pub format: Format,
+}
+
+/// `hpo status`.
+#[derive(Debug, Clone)]
+pub struct HpoStatusSettings {
+    /// The environment.
+    pub load: LoadSettings,
+    /// The cluster.
+    pub connection: ConnectionSettings,
+    /// `--study`, `--batch`.
+    pub query: crate::trials::status::Query,
+    /// `-o`.
+    pub format: Format,
+}
+
 /// `cluster create|delete|config`.
 #[derive(Debug, Clone)]
 pub struct ClusterSettings {
@@ -471,6 +507,38 @@ impl From<&Cli> for Settings {
                     Reporting { format: Format::Text, verbose: verbose.verbose > 0 },
                 ),
             }),
+            Command::Hpo(h) => match &h.action {
+                cli::HpoAction::Run { env, templates, args, kube, output } => {
+                    Settings::HpoRun(HpoRunSettings {
+                        prepare: PrepareSettings {
+                            load: load(env),
+                            templates: templates.templates.clone(),
+                            addons: AddonSettings { skip: true, cache_dir: None },
+                        },
+                        connection: connection(kube),
+                        batch: args.batch.clone(),
+                        wait: match args.wait {
+                            cli::HpoWait::None => crate::trials::wait::Wait::None,
+                            cli::HpoWait::One => crate::trials::wait::Wait::One,
+                            cli::HpoWait::All => crate::trials::wait::Wait::All,
+                        },
+                        wait_timeout: args.wait_timeout,
+                        concurrency: concurrency(&args.cluster),
+                        format: output.output.into(),
+                    })
+                }
+                cli::HpoAction::Status { env, args, kube, output } => {
+                    Settings::HpoStatus(HpoStatusSettings {
+                        load: load(env),
+                        connection: connection(kube),
+                        query: crate::trials::status::Query {
+                            study: args.study.clone(),
+                            batch: args.batch.clone(),
+                        },
+                        format: output.output.into(),
+                    })
+                }
+            },
             Command::Completions { shell } => Settings::Completions(cli::completion_script(*shell)),
         }
     }

@@ -57,6 +57,13 @@ fn help_of_render_apply_diff_validate() {
     }
 }
 
+#[test]
+fn help_of_hpo_run_and_hpo_status() {
+    for command in ["run", "status"] {
+        insta::assert_snapshot!(format!("help_hpo_{command}"), help(&["hpo", command]));
+    }
+}
+
 /// The long flags a command takes.
 fn flags(path: &[&str]) -> Vec<String> {
     let (_, cmd) = commands().into_iter().find(|(p, _)| p == path).expect("a command");

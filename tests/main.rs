@@ -15,6 +15,9 @@ mod engine;
 mod environment;
 mod fast_path;
 mod hpo_batch;
+// Trial pods run as child processes of the API double.
+#[cfg(unix)]
+mod hpo_cli;
 // The HPO runner tests start Optuna servers and trial processes and send SIGTERM.
 #[cfg(unix)]
 mod hpo_runner;

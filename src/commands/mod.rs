@@ -2,6 +2,7 @@
 
 pub mod addons;
 pub mod cluster;
+pub mod hpo;
 pub mod infra;
 pub mod kind;
 pub mod lifecycle;
@@ -17,7 +18,7 @@ use std::process::ExitCode;
 use crate::addons::{AddonLoader, Lock};
 use crate::env::terraform::Fetched;
 use crate::env::{self, Layered, LoadedEnv};
-use crate::hpo::{self, Batch};
+use crate::hpo::Batch;
 use crate::jobs::{self, Job};
 use crate::manifest::Manifest;
 use crate::render::Templates;
@@ -40,6 +41,8 @@ pub async fn run(settings: Settings) -> Result<ExitCode, Error> {
         Settings::Infra(s) => infra::run(&s).await,
         Settings::Up(s) => lifecycle::up(&s).await,
         Settings::Down(s) => lifecycle::down(&s).await,
+        Settings::HpoRun(s) => hpo::run(&s).await,
+        Settings::HpoStatus(s) => hpo::status(&s).await,
         Settings::Completions(script) => {
             let mut out = std::io::stdout().lock();
             std::io::Write::write_all(&mut out, &script)
@@ -90,7 +93,7 @@ async fn read(settings: &LoadSettings) -> Result<(Layered, Option<Fetched>), Err
 /// Renders an environment loaded earlier (`up` and `down` load it before their first step).
 pub(crate) async fn render_loaded(loaded: LoadedEnv, settings: &PrepareSettings) -> Result<Prepared, Error> {
     let jobs = jobs::load(&loaded)?;
-    let batches = hpo::load(&loaded)?;
+    let batches = crate::hpo::load(&loaded)?;
     render_with(loaded, jobs, batches, settings).await
 }
 

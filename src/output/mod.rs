@@ -3,6 +3,7 @@
 //! bars the engine and the AWS reconciler report to through [`crate::progress::Progress`].
 //! Commands hand finished reports here; nothing below `commands/` prints a report itself.
 
+pub mod hpo;
 pub mod progress;
 pub mod report;
 pub mod smoke;

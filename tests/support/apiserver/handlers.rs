@@ -629,6 +629,7 @@ fn commit(
     let stored = st.store.put(key.clone(), new);
     if old.is_none() {
         super::trainjobs::on_create(shared, st, def, &stored);
+        super::trial_pods::on_create(shared, &stored);
     }
     if finished {
         remove_object(st, def, &key);
@@ -636,7 +637,10 @@ fn commit(
         if let Some(delay) = shared.options.crd_establish_delay {
             schedule_establish(shared, key.name.clone(), delay);
         }
-    } else if generation_changed && controllers::is_workload(&def.group, &def.kind) {
+    } else if generation_changed
+        && controllers::is_workload(&def.group, &def.kind)
+        && !super::trial_pods::owns(shared, &stored)
+    {
         if let Some(delay) = shared.options.workload_ready_delay {
             let path = controllers::status_path(&def.api_version(), &def.plural, &key.namespace, &key.name);
             let generation = stored["metadata"]["generation"].as_i64().unwrap_or(1);

@@ -35,6 +35,7 @@ mod ssa;
 mod status;
 mod store;
 mod trainjobs;
+mod trial_pods;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -56,6 +57,7 @@ use tokio::task::JoinHandle;
 pub use faults::{Fault, FaultRule};
 pub use inflight::MaxInFlight;
 pub use trainjobs::Run;
+pub use trial_pods::PodRunner;
 
 use faults::Faults;
 use handlers::{ApiRequest, Reply, Verb, WatchSpec};
@@ -126,6 +128,8 @@ pub(crate) struct Options {
     /// Bearer token → (user, allowed); `None` serves anyone, as an unauthenticated test server.
     users: Option<HashMap<String, (String, bool)>>,
     max_in_flight: Option<MaxInFlight>,
+    /// Runs trial batch pods as local processes (`trial_pods.rs`).
+    trial_pods: Option<Arc<PodRunner>>,
 }
 
 impl Default for Options {
@@ -139,6 +143,7 @@ impl Default for Options {
             aggregated_discovery: true,
             users: None,
             max_in_flight: None,
+            trial_pods: None,
         }
     }
 }

@@ -31,6 +31,13 @@ use super::{error_response, ApiServer, Body, Shared};
 #[derive(Default)]
 pub(crate) struct Routes(Mutex<HashMap<(String, String, u16), String>>);
 
+impl Routes {
+    /// Where `namespace/service:port` is routed, if anywhere.
+    pub(crate) fn upstream(&self, namespace: &str, service: &str, port: u16) -> Option<String> {
+        self.0.lock().unwrap().get(&(namespace.to_string(), service.to_string(), port)).cloned()
+    }
+}
+
 /// A parsed service-proxy path.
 pub(crate) struct Target {
     namespace: String,
