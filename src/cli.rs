@@ -377,8 +377,8 @@ pub enum Command {
     },
     /// Run Optuna trial batches in a tenant's HPO workspace and read their status.
     ///
-    /// A trial batch (a spec file in components.hpo.batches_dir, docs/hpo.md) is an Indexed
-    /// Job whose pods each run one trial against the tenant's Optuna storage server.
+    /// A trial batch (a spec file, docs/hpo.md; those in components.hpo.batches_dir are also
+    /// applied by `apply`) is an Indexed Job whose pods each run one trial against the tenant's Optuna storage server.
     Hpo(HpoArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions {
@@ -584,9 +584,9 @@ pub enum HpoAction {
     /// named) or when a Job of the batch fails as a whole.
     #[command(after_help = "Examples:
   trainstack hpo run -e environments/base.yaml -e environments/kind.yaml \\
-      environments/hpo/quickstart.yaml
+      environments/hpo-kind/quickstart.yaml
   trainstack hpo run -e environments/base.yaml -e environments/kind.yaml \\
-      --wait all --wait-timeout 1h environments/hpo/quickstart.yaml")]
+      --wait all --wait-timeout 1h environments/hpo-kind/quickstart.yaml")]
     Run {
         #[command(flatten)]
         env: EnvArgs,

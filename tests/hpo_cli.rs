@@ -475,8 +475,16 @@ async fn a_job_failed_for_another_reason_than_failed_indexes_fails_the_wait() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hpo_run_without_the_tenants_workspace_names_the_tenant_and_namespace_and_exits_1() {
     let s = scenario(ApiServer::start().await);
-    std::fs::write(s.path("quickstart.yaml"), "tenant: alice\nstudy: quickstart\nobjective: objective.py\n")
-        .unwrap();
+    std::fs::write(
+        s.path("quickstart.yaml"),
+        "tenant: alice\nstudy: quickstart\nobjective_file: objective.py\n",
+    )
+    .unwrap();
+    std::fs::write(
+        s.path("objective.py"),
+        "def objective(trial):\n    return trial.suggest_float(\"x\", 0, 1)\n",
+    )
+    .unwrap();
     let batch = s.path("quickstart.yaml").display().to_string();
     s.test(&["hpo", "run", &batch])
         .status(1)

@@ -1,25 +1,24 @@
 //! `trainstack hpo run|status`: apply one trial batch and wait for it; show the batches of the
 //! environment's tenants.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::render::Templates;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 use kube::Client;
-use serde::Deserialize;
 
 use crate::connect;
 use crate::engine::cluster::retry;
 use crate::engine::run::{Engine, Options};
-use crate::trials::status::{self, BatchStatus, Query};
-use crate::trials::{wait, BATCH_LABEL};
 use crate::manifest::Manifest;
 use crate::output;
 use crate::output::progress::Bars;
 use crate::settings::{HpoRunSettings, HpoStatusSettings};
+use crate::trials::status::{self, BatchStatus, Query};
+use crate::trials::wait;
 use crate::Error;
 
 /// Bound on reading the dashboard for a status.
@@ -50,52 +49,11 @@ fn exit_code(batches: &[BatchStatus]) -> ExitCode {
     }
 }
 
-/// The identifying keys of a batch spec file; the rest is the batch renderer's.
-#[derive(Debug, Deserialize)]
-struct BatchHead {
-    #[serde(default)]
-    name: Option<String>,
-    tenant: String,
-}
-
 /// One batch's rendered objects, in its tenant's namespace.
 struct Batch {
     name: String,
     namespace: String,
     objects: Vec<Manifest>,
-}
-
-/// The batch name (its `name`, else the file stem) and tenant of the batch spec `path`.
-fn batch_head(path: &Path) -> Result<(String, String), Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("{}: cannot read the batch spec: {e}", path.display()))?;
-    let head: BatchHead =
-        crate::yaml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let name = match head.name {
-        Some(n) => n,
-        None => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
-    };
-    Ok((name, head.tenant))
-}
-
-/// The objects the environment renders for batch `name` of `tenant`.
-fn batch_objects(set: &[Manifest], path: &Path, name: &str, tenant: &str) -> Result<Batch, Error> {
-    let pointer = format!("/metadata/labels/{}", BATCH_LABEL.replace('/', "~1"));
-    let objects: Vec<Manifest> = set
-        .iter()
-        .filter(|m| {
-            m.namespace() == Some(tenant) && m.obj.pointer(&pointer).and_then(|v| v.as_str()) == Some(name)
-        })
-        .cloned()
-        .collect();
-    if objects.is_empty() {
-        return Err(anyhow::anyhow!(
-            "{}: the environment renders no trial batch {name} for tenant {tenant}: put the spec file in components.hpo.batches_dir",
-            path.display()
-        )
-        .into());
-    }
-    Ok(Batch { name: name.to_string(), namespace: tenant.to_string(), objects })
 }
 
 /// Fails unless the tenant's workspace (its storage Service) is in the cluster.
@@ -114,19 +72,15 @@ async fn workspace_exists(client: &Client, namespace: &str) -> Result<(), Error>
 
 /// Runs `hpo run`.
 pub async fn run(args: &HpoRunSettings) -> Result<ExitCode, Error> {
-    let prepared = super::prepare(&args.prepare).await?;
-    let (name, tenant) = batch_head(&args.batch)?;
-    let env = &prepared.loaded.env;
-    if !env.components.tenants.list.iter().any(|t| t.name == tenant) {
-        return Err(anyhow::anyhow!(
-            "{}: tenant {tenant} is not in components.tenants.list",
-            args.batch.display()
-        )
-        .into());
-    }
+    // The batch alone, checked like every spec in batches_dir (tenant, workspace, limits), with
+    // no add-ons, jobs or other components: only its own objects are applied.
+    let loaded = super::load(&args.prepare.load).await?;
+    let templates = Templates::load(args.prepare.templates.as_deref())?;
+    let (spec, objects) = crate::render::render_batch(&loaded, &args.batch, &templates)?;
+    let env = &loaded.env;
     let client = connect::connect(&args.connection.connect_options(None), env).await?;
-    workspace_exists(&client, &tenant).await?;
-    let batch = batch_objects(&prepared.set, &args.batch, &name, &tenant)?;
+    workspace_exists(&client, &spec.tenant).await?;
+    let batch = Batch { name: spec.name, namespace: spec.tenant, objects };
 
     // Its own ApplySet (parent Secret trainstack-<env>-hpo-<batch> in the tenant's namespace):
     // the environment's `apply --prune` never lists it, so never deletes a running batch.

@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-use crate::trials::status::BatchStatus;
 use crate::settings::Format;
+use crate::trials::status::BatchStatus;
 use crate::Error;
 
 /// Prints the batches found in `namespaces`.
