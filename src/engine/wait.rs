@@ -14,13 +14,16 @@ use crate::engine::report::RunError;
 use crate::engine::resolve::{self, in_order, Desired, Engine};
 use crate::manifest::{Manifest, Phase};
 
+/// One watch's scope: apiVersion, resource plural and namespace (none: cluster-scoped).
+type WatchedType<'a> = (String, String, Option<&'a str>);
+
 impl Engine {
     /// Watches objects until ready, failed or timed out; returns the ones not ready with
     /// reasons, in `targets` order.
     pub(super) async fn wait_ready(&self, targets: &[&Desired], phase: Phase) -> Vec<String> {
         let deadline = tokio::time::Instant::now() + self.opts.timeout;
         self.progress.phase(&format!("wait {phase}"), targets.len());
-        let mut groups: BTreeMap<(String, String, Option<&str>), Vec<(usize, &Desired)>> = BTreeMap::new();
+        let mut groups: BTreeMap<WatchedType<'_>, Vec<(usize, &Desired)>> = BTreeMap::new();
         for (i, d) in targets.iter().enumerate() {
             if let Some(r) = &d.resolved {
                 let ty = (r.resource.api_version.clone(), r.resource.plural.clone(), d.namespace());

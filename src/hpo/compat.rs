@@ -18,8 +18,11 @@ pub fn parse(v: &str) -> Option<Version> {
     }
 }
 
-/// The minor series `(major, minor)` of clients each server minor series accepts.
-const SERVES: &[((u32, u32), &[(u32, u32)])] = &[((5, 0), &[(4, 5), (5, 0), (5, 1)]), ((5, 1), &[(5, 1)])];
+/// A minor series, `(major, minor)`.
+type Series = (u32, u32);
+
+/// The minor series of clients each server minor series accepts.
+const SERVES: &[(Series, &[Series])] = &[((5, 0), &[(4, 5), (5, 0), (5, 1)]), ((5, 1), &[(5, 1)])];
 
 /// The newest Optuna a Python 3.8 image can install.
 pub const PYTHON_3_8_NEWEST: &str = "4.5.0";
