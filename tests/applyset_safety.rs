@@ -171,7 +171,7 @@ async fn prune_stays_in_the_applyset_namespaces_and_leaves_controller_owned_memb
 /// base + kind without MLflow (so no HorizontalPodAutoscaler or PodDisruptionBudget).
 const V1: &str = "components:\n  mlflow:\n    enabled: false\n";
 /// V1 plus a new tenant namespace and MLflow back (two new group-kinds).
-const V2: &str = "components:\n  tenants:\n    list:\n      - name: alice\n      - name: team-vision\n      - name: carol\n";
+const V2: &str = "components:\n  tenants:\n    list:\n      - name: alice\n        hpo: {enabled: true}\n      - name: team-vision\n      - name: carol\n";
 
 /// The write positions (1-based, dry runs included) where a v1 -> v2 apply at `--concurrency 1`
 /// starts writing a new kind of object for real: every phase boundary and the kind boundaries

@@ -1047,7 +1047,7 @@ snap!(
         &["render", "-e", "env.yaml"]
     )
 );
-snap!(batch_name_too_long_for_trial_hostnames, batch_fails(&format!("name: {}\n{BATCH}", "b".repeat(56))));
+snap!(batch_name_too_long_for_trial_hostnames, batch_fails(&format!("name: {}\n{BATCH}", "b".repeat(58))));
 snap!(batch_missing_objective_file, batch_fails(&BATCH.replace("objective.py", "missing.py")));
 snap!(
     batch_objective_without_def,

@@ -255,7 +255,7 @@ async fn a_429_storm_is_ridden_out() {
 /// An overlay declaring `n` tenants besides the kind environment's own: about 12 objects each.
 fn many_tenants(n: usize) -> String {
     let mut y =
-        String::from("components:\n  tenants:\n    list:\n      - name: alice\n      - name: team-vision\n");
+        String::from("components:\n  tenants:\n    list:\n      - name: alice\n        hpo: {enabled: true}\n      - name: team-vision\n");
     for t in 0..n {
         y.push_str(&format!("      - name: tenant-{t}\n"));
     }

@@ -373,7 +373,7 @@ async fn a_grant_between_tenants_that_are_not_neighbours_in_the_list_is_found() 
     // Three tenants: alice -> carol is not a successor pair in the list (a ring would check
     // alice -> team-vision -> carol -> alice only), and is still checked.
     let s = Scenario::start().await;
-    s.overlay("components:\n  tenants:\n    list:\n      - name: alice\n      - name: team-vision\n      - name: carol\n");
+    s.overlay("components:\n  tenants:\n    list:\n      - name: alice\n        hpo: {enabled: true}\n      - name: team-vision\n      - name: carol\n");
     s.test(&["apply", "--no-wait"]).status(0).run_async().await;
     s.server.seed(
         "kubectl-create",
@@ -452,8 +452,9 @@ async fn failed_trainjob_reports_the_controller_message_and_the_pod_log() {
 }
 
 /// The kind environment turned into an EKS one with a managed GPU pool `gpu` of at least one
-/// node (rendered only: the gpu check needs nothing applied).
-const EKS: &str = "name: eks-smoke\ntarget: {kind: eks, region: us-east-1}\ncomponents:\n  gpu:\n    provider: managed_node_groups\n    pools:\n      - {name: gpu, min_size: 1, desired_size: 1, max_size: 2}\n";
+/// node (rendered only: the gpu check needs nothing applied); alice's HPO workspace gets the
+/// ReadWriteMany class an eks target needs.
+const EKS: &str = "name: eks-smoke\ntarget: {kind: eks, region: us-east-1}\ncomponents:\n  hpo:\n    storage: {class_name: efs-sc, access_mode: ReadWriteMany}\n  gpu:\n    provider: managed_node_groups\n    pools:\n      - {name: gpu, min_size: 1, desired_size: 1, max_size: 2}\n";
 
 fn gpu_node_labels() -> Value {
     json!({"trainstack.io/pool": "gpu", "nvidia.com/gpu.present": "true"})
