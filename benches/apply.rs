@@ -43,7 +43,8 @@ fn write_overlay(dir: &std::path::Path) -> PathBuf {
             upstream(file)
         ));
     }
-    y.push_str("components:\n  tenants:\n    list:\n      - name: alice\n");
+    // alice keeps her HPO workspace: the shipped quick-start trial batch runs in it.
+    y.push_str("components:\n  tenants:\n    list:\n      - name: alice\n        hpo: {enabled: true}\n");
     for t in 0..TENANTS {
         y.push_str(&format!("      - name: tenant-{t}\n"));
     }
