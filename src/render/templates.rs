@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use include_dir::{include_dir, Dir};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
@@ -97,6 +99,10 @@ impl Templates {
                 AutoEscape::None
             }
         });
+        // Secrets are rendered as `data`, not `stringData`: the API server stores only `data`,
+        // so an applied `stringData` never matches the live object and every plan of it needs
+        // a server dry-run (engine/noop.rs), once per tenant.
+        env.add_filter("b64encode", |value: String| BASE64.encode(value));
         let mut files = BTreeMap::new();
         for (name, (file, text)) in sources {
             env.add_template_owned(name.clone(), text).map_err(|e| from_minijinja(&e, &file))?;
