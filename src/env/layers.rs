@@ -92,6 +92,25 @@ pub(crate) fn typed<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// The `*.yaml`/`*.yml` spec files in `dir` (job specs, trial batches), in file name order; a
+/// directory that cannot be read is an error at `key`, the environment key that named it.
+pub(crate) fn spec_files(
+    sources: &Sources,
+    key: &str,
+    dir: &Path,
+    what: &str,
+) -> Result<Vec<PathBuf>, Diagnostics> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        Diagnostics::from(sources.error(key, format!("cannot read {what} directory {}: {e}", dir.display())))
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// Reads and parses one YAML file the user wrote, with the positions of its keys; a problem is
 /// a diagnostic naming the file (and the line, for YAML errors).
 pub(crate) fn read_located(path: &Path) -> Result<(yaml::Value, PosIndex), Diagnostic> {

@@ -18,9 +18,9 @@ use std::path::PathBuf;
 use crate::diag::Diagnostics;
 use crate::yaml;
 
-pub(crate) use layers::read_located;
 use layers::{failed, merge_all};
 pub use layers::{merge_files, Merged};
+pub(crate) use layers::{read_located, spec_files};
 pub use model::Environment;
 pub use sources::{within, Layer, Sources};
 

@@ -202,17 +202,7 @@ pub fn batches_dir(loaded: &LoadedEnv) -> Option<PathBuf> {
 /// Loads and checks every `*.yaml`/`*.yml` in the batches directory, in file name order.
 pub fn load(loaded: &LoadedEnv) -> Result<Vec<Batch>, Diagnostics> {
     let Some(dir) = batches_dir(loaded) else { return Ok(Vec::new()) };
-    let entries = std::fs::read_dir(&dir).map_err(|e| {
-        Diagnostics::from(loaded.sources.error(
-            "components.hpo.batches_dir",
-            format!("cannot read trial batch directory {}: {e}", dir.display()),
-        ))
-    })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-        .collect();
-    files.sort();
+    let files = crate::env::spec_files(&loaded.sources, "components.hpo.batches_dir", &dir, "trial batch")?;
     load_files(loaded, &files)
 }
 

@@ -98,17 +98,7 @@ pub fn load_with_env(
 /// Loads and checks every `*.yaml`/`*.yml` in the jobs directory, in file name order.
 pub fn load(loaded: &LoadedEnv) -> Result<Vec<Job>, Diagnostics> {
     let Some(dir) = jobs_dir(loaded) else { return Ok(Vec::new()) };
-    let entries = std::fs::read_dir(&dir).map_err(|e| {
-        Diagnostics::from(loaded.sources.error(
-            "components.trainer.jobs_dir",
-            format!("cannot read job directory {}: {e}", dir.display()),
-        ))
-    })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-        .collect();
-    files.sort();
+    let files = crate::env::spec_files(&loaded.sources, "components.trainer.jobs_dir", &dir, "job")?;
     load_files(loaded, &files)
 }
 
