@@ -31,7 +31,7 @@ bench:
     cargo bench --bench render
     cargo bench --bench apply
 
-# Install the Python tools the tests start (moto, MLflow, Ray) into target/pyenv.
+# Install the Python tools the tests start (moto, MLflow, Ray, Optuna) into target/pyenv.
 pyenv:
     python3 -m venv target/pyenv
     target/pyenv/bin/python -m pip install --quiet -r tests/requirements.txt

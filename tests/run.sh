@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 echo "== toolchain components"
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
 
-echo "== python test tools (moto, MLflow, Ray) into target/pyenv"
+echo "== python test tools (moto, MLflow, Ray, Optuna) into target/pyenv"
 pyenv="${TRAINSTACK_PYENV:-$PWD/target/pyenv}"
 export TRAINSTACK_PYENV="$pyenv"
 stamp="$pyenv/.requirements"
