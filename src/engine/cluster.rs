@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind, ObjectList};
 use kube::discovery::{Discovery, Scope};
 use kube::Client;
 use serde_json::Value;
@@ -304,8 +304,17 @@ const PAGE: u32 = 500;
 /// latest state (no `resourceVersion`, so a quorum read rather than a possibly stale cache)
 /// and later pages continue that same snapshot; if the snapshot expires between pages (410
 /// Gone), the list starts over, so the result is always one consistent snapshot.
+/// Items are read as plain JSON: the engine works on JSON values, and going through
+/// `DynamicObject` would parse and re-serialize every object of the page once more.
 pub async fn list(api: &Api<DynamicObject>, selector: &str, what: &str) -> Result<Vec<Value>, ClusterError> {
     const RESTARTS: u32 = 3;
+    let client = api.clone().into_client();
+    let request = kube::core::Request::new(api.resource_url());
+    let page_of = |lp: &ListParams| {
+        let built = request.list(lp).map_err(kube::Error::BuildRequest);
+        let client = client.clone();
+        async move { client.request::<ObjectList<Value>>(built?).await }
+    };
     let mut restarts = 0;
     'snapshot: loop {
         let mut items = Vec::new();
@@ -315,7 +324,7 @@ pub async fn list(api: &Api<DynamicObject>, selector: &str, what: &str) -> Resul
             if let Some(t) = &token {
                 lp = lp.continue_token(t);
             }
-            let page = match retry(what, || api.list(&lp)).await {
+            let page = match retry(what, || page_of(&lp)).await {
                 Ok(page) => page,
                 Err(e) if e.code() == 410 && token.is_some() && restarts < RESTARTS => {
                     restarts += 1;
@@ -323,7 +332,7 @@ pub async fn list(api: &Api<DynamicObject>, selector: &str, what: &str) -> Resul
                 }
                 Err(e) => return Err(e),
             };
-            items.extend(page.items.into_iter().map(|o| serde_json::to_value(o).unwrap_or(Value::Null)));
+            items.extend(page.items);
             token = page.metadata.continue_.filter(|t| !t.is_empty());
             if token.is_none() {
                 return Ok(items);

@@ -36,16 +36,18 @@ impl Engine {
             }),
         )
         .await;
-        let listed: HashMap<String, Members> =
+        let mut listed: HashMap<String, Members> =
             listed.into_iter().filter_map(|(k, m)| m.map(|m| (k, m))).collect();
         for d in desired.iter_mut().filter(|d| !is_parent(d)) {
             let Some(r) = &d.resolved else { continue };
-            let Some(members) = listed.get(&type_key(r)) else { continue };
+            let Some(members) = listed.get_mut(&type_key(r)) else { continue };
             let key = (d.namespace().unwrap_or_default().to_string(), d.name().to_string());
-            if let Some(live) = members.get(&key) {
-                d.seen = Seen::Live(live.clone());
+            if let Some(live) = members.remove(&key) {
+                d.seen = Seen::Live(live);
             }
         }
+        // Prune deletes only members the set no longer declares: the ones no desired object
+        // took above are all it needs from these lists.
         if let Ok(mut cache) = self.listed.lock() {
             cache.extend(listed.into_iter().map(|(k, m)| (k, m.into_values().collect())));
         }
@@ -87,8 +89,8 @@ impl Engine {
     }
 
     /// The members a LIST of this run returned for a type in `namespace` (`None` for
-    /// cluster-scoped), or `None` when the type was not listed: prune reuses them instead of
-    /// listing again.
+    /// cluster-scoped) that no desired object matched, or `None` when the type was not
+    /// listed: prune reuses them instead of listing again.
     pub(super) fn listed(&self, r: &Resolved, namespace: Option<&str>) -> Option<Vec<Value>> {
         let cache = self.listed.lock().ok()?;
         let all = cache.get(&type_key(r))?;

@@ -183,11 +183,37 @@ pub fn compare(
             if before == after {
                 return (Action::Unchanged, String::new());
             }
+            // Servers and clients order keys differently (a LIST item keeps the stored order,
+            // a typed round trip sorts labels); a diff must show values, not orderings.
+            align_keys(&mut before, &after);
             if redact {
                 redact_pair(Some(&mut before), Some(&mut after));
             }
             (Action::Update, unified(Some(&before), Some(&after)))
         }
+    }
+}
+
+/// Reorders `before`'s map keys, at every depth, to follow `after`'s order; keys only
+/// `before` has keep their place after those.
+fn align_keys(before: &mut Value, after: &Value) {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            let mut rest = std::mem::take(b);
+            for (k, av) in a {
+                if let Some(mut bv) = rest.shift_remove(k) {
+                    align_keys(&mut bv, av);
+                    b.insert(k.clone(), bv);
+                }
+            }
+            b.extend(rest);
+        }
+        (Value::Array(b), Value::Array(a)) => {
+            for (bv, av) in b.iter_mut().zip(a) {
+                align_keys(bv, av);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -223,6 +249,22 @@ pub fn colorize(diff: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn keys_in_another_order_on_the_live_side_show_no_diff_lines() {
+        let live = json!({"metadata": {"namespace": "a", "name": "q", "labels": {"z": "1", "a": "2"}},
+            "spec": {"hard": {"pods": "50", "cpu": "8"}}});
+        let dry = json!({"metadata": {"name": "q", "namespace": "a", "labels": {"a": "2", "z": "1"}},
+            "spec": {"hard": {"cpu": "8", "pods": "60"}}});
+        let (_, diff) = compare(Some(&live), &dry, &dry, false);
+        let changed: Vec<&str> = diff
+            .lines()
+            .filter(|l| {
+                (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---")
+            })
+            .collect();
+        assert_eq!(changed, vec!["-    pods: '50'", "+    pods: '60'"], "{diff}");
+    }
 
     #[test]
     fn one_changed_field_is_one_changed_line() {

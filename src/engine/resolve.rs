@@ -79,7 +79,8 @@ pub struct Engine {
     /// What this run has written so far (`+ Kind ns/name (create)`, ...), for the summary of an
     /// interrupted run.
     pub(super) written: std::sync::Mutex<Vec<String>>,
-    /// Each listed type's members (by resource path), for prune to reuse.
+    /// Each listed type's members (by resource path) that no desired object matched, for
+    /// prune to reuse.
     pub(super) listed: std::sync::Mutex<HashMap<String, Vec<Value>>>,
     /// Schemas of the CRDs in the set, for the no-op proof's list types.
     pub(super) crds: std::sync::OnceLock<CrdSchemas>,
@@ -140,7 +141,7 @@ impl Engine {
             .map(|m| {
                 let mut obj = m.obj.clone();
                 applyset::label_member(&mut obj, &id);
-                Desired { obj, phase: m.phase(), resolved: None, seen: Seen::Unknown }
+                Desired { obj, phase: m.phase(), resolved: None, seen: Seen::Unknown, verdict: None }
             })
             .collect();
         // The parent keeps listing what older runs applied until prune has removed it, so an
@@ -164,6 +165,7 @@ impl Engine {
             phase: Phase::Config,
             resolved: None,
             seen: parent_seen,
+            verdict: None,
         });
 
         let crd_kinds: BTreeSet<(String, String)> = set
@@ -275,6 +277,9 @@ pub(super) struct Desired {
     pub(super) resolved: Option<Resolved>,
     /// Its live state as far as this run has read it before planning.
     pub(super) seen: Seen,
+    /// The no-op proof's verdict on the listed live state, decided for the whole set at once
+    /// before planning (`None`: not decided yet, the plan decides).
+    pub(super) verdict: Option<crate::engine::noop::Verdict>,
 }
 
 /// What a run knows of an object's live state before planning it.

@@ -2,6 +2,8 @@
 //! concurrency, waits, then prune) and `status` (plan and readiness in one pass).
 
 use futures::stream::{self, StreamExt};
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use crate::engine::applyset;
@@ -38,14 +40,54 @@ impl Engine {
         let parent = desired.iter().find(|d| is_parent(d)).map(|p| applyset::read_parent(&p.obj));
         let namespaces = parent.map(|(_, nss)| nss).unwrap_or_default();
         self.list_live(&mut desired, &namespaces).await;
+        self.prove_listed(&mut desired);
         Ok(Checked { desired, catalog })
+    }
+
+    /// Runs the no-op proof on every listed object before planning, spread over the machine's
+    /// cores: it is the CPU-bound part of a plan, and the planning stream polls all its
+    /// futures on one thread.
+    fn prove_listed(&self, desired: &mut [Desired]) {
+        if self.opts.server_dry_run_all || self.opts.warnings_as_errors {
+            return;
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        let chunk = desired.len().div_ceil(threads).max(1);
+        std::thread::scope(|s| {
+            for part in desired.chunks_mut(chunk) {
+                s.spawn(move || {
+                    for d in part.iter_mut() {
+                        if let Seen::Live(live) = &d.seen {
+                            let obj = self.to_write(d, Some(live));
+                            d.verdict =
+                                Some(noop::decide(&obj, live, cluster::FIELD_MANAGER, self.shapes(&obj)));
+                        }
+                    }
+                });
+            }
+        });
+    }
+
+    /// What apply writes for `d`: the desired object, plus the creation mark on a Namespace
+    /// that trainstack creates or created before.
+    fn to_write<'a>(&self, d: &'a Desired, live: Option<&Value>) -> Cow<'a, Value> {
+        if d.kind() == "Namespace" && self.created_here(live) {
+            let mut obj = d.obj.clone();
+            applyset::mark_created(&mut obj, &self.parent.id());
+            Cow::Owned(obj)
+        } else {
+            Cow::Borrowed(&d.obj)
+        }
     }
 
     /// Plans one object: GET live, server-side dry-run apply, compare. Returns the change, the
     /// object to write (the desired one, plus the creation mark on a Namespace that trainstack
     /// creates or created before) and what the GET found, for `status` to judge readiness by
     /// (`Ok(None)` also for an object whose kind is not served yet).
-    async fn plan_one(&self, d: &Desired) -> (ObjectChange, Value, Result<Option<Value>, String>) {
+    async fn plan_one<'a>(
+        &self,
+        d: &'a Desired,
+    ) -> (ObjectChange, Cow<'a, Value>, Result<Option<Cow<'a, Value>>, String>) {
         let mut change = ObjectChange {
             kind: d.kind().to_string(),
             namespace: d.namespace().map(str::to_string),
@@ -62,30 +104,31 @@ impl Engine {
             let (action, diff) = plan::compare(None, &d.obj, &d.obj, self.opts.show_secrets);
             change.action = action;
             change.diff = diff;
-            return (change, d.obj.clone(), Ok(None));
+            return (change, Cow::Borrowed(&d.obj), Ok(None));
         };
         let api = cluster::api_for(&self.client, r, d.namespace());
         let what = d.id();
-        let live = match &d.seen {
-            Seen::Live(l) => Some(l.clone()),
+        let live: Option<Cow<'a, Value>> = match &d.seen {
+            Seen::Live(l) => Some(Cow::Borrowed(l)),
             Seen::Absent => None,
             Seen::Unknown => match cluster::get(&api, d.name(), &what).await {
-                Ok(l) => l,
+                Ok(l) => l.map(Cow::Owned),
                 Err(e) => {
                     change.error = Some(e.to_string());
-                    return (change, d.obj.clone(), Err(e.to_string()));
+                    return (change, Cow::Borrowed(&d.obj), Err(e.to_string()));
                 }
             },
         };
-        let mut obj = d.obj.clone();
-        if d.kind() == "Namespace" && self.created_here(live.as_ref()) {
-            applyset::mark_created(&mut obj, &self.parent.id());
-        }
+        let obj = self.to_write(d, live.as_deref());
         let why = match &live {
             None => noop::reason::NEW,
             Some(_) if self.opts.server_dry_run_all => noop::reason::FORCED,
             Some(_) if self.opts.warnings_as_errors => noop::reason::WARNINGS,
-            Some(l) => match noop::decide(&obj, l, cluster::FIELD_MANAGER, self.shapes(&obj)) {
+            Some(l) => match d
+                .verdict
+                .clone()
+                .unwrap_or_else(|| noop::decide(&obj, l, cluster::FIELD_MANAGER, self.shapes(&obj)))
+            {
                 Verdict::Unchanged => {
                     self.count_plan(None);
                     change.action = Action::Unchanged;
@@ -99,7 +142,9 @@ impl Engine {
             Ok(v) => v,
             // A new object in a namespace this same apply creates cannot be dry-run yet (the
             // server answers 404 for the namespace); it can only be a create.
-            Err(e) if live.is_none() && e.code() == 404 && d.namespace().is_some() => obj.clone(),
+            Err(e) if live.is_none() && e.code() == 404 && d.namespace().is_some() => {
+                obj.clone().into_owned()
+            }
             // Drift by another field manager (`kubectl patch` of a field this environment
             // sets) is a change to show, not a failure: a forced dry-run says what taking the
             // fields back would change, and apply_one refuses it without --force-conflicts.
@@ -118,7 +163,7 @@ impl Engine {
                 return (change, obj, Ok(live));
             }
         };
-        let (action, diff) = plan::compare(live.as_ref(), &dry, &obj, self.opts.show_secrets);
+        let (action, diff) = plan::compare(live.as_deref(), &dry, &obj, self.opts.show_secrets);
         change.action = action;
         change.diff = diff;
         (change, obj, Ok(live))
@@ -133,7 +178,7 @@ impl Engine {
             change.error = Some(WARNED.into());
             return change;
         }
-        let (mut written, more) = warnings::collect(self.write_planned(d, change, obj)).await;
+        let (mut written, more) = warnings::collect(self.write_planned(d, change, &obj)).await;
         for w in more {
             if !written.warnings.contains(&w) {
                 written.warnings.push(w);
@@ -144,7 +189,7 @@ impl Engine {
 
     /// Writes a planned object unless the plan failed, conflicts, is a dry run or changes
     /// nothing.
-    async fn write_planned(&self, d: &Desired, mut change: ObjectChange, obj: Value) -> ObjectChange {
+    async fn write_planned(&self, d: &Desired, mut change: ObjectChange, obj: &Value) -> ObjectChange {
         if let Some(c) = change.conflict.as_ref().filter(|_| change.error.is_none()) {
             change.error = Some(conflict_hint(&d.id(), c));
             return change;
@@ -157,7 +202,7 @@ impl Engine {
             return change;
         };
         let api = cluster::api_for(&self.client, r, d.namespace());
-        match cluster::apply(&api, d.name(), &obj, false, self.opts.force_conflicts, &d.id()).await {
+        match cluster::apply(&api, d.name(), obj, false, self.opts.force_conflicts, &d.id()).await {
             Ok(_) => self.wrote(&change),
             // Another manager took a field between the dry-run and the write.
             Err(ClusterError::Conflict { conflict, .. }) => {
@@ -322,7 +367,7 @@ impl Engine {
                 let ready = match (&d.resolved, live) {
                     (None, _) => "kind not served".to_string(),
                     (Some(_), Ok(live)) => {
-                        self.ready_line(d.kind(), d.namespace(), d.name(), live.as_ref()).await
+                        self.ready_line(d.kind(), d.namespace(), d.name(), live.as_deref()).await
                     }
                     (Some(_), Err(e)) => format!("error: {e}"),
                 };
