@@ -327,19 +327,27 @@ pub async fn shared_ray() -> &'static PyServer {
     SERVER.get_or_init(ray_head).await
 }
 
-/// The workspace's `hpo-storage` server as the tenant's Deployment runs it:
-/// `run_grpc_proxy_server` over `JournalStorage(JournalFileBackend(journal))`. The journal lives
-/// outside the server's directory so a second server can take over the same study.
+/// The workspace's `hpo-storage` server: the Deployment's own script (`templates/hpo/storage.py`,
+/// `run_grpc_proxy_server` over the journal, and the reaper of dead pods' trials) with its default
+/// reaper settings. The journal lives outside the server's directory so a second server can take
+/// over the same study.
 pub async fn optuna_storage(journal: &Path) -> PyServer {
-    const SERVER: &str = r#"
-import sys
-from optuna.storages import run_grpc_proxy_server
-from optuna.storages.journal import JournalFileBackend, JournalStorage
-run_grpc_proxy_server(JournalStorage(JournalFileBackend(sys.argv[1])), host="127.0.0.1", port=int(sys.argv[2]))
-"#;
+    optuna_storage_with(journal, &[]).await
+}
+
+/// [`optuna_storage`] with more `TRAINSTACK_HPO_*` variables of the script set (a test's short
+/// reaper interval, for one).
+pub async fn optuna_storage_with(journal: &Path, env: &[(&str, &str)]) -> PyServer {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/hpo/storage.py");
     let make = |_: &Path, port: u16| {
         let mut command = Command::new(tool("python"));
-        command.args(["-W", "ignore", "-c", SERVER]).arg(journal).arg(port.to_string());
+        command
+            .args(["-W", "ignore"])
+            .arg(&script)
+            .env("TRAINSTACK_HPO_JOURNAL", journal)
+            .env("TRAINSTACK_HPO_HOST", "127.0.0.1")
+            .env("TRAINSTACK_HPO_PORT", port.to_string())
+            .envs(env.iter().copied());
         command
     };
     launch("optuna gRPC storage", &make, Probe::Tcp, Duration::from_secs(120)).await
