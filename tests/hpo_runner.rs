@@ -465,6 +465,39 @@ async fn the_study_survives_a_storage_server_restart_on_the_same_journal() {
     assert_eq!(pods, [&json!(pod_name(0)), &json!(pod_name(1))]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_heartbeating_through_a_storage_restart_is_not_reaped() {
+    let journal = tempfile::tempdir().expect("journal dir");
+    let path = journal.path().join("journal.log");
+    let reaping = [("TRAINSTACK_HPO_REAP_INTERVAL_SECONDS", "0.5")];
+    let first = pyservers::optuna_storage_with(&path, &reaping).await;
+    let marker = tempfile::tempdir().expect("marker dir");
+    let objective = r#"
+def objective(trial):
+    import os
+    import time
+    with open(os.path.join(os.environ["MARKERS"], "started"), "w"):
+        pass
+    while not os.path.exists(os.path.join(os.environ["MARKERS"], "release")):
+        time.sleep(0.1)
+    return 1.0
+"#;
+    // A limit above gRPC's reconnect backoff, so the pod's heartbeat reaches the new server in
+    // time; the outage is longer than the limit.
+    let batch = Batch::new("outage", objective, json!({"heartbeat_seconds": 0.5, "stale_after_seconds": 5}));
+    let pod = batch.pod(&first.address(), 0).env("MARKERS", marker.path()).spawn().expect("pod");
+    wait_for_file(&marker.path().join("started"), POD_LIMIT).await;
+    let second = pyservers::restart_optuna_storage(first, &path, &reaping, Duration::from_secs(6)).await;
+    // Two limits after the restart: a reaper that counted the outage would have failed it.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(states(&study(&second.address(), &batch.study).await), ["RUNNING"], "{}", second.log_tail());
+    std::fs::write(marker.path().join("release"), "").expect("release");
+    let output =
+        tokio::time::timeout(POD_LIMIT, pod.wait_with_output()).await.expect("in time").expect("output");
+    assert_exit(&output, 0);
+    assert_eq!(states(&study(&second.address(), &batch.study).await), ["COMPLETE"]);
+}
+
 const UPLOADER: &str = r#"
 def objective(trial):
     import os

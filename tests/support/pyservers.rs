@@ -148,11 +148,22 @@ async fn launch<'p>(
     ready: impl Into<Probe<'p>>,
     limit: Duration,
 ) -> PyServer {
+    launch_on(name, make, ready, limit, &free_port).await
+}
+
+/// [`launch`] on the ports `port` gives (a restarted server takes its predecessor's).
+async fn launch_on<'p>(
+    name: &'static str,
+    make: MakeCommand<'_>,
+    ready: impl Into<Probe<'p>>,
+    limit: Duration,
+    port: &dyn Fn() -> u16,
+) -> PyServer {
     const ATTEMPTS: usize = 3;
     let ready = ready.into();
     for attempt in 1..=ATTEMPTS {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
+        let port = port();
         let mut server = spawn(name, make(dir.path(), port), port, dir);
         let started = Instant::now();
         loop {
@@ -338,6 +349,24 @@ pub async fn optuna_storage(journal: &Path) -> PyServer {
 /// [`optuna_storage`] with more `TRAINSTACK_HPO_*` variables of the script set (a test's short
 /// reaper interval, for one).
 pub async fn optuna_storage_with(journal: &Path, env: &[(&str, &str)]) -> PyServer {
+    storage_on(journal, env, &free_port).await
+}
+
+/// Stops `server` and starts [`optuna_storage_with`] on the same journal and port after `down`,
+/// as a restarted Deployment comes back behind the same Service.
+pub async fn restart_optuna_storage(
+    server: PyServer,
+    journal: &Path,
+    env: &[(&str, &str)],
+    down: Duration,
+) -> PyServer {
+    let port = server.port;
+    drop(server);
+    tokio::time::sleep(down).await;
+    storage_on(journal, env, &|| port).await
+}
+
+async fn storage_on(journal: &Path, env: &[(&str, &str)], port: &dyn Fn() -> u16) -> PyServer {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/hpo/storage.py");
     let make = |_: &Path, port: u16| {
         let mut command = Command::new(tool("python"));
@@ -350,7 +379,7 @@ pub async fn optuna_storage_with(journal: &Path, env: &[(&str, &str)]) -> PyServ
             .envs(env.iter().copied());
         command
     };
-    launch("optuna gRPC storage", &make, Probe::Tcp, Duration::from_secs(120)).await
+    launch_on("optuna gRPC storage", &make, Probe::Tcp, Duration::from_secs(120), port).await
 }
 
 /// The workspace's `hpo-dashboard`: `optuna_dashboard.run_server` against the gRPC storage at
