@@ -69,6 +69,15 @@ class Terminated(BaseException):
     """
 
 
+class Reaped(BaseException):
+    """The storage server failed this trial while its pod was still alive (no heartbeat reached
+    it for the trial's limit, e.g. the node was cut off): no result of it can be told any more,
+    so the objective is stopped instead of running on for nothing.
+
+    A BaseException for the same reason as Terminated.
+    """
+
+
 # ---------------------------------------------------------------------------------------------
 # The 4-1 / 4-9 rules, checked on the syntax tree before the objective is imported.
 
@@ -478,10 +487,17 @@ class TrialRun(object):
         self.storage.set_trial_system_attr(self.trial._trial_id, HEARTBEAT_ATTR, time.time())
 
     def start_heartbeat(self):
+        from optuna.exceptions import UpdateFinishedTrialError
+
         def loop():
             while not self.stopped.wait(self.heartbeat_seconds):
                 try:
                     self.beat()
+                except UpdateFinishedTrialError:
+                    # Only the storage server's reaper finishes a trial its runner still runs.
+                    say("the storage server has failed trial {}; stopping the objective".format(self.trial.number))
+                    os.kill(os.getpid(), signal.SIGUSR1)
+                    return
                 except Exception as error:
                     # The storage server may be restarting; its reaper counts a trial's silence
                     # only from when it is back, and the limit allows several misses besides.
@@ -686,9 +702,26 @@ def claim_trial(batch, user_attrs):
     return study, study.ask()
 
 
+def tell(study, trial, state, values):
+    """Tells the trial's outcome and returns the state it ended in, or None when the storage
+    server had failed it already (study.tell refuses a finished trial with a ValueError that does
+    not say why)."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    if study._storage.get_trial(trial._trial_id).state.is_finished():
+        return None
+    try:
+        if state == TrialState.COMPLETE:
+            return study.tell(trial, values).state
+        return study.tell(trial, state=state).state
+    except UpdateFinishedTrialError:
+        # Failed between the check and the tell.
+        return None
+
+
 def run_trial(batch, batch_dir, target):
     import optuna
-    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -712,8 +745,15 @@ def run_trial(batch, batch_dir, target):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Terminated()
 
-    run.start_heartbeat()
+    def on_reaped(signum, frame):
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        raise Reaped()
+
     signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGUSR1, on_reaped)
+    run.start_heartbeat()
+    reaped_note = "trainstack: the storage server failed this trial: no heartbeat of this pod reached it within its {:g}s limit".format(
+        stale_after)
     state = TrialState.FAIL
     values = None
     try:
@@ -728,6 +768,8 @@ def run_trial(batch, batch_dir, target):
         run.log.log("trainstack: trial pruned{}".format(": {}".format(pruned) if str(pruned) else ""))
     except Terminated:
         run.log.log("trainstack: SIGTERM (pod deleted or evicted); the trial fails")
+    except Reaped:
+        run.log.log(reaped_note + "; the objective was stopped")
     except RunnerError as error:
         run.log.log("trainstack: {}".format(error))
     except Exception:
@@ -736,20 +778,18 @@ def run_trial(batch, batch_dir, target):
         run.log.log("trainstack: the objective raised:\n" + text.rstrip(), echo=False)
 
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     run.stop()
     try:
-        if state == TrialState.COMPLETE:
-            frozen = study.tell(trial, values)
-            if frozen.state != TrialState.COMPLETE:
-                run.log.log("trainstack: objective returned {!r}, not a number per direction; the trial fails".format(values))
-            state = frozen.state
-        else:
-            study.tell(trial, state=state)
-    except UpdateFinishedTrialError:
-        # The reaper's reason ends the note; this flush rewrites the note, so it repeats why.
-        run.log.log("trainstack: the storage server had already failed this trial: no heartbeat of this pod reached it for {:g}s".format(
-            stale_after))
-        state = TrialState.FAIL
+        told = tell(study, trial, state, values)
+        if told is None:
+            # The reaper's reason ends the note; this flush rewrites the note, so it says why again.
+            if not run.log.lines or not run.log.lines[-1].startswith(reaped_note):
+                run.log.log(reaped_note)
+            state = TrialState.FAIL
+        elif state == TrialState.COMPLETE and told != TrialState.COMPLETE:
+            run.log.log("trainstack: objective returned {!r}, not a number per direction; the trial fails".format(values))
+            state = told
     finally:
         run.log.flush()
 

@@ -364,7 +364,7 @@ async fn a_trial_whose_pod_died_before_its_first_heartbeat_ends_fail() {
     let study = wait_for_state(&server, &batch.study, 0, "FAIL", Duration::from_secs(20)).await;
     let reason = fail_reason(&study, 0);
     assert!(reason.starts_with(&format!("no heartbeat from pod {} since 20", pod_name(0))), "{reason}");
-    assert!(reason.ends_with(&format!("limit {LIMIT_SECONDS}s): the pod died; the trial fails")), "{reason}");
+    assert!(reason.ends_with(&format!("limit {LIMIT_SECONDS}s); the trial fails")), "{reason}");
     assert_eq!(note_of(&study, 0), format!("trainstack: {reason}"));
     let log = server.log_tail();
     assert!(log.contains(&format!("failed trial 0 of study unbeaten: {reason}")), "{log}");
@@ -395,6 +395,39 @@ async fn a_killed_last_trial_ends_fail_without_another_runner_of_the_study() {
     assert_eq!(
         trial["note"]["body"].as_str().expect("note"),
         format!("```text\nstarted\n```\ntrainstack: {reason}")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_cut_off_past_its_limit_finds_its_trial_failed_stops_its_objective_and_exits_1() {
+    let (server, _journal) = reaping_storage().await;
+    let marker = tempfile::tempdir().expect("marker dir");
+    let started = marker.path().join("started");
+    let batch = Batch::new(
+        "cut-off",
+        SLEEPER,
+        json!({"heartbeat_seconds": 0.5, "stale_after_seconds": LIMIT_SECONDS}),
+    );
+    let pod = batch.pod(&server.address(), 0).env("TRIAL_STARTED", &started).spawn().expect("pod");
+    wait_for_file(&started, POD_LIMIT).await;
+    // A frozen pod (a node cut off from the storage) sends no heartbeat but is not dead.
+    let pid = pod.id().expect("pid").to_string();
+    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().expect("kill").success());
+    wait_for_state(&server, &batch.study, 0, "FAIL", Duration::from_secs(20)).await;
+    assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().expect("kill").success());
+    // The objective sleeps for 600 s: only the runner stopping it ends the pod in time.
+    let output = tokio::time::timeout(Duration::from_secs(30), pod.wait_with_output())
+        .await
+        .expect("the pod stops its objective")
+        .expect("output");
+    assert_exit(&output, 1);
+    let study = study(&server.address(), &batch.study).await;
+    assert_eq!(states(&study), ["FAIL"]);
+    assert_eq!(
+        note_of(&study, 0),
+        format!(
+            "```text\nstarted\ntrainstack: the storage server failed this trial: no heartbeat of this pod reached it within its {LIMIT_SECONDS}s limit; the objective was stopped\n```"
+        )
     );
 }
 

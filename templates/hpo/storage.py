@@ -117,7 +117,7 @@ class Reaper(object):
                 return
             pod = trial.user_attrs.get("pod_name") or "(unknown: it died before recording its name)"
             since = datetime.datetime.fromtimestamp(float(beat), datetime.timezone.utc)
-            reason = "no heartbeat from pod {} since {} ({:.0f}s, limit {:g}s): the pod died; the trial fails".format(
+            reason = "no heartbeat from pod {} since {} (silent {:.0f}s, limit {:g}s); the trial fails".format(
                 pod, since.strftime("%Y-%m-%dT%H:%M:%SZ"), silent, limit)
             try:
                 self.storage.set_trial_system_attr(trial_id, FAIL_REASON_ATTR, reason)
