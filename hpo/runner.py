@@ -569,6 +569,8 @@ def claiming_storage(host, port, claim_attrs):
         def create_new_trial(self, study_id, template_trial=None):
             if template_trial is None:
                 system_attrs, user_attrs = claim_attrs()
+                # The start time is the pod's clock here, not the server's; it only shows as
+                # the trial's start and duration, the reaper never reads it.
                 template_trial = FrozenTrial(
                     number=-1, state=TrialState.RUNNING, value=None,
                     datetime_start=datetime.datetime.now(), datetime_complete=None,
