@@ -3,9 +3,10 @@
 The pod runs `python /etc/trainstack/hpo/runner.py` with the batch's ConfigMap mounted next to
 this file. The runner refuses an objective that breaks the 4-1/4-9 rules (syntax tree only, before
 anything is imported or created), installs what the trial needs, runs exactly one trial against
-the workspace's Optuna gRPC storage proxy and tells its outcome. docs/hpo.md ("How your objective
-runs") is the user-facing description; the names here are the contract the rest of trainstack
-relies on.
+the workspace's Optuna gRPC storage proxy and tells its outcome. It heartbeats from the moment it
+claims its trial, so the storage server can fail the trial of a pod that died without telling.
+docs/hpo.md ("How your objective runs") is the user-facing description; the names here are the
+contract the rest of trainstack relies on.
 
 Exit codes: 0 the trial ended COMPLETE or PRUNED; 1 the trial failed, or the runner could not run
 one; 3 the objective file was refused (no trial was created).
@@ -33,11 +34,11 @@ EXIT_REFUSED = 3
 # The seed's reserved user attributes (4-4): the runner owns them, the objective may not write them.
 RESERVED_USER_ATTRS = ("pod_name", "trialbatch_name", "gpu_name", "artifact_id", "artifact_removed")
 
-# Trial system attributes the runner keeps. Their presence also marks a trial as the runner's,
-# which is what the stale-trial sweep and the artifact cleanup are allowed to touch.
+# Trial system attributes the runner keeps; the workspace's storage server (templates/hpo/storage.py)
+# reads the same names. The heartbeat also marks a trial as the runner's, which is what the storage
+# server's reaper and the artifact cleanup are allowed to touch.
 HEARTBEAT_ATTR = "trainstack:heartbeat"
 STALE_AFTER_ATTR = "trainstack:stale_after_seconds"
-FAIL_REASON_ATTR = "trainstack:fail_reason"
 # A finished trial cannot take attributes any more, so its removed artifacts are recorded on the
 # study: `trainstack:artifact_removed:<trial number>` = true.
 ARTIFACT_REMOVED_PREFIX = "trainstack:artifact_removed:"
@@ -65,6 +66,15 @@ class Terminated(BaseException):
     """SIGTERM arrived: the pod is being deleted or evicted.
 
     A BaseException so that an objective's `except Exception:` does not swallow it.
+    """
+
+
+class Reaped(BaseException):
+    """The storage server failed this trial while its pod was still alive (no heartbeat reached
+    it for the trial's limit, e.g. the node was cut off): no result of it can be told any more,
+    so the objective is stopped instead of running on for nothing.
+
+    A BaseException for the same reason as Terminated.
     """
 
 
@@ -326,13 +336,6 @@ def next_note_version(storage, study_id, trial_id):
     return int(storage.get_study_system_attrs(study_id).get(version_key, 0)) + 1
 
 
-def read_note(storage, study_id, trial_id):
-    version_key, chunk_prefix = note_keys(trial_id)
-    attrs = storage.get_study_system_attrs(study_id)
-    count = len([k for k in attrs if k.startswith(chunk_prefix)])
-    return "".join(attrs.get(chunk_prefix + str(i), "") for i in range(count))
-
-
 class TrialLog(object):
     """Buffers log lines and writes them to the trial's note every `flush_lines` lines or
     `flush_seconds` seconds (the seed's TrialController saves every 5 lines), and at the end."""
@@ -484,12 +487,20 @@ class TrialRun(object):
         self.storage.set_trial_system_attr(self.trial._trial_id, HEARTBEAT_ATTR, time.time())
 
     def start_heartbeat(self):
+        from optuna.exceptions import UpdateFinishedTrialError
+
         def loop():
             while not self.stopped.wait(self.heartbeat_seconds):
                 try:
                     self.beat()
+                except UpdateFinishedTrialError:
+                    # Only the storage server's reaper finishes a trial its runner still runs.
+                    say("the storage server has failed trial {}; stopping the objective".format(self.trial.number))
+                    os.kill(os.getpid(), signal.SIGUSR1)
+                    return
                 except Exception as error:
-                    # The storage server may be restarting; the stale limit allows several misses.
+                    # The storage server may be restarting; its reaper counts a trial's silence
+                    # only from when it is back, and the limit allows several misses besides.
                     say("heartbeat failed: {}".format(error))
                 self.log.flush_if_due()
 
@@ -538,13 +549,51 @@ def build(kind, spec):
         raise RunnerError("batch.json: {} {}: {}".format(kind, name, error))
 
 
-def connect(address, timeout):
-    from optuna.storages import GrpcStorageProxy
+def claiming_storage(host, port, claim_attrs):
+    """A GrpcStorageProxy whose trial claims carry the runner's first heartbeat.
 
+    `study.ask()` claims a trial in one storage write: it creates a RUNNING trial, or turns an
+    enqueued WAITING one RUNNING. A pod killed right after that write, before any attribute of
+    its own landed, would leave a RUNNING trial nobody knows to be the runner's, so the storage's
+    reaper could never fail it. Here a new trial is created with the heartbeat, its limit and the
+    pod's names in the same write, and an enqueued trial gets a heartbeat just before it is
+    turned RUNNING (a losing racer's heartbeat on it is as fresh and just as harmless).
+    """
+    import datetime
+
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.storages import GrpcStorageProxy
+    from optuna.trial import FrozenTrial, TrialState
+
+    class ClaimingStorage(GrpcStorageProxy):
+        def create_new_trial(self, study_id, template_trial=None):
+            if template_trial is None:
+                system_attrs, user_attrs = claim_attrs()
+                # The start time is the pod's clock here, not the server's; it only shows as
+                # the trial's start and duration, the reaper never reads it.
+                template_trial = FrozenTrial(
+                    number=-1, state=TrialState.RUNNING, value=None,
+                    datetime_start=datetime.datetime.now(), datetime_complete=None,
+                    params={}, distributions={}, user_attrs=user_attrs, system_attrs=system_attrs,
+                    intermediate_values={}, trial_id=-1)
+            return GrpcStorageProxy.create_new_trial(self, study_id, template_trial)
+
+        def set_trial_state_values(self, trial_id, state, values=None):
+            if state == TrialState.RUNNING:
+                try:
+                    GrpcStorageProxy.set_trial_system_attr(self, trial_id, HEARTBEAT_ATTR, time.time())
+                except UpdateFinishedTrialError:
+                    pass  # Finished meanwhile: the claim below is refused the same way.
+            return GrpcStorageProxy.set_trial_state_values(self, trial_id, state, values)
+
+    return ClaimingStorage(host=host, port=port)
+
+
+def connect(address, timeout, claim_attrs):
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise RunnerError("TRAINSTACK_HPO_STORAGE must be host:port, got {!r}".format(address))
-    storage = GrpcStorageProxy(host=host, port=int(port))
+    storage = claiming_storage(host, int(port), claim_attrs)
     try:
         storage.wait_server_ready(timeout=timeout)
     except ConnectionError:
@@ -569,43 +618,6 @@ def open_study(storage, batch):
         raise RunnerError("study {!r} exists with directions {} but the batch asks for {}".format(
             batch["study"], existing, directions))
     return study
-
-
-def fail_stale_trials(study, pod):
-    """Fails the runner's RUNNING trials whose heartbeat stopped (their pod was killed).
-
-    Each trial carries its own stale limit, so batches with different heartbeat settings can
-    share a study. Any runner of the study sweeps, not only one of the same batch, so a batch
-    whose last pod was killed is cleaned up by the next batch. Two runners may race for the same
-    trial: the storage lets one FAIL it, the other gets UpdateFinishedTrialError and moves on.
-    """
-    from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.trial import TrialState
-
-    storage = study._storage
-    now = time.time()
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        beat = trial.system_attrs.get(HEARTBEAT_ATTR)
-        if beat is None:
-            continue
-        limit = float(trial.system_attrs.get(STALE_AFTER_ATTR, DEFAULT_STALE_AFTER_SECONDS))
-        silent = now - float(beat)
-        if silent <= limit:
-            continue
-        reason = "no heartbeat for {:.0f}s (limit {:.0f}s): its pod {} was killed; failed by pod {}".format(
-            silent, limit, trial.user_attrs.get("pod_name", "?"), pod)
-        try:
-            storage.set_trial_system_attr(trial._trial_id, FAIL_REASON_ATTR, reason)
-            if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-                continue
-        except (UpdateFinishedTrialError, KeyError):
-            continue
-        say("trial {} failed: {}".format(trial.number, reason))
-        try:
-            before = read_note(storage, study._study_id, trial._trial_id)
-            write_note(storage, study._study_id, trial._trial_id, (before + "\n" if before else "") + "trainstack: " + reason)
-        except Exception as error:
-            say("could not note the reason on trial {}: {}".format(trial.number, error))
 
 
 def artifact_ids(trial):
@@ -671,29 +683,63 @@ def load_objective(path):
     return module.objective
 
 
+def stale_limit(batch):
+    return float(batch.get("stale_after_seconds") or DEFAULT_STALE_AFTER_SECONDS)
+
+
+def claim_trial(batch, user_attrs):
+    """Connects to the workspace's storage, opens the batch's study and claims one trial.
+
+    The trial is RUNNING with a heartbeat from the claim on (claiming_storage): a pod killed at
+    any later point is failed by the storage server's reaper once its heartbeat stops.
+    """
+    timeout = float(batch.get("storage_timeout_seconds") or DEFAULT_STORAGE_TIMEOUT_SECONDS)
+    address = os.environ.get("TRAINSTACK_HPO_STORAGE") or ""
+    stale_after = stale_limit(batch)
+
+    def claim_attrs():
+        return {HEARTBEAT_ATTR: time.time(), STALE_AFTER_ATTR: stale_after}, dict(user_attrs)
+
+    study = open_study(connect(address, timeout, claim_attrs), batch)
+    return study, study.ask()
+
+
+def tell(study, trial, state, values):
+    """Tells the trial's outcome and returns the state it ended in, or None when the storage
+    server had failed it already (study.tell refuses a finished trial with a ValueError that does
+    not say why)."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    if study._storage.get_trial(trial._trial_id).state.is_finished():
+        return None
+    try:
+        if state == TrialState.COMPLETE:
+            return study.tell(trial, values).state
+        return study.tell(trial, state=state).state
+    except UpdateFinishedTrialError:
+        # Failed between the check and the tell.
+        return None
+
+
 def run_trial(batch, batch_dir, target):
     import optuna
-    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pod = os.environ.get("POD_NAME") or ""
-    timeout = float(batch.get("storage_timeout_seconds") or DEFAULT_STORAGE_TIMEOUT_SECONDS)
-    address = os.environ.get("TRAINSTACK_HPO_STORAGE") or ""
-    storage = connect(address, timeout)
-    study = open_study(storage, batch)
-    fail_stale_trials(study, pod)
-
-    trial = study.ask()
-    run = TrialRun(study, trial, batch, os.environ.get("TRAINSTACK_HPO_ARTIFACTS"))
-    run.beat()
-    stale_after = float(batch.get("stale_after_seconds") or DEFAULT_STALE_AFTER_SECONDS)
-    storage.set_trial_system_attr(trial._trial_id, STALE_AFTER_ATTR, stale_after)
-    trial.set_user_attr("pod_name", pod)
-    trial.set_user_attr("trialbatch_name", batch["batch"])
+    user_attrs = {"pod_name": pod, "trialbatch_name": batch["batch"]}
     gpu = gpu_name()
     if gpu:
-        trial.set_user_attr("gpu_name", gpu)
+        user_attrs["gpu_name"] = gpu
+    study, trial = claim_trial(batch, user_attrs)
+    storage = study._storage
+    stale_after = stale_limit(batch)
+    run = TrialRun(study, trial, batch, os.environ.get("TRAINSTACK_HPO_ARTIFACTS"))
+    # An enqueued trial was claimed with its heartbeat only; a new one already has all of these.
+    storage.set_trial_system_attr(trial._trial_id, STALE_AFTER_ATTR, stale_after)
+    for key, value in user_attrs.items():
+        trial.set_user_attr(key, value)
     RUNNING_TRIALS[trial._trial_id] = run
     say("trial {} of study {} (batch {}) runs on pod {}".format(trial.number, batch["study"], batch["batch"], pod or "?"))
 
@@ -701,8 +747,15 @@ def run_trial(batch, batch_dir, target):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Terminated()
 
-    run.start_heartbeat()
+    def on_reaped(signum, frame):
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        raise Reaped()
+
     signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGUSR1, on_reaped)
+    run.start_heartbeat()
+    reaped_note = "trainstack: the storage server failed this trial: no heartbeat of this pod reached it within its {:g}s limit".format(
+        stale_after)
     state = TrialState.FAIL
     values = None
     try:
@@ -717,6 +770,8 @@ def run_trial(batch, batch_dir, target):
         run.log.log("trainstack: trial pruned{}".format(": {}".format(pruned) if str(pruned) else ""))
     except Terminated:
         run.log.log("trainstack: SIGTERM (pod deleted or evicted); the trial fails")
+    except Reaped:
+        run.log.log(reaped_note + "; the objective was stopped")
     except RunnerError as error:
         run.log.log("trainstack: {}".format(error))
     except Exception:
@@ -725,18 +780,18 @@ def run_trial(batch, batch_dir, target):
         run.log.log("trainstack: the objective raised:\n" + text.rstrip(), echo=False)
 
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     run.stop()
     try:
-        if state == TrialState.COMPLETE:
-            frozen = study.tell(trial, values)
-            if frozen.state != TrialState.COMPLETE:
-                run.log.log("trainstack: objective returned {!r}, not a number per direction; the trial fails".format(values))
-            state = frozen.state
-        else:
-            study.tell(trial, state=state)
-    except UpdateFinishedTrialError:
-        say("trial {} was already finished by another runner (its heartbeat looked stale)".format(trial.number))
-        state = TrialState.FAIL
+        told = tell(study, trial, state, values)
+        if told is None:
+            # The reaper's reason ends the note; this flush rewrites the note, so it says why again.
+            if not run.log.lines or not run.log.lines[-1].startswith(reaped_note):
+                run.log.log(reaped_note)
+            state = TrialState.FAIL
+        elif state == TrialState.COMPLETE and told != TrialState.COMPLETE:
+            run.log.log("trainstack: objective returned {!r}, not a number per direction; the trial fails".format(values))
+            state = told
     finally:
         run.log.flush()
 

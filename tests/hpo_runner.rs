@@ -55,9 +55,14 @@ impl Batch {
 
     /// A trial pod's process: `python runner.py` with the contract's env.
     fn pod(&self, storage: &str, index: u32) -> Command {
+        self.python_pod(storage, index, &[self.dir.path().join("runner.py").as_os_str()])
+    }
+
+    /// `python ARGS` with a trial pod's env.
+    fn python_pod(&self, storage: &str, index: u32, args: &[&std::ffi::OsStr]) -> Command {
         let mut command = Command::new(tool("python"));
         command
-            .arg(self.dir.path().join("runner.py"))
+            .args(args)
             .env("TRAINSTACK_HPO_STORAGE", storage)
             .env("TRAINSTACK_HPO_BATCH_FILE", self.dir.path().join("batch.json"))
             .env("POD_NAME", pod_name(index))
@@ -290,40 +295,160 @@ def objective(trial):
     return 0.0
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sigkilled_trial_ends_fail_when_the_next_runner_of_the_study_starts() {
-    let (server, _journal) = storage().await;
-    let marker = tempfile::tempdir().expect("marker dir");
-    let started = marker.path().join("started");
-    let heartbeat = json!({"heartbeat_seconds": 0.5, "stale_after_seconds": 3});
-    let batch = Batch::new("killed", SLEEPER, heartbeat.clone());
-    let quick = Batch::new("killed", QUADRATIC, heartbeat);
-    let mut sleeper = batch.pod(&server.address(), 0).env("TRIAL_STARTED", &started).spawn().expect("pod");
-    wait_for_file(&started, POD_LIMIT).await;
-
-    // Alive past the stale limit, its heartbeat keeps it RUNNING when another runner starts.
-    tokio::time::sleep(STALE_WAIT).await;
-    assert_exit(&quick.run_pod(&server.address(), 1).await, 0);
-    assert_eq!(states(&study(&server.address(), &batch.study).await), ["RUNNING", "COMPLETE"]);
-
-    sleeper.start_kill().expect("SIGKILL");
-    sleeper.wait().await.expect("killed pod");
-    tokio::time::sleep(STALE_WAIT).await;
-    assert_eq!(states(&study(&server.address(), &batch.study).await), ["RUNNING", "COMPLETE"]);
-    assert_exit(&quick.run_pod(&server.address(), 2).await, 0);
-    let study = study(&server.address(), &batch.study).await;
-    assert_eq!(states(&study), ["FAIL", "COMPLETE", "COMPLETE"]);
-    let reason = trials(&study)[0]["system_attrs"]["trainstack:fail_reason"].as_str().expect("fail reason");
-    assert!(
-        reason.contains(&format!("its pod {} was killed; failed by pod {}", pod_name(0), pod_name(2))),
-        "{reason}"
-    );
-    let note = note_of(&study, 0);
-    assert!(note.contains("started") && note.contains("trainstack: no heartbeat for"), "{note}");
+/// The storage server as the Deployment runs it, but sweeping for dead pods' trials every 0.5 s
+/// instead of every 10 s, so the tests' 2 s limits take effect promptly.
+async fn reaping_storage() -> (PyServer, tempfile::TempDir) {
+    let journal = tempfile::tempdir().expect("journal dir");
+    let server = pyservers::optuna_storage_with(
+        &journal.path().join("journal.log"),
+        &[("TRAINSTACK_HPO_REAP_INTERVAL_SECONDS", "0.5")],
+    )
+    .await;
+    (server, journal)
 }
 
-/// Longer than the 3 s stale limit of the heartbeat tests.
-const STALE_WAIT: Duration = Duration::from_secs(4);
+/// A limit the tests' batches set (`stale_after_seconds`), far shorter than the default 60 s.
+const LIMIT_SECONDS: u64 = 2;
+
+/// Polls the study until trial `number` is in `state`; the study then.
+async fn wait_for_state(server: &PyServer, name: &str, number: usize, state: &str, limit: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let study = study(&server.address(), name).await;
+        if study.is_object() && states(&study).get(number) == Some(&state) {
+            return study;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "trial {number} of {name} not {state} within {limit:?}: {study}\nstorage log:\n{}",
+            server.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Starts the SLEEPER pod, waits until its objective runs, and SIGKILLs it.
+async fn kill_mid_trial(batch: &Batch, server: &PyServer, index: u32, after: Duration) {
+    let marker = tempfile::tempdir().expect("marker dir");
+    let started = marker.path().join("started");
+    let mut pod = batch.pod(&server.address(), index).env("TRIAL_STARTED", &started).spawn().expect("pod");
+    wait_for_file(&started, POD_LIMIT).await;
+    tokio::time::sleep(after).await;
+    pod.start_kill().expect("SIGKILL");
+    pod.wait().await.expect("killed pod");
+}
+
+fn fail_reason(study: &Value, number: usize) -> &str {
+    trials(study)[number]["system_attrs"]["trainstack:fail_reason"].as_str().expect("fail reason")
+}
+
+/// A pod that claims its trial with the runner's own `claim_trial` and dies on the spot
+/// (`os._exit`, as abrupt as SIGKILL): nothing of it but the claim reaches the storage.
+const CLAIM_AND_VANISH: &str = r#"
+import json, os, sys
+sys.path.insert(0, os.path.dirname(os.environ["TRAINSTACK_HPO_BATCH_FILE"]))
+import runner
+with open(os.environ["TRAINSTACK_HPO_BATCH_FILE"]) as handle:
+    batch = json.load(handle)
+study, trial = runner.claim_trial(batch, {"pod_name": os.environ["POD_NAME"], "trialbatch_name": batch["batch"]})
+os._exit(137)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_whose_pod_died_before_its_first_heartbeat_ends_fail() {
+    let (server, _journal) = reaping_storage().await;
+    let batch = Batch::new("unbeaten", QUADRATIC, json!({"stale_after_seconds": LIMIT_SECONDS}));
+    let args = ["-W", "ignore", "-c", CLAIM_AND_VANISH].map(std::ffi::OsStr::new);
+    let output = batch.python_pod(&server.address(), 0, &args).output().await.expect("claiming pod");
+    assert_exit(&output, 137);
+    let study = wait_for_state(&server, &batch.study, 0, "FAIL", Duration::from_secs(20)).await;
+    let reason = fail_reason(&study, 0);
+    assert!(reason.starts_with(&format!("no heartbeat from pod {} since 20", pod_name(0))), "{reason}");
+    assert!(reason.ends_with(&format!("limit {LIMIT_SECONDS}s); the trial fails")), "{reason}");
+    assert_eq!(note_of(&study, 0), format!("trainstack: {reason}"));
+    let log = server.log_tail();
+    assert!(log.contains(&format!("failed trial 0 of study unbeaten: {reason}")), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_last_trial_ends_fail_without_another_runner_of_the_study() {
+    let (server, _journal) = reaping_storage().await;
+    // An enqueued trial: claimed by turning it RUNNING, not by creating it.
+    enqueue(&server.address(), "last", r#"["minimize"]"#, &[7.0]).await;
+    let batch =
+        Batch::new("last", SLEEPER, json!({"heartbeat_seconds": 0.5, "stale_after_seconds": LIMIT_SECONDS}));
+    let dashboard = pyservers::optuna_dashboard(&server.address(), batch.artifacts.path()).await;
+    // Beats a few times first, then dies as the batch's last pod: no runner of the study follows.
+    kill_mid_trial(&batch, &server, 0, Duration::from_millis(1500)).await;
+    let study = wait_for_state(&server, &batch.study, 0, "FAIL", Duration::from_secs(20)).await;
+    assert_eq!(trials(&study).len(), 1, "the pod ran the enqueued trial");
+    assert_eq!(trials(&study)[0]["system_attrs"]["fixed_params"]["x"], 7.0);
+    let reason = fail_reason(&study, 0);
+    assert!(reason.starts_with(&format!("no heartbeat from pod {} since", pod_name(0))), "{reason}");
+
+    // What `hpo status` and a user read: the dashboard's trial, failed, saying why.
+    let (status, body) = http_get(&dashboard.address(), &format!("/api/studies/{}", study["id"])).await;
+    assert_eq!(status, 200, "{body}");
+    let detail: Value = serde_json::from_str(&body).expect("study detail");
+    let trial = &detail["trials"][0];
+    assert_eq!(trial["state"], "Fail", "{trial}");
+    assert_eq!(
+        trial["note"]["body"].as_str().expect("note"),
+        format!("```text\nstarted\n```\ntrainstack: {reason}")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_cut_off_past_its_limit_finds_its_trial_failed_stops_its_objective_and_exits_1() {
+    let (server, _journal) = reaping_storage().await;
+    let marker = tempfile::tempdir().expect("marker dir");
+    let started = marker.path().join("started");
+    let batch = Batch::new(
+        "cut-off",
+        SLEEPER,
+        json!({"heartbeat_seconds": 0.5, "stale_after_seconds": LIMIT_SECONDS}),
+    );
+    let pod = batch.pod(&server.address(), 0).env("TRIAL_STARTED", &started).spawn().expect("pod");
+    wait_for_file(&started, POD_LIMIT).await;
+    // A frozen pod (a node cut off from the storage) sends no heartbeat but is not dead.
+    let pid = pod.id().expect("pid").to_string();
+    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().expect("kill").success());
+    wait_for_state(&server, &batch.study, 0, "FAIL", Duration::from_secs(20)).await;
+    assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().expect("kill").success());
+    // The objective sleeps for 600 s: only the runner stopping it ends the pod in time.
+    let output = tokio::time::timeout(Duration::from_secs(30), pod.wait_with_output())
+        .await
+        .expect("the pod stops its objective")
+        .expect("output");
+    assert_exit(&output, 1);
+    let study = study(&server.address(), &batch.study).await;
+    assert_eq!(states(&study), ["FAIL"]);
+    assert_eq!(
+        note_of(&study, 0),
+        format!(
+            "```text\nstarted\ntrainstack: the storage server failed this trial: no heartbeat of this pod reached it within its {LIMIT_SECONDS}s limit; the objective was stopped\n```"
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_but_heartbeating_trial_is_never_reaped() {
+    let (server, _journal) = reaping_storage().await;
+    let slow = r#"
+def objective(trial):
+    import time
+    time.sleep(6)
+    return trial.suggest_float("x", -1, 1)
+"#;
+    let batch =
+        Batch::new("slow", slow, json!({"heartbeat_seconds": 0.5, "stale_after_seconds": LIMIT_SECONDS}));
+    // Three times its limit, beating all along.
+    assert_exit(&batch.run_pod(&server.address(), 0).await, 0);
+    let study = study(&server.address(), &batch.study).await;
+    assert_eq!(states(&study), ["COMPLETE"]);
+    assert_eq!(trials(&study)[0]["system_attrs"].get("trainstack:fail_reason"), None);
+    assert!(!server.log_tail().contains("failed trial"), "{}", server.log_tail());
+}
 
 /// A trial's note as the runner stored it (the dashboard's layout), read from study attributes.
 fn note_of(study: &Value, number: usize) -> String {
@@ -371,6 +496,39 @@ async fn the_study_survives_a_storage_server_restart_on_the_same_journal() {
     assert_eq!(states(&study), ["COMPLETE", "COMPLETE"]);
     let pods: Vec<&Value> = trials(&study).iter().map(|t| &t["user_attrs"]["pod_name"]).collect();
     assert_eq!(pods, [&json!(pod_name(0)), &json!(pod_name(1))]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_heartbeating_through_a_storage_restart_is_not_reaped() {
+    let journal = tempfile::tempdir().expect("journal dir");
+    let path = journal.path().join("journal.log");
+    let reaping = [("TRAINSTACK_HPO_REAP_INTERVAL_SECONDS", "0.5")];
+    let first = pyservers::optuna_storage_with(&path, &reaping).await;
+    let marker = tempfile::tempdir().expect("marker dir");
+    let objective = r#"
+def objective(trial):
+    import os
+    import time
+    with open(os.path.join(os.environ["MARKERS"], "started"), "w"):
+        pass
+    while not os.path.exists(os.path.join(os.environ["MARKERS"], "release")):
+        time.sleep(0.1)
+    return 1.0
+"#;
+    // A limit above gRPC's reconnect backoff, so the pod's heartbeat reaches the new server in
+    // time; the outage is longer than the limit.
+    let batch = Batch::new("outage", objective, json!({"heartbeat_seconds": 0.5, "stale_after_seconds": 5}));
+    let pod = batch.pod(&first.address(), 0).env("MARKERS", marker.path()).spawn().expect("pod");
+    wait_for_file(&marker.path().join("started"), POD_LIMIT).await;
+    let second = pyservers::restart_optuna_storage(first, &path, &reaping, Duration::from_secs(6)).await;
+    // Two limits after the restart: a reaper that counted the outage would have failed it.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(states(&study(&second.address(), &batch.study).await), ["RUNNING"], "{}", second.log_tail());
+    std::fs::write(marker.path().join("release"), "").expect("release");
+    let output =
+        tokio::time::timeout(POD_LIMIT, pod.wait_with_output()).await.expect("in time").expect("output");
+    assert_exit(&output, 0);
+    assert_eq!(states(&study(&second.address(), &batch.study).await), ["COMPLETE"]);
 }
 
 const UPLOADER: &str = r#"

@@ -149,6 +149,20 @@ fn storage_server_is_the_journals_only_writer_with_tcp_probes() {
     assert_eq!(dash["spec"]["ports"][0]["port"], 8080);
 }
 
+#[test]
+fn the_storage_script_in_the_workspace_is_the_file_the_reaper_tests_run_with_its_defaults() {
+    let objs = workspace_objects(&render(&format!("{MINIMAL_ENV}{KIND_WORKSPACE}")));
+    let scripts = find(&objs, "ConfigMap", "alice", "hpo-workspace");
+    let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/hpo/storage.py"))
+        .expect("templates/hpo/storage.py");
+    assert_eq!(scripts["data"]["storage.py"].as_str(), Some(file.as_str()));
+    // The reaper's intervals are the script's defaults, not the tests' shortened ones.
+    let d = find(&objs, "Deployment", "alice", "hpo-storage");
+    let env = &d["spec"]["template"]["spec"]["containers"][0]["env"];
+    let names: Vec<&str> = env.as_array().into_iter().flatten().filter_map(|e| e["name"].as_str()).collect();
+    assert!(names.iter().all(|n| !n.starts_with("TRAINSTACK_HPO_")), "{names:?}");
+}
+
 /// Every container of every workspace pod, init containers included.
 fn containers(pod_spec: &Value) -> Vec<&Value> {
     ["initContainers", "containers"]

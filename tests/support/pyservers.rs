@@ -148,11 +148,22 @@ async fn launch<'p>(
     ready: impl Into<Probe<'p>>,
     limit: Duration,
 ) -> PyServer {
+    launch_on(name, make, ready, limit, &free_port).await
+}
+
+/// [`launch`] on the ports `port` gives (a restarted server takes its predecessor's).
+async fn launch_on<'p>(
+    name: &'static str,
+    make: MakeCommand<'_>,
+    ready: impl Into<Probe<'p>>,
+    limit: Duration,
+    port: &dyn Fn() -> u16,
+) -> PyServer {
     const ATTEMPTS: usize = 3;
     let ready = ready.into();
     for attempt in 1..=ATTEMPTS {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
+        let port = port();
         let mut server = spawn(name, make(dir.path(), port), port, dir);
         let started = Instant::now();
         loop {
@@ -327,22 +338,48 @@ pub async fn shared_ray() -> &'static PyServer {
     SERVER.get_or_init(ray_head).await
 }
 
-/// The workspace's `hpo-storage` server as the tenant's Deployment runs it:
-/// `run_grpc_proxy_server` over `JournalStorage(JournalFileBackend(journal))`. The journal lives
-/// outside the server's directory so a second server can take over the same study.
+/// The workspace's `hpo-storage` server: the Deployment's own script (`templates/hpo/storage.py`,
+/// `run_grpc_proxy_server` over the journal, and the reaper of dead pods' trials) with its default
+/// reaper settings. The journal lives outside the server's directory so a second server can take
+/// over the same study.
 pub async fn optuna_storage(journal: &Path) -> PyServer {
-    const SERVER: &str = r#"
-import sys
-from optuna.storages import run_grpc_proxy_server
-from optuna.storages.journal import JournalFileBackend, JournalStorage
-run_grpc_proxy_server(JournalStorage(JournalFileBackend(sys.argv[1])), host="127.0.0.1", port=int(sys.argv[2]))
-"#;
+    optuna_storage_with(journal, &[]).await
+}
+
+/// [`optuna_storage`] with more `TRAINSTACK_HPO_*` variables of the script set (a test's short
+/// reaper interval, for one).
+pub async fn optuna_storage_with(journal: &Path, env: &[(&str, &str)]) -> PyServer {
+    storage_on(journal, env, &free_port).await
+}
+
+/// Stops `server` and starts [`optuna_storage_with`] on the same journal and port after `down`,
+/// as a restarted Deployment comes back behind the same Service.
+pub async fn restart_optuna_storage(
+    server: PyServer,
+    journal: &Path,
+    env: &[(&str, &str)],
+    down: Duration,
+) -> PyServer {
+    let port = server.port;
+    drop(server);
+    tokio::time::sleep(down).await;
+    storage_on(journal, env, &|| port).await
+}
+
+async fn storage_on(journal: &Path, env: &[(&str, &str)], port: &dyn Fn() -> u16) -> PyServer {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/hpo/storage.py");
     let make = |_: &Path, port: u16| {
         let mut command = Command::new(tool("python"));
-        command.args(["-W", "ignore", "-c", SERVER]).arg(journal).arg(port.to_string());
+        command
+            .args(["-W", "ignore"])
+            .arg(&script)
+            .env("TRAINSTACK_HPO_JOURNAL", journal)
+            .env("TRAINSTACK_HPO_HOST", "127.0.0.1")
+            .env("TRAINSTACK_HPO_PORT", port.to_string())
+            .envs(env.iter().copied());
         command
     };
-    launch("optuna gRPC storage", &make, Probe::Tcp, Duration::from_secs(120)).await
+    launch_on("optuna gRPC storage", &make, Probe::Tcp, Duration::from_secs(120), port).await
 }
 
 /// The workspace's `hpo-dashboard`: `optuna_dashboard.run_server` against the gRPC storage at
