@@ -8,6 +8,8 @@
 //! default concurrency takes at most twice as long as at concurrency 1.
 //! Run with `cargo bench --bench apply` (or `just bench`); arguments keep only the rows whose
 //! name contains one of them (`cargo bench --bench apply -- waits throttled`).
+//! The double runs on a runtime of its own, as a real API server is a process of its own, and
+//! each row splits the CPU time it took into trainstack's (client) and the double's (server).
 
 // The double's own unit tests are compiled but not run here (harness = false).
 #[allow(dead_code, unused_imports)]
@@ -53,14 +55,89 @@ fn write_overlay(dir: &std::path::Path) -> PathBuf {
     path
 }
 
-async fn timed<T>(f: impl std::future::Future<Output = T>) -> (T, Duration) {
-    let start = Instant::now();
+/// Wall time and CPU time of one row.
+#[derive(Clone, Copy)]
+struct Took {
+    wall: Duration,
+    cpu: Cpu,
+}
+
+async fn timed<T>(f: impl std::future::Future<Output = T>) -> (T, Took) {
+    let (start, cpu) = (Instant::now(), Cpu::now());
     let out = f.await;
-    (out, start.elapsed())
+    (out, Took { wall: start.elapsed(), cpu: Cpu::now().since(cpu) })
+}
+
+/// The double's worker threads, by name (Linux keeps the first 15 bytes of it).
+const SERVER_THREADS: &str = "apiserver-double";
+
+/// The runtime the double serves on; shut down without blocking, since it is dropped inside
+/// the bench's own runtime.
+struct ServerRuntime(Option<tokio::runtime::Runtime>);
+
+impl ServerRuntime {
+    fn new() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(SERVER_THREADS)
+            .enable_all()
+            .build()
+            .expect("the double's runtime");
+        ServerRuntime(Some(rt))
+    }
+
+    /// Starts a double on this runtime.
+    async fn start(&self, builder: support::apiserver::ApiServerBuilder) -> ApiServer {
+        let rt = self.0.as_ref().expect("running");
+        rt.spawn(builder.start()).await.expect("the double starts")
+    }
+}
+
+impl Drop for ServerRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// CPU seconds the process used, in all and on the double's threads.
+#[derive(Clone, Copy)]
+struct Cpu {
+    total: f64,
+    server: f64,
+}
+
+impl Cpu {
+    fn now() -> Cpu {
+        // utime and stime, in clock ticks (USER_HZ, 100 on the Linux targets this runs on).
+        let ticks = |stat: &str| -> f64 {
+            let f: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
+            let n = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            (n(11) + n(12)) / 100.0
+        };
+        let total = ticks(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default());
+        let server = std::fs::read_dir("/proc/self/task")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| SERVER_THREADS.starts_with(c.trim_end()) && !c.trim_end().is_empty())
+            })
+            .map(|t| ticks(&std::fs::read_to_string(t.path().join("stat")).unwrap_or_default()))
+            .sum();
+        Cpu { total, server }
+    }
+
+    fn since(self, before: Cpu) -> Cpu {
+        Cpu { total: self.total - before.total, server: self.server - before.server }
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    let double = ServerRuntime::new();
     let dir = tempfile::tempdir().unwrap();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let settings = PrepareSettings {
@@ -88,7 +165,7 @@ async fn main() {
         if !wanted(&name("apply")) {
             continue;
         }
-        let server = ApiServer::start().await;
+        let server = double.start(ApiServer::builder()).await;
         server.set_latency(LATENCY);
         let engine = engine(&server, Options { concurrency, wait: false, ..Options::default() });
         let (first, t_apply) = timed(engine.apply(&prepared.set)).await;
@@ -108,7 +185,7 @@ async fn main() {
     // Opt-in: nothing plays KubeRay here yet, so the RayCluster never becomes ready and the
     // row runs into its timeout (unfinished, issue 12).
     if !filter.is_empty() && wanted("apply with waits") {
-        let server = ApiServer::start().await;
+        let server = double.start(ApiServer::builder()).await;
         server.set_latency(LATENCY);
         let engine = engine(&server, Options { concurrency: 8, ..Options::default() });
         let (first, t_apply) = timed(engine.apply(&prepared.set)).await;
@@ -129,12 +206,12 @@ async fn main() {
     let mut throttled = Vec::new();
     let mut rows = Rows::new(n);
     for concurrency in [1usize, 8] {
-        let server = ApiServer::builder().max_in_flight(limits).start().await;
+        let server = double.start(ApiServer::builder().max_in_flight(limits)).await;
         server.set_latency(LATENCY);
         let engine = engine(&server, Options { concurrency, wait: false, ..Options::default() });
         let (report, t_apply) = timed(engine.apply(&prepared.set)).await;
         assert_eq!(report.expect("throttled apply").summary.failed, 0, "throttled apply failed");
-        throttled.push((t_apply, server.rejected_in_flight()));
+        throttled.push((t_apply.wall, server.rejected_in_flight()));
         rows.push(&format!("throttled apply, concurrency {concurrency}"), t_apply, &server);
     }
     rows.print();
@@ -158,11 +235,12 @@ fn engine(server: &ApiServer, opts: Options) -> Engine {
     )
 }
 
-/// Result rows: wall time, requests the double received (and per object) and writes that
-/// changed state, each since the previous row on the same server.
+/// Result rows: wall time, CPU time (trainstack's and the double's), requests the double
+/// received (and per object) and writes that changed state, each since the previous row on
+/// the same server.
 struct Rows {
     objects: usize,
-    lines: Vec<(String, Duration, usize, usize)>,
+    lines: Vec<(String, Took, usize, usize)>,
 }
 
 impl Rows {
@@ -171,18 +249,23 @@ impl Rows {
     }
 
     /// Records a row and resets the server's counts for the next one.
-    fn push(&mut self, name: &str, wall: Duration, server: &ApiServer) {
-        self.lines.push((name.to_string(), wall, server.requests().len(), server.writes().total()));
+    fn push(&mut self, name: &str, took: Took, server: &ApiServer) {
+        self.lines.push((name.to_string(), took, server.requests().len(), server.writes().total()));
         server.clear_requests();
         server.reset_writes();
     }
 
     fn print(&self) {
-        println!("{:<32}  {:>8}  {:>9}  {:>12}  {:>7}", "", "wall", "requests", "per object", "writes");
-        for (name, wall, requests, writes) in &self.lines {
+        println!(
+            "{:<32}  {:>8}  {:>10}  {:>10}  {:>9}  {:>12}  {:>7}",
+            "", "wall", "client CPU", "server CPU", "requests", "per object", "writes"
+        );
+        for (name, took, requests, writes) in &self.lines {
             println!(
-                "{name:<32}  {:>7.2}s  {requests:>9}  {:>12.2}  {writes:>7}",
-                wall.as_secs_f64(),
+                "{name:<32}  {:>7.2}s  {:>9.2}s  {:>9.2}s  {requests:>9}  {:>12.2}  {writes:>7}",
+                took.wall.as_secs_f64(),
+                took.cpu.total - took.cpu.server,
+                took.cpu.server,
                 *requests as f64 / self.objects as f64
             );
         }
