@@ -12,6 +12,10 @@
 //! caller sent, the API server's own address. Proxy requests are long-running to the server,
 //! so its in-flight limits do not apply to them. Simplifications: plain HTTP upstreams only,
 //! one connection per request, bodies buffered, no HTML link rewriting, no upgrades.
+//!
+//! The routes are also the Services' endpoints as the EndpointSlice controller publishes them:
+//! each routed Service has one EndpointSlice with a ready endpoint per routed port, emptied when
+//! its last route goes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -214,10 +218,54 @@ impl ApiServer {
             .lock()
             .unwrap()
             .insert((namespace.to_string(), service.to_string(), port), upstream.to_string());
+        self.sync_endpoint_slice(namespace, service);
     }
 
     /// Takes the route away again: the Service has no ready endpoints from now on.
     pub fn unroute_service(&self, namespace: &str, service: &str, port: u16) {
         self.shared.proxy.0.lock().unwrap().remove(&(namespace.to_string(), service.to_string(), port));
+        self.sync_endpoint_slice(namespace, service);
+    }
+
+    /// The EndpointSlice controller's view of the routes: one slice per Service (label
+    /// `kubernetes.io/service-name`), a ready endpoint serving each routed port, and no endpoint
+    /// once nothing is routed, so clients that read endpoints (not the proxy) see the same state.
+    fn sync_endpoint_slice(&self, namespace: &str, service: &str) {
+        const SERVICE_NAME: &str = "kubernetes.io/service-name";
+        let ports: Vec<u16> = {
+            let routes = self.shared.proxy.0.lock().unwrap();
+            let mut ports: Vec<u16> =
+                routes.keys().filter(|(ns, svc, _)| ns == namespace && svc == service).map(|k| k.2).collect();
+            ports.sort_unstable();
+            ports
+        };
+        let existing = self
+            .list("discovery.k8s.io/v1", "EndpointSlice")
+            .into_iter()
+            .find(|s| s["metadata"]["namespace"] == namespace && s["metadata"]["labels"][SERVICE_NAME] == service);
+        let name = match existing {
+            Some(s) => s["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+            None => format!("{service}-{}", self.shared.state.lock().unwrap().random_suffix()),
+        };
+        let endpoints = if ports.is_empty() {
+            json!([])
+        } else {
+            json!([{"addresses": ["127.0.0.1"], "conditions": {"ready": true, "serving": true, "terminating": false}}])
+        };
+        self.seed(
+            "endpointslice-controller",
+            json!({
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": {SERVICE_NAME: service, "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
+                },
+                "addressType": "IPv4",
+                "endpoints": endpoints,
+                "ports": ports.iter().map(|p| json!({"port": p, "protocol": "TCP"})).collect::<Vec<_>>(),
+            }),
+        );
     }
 }
