@@ -1,11 +1,13 @@
 //! `smoke`: checks that a deployed platform works, not only that its objects exist. Each check
 //! reports passed, failed (with the reason and what to look at) or skipped (with why); the
 //! objects a check creates live in a labelled smoke namespace and are removed afterwards. HTTP
-//! checks (MLflow, Ray) reach their Services through the API server's service proxy.
+//! checks (MLflow, Ray, the HPO dashboard) reach their Services through the API server's service
+//! proxy.
 
 pub mod checks;
 pub mod cluster;
 pub mod gpu;
+pub mod hpo;
 pub mod mlflow;
 pub mod namespace;
 pub mod objects;
@@ -157,6 +159,11 @@ pub struct Context {
     /// Whether this run reached the smoke namespace (found or created it): until it has,
     /// there is nothing of the run's to clean up.
     pub namespace_reached: std::sync::atomic::AtomicBool,
+    /// The hpo check's batch, rendered up front ([`hpo::render`]): none without a workspace,
+    /// or why it did not render.
+    pub hpo_batch: Result<Option<hpo::SmokeBatch>, String>,
+    /// `--keep`: checks that clean up after themselves leave what they created.
+    pub keep: bool,
 }
 
 impl Context {
