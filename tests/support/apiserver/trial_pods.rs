@@ -70,6 +70,14 @@ impl ApiServer {
     }
 }
 
+impl ApiServer {
+    /// What the container of pod `namespace/name` wrote, once it ended (empty before).
+    pub fn pod_log(&self, namespace: &str, name: &str) -> String {
+        let st = self.shared.state.lock().unwrap();
+        st.pod_logs.get(&(namespace.to_string(), name.to_string())).cloned().unwrap_or_default()
+    }
+}
+
 fn runner_of(shared: &Shared) -> Option<Arc<PodRunner>> {
     shared.options.trial_pods.lock().unwrap().clone()
 }
