@@ -585,3 +585,176 @@ async fn hpo_run_without_the_tenants_workspace_names_the_tenant_and_namespace_an
         .await;
     assert_eq!(s.server.list("batch/v1", "Job").len(), 0, "nothing of the batch was applied");
 }
+
+/// Smoke's report of a run, from `-o json`.
+fn report_of(out: &crate::harness::Output) -> Value {
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr))
+}
+
+/// The `hpo` entry of a smoke report.
+fn hpo_check(report: &Value) -> &Value {
+    report["checks"].as_array().unwrap().iter().find(|c| c["check"] == "hpo").expect("an hpo entry")
+}
+
+/// Nothing the hpo check created is left: batch objects, ApplySet parent, smoke studies and
+/// their artifacts.
+async fn assert_no_smoke_batch_left(server: &ApiServer, ws: &Workspace) {
+    crate::smoke::assert_cleaned_up(server);
+    let studies = dashboard_get(server, "/api/studies").await;
+    let left: Vec<&Value> = studies["study_summaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["study_name"].as_str().is_some_and(|n| n.starts_with("trainstack-smoke-")))
+        .collect();
+    assert!(left.is_empty(), "smoke studies left: {left:#?}");
+    let files: Vec<_> = std::fs::read_dir(ws.artifacts()).unwrap().collect();
+    assert!(files.is_empty(), "artifacts left: {files:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_hpo_runs_three_real_trials_proves_pods_notes_and_artifacts_and_removes_batch_and_study() {
+    let ws = Workspace::start().await;
+    let s = scenario_with_workspace(&ws).await;
+    let junit = s.path("smoke.xml");
+    let out = s
+        .test(&["smoke", "--only", "hpo", "-o", "json", "--junit", junit.to_str().unwrap(), "--timeout", "90s"])
+        .status(0)
+        .run_async()
+        .await;
+    let report = report_of(&out);
+    let hpo = hpo_check(&report);
+    assert_eq!(hpo["status"], "passed", "{hpo:#}");
+    let summary = hpo["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("3 trials of study trainstack-smoke-")
+            && summary.contains(" COMPLETE in workspace alice from pods hpo-smoke-")
+            && summary.ends_with("with notes and 3 artifact(s)"),
+        "{summary}"
+    );
+    let steps: Vec<&str> = hpo["steps"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert!(steps[0] == "storage Service alice/hpo-storage has 1 ready endpoint(s)", "{steps:#?}");
+    assert!(steps[1] == "dashboard alice/hpo-dashboard answers", "{steps:#?}");
+    assert!(steps[2].starts_with("applied batch alice/smoke-") && steps[2].ends_with("3 trials, parallelism 2)"), "{steps:#?}");
+    let trials = steps.iter().filter(|s| s.contains(" COMPLETE on pod hpo-smoke-") && s.ends_with("note holds its log line; 1 artifact(s)"));
+    assert_eq!(trials.count(), 3, "{steps:#?}");
+    assert!(steps.iter().any(|s| s.starts_with("deleted study trainstack-smoke-") && s.ends_with("and its 3 artifact(s)")), "{steps:#?}");
+    assert!(steps.last().unwrap().starts_with("deleted batch alice/smoke-"), "{steps:#?}");
+    // The runner's own lines from each pod are in the captured logs.
+    let logs = hpo["logs"].as_str().unwrap();
+    assert_eq!(logs.matches("==> pod alice/hpo-smoke-").count(), 3, "{logs}");
+    assert!(logs.contains("trainstack smoke: trial 0 ran on pod hpo-smoke-"), "{logs}");
+    // The Job ran at most two trials at once and its pods are the ones the trials name.
+    let job = s.server.list("batch/v1", "Job");
+    assert!(job.is_empty(), "the batch's Job is removed: {job:#?}");
+
+    let cases = crate::smoke::parse_junit(&junit);
+    let hpo_case = cases.iter().find(|c| c.0 == "hpo").expect("an hpo testcase");
+    assert_eq!(hpo_case.1, "passed", "{cases:?}");
+    assert!(hpo_case.2.contains("deleted batch alice/smoke-"), "{}", hpo_case.2);
+    assert!(cases.iter().filter(|c| c.0 != "hpo").all(|c| c.1 == "skipped"), "{cases:?}");
+    assert_no_smoke_batch_left(&s.server, &ws).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_hpo_fails_at_once_naming_the_storage_when_its_service_has_no_ready_endpoints() {
+    let server = ApiServer::start().await;
+    seed_workspace_services(&server);
+    // The storage pod was ready once; now nothing serves the Service.
+    server.route_service(NS, "hpo-storage", 13000, &format!("127.0.0.1:{}", pyservers::free_port()));
+    server.unroute_service(NS, "hpo-storage", 13000);
+    let s = ClusterScenario::with(server);
+    let started = Instant::now();
+    let out = s.test(&["smoke", "--only", "hpo", "-o", "json"]).status(1).run_async().await;
+    let hpo = hpo_check(&report_of(&out)).clone();
+    assert_eq!(hpo["status"], "failed", "{hpo:#}");
+    assert_eq!(
+        hpo["reason"],
+        "storage down: Service alice/hpo-storage has no ready endpoints, so trials cannot report"
+    );
+    assert_eq!(
+        hpo["hint"],
+        "the Optuna gRPC storage server is not serving, so no trial can report: kubectl -n alice get pods -l app.kubernetes.io/name=hpo-storage; kubectl -n alice logs deploy/hpo-storage (its journal is on PVC hpo-journal)"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "no trial waited for the storage");
+    assert!(s.server.list("batch/v1", "Job").is_empty(), "no batch was applied");
+    assert!(s.server.list("v1", "ConfigMap").iter().all(|c| c["metadata"]["name"] != "hpo-smoke"));
+}
+
+/// Makes a directory unwritable for the trial pods until dropped: `chmod` where the tests do not
+/// run as root, `chattr +i` where they do (root ignores modes).
+struct Unwritable(PathBuf);
+
+impl Unwritable {
+    fn new(dir: PathBuf) -> Unwritable {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let guard = Unwritable(dir);
+        if guard.writable() {
+            let chattr = std::process::Command::new("chattr").arg("+i").arg(&guard.0).status();
+            assert!(
+                chattr.is_ok_and(|s| s.success()) && !guard.writable(),
+                "cannot make {} unwritable as root: chattr +i needs CAP_LINUX_IMMUTABLE and ext4/xfs",
+                guard.0.display()
+            );
+        }
+        guard
+    }
+
+    fn writable(&self) -> bool {
+        let probe = self.0.join(".probe");
+        let ok = std::fs::write(&probe, b"x").is_ok();
+        let _ = std::fs::remove_file(probe);
+        ok
+    }
+}
+
+impl Drop for Unwritable {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let _ = std::process::Command::new("chattr").arg("-i").arg(&self.0).stderr(std::process::Stdio::null()).status();
+        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o755));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_hpo_fails_with_the_trials_error_when_the_objective_raises_and_still_cleans_up() {
+    let ws = Workspace::start().await;
+    let s = scenario_with_workspace(&ws).await;
+    // The artifact volume turned read-only: the built-in objective's upload raises.
+    let _readonly = Unwritable::new(ws.artifacts());
+    let out = s.test(&["smoke", "--only", "hpo", "-o", "json", "--timeout", "90s"]).status(1).run_async().await;
+    let hpo = hpo_check(&report_of(&out)).clone();
+    assert_eq!(hpo["status"], "failed", "{hpo:#}");
+    let reason = hpo["reason"].as_str().unwrap();
+    for number in 0..3 {
+        assert!(reason.contains(&format!("trial {number} ended FAIL: PermissionError: [Errno ")), "{reason}");
+    }
+    assert!(reason.contains(&ws.artifacts().display().to_string()), "the error names the path: {reason}");
+    let hint = hpo["hint"].as_str().unwrap();
+    assert!(hint.contains("the artifact store at /artifacts, PVC hpo-artifacts"), "{hint}");
+    assert!(hint.contains("kubectl -n alice get pods -l trainstack.io/hpo-batch=smoke-"), "{hint}");
+    // The traceback is in the pods' logs the check captured.
+    assert!(hpo["logs"].as_str().unwrap().contains("Traceback (most recent call last)"), "{hpo:#}");
+    let steps: Vec<&str> = hpo["steps"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    // Optuna recorded each artifact before its write failed; optuna-dashboard cannot delete the
+    // study with those records, so the check deletes it without them and says which they are.
+    let deleted = steps.iter().find(|s| s.starts_with("deleted study trainstack-smoke-")).expect("the study is deleted");
+    assert!(deleted.contains(" without its artifacts, which the dashboard could not remove (DELETE /api/studies/"), "{deleted}");
+    assert!(deleted.contains("may remain in PVC hpo-artifacts"), "{deleted}");
+    assert!(steps.last().unwrap().starts_with("deleted batch alice/smoke-"), "{steps:#?}");
+    assert_no_smoke_batch_left(&s.server, &ws).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_hpo_is_skipped_when_no_tenant_has_a_workspace() {
+    let s = ClusterScenario::with(ApiServer::start().await);
+    s.overlay("components:\n  hpo: {enabled: false, batches_dir: null}\n  tenants:\n    list: [{name: alice}, {name: team-vision}]\n");
+    let out = s.test(&["smoke", "--only", "hpo", "-o", "json"]).status(0).run_async().await;
+    let hpo = hpo_check(&report_of(&out)).clone();
+    assert_eq!(hpo, json!({"check": "hpo", "status": "skipped", "why": "components.hpo.enabled is false", "duration": 0.0, "steps": [], "logs": ""}));
+    s.overlay("components:\n  hpo: {batches_dir: null}\n  tenants:\n    list: [{name: alice}, {name: team-vision}]\n");
+    let out = s.test(&["smoke", "--only", "hpo", "-o", "json"]).status(0).run_async().await;
+    assert_eq!(hpo_check(&report_of(&out))["why"], "no tenant has an HPO workspace (tenants.<name>.hpo.enabled)");
+    assert!(s.server.list("batch/v1", "Job").is_empty());
+}

@@ -385,12 +385,10 @@ async fn cleanup(
     let mut remains = Vec::new();
     // The study exists once a trial started, even when the check failed before reading it.
     match study_id(dashboard, &batch.study, hint).await {
-        Ok(Some(id)) => {
-            match dashboard.call("delete study", Request::delete(format!("/api/studies/{id}")), hint).await {
-                Ok(_) => rec.step(format!("deleted study {} and its artifacts", batch.study)),
-                Err(e) => remains.push(format!("study {} ({e})", batch.study)),
-            }
-        }
+        Ok(Some(id)) => match delete_study(dashboard, id, &batch.study, hint).await {
+            Ok(done) => rec.step(done),
+            Err(e) => remains.push(format!("study {} ({e})", batch.study)),
+        },
         Ok(None) => {}
         Err(e) => remains.push(format!("study {} if a trial created it ({e})", batch.study)),
     }
@@ -407,6 +405,41 @@ async fn cleanup(
         let line = format!("left behind: {}", remains.join("; "));
         rec.step(line.clone());
         Err(line)
+    }
+}
+
+/// Deletes study `id` through the dashboard with its artifacts; returns what was done. Optuna
+/// records an artifact before it writes the file, so a failed upload leaves a record without a
+/// file, and optuna-dashboard 0.21.0 answers 500 to deleting a study with such a record and its
+/// artifacts (it stops at the missing file). The study then goes without its artifacts, and the
+/// step names the artifacts whose files may remain.
+async fn delete_study(
+    dashboard: &HttpEndpoint<'_>,
+    id: i64,
+    study: &str,
+    hint: super::proxy::UpstreamHint<'_>,
+) -> Result<String, HttpCheckError> {
+    let detail = dashboard.call("read study", Request::get(format!("/api/studies/{id}")), hint).await?;
+    let detail = detail.json().unwrap_or_default();
+    let artifacts: Vec<&str> = detail["trials"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|t| t["artifacts"].as_array().into_iter().flatten())
+        .filter_map(|a| a["artifact_id"].as_str())
+        .collect();
+    let path = format!("/api/studies/{id}");
+    match dashboard.call("delete study", Request::delete(path.clone()), hint).await {
+        Ok(_) => Ok(format!("deleted study {study} and its {} artifact(s)", artifacts.len())),
+        Err(first) => {
+            let body = serde_json::json!({"remove_associated_artifacts": false});
+            dashboard.call("delete study", Request::delete_json(path, &body), hint).await?;
+            Ok(format!(
+                "deleted study {study} without its artifacts, which the dashboard could not remove ({}); files of artifact(s) {} may remain in PVC hpo-artifacts",
+                first.reason,
+                if artifacts.is_empty() { "none".to_string() } else { artifacts.join(", ") }
+            ))
+        }
     }
 }
 
