@@ -354,7 +354,7 @@ async fn broken_rolebinding_fails_the_rbac_check_naming_the_binding() {
     let rbac = cases.iter().find(|c| c.0 == "rbac").unwrap();
     assert_eq!(rbac.1, "failed");
     assert!(rbac.2.contains("RoleBinding alice/trainjob-backend"), "{}", rbac.2);
-    assert_eq!(cases.iter().filter(|c| c.1 == "skipped").count(), 6, "{cases:?}");
+    assert_eq!(cases.iter().filter(|c| c.1 == "skipped").count(), 7, "{cases:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -387,7 +387,7 @@ async fn a_grant_into_another_tenant_fails_the_rbac_check_naming_what_allowed_it
             .contains("ok    ServiceAccount alice/trainer may not get secrets in namespace team-vision"),
         "{rbac}"
     );
-    assert_eq!(report["summary"], json!({"passed": 0, "failed": 1, "skipped": 6}));
+    assert_eq!(report["summary"], json!({"passed": 0, "failed": 1, "skipped": 7}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
