@@ -1002,7 +1002,8 @@ async fn routed_services_publish_a_ready_endpoint_slice_and_unrouting_empties_it
 
     // Read as a client does: by the service-name label, through the API.
     let api: Api<k8s_openapi::api::discovery::v1::EndpointSlice> = Api::namespaced(server.client(), "alice");
-    let listed = api.list(&ListParams::default().labels("kubernetes.io/service-name=hpo-storage")).await.unwrap();
+    let listed =
+        api.list(&ListParams::default().labels("kubernetes.io/service-name=hpo-storage")).await.unwrap();
     assert_eq!(listed.items.len(), 1);
 
     server.unroute_service("alice", "hpo-storage", 13000);

@@ -260,7 +260,8 @@ impl Workspace {
     /// Points `server` at this workspace: it runs trial pods against it, and alice's workspace
     /// Services (applied or seeded) reach its servers.
     pub fn serve(&self, server: &ApiServer) {
-        server.run_trial_pods(PodRunner { python: tool("python"), volumes: self.volumes.path().to_path_buf() });
+        server
+            .run_trial_pods(PodRunner { python: tool("python"), volumes: self.volumes.path().to_path_buf() });
         server.route_service(NS, "hpo-storage", 13000, &self.storage.address());
         server.route_service(NS, "hpo-dashboard", 8080, &self.dashboard.address());
     }
@@ -299,7 +300,14 @@ async fn scenario_with_workspace(ws: &Workspace) -> ClusterScenario {
 /// A batch spec of alice's in the scenario's directory, with its objective. The image's Python
 /// takes the server's Optuna 5.0.0 client, which the test virtualenv holds, so the runner
 /// installs nothing.
-fn write_batch(s: &ClusterScenario, name: &str, study: &str, objective: &str, trials: u32, parallelism: u32) -> String {
+fn write_batch(
+    s: &ClusterScenario,
+    name: &str,
+    study: &str,
+    objective: &str,
+    trials: u32,
+    parallelism: u32,
+) -> String {
     std::fs::write(
         s.path(&format!("{name}.yaml")),
         format!(
@@ -340,7 +348,8 @@ pub(crate) async fn dashboard_get(server: &ApiServer, path: &str) -> Value {
 /// The dashboard's document of study `name`, if it exists.
 pub(crate) async fn dashboard_study(server: &ApiServer, name: &str) -> Option<Value> {
     let list = dashboard_get(server, "/api/studies").await;
-    let id = list["study_summaries"].as_array()?.iter().find(|s| s["study_name"] == name)?["study_id"].as_i64()?;
+    let id =
+        list["study_summaries"].as_array()?.iter().find(|s| s["study_name"] == name)?["study_id"].as_i64()?;
     Some(dashboard_get(server, &format!("/api/studies/{id}")).await)
 }
 
@@ -373,7 +382,8 @@ async fn hpo_run_waits_for_every_trial_of_the_real_runner_and_hpo_status_reads_t
     let study = dashboard_study(&s.server, "s1").await.expect("study s1");
     for pod in &pods {
         let name = pod["metadata"]["name"].as_str().unwrap();
-        let index = pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"].as_str().unwrap();
+        let index =
+            pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"].as_str().unwrap();
         let log = s.server.pod_log(NS, name);
         assert!(log.contains(&format!("runs on pod {name}")), "{log}");
         assert_eq!(log.contains("ValueError: index 1 always fails"), index == "1", "{log}");
@@ -473,9 +483,12 @@ def objective(trial):
         job["status"]
     );
     assert!(out.stdout.contains("batch alice/b2 (study s2): running"), "{}", out.stdout);
-    assert!(out.stdout.contains("  trials:    1 complete, 0 failed, 0 pruned, 2 running, 0 waiting"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("  trials:    1 complete, 0 failed, 0 pruned, 2 running, 0 waiting"),
+        "{}",
+        out.stdout
+    );
 }
-
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_for_one_trial_returns_before_the_batch_ends_and_all_waits_for_every_trial() {
@@ -618,7 +631,17 @@ async fn smoke_hpo_runs_three_real_trials_proves_pods_notes_and_artifacts_and_re
     let s = scenario_with_workspace(&ws).await;
     let junit = s.path("smoke.xml");
     let out = s
-        .test(&["smoke", "--only", "hpo", "-o", "json", "--junit", junit.to_str().unwrap(), "--timeout", "90s"])
+        .test(&[
+            "smoke",
+            "--only",
+            "hpo",
+            "-o",
+            "json",
+            "--junit",
+            junit.to_str().unwrap(),
+            "--timeout",
+            "90s",
+        ])
         .status(0)
         .run_async()
         .await;
@@ -635,8 +658,13 @@ async fn smoke_hpo_runs_three_real_trials_proves_pods_notes_and_artifacts_and_re
     let steps: Vec<&str> = hpo["steps"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     assert!(steps[0] == "storage Service alice/hpo-storage has 1 ready endpoint(s)", "{steps:#?}");
     assert!(steps[1] == "dashboard alice/hpo-dashboard answers", "{steps:#?}");
-    assert!(steps[2].starts_with("applied batch alice/smoke-") && steps[2].ends_with("3 trials, parallelism 2)"), "{steps:#?}");
-    let trials = steps.iter().filter(|s| s.contains(" COMPLETE on pod hpo-smoke-") && s.ends_with("note holds its log line; 1 artifact(s)"));
+    assert!(
+        steps[2].starts_with("applied batch alice/smoke-") && steps[2].ends_with("3 trials, parallelism 2)"),
+        "{steps:#?}"
+    );
+    let trials = steps.iter().filter(|s| {
+        s.contains(" COMPLETE on pod hpo-smoke-") && s.ends_with("note holds its log line; 1 artifact(s)")
+    });
     assert_eq!(trials.count(), 3, "{steps:#?}");
     assert!(steps.iter().any(|s| s.starts_with("deleted study trainstack-smoke-") && s.ends_with("and its 3 artifact(s)")), "{steps:#?}");
     assert!(steps.last().unwrap().starts_with("deleted batch alice/smoke-"), "{steps:#?}");
@@ -712,7 +740,11 @@ impl Unwritable {
 impl Drop for Unwritable {
     fn drop(&mut self) {
         use std::os::unix::fs::PermissionsExt as _;
-        let _ = std::process::Command::new("chattr").arg("-i").arg(&self.0).stderr(std::process::Stdio::null()).status();
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .stderr(std::process::Stdio::null())
+            .status();
         let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o755));
     }
 }
@@ -723,7 +755,8 @@ async fn smoke_hpo_fails_with_the_trials_error_when_the_objective_raises_and_sti
     let s = scenario_with_workspace(&ws).await;
     // The artifact volume turned read-only: the built-in objective's upload raises.
     let _readonly = Unwritable::new(ws.artifacts());
-    let out = s.test(&["smoke", "--only", "hpo", "-o", "json", "--timeout", "90s"]).status(1).run_async().await;
+    let out =
+        s.test(&["smoke", "--only", "hpo", "-o", "json", "--timeout", "90s"]).status(1).run_async().await;
     let hpo = hpo_check(&report_of(&out)).clone();
     assert_eq!(hpo["status"], "failed", "{hpo:#}");
     let reason = hpo["reason"].as_str().unwrap();
@@ -739,8 +772,15 @@ async fn smoke_hpo_fails_with_the_trials_error_when_the_objective_raises_and_sti
     let steps: Vec<&str> = hpo["steps"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     // Optuna recorded each artifact before its write failed; optuna-dashboard cannot delete the
     // study with those records, so the check deletes it without them and says which they are.
-    let deleted = steps.iter().find(|s| s.starts_with("deleted study trainstack-smoke-")).expect("the study is deleted");
-    assert!(deleted.contains(" without its artifacts, which the dashboard could not remove (DELETE /api/studies/"), "{deleted}");
+    let deleted = steps
+        .iter()
+        .find(|s| s.starts_with("deleted study trainstack-smoke-"))
+        .expect("the study is deleted");
+    assert!(
+        deleted
+            .contains(" without its artifacts, which the dashboard could not remove (DELETE /api/studies/"),
+        "{deleted}"
+    );
     assert!(deleted.contains("may remain in PVC hpo-artifacts"), "{deleted}");
     assert!(steps.last().unwrap().starts_with("deleted batch alice/smoke-"), "{steps:#?}");
     assert_no_smoke_batch_left(&s.server, &ws).await;
@@ -752,9 +792,15 @@ async fn smoke_hpo_is_skipped_when_no_tenant_has_a_workspace() {
     s.overlay("components:\n  hpo: {enabled: false, batches_dir: null}\n  tenants:\n    list: [{name: alice}, {name: team-vision}]\n");
     let out = s.test(&["smoke", "--only", "hpo", "-o", "json"]).status(0).run_async().await;
     let hpo = hpo_check(&report_of(&out)).clone();
-    assert_eq!(hpo, json!({"check": "hpo", "status": "skipped", "why": "components.hpo.enabled is false", "duration": 0.0, "steps": [], "logs": ""}));
+    assert_eq!(
+        hpo,
+        json!({"check": "hpo", "status": "skipped", "why": "components.hpo.enabled is false", "duration": 0.0, "steps": [], "logs": ""})
+    );
     s.overlay("components:\n  hpo: {batches_dir: null}\n  tenants:\n    list: [{name: alice}, {name: team-vision}]\n");
     let out = s.test(&["smoke", "--only", "hpo", "-o", "json"]).status(0).run_async().await;
-    assert_eq!(hpo_check(&report_of(&out))["why"], "no tenant has an HPO workspace (tenants.<name>.hpo.enabled)");
+    assert_eq!(
+        hpo_check(&report_of(&out))["why"],
+        "no tenant has an HPO workspace (tenants.<name>.hpo.enabled)"
+    );
     assert!(s.server.list("batch/v1", "Job").is_empty());
 }

@@ -172,7 +172,11 @@ async fn healthy_platform_passes_every_applicable_check_and_leaves_nothing_behin
     let ray = cases.iter().find(|c| c.0 == "ray").unwrap();
     assert!(ray.2.contains("SUCCEEDED") && ray.2.contains("CPU"), "{}", ray.2);
     let hpo = cases.iter().find(|c| c.0 == "hpo").unwrap();
-    assert!(hpo.2.contains("3 trials of study trainstack-smoke-") && hpo.2.contains("==> pod alice/hpo-smoke-"), "{}", hpo.2);
+    assert!(
+        hpo.2.contains("3 trials of study trainstack-smoke-") && hpo.2.contains("==> pod alice/hpo-smoke-"),
+        "{}",
+        hpo.2
+    );
     assert_cleaned_up(&s.server);
 }
 

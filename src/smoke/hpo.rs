@@ -174,8 +174,14 @@ pub async fn run(ctx: &Context, rec: &Record) -> Outcome {
     // Its own ApplySet, as `hpo run` applies a batch: the environment's prune never sees it.
     let opts = Options { wait: false, timeout: CLEANUP_BUDGET, ..Options::default() };
     let set_name = format!("{}-hpo-{}", ctx.env.name, batch.name);
-    let engine =
-        Engine::new(ctx.client.clone(), &set_name, ns, ClusterFacts::default(), opts, Arc::new(crate::progress::Silent));
+    let engine = Engine::new(
+        ctx.client.clone(),
+        &set_name,
+        ns,
+        ClusterFacts::default(),
+        opts,
+        Arc::new(crate::progress::Silent),
+    );
     let verdict = match engine.apply(&batch.objects).await {
         Ok(report) if !report.failed() => {
             rec.step(format!(
@@ -206,7 +212,10 @@ pub async fn run(ctx: &Context, rec: &Record) -> Outcome {
     match (verdict, cleanup) {
         (Outcome::Passed { .. }, Err(why)) => Outcome::failed(
             format!("cleanup: {why}"),
-            format!("remove what is left: kubectl -n {ns} delete jobs,configmaps -l {SMOKE_LABEL}={}", ctx.run_id),
+            format!(
+                "remove what is left: kubectl -n {ns} delete jobs,configmaps -l {SMOKE_LABEL}={}",
+                ctx.run_id
+            ),
         ),
         (verdict, _) => verdict,
     }
@@ -266,7 +275,8 @@ async fn prove(
     let jobs: Vec<String> =
         batch.objects.iter().filter(|m| m.kind() == "Job").map(|m| m.name().to_string()).collect();
     let left = deadline.saturating_duration_since(Instant::now());
-    let waited = wait::wait(&ctx.client, ns, &batch.name, &jobs, Wait::All, left, &crate::progress::Silent).await;
+    let waited =
+        wait::wait(&ctx.client, ns, &batch.name, &jobs, Wait::All, left, &crate::progress::Silent).await;
 
     let selector = format!("{BATCH_LABEL}={}", batch.name);
     let ran = pods::list(&ctx.client, ns, &selector).await.unwrap_or_default();
@@ -279,7 +289,11 @@ async fn prove(
     if let Err(e) = waited {
         let described: Vec<String> = ran.iter().map(pods::describe).collect();
         return Outcome::failed(
-            format!("batch {ns}/{}: {e}; pods: {}", batch.name, if described.is_empty() { "none".into() } else { described.join("; ") }),
+            format!(
+                "batch {ns}/{}: {e}; pods: {}",
+                batch.name,
+                if described.is_empty() { "none".into() } else { described.join("; ") }
+            ),
             hints.trials(&batch.name),
         );
     }
@@ -291,7 +305,10 @@ async fn prove(
         Ok(None) => {
             return Outcome::failed(
                 format!("no trial reached the storage: the dashboard has no study {}", batch.study),
-                format!("{}; a trial that cannot reach the storage says so in its log", hints.trials(&batch.name)),
+                format!(
+                    "{}; a trial that cannot reach the storage says so in its log",
+                    hints.trials(&batch.name)
+                ),
             )
         }
         Err(e) => return failure(rec, e),
@@ -334,7 +351,9 @@ fn judge(trials: &[&Value], pods: &[String], batch: &SmokeBatch, hints: &Hints<'
         }
         let stored = t["artifacts"].as_array().map_or(0, Vec::len);
         artifacts += stored;
-        rec.step(format!("trial {number} COMPLETE on pod {pod}; note holds its log line; {stored} artifact(s)"));
+        rec.step(format!(
+            "trial {number} COMPLETE on pod {pod}; note holds its log line; {stored} artifact(s)"
+        ));
     }
     if trials.len() != TRIALS {
         problems.push(format!(
@@ -367,8 +386,8 @@ fn note_error(note: &str) -> String {
     let last = note
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("```"))
-        .last()
+        .rev()
+        .find(|l| !l.is_empty() && !l.starts_with("```"))
         .unwrap_or("its note is empty; the pod log says why");
     last.to_string()
 }

@@ -12,7 +12,6 @@ pub mod mlflow;
 pub mod namespace;
 pub mod objects;
 pub mod pods;
-pub mod proxy;
 pub mod ray;
 pub mod rbac;
 pub mod report;
@@ -29,6 +28,8 @@ use crate::engine::run::Engine;
 use crate::env::model::Environment;
 use crate::manifest::Manifest;
 
+/// HTTP to the platform's Services, shared with `hpo status` (which must not depend on smoke).
+pub use crate::service_http as proxy;
 pub use checks::Check;
 
 /// Label every smoke object carries; its value is the run id.

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::wait::{phase, total_trials, JobPhase};
 use super::{dashboard_path, BATCH_LABEL, DASHBOARD_PORT, DASHBOARD_SERVICE, STUDY_LABEL};
 use crate::engine::cluster::{retry, ClusterError};
-use crate::smoke::proxy::{HttpCheckError, HttpEndpoint, Request, UpstreamHint};
+use crate::service_http::{HttpCheckError, HttpEndpoint, Request, UpstreamHint};
 
 /// The user attribute naming the batch a trial ran in.
 pub const BATCH_ATTR: &str = "trialbatch_name";

@@ -299,7 +299,14 @@ fn sync_endpoint_slice(shared: &Arc<Shared>, namespace: &str, service: &str) {
         None => {
             let suffix = shared.state.lock().unwrap().random_suffix();
             slice["metadata"]["name"] = json!(format!("{service}-{suffix}"));
-            super::internal(shared, "POST", &collection, "endpointslice-controller", "application/json", slice)
+            super::internal(
+                shared,
+                "POST",
+                &collection,
+                "endpointslice-controller",
+                "application/json",
+                slice,
+            )
         }
     };
 }
