@@ -1,6 +1,6 @@
-//! `trainstack hpo run|status` and the API double's trial pod runner, against the double, a
-//! real Optuna gRPC storage server and a real optuna-dashboard; trial pods run as local
-//! processes.
+//! `trainstack hpo run|status`, the `hpo` smoke check and the API double's trial pod runner,
+//! against the double, a real Optuna gRPC storage server and a real optuna-dashboard; trial
+//! pods run as local processes, a rendered batch's pods its real `runner.py`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -13,6 +13,12 @@
 //! ([`ApiServer::route_service`]), or a closed local port when nothing backs it, as kube-proxy
 //! rejects a connection to a Service without endpoints. `python` is the runner's interpreter.
 //!
+//! A rendered batch's pods so run trainstack's `runner.py` from the batch ConfigMap with the
+//! env the Job template gives them. The runner installs nothing when that interpreter already
+//! holds the batch's Optuna client pin (the same major.minor) and the batch has no
+//! requirements, so tests pick images whose pin is the server's 5.0.0, which the test
+//! virtualenv holds, and stay off the network.
+//!
 //! Deleting a Pod stops its process (SIGTERM to its process group, SIGKILL after the grace
 //! period) and the index counts as failed, as the Job controller counts a Pod deleted before
 //! it finished; deleting the Job stops all of them (the garbage collector's background
