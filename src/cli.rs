@@ -272,9 +272,9 @@ pub enum Command {
     /// --mlflow-url or the ingress host. Each is passed, failed (with the reason and what to look
     /// at) or skipped (with why). Objects the checks create carry the label
     /// trainstack.io/smoke=<run id> in namespace trainstack-smoke and are deleted afterwards,
-    /// also after a failure or Ctrl-C (exit 130); the hpo check removes its batch (in the
-    /// tenant's namespace, same label) and study itself, except after Ctrl-C. Exit code 0 only
-    /// when no check failed.
+    /// also after a failure or Ctrl-C (exit 130); the hpo check's batch (in the tenant's
+    /// namespace, same label) and study are removed the same way. Exit code 0 only when no
+    /// check failed.
     #[command(after_help = "Examples:
   trainstack smoke -e environments/base.yaml -e environments/kind.yaml
   trainstack smoke -e environments/base.yaml -e environments/kind.yaml \\

@@ -804,3 +804,32 @@ async fn smoke_hpo_is_skipped_when_no_tenant_has_a_workspace() {
     );
     assert!(s.server.list("batch/v1", "Job").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_hpo_interrupted_by_ctrl_c_removes_its_batch_and_exits_130() {
+    let ws = Workspace::start().await;
+    let s = scenario_with_workspace(&ws).await;
+    // The storage accepts connections but never answers gRPC: trials wait for it, and the
+    // check waits for them.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    s.server.route_service(NS, "hpo-storage", 13000, &silent.local_addr().unwrap().to_string());
+    let child = s
+        .command(&["smoke", "--only", "hpo"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s.server.list("v1", "Pod").iter().any(|p| p["status"]["phase"] == "Running") {
+        assert!(Instant::now() < deadline, "no smoke trial pod started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let out = crate::harness::Output::from(out);
+    assert_eq!(out.code, 130, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("smoke: interrupted; removing the smoke objects"), "{}", out.stderr);
+    assert!(out.stderr.contains("  hpo check: deleted batch alice/smoke-"), "{}", out.stderr);
+    assert_no_smoke_batch_left(&s.server, &ws).await;
+}

@@ -60,6 +60,7 @@ pub async fn smoke(args: &SmokeSettings, prepared: &Prepared) -> Result<ExitCode
         namespace_reached: Default::default(),
         hpo_batch,
         keep: args.keep,
+        hpo_pending: Default::default(),
     };
     let selection = checks::select(&args.only, &args.skip);
 
@@ -110,7 +111,7 @@ async fn finish(ctx: &Context, keep: bool) -> (Vec<String>, bool) {
             false,
         );
     }
-    match namespace::cleanup(ctx).await {
+    let (mut lines, mut failed) = match namespace::cleanup(ctx).await {
         Ok(removed) => (removed.into_iter().map(|r| format!("removed {r}")).collect(), false),
         Err(e) => (
             vec![format!(
@@ -118,5 +119,14 @@ async fn finish(ctx: &Context, keep: bool) -> (Vec<String>, bool) {
             )],
             true,
         ),
+    };
+    // Only an interrupt leaves the hpo check's batch: the check removes it itself otherwise.
+    match crate::smoke::hpo::cleanup_interrupted(ctx).await {
+        Ok(done) => lines.extend(done.into_iter().map(|d| format!("hpo check: {d}"))),
+        Err(e) => {
+            lines.push(format!("cleanup failed: hpo check: {e}"));
+            failed = true;
+        }
     }
+    (lines, failed)
 }

@@ -5,6 +5,7 @@
 //! again, study included, whatever the outcome.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -171,17 +172,9 @@ pub async fn run(ctx: &Context, rec: &Record) -> Outcome {
         Err(e) => return failure(rec, e),
     }
 
-    // Its own ApplySet, as `hpo run` applies a batch: the environment's prune never sees it.
-    let opts = Options { wait: false, timeout: CLEANUP_BUDGET, ..Options::default() };
-    let set_name = format!("{}-hpo-{}", ctx.env.name, batch.name);
-    let engine = Engine::new(
-        ctx.client.clone(),
-        &set_name,
-        ns,
-        ClusterFacts::default(),
-        opts,
-        Arc::new(crate::progress::Silent),
-    );
+    let engine = batch_engine(ctx, batch);
+    // From here on the batch may exist: an interrupted run removes it in its cleanup.
+    ctx.hpo_pending.store(true, Ordering::SeqCst);
     let verdict = match engine.apply(&batch.objects).await {
         Ok(report) if !report.failed() => {
             rec.step(format!(
@@ -209,6 +202,7 @@ pub async fn run(ctx: &Context, rec: &Record) -> Outcome {
     }
     dashboard.renew(CLEANUP_BUDGET);
     let cleanup = cleanup(batch, &engine, &dashboard, &dashboard_hint, rec).await;
+    ctx.hpo_pending.store(false, Ordering::SeqCst);
     match (verdict, cleanup) {
         (Outcome::Passed { .. }, Err(why)) => Outcome::failed(
             format!("cleanup: {why}"),
@@ -219,6 +213,42 @@ pub async fn run(ctx: &Context, rec: &Record) -> Outcome {
         ),
         (verdict, _) => verdict,
     }
+}
+
+/// The engine of the batch's own ApplySet (`trainstack-<env>-hpo-<batch>`), as `hpo run` applies
+/// a batch: the environment's `apply --prune` never sees it.
+fn batch_engine(ctx: &Context, batch: &SmokeBatch) -> Engine {
+    let opts = Options { wait: false, timeout: CLEANUP_BUDGET, ..Options::default() };
+    let set_name = format!("{}-hpo-{}", ctx.env.name, batch.name);
+    Engine::new(
+        ctx.client.clone(),
+        &set_name,
+        &batch.tenant,
+        ClusterFacts::default(),
+        opts,
+        Arc::new(crate::progress::Silent),
+    )
+}
+
+/// After an interrupt cut the check off: removes the study and the batch it may have left,
+/// as its own cleanup would have. Returns what was removed; the error says what remains.
+pub async fn cleanup_interrupted(ctx: &Context) -> Result<Vec<String>, String> {
+    let Ok(Some(batch)) = &ctx.hpo_batch else { return Ok(Vec::new()) };
+    if !ctx.hpo_pending.swap(false, Ordering::SeqCst) {
+        return Ok(Vec::new());
+    }
+    let hints = Hints { ns: &batch.tenant };
+    let hint = |_: u16, _: &str| hints.dashboard();
+    let dashboard = HttpEndpoint::service_proxy(
+        &ctx.client,
+        &batch.tenant,
+        DASHBOARD_SERVICE.0,
+        DASHBOARD_PORT,
+        CLEANUP_BUDGET,
+    );
+    let rec = Record::default();
+    let result = cleanup(batch, &batch_engine(ctx, batch), &dashboard, &hint, &rec).await;
+    result.map(|()| rec.take().0)
 }
 
 /// Fails unless the storage Service exists and has a ready endpoint: without one, trials wait

@@ -165,6 +165,9 @@ pub struct Context {
     pub hpo_batch: Result<Option<hpo::SmokeBatch>, String>,
     /// `--keep`: checks that clean up after themselves leave what they created.
     pub keep: bool,
+    /// The hpo check applied its batch and has not removed it yet: an interrupted run's cleanup
+    /// does ([`hpo::cleanup_interrupted`]).
+    pub hpo_pending: std::sync::atomic::AtomicBool,
 }
 
 impl Context {
