@@ -833,3 +833,29 @@ async fn smoke_hpo_interrupted_by_ctrl_c_removes_its_batch_and_exits_130() {
     assert!(out.stderr.contains("  hpo check: deleted batch alice/smoke-"), "{}", out.stderr);
     assert_no_smoke_batch_left(&s.server, &ws).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_hpo_with_keep_leaves_its_batch_and_study_and_says_where() {
+    let ws = Workspace::start().await;
+    let s = scenario_with_workspace(&ws).await;
+    let out = s
+        .test(&["smoke", "--only", "hpo", "--keep", "-o", "json", "--timeout", "90s"])
+        .status(0)
+        .run_async()
+        .await;
+    let report = report_of(&out);
+    let hpo = hpo_check(&report);
+    assert_eq!(hpo["status"], "passed", "{hpo:#}");
+    let run_id = report["run_id"].as_str().unwrap();
+    let kept = hpo["steps"].as_array().unwrap().last().unwrap().as_str().unwrap();
+    assert_eq!(
+        kept,
+        format!("kept batch alice/smoke-{run_id} (kubectl -n alice get jobs,configmaps -l trainstack.io/smoke={run_id}) and study trainstack-smoke-{run_id} (its dashboard)")
+    );
+    let job =
+        s.server.get("batch/v1", "Job", Some(NS), &format!("hpo-smoke-{run_id}")).expect("the Job is kept");
+    assert_eq!(job["metadata"]["labels"]["trainstack.io/smoke"], run_id);
+    let study =
+        dashboard_study(&s.server, &format!("trainstack-smoke-{run_id}")).await.expect("the study is kept");
+    assert_eq!(study["trials"].as_array().unwrap().len(), 3);
+}
