@@ -263,13 +263,18 @@ pub enum Command {
     /// (SubjectAccessReview matrix of the backend and tenant ServiceAccounts), gpu (EKS GPU
     /// pools: allocatable nvidia.com/gpu, an nvidia-smi pod, the device plugin), trainer
     /// (ClusterTrainingRuntimes and a tiny TrainJob reaching Complete), mlflow (/health and an
-    /// experiment/run/param/metric/artifact round trip) and ray (dashboard and a tiny job through
-    /// the Jobs API); mlflow and ray are reached through the API server's service proxy, so no
-    /// port-forward or ingress is needed, except MLflow with basic auth (the proxy drops the
-    /// Authorization header): then --mlflow-url or the ingress host. Each is passed, failed
-    /// (with the reason and what to look at) or skipped (with why). Objects the checks create
-    /// carry the label trainstack.io/smoke=<run id> in namespace trainstack-smoke and are deleted
-    /// afterwards, also after a failure or Ctrl-C (exit 130). Exit code 0 only when no check failed.
+    /// experiment/run/param/metric/artifact round trip), ray (dashboard and a tiny job through
+    /// the Jobs API) and hpo (a 3-trial Optuna study in the first tenant's HPO workspace: every
+    /// trial COMPLETE, its pod_name one of the pods that ran, its note holding the logged line,
+    /// an artifact stored; batch and study removed afterwards); mlflow, ray and the HPO dashboard
+    /// are reached through the API server's service proxy, so no port-forward or ingress is
+    /// needed, except MLflow with basic auth (the proxy drops the Authorization header): then
+    /// --mlflow-url or the ingress host. Each is passed, failed (with the reason and what to look
+    /// at) or skipped (with why). Objects the checks create carry the label
+    /// trainstack.io/smoke=<run id> in namespace trainstack-smoke and are deleted afterwards,
+    /// also after a failure or Ctrl-C (exit 130); the hpo check's batch (in the tenant's
+    /// namespace, same label) and study are removed the same way. Exit code 0 only when no
+    /// check failed.
     #[command(after_help = "Examples:
   trainstack smoke -e environments/base.yaml -e environments/kind.yaml
   trainstack smoke -e environments/base.yaml -e environments/kind.yaml \\

@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod output;
 pub mod progress;
 pub mod render;
+pub mod service_http;
 pub mod settings;
 pub mod smoke;
 pub mod tally;

@@ -971,3 +971,43 @@ async fn a_deprecated_crd_version_warns_on_every_request() {
     let res = client.send(req).await.unwrap();
     assert_eq!(res.headers().get_all("warning").iter().count(), 1);
 }
+
+#[tokio::test]
+async fn routed_services_publish_a_ready_endpoint_slice_and_unrouting_empties_it() {
+    let server = ApiServer::start().await;
+    // Routed before its namespace and Service exist, as a test may do before `apply`.
+    server.route_service("alice", "hpo-storage", 13000, "127.0.0.1:1");
+    let slices = |server: &ApiServer| -> Vec<Value> {
+        server
+            .list("discovery.k8s.io/v1", "EndpointSlice")
+            .into_iter()
+            .filter(|s| s["metadata"]["labels"]["kubernetes.io/service-name"] == "hpo-storage")
+            .collect()
+    };
+    assert!(slices(&server).is_empty(), "no slice in a namespace that does not exist");
+    server.seed("kubectl", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "alice"}}));
+    server.seed(
+        "kubectl",
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hpo-storage", "namespace": "alice"},
+               "spec": {"ports": [{"name": "grpc", "port": 13000}]}}),
+    );
+    eventually("the Service's EndpointSlice", || {
+        let found = slices(&server);
+        async move { found.len() == 1 && found[0]["endpoints"][0]["conditions"]["ready"] == true }
+    })
+    .await;
+    let slice = &slices(&server)[0];
+    assert!(slice["metadata"]["name"].as_str().unwrap().starts_with("hpo-storage-"), "{slice:#}");
+    assert_eq!(slice["ports"], json!([{"port": 13000, "protocol": "TCP"}]));
+
+    // Read as a client does: by the service-name label, through the API.
+    let api: Api<k8s_openapi::api::discovery::v1::EndpointSlice> = Api::namespaced(server.client(), "alice");
+    let listed =
+        api.list(&ListParams::default().labels("kubernetes.io/service-name=hpo-storage")).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+
+    server.unroute_service("alice", "hpo-storage", 13000);
+    let after = slices(&server);
+    assert_eq!(after.len(), 1, "the controller keeps the slice");
+    assert_eq!(after[0]["endpoints"], json!([]), "and empties it: {:#}", after[0]);
+}

@@ -1,11 +1,12 @@
-//! `trainstack hpo run|status` and the API double's trial pod runner, against the double, a
-//! real Optuna gRPC storage server and a real optuna-dashboard; trial pods run as local
-//! processes.
+//! `trainstack hpo run|status`, the `hpo` smoke check and the API double's trial pod runner,
+//! against the double, a real Optuna gRPC storage server and a real optuna-dashboard; trial
+//! pods run as local processes, a rendered batch's pods its real `runner.py`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tokio::sync::OnceCell;
 
 use trainstack::trials::wait::{self, Wait};
 
@@ -228,23 +229,54 @@ async fn deleting_a_trial_pod_kills_its_process_and_fails_its_index() {
     assert!(server.get("v1", "Pod", Some(NS), &name).is_none(), "the counted pod is gone");
 }
 
-/// A tenant's workspace on the double: the storage and dashboard Services, routed to a real
-/// Optuna gRPC storage server and a real optuna-dashboard sharing the pods' artifact volume.
-struct Workspace {
-    storage: PyServer,
-    dashboard: PyServer,
-    /// Kept until the servers stop: the dashboard's artifact store lives in it.
-    _volumes: tempfile::TempDir,
+/// Tenant alice's HPO workspace as the kind environment declares it, on the double: the
+/// `hpo-storage` and `hpo-dashboard` Services routed to a real Optuna gRPC storage server and a
+/// real optuna-dashboard, and trial pods run as local processes (the batch ConfigMap's
+/// `runner.py` with the pod's env) whose `hpo-artifacts` claim is the dashboard's artifact store.
+pub(crate) struct Workspace {
+    pub storage: PyServer,
+    pub dashboard: PyServer,
+    volumes: tempfile::TempDir,
 }
 
-async fn workspace(server: &ApiServer, volumes: tempfile::TempDir) -> Workspace {
-    let journal = volumes.path().join(NS).join("hpo-journal");
-    let artifacts = volumes.path().join(NS).join("hpo-artifacts");
-    for dir in [&journal, &artifacts] {
-        std::fs::create_dir_all(dir).unwrap();
+impl Workspace {
+    pub async fn start() -> Workspace {
+        let volumes = tempfile::tempdir().expect("volumes");
+        let journal = volumes.path().join(NS).join("hpo-journal");
+        let artifacts = volumes.path().join(NS).join("hpo-artifacts");
+        for dir in [&journal, &artifacts] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        let storage = pyservers::optuna_storage(&journal.join("journal.log")).await;
+        let dashboard = pyservers::optuna_dashboard(&storage.address(), &artifacts).await;
+        Workspace { storage, dashboard, volumes }
     }
-    let storage = pyservers::optuna_storage(&journal.join("journal.log")).await;
-    let dashboard = pyservers::optuna_dashboard(&storage.address(), &artifacts).await;
+
+    /// The directory behind alice's `hpo-artifacts` claim.
+    pub fn artifacts(&self) -> PathBuf {
+        self.volumes.path().join(NS).join("hpo-artifacts")
+    }
+
+    /// Points `server` at this workspace: it runs trial pods against it, and alice's workspace
+    /// Services (applied or seeded) reach its servers.
+    pub fn serve(&self, server: &ApiServer) {
+        server
+            .run_trial_pods(PodRunner { python: tool("python"), volumes: self.volumes.path().to_path_buf() });
+        server.route_service(NS, "hpo-storage", 13000, &self.storage.address());
+        server.route_service(NS, "hpo-dashboard", 8080, &self.dashboard.address());
+    }
+}
+
+/// One healthy workspace for the tests that only need the hpo check to pass along the others
+/// (smoke of a healthy platform, `up`); every smoke run has a study of its own in it.
+pub(crate) async fn shared_workspace() -> &'static Workspace {
+    static WORKSPACE: OnceCell<Workspace> = OnceCell::const_new();
+    WORKSPACE.get_or_init(Workspace::start).await
+}
+
+/// alice's namespace and workspace Services as `apply` of the kind environment leaves them.
+fn seed_workspace_services(server: &ApiServer) {
+    server.seed("kubectl", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}));
     for (name, port, port_name) in [("hpo-storage", 13000, "grpc"), ("hpo-dashboard", 8080, "http")] {
         server.seed(
             "trainstack",
@@ -255,67 +287,117 @@ async fn workspace(server: &ApiServer, volumes: tempfile::TempDir) -> Workspace 
             }),
         );
     }
-    server.route_service(NS, "hpo-storage", 13000, &storage.address());
-    server.route_service(NS, "hpo-dashboard", 8080, &dashboard.address());
-    Workspace { storage, dashboard, _volumes: volumes }
 }
 
-/// The objective of the test batches: the value is the trial's index (so the best trial is
-/// known), and index 1 raises.
+/// The kind environment on a double whose alice workspace is `ws`.
+async fn scenario_with_workspace(ws: &Workspace) -> ClusterScenario {
+    let server = ApiServer::start().await;
+    seed_workspace_services(&server);
+    ws.serve(&server);
+    ClusterScenario::with(server)
+}
+
+/// A batch spec of alice's in the scenario's directory, with its objective. The image's Python
+/// takes the server's Optuna 5.0.0 client, which the test virtualenv holds, so the runner
+/// installs nothing.
+fn write_batch(
+    s: &ClusterScenario,
+    name: &str,
+    study: &str,
+    objective: &str,
+    trials: u32,
+    parallelism: u32,
+) -> String {
+    std::fs::write(
+        s.path(&format!("{name}.yaml")),
+        format!(
+            "tenant: {NS}\nstudy: {study}\ndirection: minimize\nobjective_file: {name}.py\nn_trials: {trials}\nparallelism: {parallelism}\nruntime_image: python:3.11-slim\nresources:\n  cpu: {{request: 100m}}\n  memory: {{request: 256Mi}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(s.path(&format!("{name}.py")), objective).unwrap();
+    s.path(&format!("{name}.yaml")).display().to_string()
+}
+
+/// The value is the trial's index (so the best trial is known), the note says which index ran
+/// on which pod, and index 1 raises.
 const OBJECTIVE: &str = r#"
-import os
 def objective(trial):
-    index = float(os.environ["JOB_COMPLETION_INDEX"])
-    x = trial.suggest_float("x", index, index)
+    import os
+
+    import trainstack_hpo
+
+    index = int(os.environ["JOB_COMPLETION_INDEX"])
+    trainstack_hpo.TrialController(trial).log("index {} on {}".format(index, os.environ["POD_NAME"]))
+    x = trial.suggest_float("x", float(index), float(index))
     if index == 1:
         raise ValueError("index 1 always fails")
     return x + 0.5
 "#;
 
-/// Seeds batch `batch` of study `study` (3 trials, parallelism 2) running the trial workload.
-fn seed_batch(server: &ApiServer, batch: &str, study: &str) {
-    let spec = json!({
-        "batch": batch, "study": study, "directions": ["minimize"],
-        "sampler": {"name": "TPESampler", "params": {}}, "pruner": {"name": "MedianPruner", "params": {}},
-        "top_n_artifacts": 5, "objective": "objective.py", "requirements": "requirements.txt", "optuna_version": "5.0.0",
-    })
-    .to_string();
-    let trial = std::fs::read_to_string(crate::harness::repo().join("tests/fixtures/hpo/trial.py")).unwrap();
-    let (mut configmap, mut job) = batch_objects(
-        batch,
-        &[("trial.py", &trial), ("objective.py", OBJECTIVE), ("batch.json", &spec), ("requirements.txt", "")],
-        "trial.py",
-        3,
-        2,
-    );
-    for obj in [&mut configmap, &mut job] {
-        obj["metadata"]["labels"]["trainstack.io/hpo-study"] = json!(study);
-    }
-    job["spec"]["template"]["metadata"]["labels"]["trainstack.io/hpo-study"] = json!(study);
-    server.seed("trainstack", configmap);
-    server.seed("trainstack", job);
+/// A document of the workspace's dashboard, read through the double's service proxy.
+pub(crate) async fn dashboard_get(server: &ApiServer, path: &str) -> Value {
+    let uri = format!("/api/v1/namespaces/{NS}/services/hpo-dashboard:8080/proxy{path}");
+    server
+        .client()
+        .request::<Value>(http::Request::get(uri).body(Vec::new()).unwrap())
+        .await
+        .unwrap_or_else(|e| panic!("GET {path} on the dashboard: {e}"))
 }
 
-fn scenario(server: ApiServer) -> ClusterScenario {
-    ClusterScenario::with(server)
+/// The dashboard's document of study `name`, if it exists.
+pub(crate) async fn dashboard_study(server: &ApiServer, name: &str) -> Option<Value> {
+    let list = dashboard_get(server, "/api/studies").await;
+    let id =
+        list["study_summaries"].as_array()?.iter().find(|s| s["study_name"] == name)?["study_id"].as_i64()?;
+    Some(dashboard_get(server, &format!("/api/studies/{id}")).await)
+}
+
+fn user_attr<'t>(trial: &'t Value, key: &str) -> Option<&'t str> {
+    trial["user_attrs"].as_array()?.iter().find(|a| a["key"] == key)?["value"].as_str()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hpo_status_shows_each_batchs_trials_best_value_and_dashboard_from_the_dashboard_api() {
-    let volumes = tempfile::tempdir().expect("volumes");
-    let server = double_running_trials(volumes.path()).await;
-    let ws = workspace(&server, volumes).await;
-    seed_batch(&server, "b1", "s1");
-    let job = wait_for_job(&server, "hpo-b1", Duration::from_secs(120), finished).await;
-    assert_eq!(
-        job["status"]["failedIndexes"],
-        "1",
-        "{:#}\nstorage:\n{}",
-        job["status"],
-        ws.storage.log_tail()
-    );
+async fn hpo_run_waits_for_every_trial_of_the_real_runner_and_hpo_status_reads_them_and_exits_1_without_the_dashboard(
+) {
+    let ws = Workspace::start().await;
+    let s = scenario_with_workspace(&ws).await;
+    let batch = write_batch(&s, "b1", "s1", OBJECTIVE, 3, 2);
 
-    let s = scenario(server);
+    let run = s.test(&["hpo", "run", "--wait", "all", &batch]).status(0).run_async().await;
+    for line in [
+        "batch alice/b1 (study s1): finished",
+        "  pods:      3 trials, 0 running, 2 succeeded, 1 failed (hpo-b1)",
+        "  trials:    2 complete, 1 failed, 0 pruned, 0 running, 0 waiting",
+    ] {
+        assert!(run.stdout.contains(line), "no {line:?} in:\n{}\n{}", run.stdout, ws.storage.log_tail());
+    }
+    let job = s.server.get("batch/v1", "Job", Some(NS), "hpo-b1").expect("the batch's Job");
+    assert_eq!(job["status"]["failedIndexes"], "1", "{:#}", job["status"]);
+
+    // Each pod ran the ConfigMap's runner.py, which set pod_name to the pod and put the
+    // objective's logged line in the trial's note; index 1's traceback is in its pod's log.
+    let pods = s.server.list("v1", "Pod");
+    assert_eq!(pods.len(), 3, "{pods:#?}");
+    let study = dashboard_study(&s.server, "s1").await.expect("study s1");
+    for pod in &pods {
+        let name = pod["metadata"]["name"].as_str().unwrap();
+        let index =
+            pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"].as_str().unwrap();
+        let log = s.server.pod_log(NS, name);
+        assert!(log.contains(&format!("runs on pod {name}")), "{log}");
+        assert_eq!(log.contains("ValueError: index 1 always fails"), index == "1", "{log}");
+        let trial = study["trials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| user_attr(t, "pod_name") == Some(name))
+            .unwrap_or_else(|| panic!("no trial names pod {name}: {study:#}"));
+        assert_eq!(user_attr(trial, "trialbatch_name"), Some("b1"));
+        let note = trial["note"]["body"].as_str().unwrap_or_default();
+        assert!(note.contains(&format!("index {index} on {name}")), "{note}");
+    }
+
     let out = s.test(&["hpo", "status", "-o", "json"]).status(0).run_async().await;
     let doc: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
     let batches = doc["batches"].as_array().unwrap();
@@ -365,24 +447,47 @@ async fn hpo_status_shows_each_batchs_trials_best_value_and_dashboard_from_the_d
         .stdout_contains("no trial batches in namespaces alice, team-vision")
         .run_async()
         .await;
-}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hpo_status_exits_1_naming_the_dashboard_when_it_cannot_be_read_and_still_shows_pods() {
-    let volumes = tempfile::tempdir().expect("volumes");
-    let server = double_running_trials(volumes.path()).await;
-    let _ws = workspace(&server, volumes).await;
-    seed_batch(&server, "b1", "s1");
-    wait_for_job(&server, "hpo-b1", Duration::from_secs(120), finished).await;
-    server.unroute_service(NS, "hpo-dashboard", 8080);
-
-    let s = scenario(server);
+    // Without the dashboard the pods are still shown, and the exit code says the trials are not.
+    s.server.unroute_service(NS, "hpo-dashboard", 8080);
     s.test(&["hpo", "status"])
         .status(1)
         .stdout_contains("  pods:      3 trials, 0 running, 2 succeeded, 1 failed (hpo-b1)")
         .stdout_contains("trials:    unknown: the dashboard could not be read: GET /api/studies: no ready endpoints for service alice/hpo-dashboard")
         .run_async()
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hpo_run_wait_one_returns_when_the_first_real_trial_ends_while_the_others_still_run() {
+    let ws = Workspace::start().await;
+    let s = scenario_with_workspace(&ws).await;
+    // Index 0 ends at once; the others take long enough to be running when `hpo run` returns.
+    const STAGGERED: &str = r#"
+def objective(trial):
+    import os
+    import time
+
+    if os.environ["JOB_COMPLETION_INDEX"] != "0":
+        time.sleep(20)
+    return trial.suggest_float("x", 0.0, 1.0)
+"#;
+    let batch = write_batch(&s, "b2", "s2", STAGGERED, 3, 3);
+
+    let out = s.test(&["hpo", "run", "--wait", "one", &batch]).status(0).run_async().await;
+    let job = s.server.get("batch/v1", "Job", Some(NS), "hpo-b2").expect("the batch's Job");
+    assert_eq!(
+        (job["status"]["succeeded"].as_i64(), job["status"]["active"].as_i64()),
+        (Some(1), Some(2)),
+        "{:#}",
+        job["status"]
+    );
+    assert!(out.stdout.contains("batch alice/b2 (study s2): running"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("  trials:    1 complete, 0 failed, 0 pruned, 2 running, 0 waiting"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -474,7 +579,7 @@ async fn a_job_failed_for_another_reason_than_failed_indexes_fails_the_wait() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hpo_run_without_the_tenants_workspace_names_the_tenant_and_namespace_and_exits_1() {
-    let s = scenario(ApiServer::start().await);
+    let s = ClusterScenario::with(ApiServer::start().await);
     std::fs::write(
         s.path("quickstart.yaml"),
         "tenant: alice\nstudy: quickstart\nobjective_file: objective.py\n",
@@ -492,4 +597,265 @@ async fn hpo_run_without_the_tenants_workspace_names_the_tenant_and_namespace_an
         .run_async()
         .await;
     assert_eq!(s.server.list("batch/v1", "Job").len(), 0, "nothing of the batch was applied");
+}
+
+/// Smoke's report of a run, from `-o json`.
+fn report_of(out: &crate::harness::Output) -> Value {
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr))
+}
+
+/// The `hpo` entry of a smoke report.
+fn hpo_check(report: &Value) -> &Value {
+    report["checks"].as_array().unwrap().iter().find(|c| c["check"] == "hpo").expect("an hpo entry")
+}
+
+/// Nothing the hpo check created is left: batch objects, ApplySet parent, smoke studies and
+/// their artifacts.
+async fn assert_no_smoke_batch_left(server: &ApiServer, ws: &Workspace) {
+    crate::smoke::assert_cleaned_up(server);
+    let studies = dashboard_get(server, "/api/studies").await;
+    let left: Vec<&Value> = studies["study_summaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["study_name"].as_str().is_some_and(|n| n.starts_with("trainstack-smoke-")))
+        .collect();
+    assert!(left.is_empty(), "smoke studies left: {left:#?}");
+    let files: Vec<_> = std::fs::read_dir(ws.artifacts()).unwrap().collect();
+    assert!(files.is_empty(), "artifacts left: {files:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_hpo_runs_three_real_trials_proves_pods_notes_and_artifacts_and_removes_batch_and_study() {
+    let ws = Workspace::start().await;
+    let s = scenario_with_workspace(&ws).await;
+    let junit = s.path("smoke.xml");
+    let out = s
+        .test(&[
+            "smoke",
+            "--only",
+            "hpo",
+            "-o",
+            "json",
+            "--junit",
+            junit.to_str().unwrap(),
+            "--timeout",
+            "90s",
+        ])
+        .status(0)
+        .run_async()
+        .await;
+    let report = report_of(&out);
+    let hpo = hpo_check(&report);
+    assert_eq!(hpo["status"], "passed", "{hpo:#}");
+    let summary = hpo["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("3 trials of study trainstack-smoke-")
+            && summary.contains(" COMPLETE in workspace alice from pods hpo-smoke-")
+            && summary.ends_with("with notes and 3 artifact(s)"),
+        "{summary}"
+    );
+    let steps: Vec<&str> = hpo["steps"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert!(steps[0] == "storage Service alice/hpo-storage has 1 ready endpoint(s)", "{steps:#?}");
+    assert!(steps[1] == "dashboard alice/hpo-dashboard answers", "{steps:#?}");
+    assert!(
+        steps[2].starts_with("applied batch alice/smoke-") && steps[2].ends_with("3 trials, parallelism 2)"),
+        "{steps:#?}"
+    );
+    let trials = steps.iter().filter(|s| {
+        s.contains(" COMPLETE on pod hpo-smoke-") && s.ends_with("note holds its log line; 1 artifact(s)")
+    });
+    assert_eq!(trials.count(), 3, "{steps:#?}");
+    assert!(steps.iter().any(|s| s.starts_with("deleted study trainstack-smoke-") && s.ends_with("and its 3 artifact(s)")), "{steps:#?}");
+    assert!(steps.last().unwrap().starts_with("deleted batch alice/smoke-"), "{steps:#?}");
+    // The runner's own lines from each pod are in the captured logs.
+    let logs = hpo["logs"].as_str().unwrap();
+    assert_eq!(logs.matches("==> pod alice/hpo-smoke-").count(), 3, "{logs}");
+    assert!(logs.contains("trainstack smoke: trial 0 ran on pod hpo-smoke-"), "{logs}");
+    // The Job ran at most two trials at once and its pods are the ones the trials name.
+    let job = s.server.list("batch/v1", "Job");
+    assert!(job.is_empty(), "the batch's Job is removed: {job:#?}");
+
+    let cases = crate::smoke::parse_junit(&junit);
+    let hpo_case = cases.iter().find(|c| c.0 == "hpo").expect("an hpo testcase");
+    assert_eq!(hpo_case.1, "passed", "{cases:?}");
+    assert!(hpo_case.2.contains("deleted batch alice/smoke-"), "{}", hpo_case.2);
+    assert!(cases.iter().filter(|c| c.0 != "hpo").all(|c| c.1 == "skipped"), "{cases:?}");
+    assert_no_smoke_batch_left(&s.server, &ws).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_hpo_fails_at_once_naming_the_storage_when_its_service_has_no_ready_endpoints() {
+    let server = ApiServer::start().await;
+    seed_workspace_services(&server);
+    // The storage pod was ready once; now nothing serves the Service.
+    server.route_service(NS, "hpo-storage", 13000, &format!("127.0.0.1:{}", pyservers::free_port()));
+    server.unroute_service(NS, "hpo-storage", 13000);
+    let s = ClusterScenario::with(server);
+    let started = Instant::now();
+    let out = s.test(&["smoke", "--only", "hpo", "-o", "json"]).status(1).run_async().await;
+    let hpo = hpo_check(&report_of(&out)).clone();
+    assert_eq!(hpo["status"], "failed", "{hpo:#}");
+    assert_eq!(
+        hpo["reason"],
+        "storage down: Service alice/hpo-storage has no ready endpoints, so trials cannot report"
+    );
+    assert_eq!(
+        hpo["hint"],
+        "the Optuna gRPC storage server is not serving, so no trial can report: kubectl -n alice get pods -l app.kubernetes.io/name=hpo-storage; kubectl -n alice logs deploy/hpo-storage (its journal is on PVC hpo-journal)"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "no trial waited for the storage");
+    assert!(s.server.list("batch/v1", "Job").is_empty(), "no batch was applied");
+    assert!(s.server.list("v1", "ConfigMap").iter().all(|c| c["metadata"]["name"] != "hpo-smoke"));
+}
+
+/// Makes a directory unwritable for the trial pods until dropped: `chmod` where the tests do not
+/// run as root, `chattr +i` where they do (root ignores modes).
+struct Unwritable(PathBuf);
+
+impl Unwritable {
+    fn new(dir: PathBuf) -> Unwritable {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let guard = Unwritable(dir);
+        if guard.writable() {
+            let chattr = std::process::Command::new("chattr").arg("+i").arg(&guard.0).status();
+            assert!(
+                chattr.is_ok_and(|s| s.success()) && !guard.writable(),
+                "cannot make {} unwritable as root: chattr +i needs CAP_LINUX_IMMUTABLE and ext4/xfs",
+                guard.0.display()
+            );
+        }
+        guard
+    }
+
+    fn writable(&self) -> bool {
+        let probe = self.0.join(".probe");
+        let ok = std::fs::write(&probe, b"x").is_ok();
+        let _ = std::fs::remove_file(probe);
+        ok
+    }
+}
+
+impl Drop for Unwritable {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o755));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_hpo_fails_with_the_trials_error_when_the_objective_raises_and_still_cleans_up() {
+    let ws = Workspace::start().await;
+    let s = scenario_with_workspace(&ws).await;
+    // The artifact volume turned read-only: the built-in objective's upload raises.
+    let _readonly = Unwritable::new(ws.artifacts());
+    let out =
+        s.test(&["smoke", "--only", "hpo", "-o", "json", "--timeout", "90s"]).status(1).run_async().await;
+    let hpo = hpo_check(&report_of(&out)).clone();
+    assert_eq!(hpo["status"], "failed", "{hpo:#}");
+    let reason = hpo["reason"].as_str().unwrap();
+    for number in 0..3 {
+        assert!(reason.contains(&format!("trial {number} ended FAIL: PermissionError: [Errno ")), "{reason}");
+    }
+    assert!(reason.contains(&ws.artifacts().display().to_string()), "the error names the path: {reason}");
+    let hint = hpo["hint"].as_str().unwrap();
+    assert!(hint.contains("the artifact store at /artifacts, PVC hpo-artifacts"), "{hint}");
+    assert!(hint.contains("kubectl -n alice get pods -l trainstack.io/hpo-batch=smoke-"), "{hint}");
+    // The traceback is in the pods' logs the check captured.
+    assert!(hpo["logs"].as_str().unwrap().contains("Traceback (most recent call last)"), "{hpo:#}");
+    let steps: Vec<&str> = hpo["steps"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    // Optuna recorded each artifact before its write failed; optuna-dashboard cannot delete the
+    // study with those records, so the check deletes it without them and says which they are.
+    let deleted = steps
+        .iter()
+        .find(|s| s.starts_with("deleted study trainstack-smoke-"))
+        .expect("the study is deleted");
+    assert!(
+        deleted
+            .contains(" without its artifacts, which the dashboard could not remove (DELETE /api/studies/"),
+        "{deleted}"
+    );
+    assert!(deleted.contains("may remain in PVC hpo-artifacts"), "{deleted}");
+    assert!(steps.last().unwrap().starts_with("deleted batch alice/smoke-"), "{steps:#?}");
+    assert_no_smoke_batch_left(&s.server, &ws).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_hpo_is_skipped_when_no_tenant_has_a_workspace() {
+    let s = ClusterScenario::with(ApiServer::start().await);
+    s.overlay("components:\n  hpo: {enabled: false, batches_dir: null}\n  tenants:\n    list: [{name: alice}, {name: team-vision}]\n");
+    let out = s.test(&["smoke", "--only", "hpo", "-o", "json"]).status(0).run_async().await;
+    let hpo = hpo_check(&report_of(&out)).clone();
+    assert_eq!(
+        hpo,
+        json!({"check": "hpo", "status": "skipped", "why": "components.hpo.enabled is false", "duration": 0.0, "steps": [], "logs": ""})
+    );
+    s.overlay("components:\n  hpo: {batches_dir: null}\n  tenants:\n    list: [{name: alice}, {name: team-vision}]\n");
+    let out = s.test(&["smoke", "--only", "hpo", "-o", "json"]).status(0).run_async().await;
+    assert_eq!(
+        hpo_check(&report_of(&out))["why"],
+        "no tenant has an HPO workspace (tenants.<name>.hpo.enabled)"
+    );
+    assert!(s.server.list("batch/v1", "Job").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_hpo_interrupted_by_ctrl_c_removes_its_batch_and_exits_130() {
+    let ws = Workspace::start().await;
+    let s = scenario_with_workspace(&ws).await;
+    // The storage accepts connections but never answers gRPC: trials wait for it, and the
+    // check waits for them.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    s.server.route_service(NS, "hpo-storage", 13000, &silent.local_addr().unwrap().to_string());
+    let child = s
+        .command(&["smoke", "--only", "hpo"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s.server.list("v1", "Pod").iter().any(|p| p["status"]["phase"] == "Running") {
+        assert!(Instant::now() < deadline, "no smoke trial pod started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let out = crate::harness::Output::from(out);
+    assert_eq!(out.code, 130, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("smoke: interrupted; removing the smoke objects"), "{}", out.stderr);
+    assert!(out.stderr.contains("  hpo check: deleted batch alice/smoke-"), "{}", out.stderr);
+    assert_no_smoke_batch_left(&s.server, &ws).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_hpo_with_keep_leaves_its_batch_and_study_and_says_where() {
+    let ws = Workspace::start().await;
+    let s = scenario_with_workspace(&ws).await;
+    let out = s
+        .test(&["smoke", "--only", "hpo", "--keep", "-o", "json", "--timeout", "90s"])
+        .status(0)
+        .run_async()
+        .await;
+    let report = report_of(&out);
+    let hpo = hpo_check(&report);
+    assert_eq!(hpo["status"], "passed", "{hpo:#}");
+    let run_id = report["run_id"].as_str().unwrap();
+    let kept = hpo["steps"].as_array().unwrap().last().unwrap().as_str().unwrap();
+    assert_eq!(
+        kept,
+        format!("kept batch alice/smoke-{run_id} (kubectl -n alice get jobs,configmaps -l trainstack.io/smoke={run_id}) and study trainstack-smoke-{run_id} (its dashboard)")
+    );
+    let job =
+        s.server.get("batch/v1", "Job", Some(NS), &format!("hpo-smoke-{run_id}")).expect("the Job is kept");
+    assert_eq!(job["metadata"]["labels"]["trainstack.io/smoke"], run_id);
+    let study =
+        dashboard_study(&s.server, &format!("trainstack-smoke-{run_id}")).await.expect("the study is kept");
+    assert_eq!(study["trials"].as_array().unwrap().len(), 3);
 }

@@ -616,8 +616,14 @@ async fn up_on_kind_creates_the_cluster_applies_smoke_tests_and_down_reverses_it
     let server = ApiServer::start().await;
     crate::smoke::route_platform_services(&server).await;
     server.run_trainjobs(Run::Succeed { log: "trainstack smoke: TrainJob ran\n".into() });
-    let (t, out, kubeconfig) =
-        up_on_platform(&server, &["--junit", "smoke.xml", "--smoke-timeout", "90s"], 0).await;
+    // hpo is left out: with trial pods running for real, the quick-start batch `apply` creates
+    // would pip-install its Python 3.8 client pin. tests/smoke.rs runs hpo on a healthy platform.
+    let (t, out, kubeconfig) = up_on_platform(
+        &server,
+        &["--junit", "smoke.xml", "--smoke-timeout", "90s", "--smoke-skip", "hpo"],
+        0,
+    )
+    .await;
     assert_eq!(
         log(&t),
         [
@@ -642,7 +648,7 @@ async fn up_on_kind_creates_the_cluster_applies_smoke_tests_and_down_reverses_it
     let apply_summary = out.stdout.lines().position(|l| l.starts_with("apply: ")).expect(&out.stdout);
     let table = out.stdout.lines().position(|l| l.starts_with("cluster ")).expect(&out.stdout);
     assert!(apply_summary < table, "{}", out.stdout);
-    crate::smoke::assert_healthy_table(&out);
+    crate::smoke::assert_healthy_table(&out, "skipped");
     // --junit reached the smoke step: the file has a testcase per check.
     let cases = crate::smoke::parse_junit(&t.path().join("smoke.xml"));
     let passed: Vec<&str> = cases.iter().filter(|c| c.1 == "passed").map(|c| c.0.as_str()).collect();

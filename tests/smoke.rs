@@ -39,13 +39,22 @@ pub(crate) async fn route_platform_services(server: &ApiServer) {
     server.route_service("trainstack-system", "ray-dashboard", 8265, &ray.address());
 }
 
+/// Serves alice's HPO workspace from the shared real storage server and dashboard, with trial
+/// pods running the batch ConfigMap's runner. After `apply`: the shipped quick-start batch it
+/// applies is left to the workload stand-in, since its default Python 3.8 image pins a client
+/// the runner would pip-install.
+pub(crate) async fn serve_hpo_workspace(server: &ApiServer) {
+    crate::hpo_cli::shared_workspace().await.serve(server);
+}
+
 /// The row of check `name` in smoke's table.
 pub(crate) fn row<'o>(out: &'o Output, name: &str) -> &'o str {
     out.stdout.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name}: {}", out.stdout))
 }
 
-/// Smoke's table of a healthy kind platform: every check passed but gpu (no GPUs on kind).
-pub(crate) fn assert_healthy_table(out: &Output) {
+/// Smoke's table of a healthy kind platform: every check passed but gpu (no GPUs on kind), and
+/// hpo as `hpo` says.
+pub(crate) fn assert_healthy_table(out: &Output, hpo: &str) {
     for (name, result) in [
         ("cluster", "passed"),
         ("objects", "passed"),
@@ -54,6 +63,7 @@ pub(crate) fn assert_healthy_table(out: &Output) {
         ("trainer", "passed"),
         ("mlflow", "passed"),
         ("ray", "passed"),
+        ("hpo", hpo),
     ] {
         let row = row(out, name);
         assert_eq!(row.split_whitespace().nth(1), Some(result), "{row}\n{}", out.stdout);
@@ -68,11 +78,20 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["checks"].as_array().unwrap().iter().find(|c| c["check"] == name).unwrap()
 }
 
-/// Nothing of any smoke run is left: no smoke namespace, no labelled pods or TrainJobs.
+/// Nothing of any smoke run is left: no smoke namespace, no labelled pods, TrainJobs, trial
+/// batch Jobs or ConfigMaps, no ApplySet parent of a smoke batch.
 pub(crate) fn assert_cleaned_up(server: &ApiServer) {
     assert!(server.get("v1", "Namespace", None, SMOKE_NS).is_none(), "smoke namespace left behind");
     let labelled = |o: &Value| o.pointer("/metadata/labels/trainstack.io~1smoke").is_some();
     assert!(!server.list("v1", "Pod").iter().any(labelled), "smoke pods left behind");
+    assert!(!server.list("batch/v1", "Job").iter().any(labelled), "smoke trial batch Jobs left behind");
+    assert!(!server.list("v1", "ConfigMap").iter().any(labelled), "smoke trial batch ConfigMaps left behind");
+    let parents: Vec<Value> = server
+        .list("v1", "Secret")
+        .into_iter()
+        .filter(|s| s["metadata"]["name"].as_str().is_some_and(|n| n.contains("-hpo-smoke-")))
+        .collect();
+    assert!(parents.is_empty(), "smoke batch ApplySet parents left behind: {parents:#?}");
     if server
         .get("apiextensions.k8s.io/v1", "CustomResourceDefinition", None, "trainjobs.trainer.kubeflow.org")
         .is_some()
@@ -124,6 +143,7 @@ print(json.dumps({"suites": len(list(xml)), "cases": out}))
 async fn healthy_platform_passes_every_applicable_check_and_leaves_nothing_behind() {
     let s = applied().await;
     route_platform_services(&s.server).await;
+    serve_hpo_workspace(&s.server).await;
     s.server.run_trainjobs(Run::Succeed { log: "trainstack smoke: TrainJob ran\n".into() });
     let junit = s.path("smoke.xml");
     let out = s
@@ -131,7 +151,7 @@ async fn healthy_platform_passes_every_applicable_check_and_leaves_nothing_behin
         .status(0)
         .run_async()
         .await;
-    assert_healthy_table(&out);
+    assert_healthy_table(&out, "passed");
     assert!(out.stdout.contains("server v1.33.1 within 1.33-1.34"), "{}", out.stdout);
     assert!(out.stdout.contains("kind has no GPUs"), "{}", out.stdout);
     assert!(out.stdout.contains("removed Namespace trainstack-smoke"), "{}", out.stdout);
@@ -140,7 +160,7 @@ async fn healthy_platform_passes_every_applicable_check_and_leaves_nothing_behin
 
     let cases = parse_junit(&junit);
     let names: Vec<&str> = cases.iter().map(|c| c.0.as_str()).collect();
-    assert_eq!(names, ["cluster", "objects", "rbac", "gpu", "trainer", "mlflow", "ray"]);
+    assert_eq!(names, ["cluster", "objects", "rbac", "gpu", "trainer", "mlflow", "ray", "hpo"]);
     let trainer = cases.iter().find(|c| c.0 == "trainer").unwrap();
     assert_eq!(trainer.1, "passed");
     // The TrainJob's pod log is captured.
@@ -151,6 +171,12 @@ async fn healthy_platform_passes_every_applicable_check_and_leaves_nothing_behin
     assert!(mlflow.2.contains("downloaded the artifact"), "{}", mlflow.2);
     let ray = cases.iter().find(|c| c.0 == "ray").unwrap();
     assert!(ray.2.contains("SUCCEEDED") && ray.2.contains("CPU"), "{}", ray.2);
+    let hpo = cases.iter().find(|c| c.0 == "hpo").unwrap();
+    assert!(
+        hpo.2.contains("3 trials of study trainstack-smoke-") && hpo.2.contains("==> pod alice/hpo-smoke-"),
+        "{}",
+        hpo.2
+    );
     assert_cleaned_up(&s.server);
 }
 
@@ -332,7 +358,7 @@ async fn broken_rolebinding_fails_the_rbac_check_naming_the_binding() {
     let rbac = cases.iter().find(|c| c.0 == "rbac").unwrap();
     assert_eq!(rbac.1, "failed");
     assert!(rbac.2.contains("RoleBinding alice/trainjob-backend"), "{}", rbac.2);
-    assert_eq!(cases.iter().filter(|c| c.1 == "skipped").count(), 6, "{cases:?}");
+    assert_eq!(cases.iter().filter(|c| c.1 == "skipped").count(), 7, "{cases:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -365,7 +391,7 @@ async fn a_grant_into_another_tenant_fails_the_rbac_check_naming_what_allowed_it
             .contains("ok    ServiceAccount alice/trainer may not get secrets in namespace team-vision"),
         "{rbac}"
     );
-    assert_eq!(report["summary"], json!({"passed": 0, "failed": 1, "skipped": 6}));
+    assert_eq!(report["summary"], json!({"passed": 0, "failed": 1, "skipped": 7}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -521,21 +547,21 @@ async fn only_and_skip_pick_the_checks_and_unknown_names_are_rejected() {
     }
 
     let out = s
-        .test(&["smoke", "--skip", "objects,rbac,mlflow,ray", "--skip", "trainer", "-o", "json"])
+        .test(&["smoke", "--skip", "objects,rbac,mlflow,ray", "--skip", "trainer,hpo", "-o", "json"])
         .status(0)
         .run_async()
         .await;
     let report = json_of(&out);
     assert_eq!(check(&report, "trainer")["why"], "left out by --skip");
     assert_eq!(check(&report, "gpu")["status"], "skipped");
-    assert_eq!(report["summary"], json!({"passed": 1, "failed": 0, "skipped": 6}));
+    assert_eq!(report["summary"], json!({"passed": 1, "failed": 0, "skipped": 7}));
     let out = s.test(&["smoke", "--only", "cluster", "-o", "yaml"]).status(0).run_async().await;
     assert!(out.stdout.contains("- check: cluster\n    status: passed\n"), "{}", out.stdout);
 
     let out = s.test(&["smoke", "--only", "cluster,gpus"]).status(1).run_async().await;
     assert!(out.stderr.contains("invalid value 'gpus' for '--only <CHECK>'"), "{}", out.stderr);
     assert!(
-        out.stderr.contains("[possible values: cluster, objects, rbac, gpu, trainer, mlflow, ray]"),
+        out.stderr.contains("[possible values: cluster, objects, rbac, gpu, trainer, mlflow, ray, hpo]"),
         "{}",
         out.stderr
     );

@@ -9,6 +9,7 @@ use crate::connect;
 use crate::engine::run::{Engine, Options};
 use crate::output;
 use crate::output::progress::Bars;
+use crate::render::Templates;
 use crate::settings::{Format, SmokeSettings};
 use crate::smoke::report::RunReport;
 use crate::smoke::{checks, namespace, Context, SMOKE_NAMESPACE};
@@ -44,15 +45,22 @@ pub async fn smoke(args: &SmokeSettings, prepared: &Prepared) -> Result<ExitCode
     let progress = Arc::new(Bars::new(false));
     let facts = super::cluster::facts(&env);
     let engine = Engine::new(client.clone(), &env.name, &env.platform_namespace, facts, opts, progress);
+    let run_id = crate::smoke::new_run_id();
+    let hpo_batch = Templates::load(args.prepare.templates.as_deref())
+        .map_err(|e| format!("the smoke batch does not render: {e}"))
+        .and_then(|templates| crate::smoke::hpo::render(&prepared.loaded, &templates, &run_id));
     let ctx = Context {
         client,
         engine,
         env,
         set,
-        run_id: crate::smoke::new_run_id(),
+        run_id,
         timeout: args.timeout,
         mlflow_url: args.mlflow_url.clone(),
         namespace_reached: Default::default(),
+        hpo_batch,
+        keep: args.keep,
+        hpo_pending: Default::default(),
     };
     let selection = checks::select(&args.only, &args.skip);
 
@@ -103,7 +111,7 @@ async fn finish(ctx: &Context, keep: bool) -> (Vec<String>, bool) {
             false,
         );
     }
-    match namespace::cleanup(ctx).await {
+    let (mut lines, mut failed) = match namespace::cleanup(ctx).await {
         Ok(removed) => (removed.into_iter().map(|r| format!("removed {r}")).collect(), false),
         Err(e) => (
             vec![format!(
@@ -111,5 +119,14 @@ async fn finish(ctx: &Context, keep: bool) -> (Vec<String>, bool) {
             )],
             true,
         ),
+    };
+    // Only an interrupt leaves the hpo check's batch: the check removes it itself otherwise.
+    match crate::smoke::hpo::cleanup_interrupted(ctx).await {
+        Ok(done) => lines.extend(done.into_iter().map(|d| format!("hpo check: {d}"))),
+        Err(e) => {
+            lines.push(format!("cleanup failed: hpo check: {e}"));
+            failed = true;
+        }
     }
+    (lines, failed)
 }

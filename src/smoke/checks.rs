@@ -28,12 +28,22 @@ pub enum Check {
     Mlflow,
     /// The Ray dashboard and a tiny job through the Ray Jobs API.
     Ray,
+    /// A tiny Optuna study in an HPO workspace: trials, pod names, notes, an artifact.
+    Hpo,
 }
 
 impl Check {
     /// Every check, in report order.
-    pub const ALL: [Check; 7] =
-        [Check::Cluster, Check::Objects, Check::Rbac, Check::Gpu, Check::Trainer, Check::Mlflow, Check::Ray];
+    pub const ALL: [Check; 8] = [
+        Check::Cluster,
+        Check::Objects,
+        Check::Rbac,
+        Check::Gpu,
+        Check::Trainer,
+        Check::Mlflow,
+        Check::Ray,
+        Check::Hpo,
+    ];
 
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -45,6 +55,7 @@ impl Check {
             Check::Trainer => "trainer",
             Check::Mlflow => "mlflow",
             Check::Ray => "ray",
+            Check::Hpo => "hpo",
         }
     }
 
@@ -75,6 +86,7 @@ impl Check {
             Check::Mlflow => None,
             Check::Ray if !c.ray.enabled => Some("components.ray.enabled is false".into()),
             Check::Ray => None,
+            Check::Hpo => super::hpo::not_applicable(env),
         }
     }
 
@@ -129,6 +141,7 @@ pub async fn run(ctx: &Context, check: Check, rec: &Record) -> Outcome {
         Check::Trainer => super::trainer::run(ctx, rec).await,
         Check::Mlflow => super::services::run_mlflow(ctx, rec).await,
         Check::Ray => super::services::run_ray(ctx, rec).await,
+        Check::Hpo => super::hpo::run(ctx, rec).await,
     }
 }
 
@@ -229,7 +242,7 @@ mod tests {
         }
         let err = "gpus".parse::<Check>().unwrap_err();
         assert!(err.contains("unknown check \"gpus\""), "{err}");
-        assert!(err.contains("cluster, objects, rbac, gpu, trainer, mlflow, ray"), "{err}");
+        assert!(err.contains("cluster, objects, rbac, gpu, trainer, mlflow, ray, hpo"), "{err}");
     }
 
     #[test]

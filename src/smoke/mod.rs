@@ -1,16 +1,17 @@
 //! `smoke`: checks that a deployed platform works, not only that its objects exist. Each check
 //! reports passed, failed (with the reason and what to look at) or skipped (with why); the
 //! objects a check creates live in a labelled smoke namespace and are removed afterwards. HTTP
-//! checks (MLflow, Ray) reach their Services through the API server's service proxy.
+//! checks (MLflow, Ray, the HPO dashboard) reach their Services through the API server's service
+//! proxy.
 
 pub mod checks;
 pub mod cluster;
 pub mod gpu;
+pub mod hpo;
 pub mod mlflow;
 pub mod namespace;
 pub mod objects;
 pub mod pods;
-pub mod proxy;
 pub mod ray;
 pub mod rbac;
 pub mod report;
@@ -27,6 +28,8 @@ use crate::engine::run::Engine;
 use crate::env::model::Environment;
 use crate::manifest::Manifest;
 
+/// HTTP to the platform's Services, shared with `hpo status` (which must not depend on smoke).
+pub use crate::service_http as proxy;
 pub use checks::Check;
 
 /// Label every smoke object carries; its value is the run id.
@@ -157,6 +160,14 @@ pub struct Context {
     /// Whether this run reached the smoke namespace (found or created it): until it has,
     /// there is nothing of the run's to clean up.
     pub namespace_reached: std::sync::atomic::AtomicBool,
+    /// The hpo check's batch, rendered up front ([`hpo::render`]): none without a workspace,
+    /// or why it did not render.
+    pub hpo_batch: Result<Option<hpo::SmokeBatch>, String>,
+    /// `--keep`: checks that clean up after themselves leave what they created.
+    pub keep: bool,
+    /// The hpo check applied its batch and has not removed it yet: an interrupted run's cleanup
+    /// does ([`hpo::cleanup_interrupted`]).
+    pub hpo_pending: std::sync::atomic::AtomicBool,
 }
 
 impl Context {

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::wait::{phase, total_trials, JobPhase};
 use super::{dashboard_path, BATCH_LABEL, DASHBOARD_PORT, DASHBOARD_SERVICE, STUDY_LABEL};
 use crate::engine::cluster::{retry, ClusterError};
-use crate::smoke::proxy::{HttpEndpoint, Request};
+use crate::service_http::{HttpCheckError, HttpEndpoint, Request, UpstreamHint};
 
 /// The user attribute naming the batch a trial ran in.
 pub const BATCH_ATTR: &str = "trialbatch_name";
@@ -222,19 +222,32 @@ struct StudyTrials {
     best: Vec<i64>,
 }
 
-/// The study's trials; `None` when the study does not exist yet (no trial has started).
-async fn study_trials(endpoint: &HttpEndpoint<'_>, study: &str) -> Result<Option<StudyTrials>, String> {
-    let hint = |_: u16, _: &str| String::new();
-    let list =
-        endpoint.call("list studies", Request::get("/api/studies"), &hint).await.map_err(|e| e.reason)?;
-    let list = list.json()?;
-    let id = list["study_summaries"]
+/// The dashboard's id of study `study`; `None` when no study has that name.
+pub(crate) async fn study_id(
+    endpoint: &HttpEndpoint<'_>,
+    study: &str,
+    hint: UpstreamHint<'_>,
+) -> Result<Option<i64>, HttpCheckError> {
+    let step = "list studies";
+    let list = endpoint.call(step, Request::get("/api/studies"), hint).await?;
+    let list = list.json().map_err(|reason| HttpCheckError {
+        step: step.into(),
+        reason,
+        hint: hint(200, ""),
+        logs: endpoint.transcript(),
+    })?;
+    Ok(list["study_summaries"]
         .as_array()
         .into_iter()
         .flatten()
         .find(|s| s["study_name"] == study)
-        .and_then(|s| s["study_id"].as_i64());
-    let Some(id) = id else { return Ok(None) };
+        .and_then(|s| s["study_id"].as_i64()))
+}
+
+/// The study's trials; `None` when the study does not exist yet (no trial has started).
+async fn study_trials(endpoint: &HttpEndpoint<'_>, study: &str) -> Result<Option<StudyTrials>, String> {
+    let hint = |_: u16, _: &str| String::new();
+    let Some(id) = study_id(endpoint, study, &hint).await.map_err(|e| e.reason)? else { return Ok(None) };
     let detail = endpoint
         .call("read study", Request::get(format!("/api/studies/{id}")), &hint)
         .await

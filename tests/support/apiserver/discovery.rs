@@ -103,6 +103,7 @@ const BUILTINS: &[Builtin] = &[
     b("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], true, true),
     b("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"], true, true),
     b("batch", "v1", "Job", "jobs", true, &[], true, true),
+    b("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[], false, false),
     b("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[], false, false),
     b("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[], false, false),
     b("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[], false, false),

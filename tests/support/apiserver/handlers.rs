@@ -630,6 +630,7 @@ fn commit(
     if old.is_none() {
         super::trainjobs::on_create(shared, st, def, &stored);
         super::trial_pods::on_create(shared, &stored);
+        super::proxy::on_create(shared, &stored);
     }
     if finished {
         remove_object(st, def, &key);

@@ -128,8 +128,8 @@ pub(crate) struct Options {
     /// Bearer token → (user, allowed); `None` serves anyone, as an unauthenticated test server.
     users: Option<HashMap<String, (String, bool)>>,
     max_in_flight: Option<MaxInFlight>,
-    /// Runs trial batch pods as local processes (`trial_pods.rs`).
-    trial_pods: Option<Arc<PodRunner>>,
+    /// Runs trial batch pods as local processes (`trial_pods.rs`); set at build time or later.
+    trial_pods: Arc<Mutex<Option<Arc<PodRunner>>>>,
 }
 
 impl Default for Options {
@@ -143,7 +143,7 @@ impl Default for Options {
             aggregated_discovery: true,
             users: None,
             max_in_flight: None,
-            trial_pods: None,
+            trial_pods: Default::default(),
         }
     }
 }

@@ -12,6 +12,10 @@
 //! caller sent, the API server's own address. Proxy requests are long-running to the server,
 //! so its in-flight limits do not apply to them. Simplifications: plain HTTP upstreams only,
 //! one connection per request, bodies buffered, no HTML link rewriting, no upgrades.
+//!
+//! The routes are also the Services' endpoints as the EndpointSlice controller publishes them:
+//! each routed Service has one EndpointSlice with a ready endpoint per routed port, emptied when
+//! its last route goes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -214,10 +218,95 @@ impl ApiServer {
             .lock()
             .unwrap()
             .insert((namespace.to_string(), service.to_string(), port), upstream.to_string());
+        sync_endpoint_slice(&self.shared, namespace, service);
     }
 
     /// Takes the route away again: the Service has no ready endpoints from now on.
     pub fn unroute_service(&self, namespace: &str, service: &str, port: u16) {
         self.shared.proxy.0.lock().unwrap().remove(&(namespace.to_string(), service.to_string(), port));
+        sync_endpoint_slice(&self.shared, namespace, service);
     }
+}
+
+/// Called for every created object: a Service created after its route was registered gets its
+/// EndpointSlice now (the route could not place it in a namespace that did not exist yet).
+pub(crate) fn on_create(shared: &Arc<Shared>, obj: &Value) {
+    if obj["kind"] != "Service" || obj["apiVersion"] != "v1" {
+        return;
+    }
+    let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let routed = shared.proxy.0.lock().unwrap().keys().any(|(n, s, _)| *n == ns && *s == name);
+    if routed {
+        // The caller holds the state lock; the slice is written once it is released.
+        let weak = Arc::downgrade(shared);
+        shared.runtime.spawn(async move {
+            if let Some(shared) = weak.upgrade() {
+                sync_endpoint_slice(&shared, &ns, &name);
+            }
+        });
+    }
+}
+
+/// The EndpointSlice controller's view of the routes: one slice per Service (label
+/// `kubernetes.io/service-name`), a ready endpoint serving each routed port, and no endpoint
+/// once nothing is routed, so clients that read endpoints (not the proxy) see the same state.
+/// Nothing is written while the namespace does not exist; creating the Service syncs again.
+fn sync_endpoint_slice(shared: &Arc<Shared>, namespace: &str, service: &str) {
+    const SERVICE_NAME: &str = "kubernetes.io/service-name";
+    let ports: Vec<u16> = {
+        let routes = shared.proxy.0.lock().unwrap();
+        let mut ports: Vec<u16> =
+            routes.keys().filter(|(ns, svc, _)| ns == namespace && svc == service).map(|k| k.2).collect();
+        ports.sort_unstable();
+        ports
+    };
+    let collection = format!("/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices");
+    let listed = super::internal(
+        shared,
+        "GET",
+        &format!("{collection}?labelSelector={SERVICE_NAME}%3D{service}"),
+        "endpointslice-controller",
+        "",
+        Value::Null,
+    );
+    let existing = listed.ok().and_then(|l| l["items"][0]["metadata"]["name"].as_str().map(str::to_string));
+    let endpoints = if ports.is_empty() {
+        json!([])
+    } else {
+        json!([{"addresses": ["127.0.0.1"], "conditions": {"ready": true, "serving": true, "terminating": false}}])
+    };
+    let mut slice = json!({
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "namespace": namespace,
+            "labels": {SERVICE_NAME: service, "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
+        },
+        "addressType": "IPv4",
+        "endpoints": endpoints,
+        "ports": ports.iter().map(|p| json!({"port": p, "protocol": "TCP"})).collect::<Vec<_>>(),
+    });
+    let _ = match existing {
+        Some(name) => super::internal(
+            shared,
+            "PATCH",
+            &format!("{collection}/{name}"),
+            "endpointslice-controller",
+            "application/merge-patch+json",
+            slice,
+        ),
+        None => {
+            let suffix = shared.state.lock().unwrap().random_suffix();
+            slice["metadata"]["name"] = json!(format!("{service}-{suffix}"));
+            super::internal(
+                shared,
+                "POST",
+                &collection,
+                "endpointslice-controller",
+                "application/json",
+                slice,
+            )
+        }
+    };
 }

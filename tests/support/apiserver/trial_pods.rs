@@ -13,6 +13,12 @@
 //! ([`ApiServer::route_service`]), or a closed local port when nothing backs it, as kube-proxy
 //! rejects a connection to a Service without endpoints. `python` is the runner's interpreter.
 //!
+//! A rendered batch's pods so run trainstack's `runner.py` from the batch ConfigMap with the
+//! env the Job template gives them. The runner installs nothing when that interpreter already
+//! holds the batch's Optuna client pin (the same major.minor) and the batch has no
+//! requirements, so tests pick images whose pin is the server's 5.0.0, which the test
+//! virtualenv holds, and stay off the network.
+//!
 //! Deleting a Pod stops its process (SIGTERM to its process group, SIGKILL after the grace
 //! period) and the index counts as failed, as the Job controller counts a Pod deleted before
 //! it finished; deleting the Job stops all of them (the garbage collector's background
@@ -26,7 +32,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{internal, now, ApiServerBuilder, Shared};
+use super::{internal, now, ApiServer, ApiServerBuilder, Shared};
 
 /// The label that marks a trial batch's objects.
 const BATCH_LABEL: &str = "trainstack.io/hpo-batch";
@@ -56,15 +62,35 @@ impl PodRunner {
 impl ApiServerBuilder {
     /// Runs the pods of trial batch Jobs as local processes (see `trial_pods.rs`); the Job
     /// controller stand-in then leaves those Jobs alone.
-    pub fn run_trial_pods(mut self, runner: PodRunner) -> Self {
-        self.options.trial_pods = Some(Arc::new(runner));
+    pub fn run_trial_pods(self, runner: PodRunner) -> Self {
+        *self.options.trial_pods.lock().unwrap() = Some(Arc::new(runner));
         self
     }
 }
 
+impl ApiServer {
+    /// From now on, runs the pods of new trial batch Jobs as local processes, as
+    /// [`ApiServerBuilder::run_trial_pods`] does from the start.
+    pub fn run_trial_pods(&self, runner: PodRunner) {
+        *self.shared.options.trial_pods.lock().unwrap() = Some(Arc::new(runner));
+    }
+}
+
+impl ApiServer {
+    /// What the container of pod `namespace/name` wrote, once it ended (empty before).
+    pub fn pod_log(&self, namespace: &str, name: &str) -> String {
+        let st = self.shared.state.lock().unwrap();
+        st.pod_logs.get(&(namespace.to_string(), name.to_string())).cloned().unwrap_or_default()
+    }
+}
+
+fn runner_of(shared: &Shared) -> Option<Arc<PodRunner>> {
+    shared.options.trial_pods.lock().unwrap().clone()
+}
+
 /// Whether the runner owns this Job (the workload stand-in must not complete it).
 pub(crate) fn owns(shared: &Shared, obj: &Value) -> bool {
-    shared.options.trial_pods.is_some()
+    runner_of(shared).is_some()
         && obj["kind"] == "Job"
         && obj["metadata"]["labels"].get(BATCH_LABEL).is_some()
 }
@@ -74,7 +100,7 @@ pub(crate) fn on_create(shared: &Arc<Shared>, obj: &Value) {
     if !owns(shared, obj) || obj["spec"]["completionMode"] != "Indexed" {
         return;
     }
-    let runner = shared.options.trial_pods.clone().expect("owns() checked the runner");
+    let runner = runner_of(shared).expect("owns() checked the runner");
     let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
     let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
     let weak = Arc::downgrade(shared);

@@ -61,6 +61,16 @@ impl Request {
         Self { method: Method::DELETE, path: path.into(), content_type: None, body: Vec::new() }
     }
 
+    /// `DELETE path` with a JSON body.
+    pub fn delete_json(path: impl Into<String>, body: &Value) -> Self {
+        Self {
+            method: Method::DELETE,
+            path: path.into(),
+            content_type: Some("application/json"),
+            body: body.to_string().into_bytes(),
+        }
+    }
+
     /// `POST path` with a JSON body.
     pub fn post_json(path: impl Into<String>, body: &Value) -> Self {
         Self {
