@@ -233,7 +233,7 @@ impl Engine {
         // KEP-3659: the parent lists the union of old and new group-kinds and namespaces before
         // any member is written, so a run cut off anywhere leaves no member prune cannot find.
         let parent = desired.iter().position(is_parent).expect("prepare adds the parent");
-        let (parent_change, created_bare) = self.write_parent_first(&desired[parent]).await;
+        let (parent_change, created_bare) = self.write_parent_first(&desired, parent).await;
         let failed = parent_change.error.is_some();
         let mut changes = vec![parent_change];
         if failed {
@@ -340,9 +340,14 @@ impl Engine {
     /// bare first (name and creation mark, no member label), so no member precedes the parent
     /// and the namespaces phase then applies it in full.
     /// Returns the parent's change and whether its namespace was created bare.
-    async fn write_parent_first(&self, parent: &Desired) -> (ObjectChange, bool) {
+    async fn write_parent_first(&self, desired: &[Desired], parent: usize) -> (ObjectChange, bool) {
+        let parent = &desired[parent];
         let mut created_bare = false;
-        if !self.opts.dry_run {
+        // The set's LIST of Namespaces already found it when it is a labelled member.
+        let listed = desired
+            .iter()
+            .any(|d| d.kind() == "Namespace" && d.name() == self.parent.namespace && matches!(d.seen, Seen::Live(_)));
+        if !self.opts.dry_run && !listed {
             match self.ensure_parent_namespace().await {
                 Ok(created) => created_bare = created,
                 Err(e) => {
