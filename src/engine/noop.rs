@@ -347,8 +347,14 @@ fn builtin_list(kind: &str, parent: &[Pe], field: &str) -> ListType {
     let keys = |k: &[&str]| ListType::Map(k.iter().map(|s| s.to_string()).collect());
     let in_item = matches!(parent.last(), Some(Pe::Key(_)));
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes" | "imagePullSecrets"
-        | "resourceClaims" | "schedulingGates" => keys(&["name"]),
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets"
+        | "resourceClaims"
+        | "schedulingGates" => keys(&["name"]),
         "volumeMounts" => keys(&["mountPath"]),
         "volumeDevices" => keys(&["devicePath"]),
         "hostAliases" => keys(&["ip"]),
@@ -683,7 +689,9 @@ mod tests {
             let live = live_with(&d, json!([entry("trainstack", "Apply", owned_service())]));
             assert_eq!(decide(&d, &live, "trainstack", Shapes::Builtin), Verdict::Unchanged, "{same}");
         }
-        for (desired, stored) in [(json!(8080), json!("8080")), (json!("8080"), json!(8080)), (json!("http"), json!("web"))] {
+        for (desired, stored) in
+            [(json!(8080), json!("8080")), (json!("8080"), json!(8080)), (json!("http"), json!("web"))]
+        {
             let d = service(desired.clone());
             let mut live = live_with(&d, json!([entry("trainstack", "Apply", owned_service())]));
             live["spec"]["ports"][0]["targetPort"] = stored.clone();
@@ -706,7 +714,8 @@ mod tests {
 
     #[test]
     fn lists_without_merge_markers_are_atomic_and_compared_whole() {
-        let items = json!([{"type": "Container", "default": {"cpu": "500m"}, "defaultRequest": {"cpu": "100m"}}]);
+        let items =
+            json!([{"type": "Container", "default": {"cpu": "500m"}, "defaultRequest": {"cpu": "100m"}}]);
         let d = limit_range(items);
         let owned = json!({"f:spec": {"f:limits": {}}});
         let live = live_with(&d, json!([entry("trainstack", "Apply", owned.clone())]));
@@ -716,7 +725,10 @@ mod tests {
         let mut defaulted = live.clone();
         defaulted["spec"]["limits"][0]["max"] = json!({"cpu": "1"});
         let v = decide(&d, &defaulted, "trainstack", Shapes::Builtin);
-        assert_eq!(v, Verdict::NeedsDryRun(Fallback { reason: reason::DEFAULTED, at: ".spec.limits".into() }));
+        assert_eq!(
+            v,
+            Verdict::NeedsDryRun(Fallback { reason: reason::DEFAULTED, at: ".spec.limits".into() })
+        );
 
         // Had the server merged the list by key, trainstack's entry would name its items, not
         // the list: the field sets differ, and the wrong guess falls back instead of passing.
@@ -777,7 +789,6 @@ mod tests {
         mine["apiVersion"] = json!("x.io/v1");
         let live = live_with(&cr, json!([mine]));
         assert_eq!(decide(&cr, &live, "trainstack", shapes), Verdict::Unchanged);
-
     }
 
     #[test]
@@ -786,7 +797,8 @@ mod tests {
         let shapes = Shapes::Custom(schemas.schema("x.io/v1", "Thing").unwrap());
         let cr = json!({"apiVersion": "x.io/v1", "kind": "Thing", "metadata": {"name": "t"},
                         "spec": {"size": "10Gi", "free": {"list": [1, 2]}}});
-        let mut mine = entry("trainstack", "Apply", json!({"f:spec": {"f:size": {}, "f:free": {"f:list": {}}}}));
+        let mut mine =
+            entry("trainstack", "Apply", json!({"f:spec": {"f:size": {}, "f:free": {"f:list": {}}}}));
         mine["apiVersion"] = json!("x.io/v1");
         let live = live_with(&cr, json!([mine]));
         assert_eq!(decide(&cr, &live, "trainstack", shapes), Verdict::Unchanged);

@@ -344,9 +344,9 @@ impl Engine {
         let parent = &desired[parent];
         let mut created_bare = false;
         // The set's LIST of Namespaces already found it when it is a labelled member.
-        let listed = desired
-            .iter()
-            .any(|d| d.kind() == "Namespace" && d.name() == self.parent.namespace && matches!(d.seen, Seen::Live(_)));
+        let listed = desired.iter().any(|d| {
+            d.kind() == "Namespace" && d.name() == self.parent.namespace && matches!(d.seen, Seen::Live(_))
+        });
         if !self.opts.dry_run && !listed {
             match self.ensure_parent_namespace().await {
                 Ok(created) => created_bare = created,
