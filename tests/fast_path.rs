@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::harness::{crd_addons_overlay, ClusterScenario as Scenario};
+use crate::support::apiserver::ApiServer;
 
 const NS: &str = "fastpath";
 
@@ -448,7 +449,8 @@ async fn a_noop_diff_and_apply_of_a_multi_tenant_environment_make_at_most_two_re
         let over: Vec<_> = per_type.iter().filter(|(_, n)| **n > 2).collect();
         assert!(over.is_empty(), "{args:?}: more than 2 requests for {over:?}");
         // One LIST page per type (two for NetworkPolicies), the parent's GET, apply's read of
-        // the CRDs it waits for, and discovery once per run.
+        // the CRDs it waits for, and aggregated discovery: `/api` and `/apis`, once per run.
+        assert_eq!(discovery, 2, "{args:?}");
         assert!(requests.len() < 100, "{args:?}: {} requests: {per_type:?}", requests.len());
         eprintln!(
             "{args:?}: {objects} objects, {} requests ({} types, {discovery} discovery, {dry_runs} dry-runs)",
@@ -456,4 +458,24 @@ async fn a_noop_diff_and_apply_of_a_multi_tenant_environment_make_at_most_two_re
             per_type.len(),
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn discovery_without_the_aggregated_api_falls_back_to_one_request_per_group_version() {
+    // A server before Kubernetes 1.30 answers `/api` and `/apis` in the legacy format only.
+    let s = Scenario::with(ApiServer::builder().aggregated_discovery(false).start().await);
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
+    s.server.clear_requests();
+    s.test(&["diff"]).status(0).run_async().await;
+    let discovery: Vec<String> = s
+        .server
+        .requests()
+        .iter()
+        .filter(|r| resource_type(&r.path).is_none())
+        .map(|r| r.path.clone())
+        .collect();
+    // The aggregated attempt (`/apis`, `/api`), then `/apis`, `/api` and every group version.
+    assert!(discovery.len() > 4, "{discovery:?}");
+    assert_eq!(discovery.iter().filter(|p| *p == "/api").count(), 2, "{discovery:?}");
+    assert!(discovery.iter().any(|p| p == "/apis/apps/v1"), "{discovery:?}");
 }
