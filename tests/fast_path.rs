@@ -493,3 +493,43 @@ async fn discovery_without_the_aggregated_api_falls_back_to_one_request_per_grou
     assert_eq!(discovery.iter().filter(|p| *p == "/api").count(), 2, "{discovery:?}");
     assert!(discovery.iter().any(|p| p == "/apis/apps/v1"), "{discovery:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_run_on_one_engine_reports_only_its_own_plan_counts() {
+    use std::sync::Arc;
+    use trainstack::engine::ready::ClusterFacts;
+    use trainstack::engine::run::{Engine, Options};
+    use trainstack::settings::{AddonSettings, LoadSettings, PrepareSettings};
+
+    let dir = tempfile::tempdir().unwrap();
+    let crds = dir.path().join("crds.yaml");
+    std::fs::write(&crds, crd_addons_overlay()).unwrap();
+    let repo = crate::harness::repo();
+    let settings = PrepareSettings {
+        load: LoadSettings {
+            files: vec![repo.join("environments/base.yaml"), repo.join("environments/kind.yaml"), crds],
+            terraform_outputs: None,
+        },
+        templates: None,
+        addons: AddonSettings { skip: false, cache_dir: Some(dir.path().join("cache")) },
+    };
+    let set = trainstack::commands::prepare(&settings).await.unwrap().set;
+    let server = ApiServer::start().await;
+    let client = trainstack::connect::client_from(server.config(), 8).unwrap();
+    let engine = Engine::new(
+        client,
+        "kind-dev",
+        "trainstack-system",
+        ClusterFacts::default(),
+        Options { wait: false, ..Options::default() },
+        Arc::new(trainstack::output::progress::Bars::new(false)),
+    );
+    let first = engine.apply(&set).await.unwrap();
+    assert_eq!(first.summary.failed, 0);
+    let diff = engine.diff(&set).await.unwrap();
+    assert!(!diff.has_changes());
+    // Every object (and the parent) planned once by this diff, none of them new.
+    let planned = diff.summary.decided_locally + diff.summary.dry_runs;
+    assert_eq!(planned, set.len() + 1, "{:?}", diff.summary);
+    assert!(!diff.summary.dry_run_reasons.contains_key("new object"), "{:?}", diff.summary);
+}
