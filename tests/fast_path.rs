@@ -533,3 +533,52 @@ async fn a_second_run_on_one_engine_reports_only_its_own_plan_counts() {
     assert_eq!(planned, set.len() + 1, "{:?}", diff.summary);
     assert!(!diff.summary.dry_run_reasons.contains_key("new object"), "{:?}", diff.summary);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_custom_resource_whose_crd_another_tool_installed_is_decided_by_the_clusters_crd() {
+    let s = Scenario::start().await;
+    // Another tool (Helm, say) installed the CRD; the environment applies only a resource of it.
+    let mut crd = widget_crd();
+    crd["metadata"]["name"] = json!("gadgets.fastpath.example");
+    crd["spec"]["names"] =
+        json!({"kind": "Gadget", "plural": "gadgets", "singular": "gadget", "listKind": "GadgetList"});
+    s.server.seed_apply("helm", crd);
+    s.server.establish_crd("gadgets.fastpath.example");
+    let gadget = json!({"apiVersion": "fastpath.example/v1", "kind": "Gadget",
+        "metadata": {"name": "g", "namespace": "default"},
+        "spec": {"workers": [{"name": "a", "n": 1}], "tags": ["x"], "size": "10Gi", "free": {"list": [1]}}});
+    std::fs::write(s.path("gadget.yaml"), gadget.to_string()).unwrap();
+    s.overlay(&format!(
+        "{}  - name: gadget\n    version: v1\n    source: {{file: {}}}\n",
+        crd_addons_overlay(),
+        s.path("gadget.yaml").display()
+    ));
+    s.test(&["apply", "--no-wait"]).status(0).run_async().await;
+
+    s.server.clear_requests();
+    let in_sync = diff_json(&s, &[], 0).await;
+    let requests = s.server.requests();
+    let crd_path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.fastpath.example";
+    assert_eq!(requests.iter().filter(|r| r.path == crd_path).count(), 1, "{requests:#?}");
+    let gadget_dry_runs = |requests: &[crate::support::apiserver::RequestRecord]| {
+        requests.iter().filter(|r| r.is_dry_run() && r.path.ends_with("/gadgets/g")).count()
+    };
+    assert_eq!(gadget_dry_runs(&requests), 0, "{}", in_sync["summary"]);
+
+    // Drift in a keyed list item: the proof falls back, and agrees with the full dry-run.
+    s.server.seed_apply(
+        "kubectl",
+        typed(
+            "fastpath.example/v1",
+            "Gadget",
+            "g",
+            json!({"metadata": {"namespace": "default"},
+            "spec": {"workers": [{"name": "a", "n": 9}]}}),
+        ),
+    );
+    s.server.clear_requests();
+    let fast = diff_json(&s, &[], 2).await;
+    assert_eq!(gadget_dry_runs(&s.server.requests()), 2, "a dry-run, and the forced one of the conflict");
+    let full = diff_json(&s, &["--server-dry-run-all"], 2).await;
+    assert_eq!(verdicts(&fast), verdicts(&full));
+}

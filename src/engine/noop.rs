@@ -86,8 +86,9 @@ pub mod reason {
     pub const STRING_DATA: &str = "Secret stringData";
     /// An associative list whose items are not objects: no key to address them by.
     pub const UNKEYED_ITEM: &str = "associative-list item without keys";
-    /// A custom resource whose CRD schema is not part of the environment.
-    pub const UNKNOWN_SCHEMA: &str = "no CRD schema in the environment";
+    /// A custom resource whose CRD schema is neither part of the environment nor readable
+    /// from the cluster.
+    pub const UNKNOWN_SCHEMA: &str = "no CRD schema";
     /// An empty associative or set list, whose ownership the proof does not model.
     pub const EMPTY_LIST: &str = "empty associative or set list";
     /// A null value, which apply treats as a removal.
