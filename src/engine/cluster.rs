@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind, ObjectList};
-use kube::discovery::{Discovery, Scope};
+use kube::discovery::{ApiGroup, Discovery, Scope};
 use kube::Client;
 use serde_json::Value;
 
@@ -66,8 +66,16 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Runs discovery.
+    /// Runs discovery: aggregated (two requests, served since Kubernetes 1.30), else one
+    /// request per API group version.
     pub async fn discover(client: &Client) -> Result<Self, ClusterError> {
+        let aggregated = retry("discovery", || Discovery::new(client.clone()).run_aggregated()).await;
+        // A server without aggregated discovery answers in the legacy format, which reads as
+        // no groups at all (every server has the core group), or refuses the media type; the
+        // legacy discovery then runs, and reports the error if there is one.
+        if let Some(discovery) = aggregated.ok().filter(|d| d.has_group(ApiGroup::CORE_GROUP)) {
+            return Ok(Catalog { discovery });
+        }
         let discovery = retry("discovery", || Discovery::new(client.clone()).run()).await?;
         Ok(Catalog { discovery })
     }

@@ -9,6 +9,18 @@
 //! sets are compared by their leaves (scalars, atomic lists, set items, empty objects), which
 //! is where applied values live; list items are addressed by key (`k:`) or value (`v:`) as in
 //! `fieldsV1`.
+//!
+//! List types follow the server's rule: a list is atomic unless its schema marks it as a map
+//! or a set (built-in kinds by `patchMergeKey`/`x-kubernetes-list-type`, CRDs by
+//! `x-kubernetes-list-type`, free-form fields never). A wrong guess cannot prove a change away:
+//! the server recorded the list in trainstack's own `fieldsV1` by the type it really has (one
+//! leaf for an atomic list, `k:`/`v:` items for the others), so the owned and desired field
+//! sets differ and the proof falls back.
+//!
+//! Values are compared as JSON, type included. That is exact for int-or-string fields: the
+//! server stores `8080` and `"8080"` as sent (apimachinery's `IntOrString` keeps its type;
+//! a CRD's `x-kubernetes-int-or-string` value is stored verbatim), so only a built-in
+//! `resource.Quantity`, which the server rewrites, needs its canonical-form check.
 
 use std::collections::BTreeSet;
 
@@ -70,14 +82,13 @@ pub mod reason {
     pub const DEFAULTED: &str = "server-defaulted or changed value inside a desired field";
     /// A quantity the server would rewrite (`1000m` is stored as `1`).
     pub const QUANTITY: &str = "quantity not in canonical form";
-    /// A string in an int-or-string field.
-    pub const INT_OR_STRING: &str = "int-or-string value";
     /// Secret `stringData` is write-only: the server merges it into `data`.
     pub const STRING_DATA: &str = "Secret stringData";
-    /// A list whose merge semantics the proof does not know.
-    pub const UNKNOWN_LIST: &str = "unknown list semantics";
-    /// A custom resource whose CRD schema is not part of the environment.
-    pub const UNKNOWN_SCHEMA: &str = "no CRD schema in the environment";
+    /// An associative list whose items are not objects: no key to address them by.
+    pub const UNKEYED_ITEM: &str = "associative-list item without keys";
+    /// A custom resource whose CRD schema is neither part of the environment nor readable
+    /// from the cluster.
+    pub const UNKNOWN_SCHEMA: &str = "no CRD schema";
     /// An empty associative or set list, whose ownership the proof does not model.
     pub const EMPTY_LIST: &str = "empty associative or set list";
     /// A null value, which apply treats as a removal.
@@ -255,13 +266,12 @@ impl Walker<'_> {
                 let list = match node {
                     Node::Builtin => match path.split_last() {
                         Some((Pe::Field(field), parent)) => builtin_list(self.kind, parent, field),
-                        _ => None,
+                        _ => ListType::Atomic,
                     },
-                    Node::Custom(Some(s)) => Some(s.list_type().clone()),
-                    Node::Custom(None) | Node::Unknown => None,
-                };
-                let Some(list) = list else {
-                    return Err(Fallback::new(reason::UNKNOWN_LIST, path));
+                    Node::Custom(Some(s)) => s.list_type().clone(),
+                    // Free-form (preserve-unknown-fields) values: the server deduces their
+                    // type, and deduced lists are atomic.
+                    Node::Custom(None) | Node::Unknown => ListType::Atomic,
                 };
                 if items.is_empty() && list != ListType::Atomic {
                     return Err(Fallback::new(reason::EMPTY_LIST, path));
@@ -284,7 +294,7 @@ impl Walker<'_> {
                     ListType::Map(keys) => {
                         for item in items {
                             let Some(fields) = item.as_object() else {
-                                return Err(Fallback::new(reason::UNKNOWN_LIST, path));
+                                return Err(Fallback::new(reason::UNKEYED_ITEM, path));
                             };
                             path.push(Pe::Key(item_key(item, &keys)));
                             for (k, child) in fields {
@@ -306,29 +316,16 @@ impl Walker<'_> {
         }
     }
 
-    /// Scalars the server may store in another form than written.
+    /// Scalars the server may store in another form than written: only a built-in kind's
+    /// `resource.Quantity` (a custom resource's quantity is an int-or-string, kept verbatim).
     fn check_scalar(&self, v: &Value, path: &[Pe], node: Node) -> Result<(), Fallback> {
         let field = |i: usize| match path.len().checked_sub(i + 1).map(|at| &path[at]) {
             Some(Pe::Field(f)) => f.as_str(),
             _ => "",
         };
-        match node {
-            Node::Builtin => {
-                if QUANTITY_MAPS.contains(&field(1)) || field(0) == "sizeLimit" {
-                    if !v.as_str().is_some_and(canonical_quantity) {
-                        return Err(Fallback::new(reason::QUANTITY, path));
-                    }
-                } else if v.is_string()
-                    && (INT_OR_STRING.contains(&field(0))
-                        || (field(0) == "port" && PROBE_HANDLERS.contains(&field(1))))
-                {
-                    return Err(Fallback::new(reason::INT_OR_STRING, path));
-                }
-            }
-            Node::Custom(Some(s)) if s.is_int_or_string() && v.is_string() => {
-                return Err(Fallback::new(reason::INT_OR_STRING, path));
-            }
-            _ => {}
+        let quantity = QUANTITY_MAPS.contains(&field(1)) || field(0) == "sizeLimit";
+        if matches!(node, Node::Builtin) && quantity && !v.as_str().is_some_and(canonical_quantity) {
+            return Err(Fallback::new(reason::QUANTITY, path));
         }
         Ok(())
     }
@@ -344,22 +341,21 @@ fn child_node<'a>(node: Node<'a>, field: &str) -> Node<'a> {
 /// Built-in maps whose values are `resource.Quantity`.
 const QUANTITY_MAPS: &[&str] = &["limits", "requests", "hard", "capacity", "allocatable"];
 
-/// Built-in `IntOrString` fields trainstack's templates use.
-const INT_OR_STRING: &[&str] = &["targetPort", "maxSurge", "maxUnavailable", "minAvailable"];
-
-/// Probe handlers, whose `port` is an `IntOrString`.
-const PROBE_HANDLERS: &[&str] = &["httpGet", "tcpSocket"];
-
 /// The list type of a built-in field, as the Kubernetes OpenAPI marks it
-/// (`x-kubernetes-list-type`, `x-kubernetes-patch-merge-key`); `None` for a list the table
-/// does not know, so the proof falls back rather than guess.
-fn builtin_list(kind: &str, parent: &[Pe], field: &str) -> Option<ListType> {
-    let keys = |k: &[&str]| Some(ListType::Map(k.iter().map(|s| s.to_string()).collect()));
+/// (`x-kubernetes-list-type`, `x-kubernetes-patch-merge-key`); every other built-in list is
+/// atomic, as it is to the server.
+fn builtin_list(kind: &str, parent: &[Pe], field: &str) -> ListType {
+    let keys = |k: &[&str]| ListType::Map(k.iter().map(|s| s.to_string()).collect());
     let in_item = matches!(parent.last(), Some(Pe::Key(_)));
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes" | "imagePullSecrets" => {
-            keys(&["name"])
-        }
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets"
+        | "resourceClaims"
+        | "schedulingGates" => keys(&["name"]),
         "volumeMounts" => keys(&["mountPath"]),
         "volumeDevices" => keys(&["devicePath"]),
         "hostAliases" => keys(&["ip"]),
@@ -367,13 +363,9 @@ fn builtin_list(kind: &str, parent: &[Pe], field: &str) -> Option<ListType> {
         "ownerReferences" => keys(&["uid"]),
         "ports" if in_item => keys(&["containerPort", "protocol"]),
         "ports" if kind == "Service" && parent == [Pe::Field("spec".into())] => keys(&["port", "protocol"]),
-        "finalizers" if parent == [Pe::Field("metadata".into())] => Some(ListType::Set),
-        "command" | "args" | "envFrom" | "tolerations" | "accessModes" | "rules" | "subjects" | "verbs"
-        | "apiGroups" | "resources" | "resourceNames" | "nonResourceURLs" | "matchExpressions" | "values"
-        | "nodeSelectorTerms" | "ingress" | "egress" | "from" | "to" | "policyTypes" | "items"
-        | "sources" | "clusterIPs" | "ipFamilies" | "externalIPs" | "tls" | "hosts" | "paths" | "add"
-        | "drop" | "secrets" | "versions" | "shortNames" | "categories" => Some(ListType::Atomic),
-        _ => None,
+        "secrets" if kind == "ServiceAccount" && parent.is_empty() => keys(&["name"]),
+        "finalizers" if parent == [Pe::Field("metadata".into())] => ListType::Set,
+        _ => ListType::Atomic,
     }
 }
 
@@ -675,21 +667,79 @@ mod tests {
     }
 
     #[test]
-    fn secret_string_data_and_int_or_string_values_need_a_dry_run() {
+    fn secret_string_data_needs_a_dry_run() {
         let s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"p": "x"}});
         let live = live_with(&s, json!([]));
         assert_eq!(reason_of(decide(&s, &live, "trainstack", Shapes::Builtin)), reason::STRING_DATA);
-        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
-                         "spec": {"ports": [{"port": 80, "targetPort": "http"}]}});
-        let live = live_with(&svc, json!([]));
-        assert_eq!(reason_of(decide(&svc, &live, "trainstack", Shapes::Builtin)), reason::INT_OR_STRING);
+    }
+
+    fn service(target: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+               "spec": {"ports": [{"port": 80, "targetPort": target}]}})
+    }
+
+    fn owned_service() -> Value {
+        json!({"f:spec": {"f:ports": {"k:{\"port\":80,\"protocol\":\"TCP\"}":
+            {".": {}, "f:port": {}, "f:targetPort": {}}}}})
     }
 
     #[test]
-    fn unknown_lists_schemas_nulls_status_and_deletion_need_a_dry_run() {
-        let odd = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "mystery": [1]});
-        let live = live_with(&odd, json!([]));
-        assert_eq!(reason_of(decide(&odd, &live, "trainstack", Shapes::Builtin)), reason::UNKNOWN_LIST);
+    fn int_or_string_values_are_unchanged_only_when_equal_in_json_type_and_value() {
+        for same in [json!("http"), json!(8080), json!("8080"), json!("25%")] {
+            let d = service(same.clone());
+            let live = live_with(&d, json!([entry("trainstack", "Apply", owned_service())]));
+            assert_eq!(decide(&d, &live, "trainstack", Shapes::Builtin), Verdict::Unchanged, "{same}");
+        }
+        for (desired, stored) in
+            [(json!(8080), json!("8080")), (json!("8080"), json!(8080)), (json!("http"), json!("web"))]
+        {
+            let d = service(desired.clone());
+            let mut live = live_with(&d, json!([entry("trainstack", "Apply", owned_service())]));
+            live["spec"]["ports"][0]["targetPort"] = stored.clone();
+            let v = decide(&d, &live, "trainstack", Shapes::Builtin);
+            assert_eq!(
+                v,
+                Verdict::NeedsDryRun(Fallback {
+                    reason: reason::VALUE_DIFFERS,
+                    at: ".spec.ports[port=80,protocol=\"TCP\"].targetPort".into()
+                }),
+                "{desired} stored as {stored}"
+            );
+        }
+    }
+
+    fn limit_range(items: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "l", "namespace": "n"},
+               "spec": {"limits": items}})
+    }
+
+    #[test]
+    fn lists_without_merge_markers_are_atomic_and_compared_whole() {
+        let items =
+            json!([{"type": "Container", "default": {"cpu": "500m"}, "defaultRequest": {"cpu": "100m"}}]);
+        let d = limit_range(items);
+        let owned = json!({"f:spec": {"f:limits": {}}});
+        let live = live_with(&d, json!([entry("trainstack", "Apply", owned.clone())]));
+        assert_eq!(decide(&d, &live, "trainstack", Shapes::Builtin), Verdict::Unchanged);
+
+        // A default the server filled into an item changes the list as a whole.
+        let mut defaulted = live.clone();
+        defaulted["spec"]["limits"][0]["max"] = json!({"cpu": "1"});
+        let v = decide(&d, &defaulted, "trainstack", Shapes::Builtin);
+        assert_eq!(
+            v,
+            Verdict::NeedsDryRun(Fallback { reason: reason::DEFAULTED, at: ".spec.limits".into() })
+        );
+
+        // Had the server merged the list by key, trainstack's entry would name its items, not
+        // the list: the field sets differ, and the wrong guess falls back instead of passing.
+        let by_key = json!({"f:spec": {"f:limits": {"k:{\"type\":\"Container\"}": {".": {}, "f:type": {}}}}});
+        let live = live_with(&d, json!([entry("trainstack", "Apply", by_key)]));
+        assert_eq!(reason_of(decide(&d, &live, "trainstack", Shapes::Builtin)), reason::FIELD_REMOVED);
+    }
+
+    #[test]
+    fn unknown_schemas_nulls_status_and_deletion_need_a_dry_run() {
         let cr =
             json!({"apiVersion": "x.io/v1", "kind": "Thing", "metadata": {"name": "t"}, "spec": {"a": 1}});
         let live = live_with(&cr, json!([]));
@@ -740,12 +790,25 @@ mod tests {
         mine["apiVersion"] = json!("x.io/v1");
         let live = live_with(&cr, json!([mine]));
         assert_eq!(decide(&cr, &live, "trainstack", shapes), Verdict::Unchanged);
+    }
 
-        let mut sized = cr.clone();
-        sized["spec"]["size"] = json!("10Gi");
-        assert_eq!(reason_of(decide(&sized, &live, "trainstack", shapes)), reason::INT_OR_STRING);
-        let mut free = cr.clone();
-        free["spec"]["free"] = json!({"list": [1]});
-        assert_eq!(reason_of(decide(&free, &live, "trainstack", shapes)), reason::UNKNOWN_LIST);
+    #[test]
+    fn crd_int_or_string_and_free_form_lists_are_decided_by_their_stored_values() {
+        let schemas = thing_schema();
+        let shapes = Shapes::Custom(schemas.schema("x.io/v1", "Thing").unwrap());
+        let cr = json!({"apiVersion": "x.io/v1", "kind": "Thing", "metadata": {"name": "t"},
+                        "spec": {"size": "10Gi", "free": {"list": [1, 2]}}});
+        let mut mine =
+            entry("trainstack", "Apply", json!({"f:spec": {"f:size": {}, "f:free": {"f:list": {}}}}));
+        mine["apiVersion"] = json!("x.io/v1");
+        let live = live_with(&cr, json!([mine]));
+        assert_eq!(decide(&cr, &live, "trainstack", shapes), Verdict::Unchanged);
+
+        let mut resized = live.clone();
+        resized["spec"]["size"] = json!(10);
+        assert_eq!(reason_of(decide(&cr, &resized, "trainstack", shapes)), reason::VALUE_DIFFERS);
+        let mut grown = live.clone();
+        grown["spec"]["free"]["list"] = json!([1, 2, 3]);
+        assert_eq!(reason_of(decide(&cr, &grown, "trainstack", shapes)), reason::DEFAULTED);
     }
 }

@@ -134,6 +134,12 @@ impl Engine {
         &self,
         set: &[Manifest],
     ) -> Result<(Vec<Desired>, Catalog, Vec<String>), RunError> {
+        // A run starts from nothing an earlier run on this engine read or counted: its lists
+        // may be stale, and a report's counts are its own run's.
+        if let (Ok(mut listed), Ok(mut planned)) = (self.listed.lock(), self.planned.lock()) {
+            listed.clear();
+            *planned = Default::default();
+        }
         let catalog = Catalog::discover(&self.client).await?;
         let id = self.parent.id();
         let mut desired: Vec<Desired> = set

@@ -34,6 +34,9 @@ impl Engine {
             // A CRD the validator cannot compile leaves its resources to the dry-run.
             let _ = crds.add_crd(&d.obj);
         }
+        for crd in self.foreign_crds(&desired, &crds, &catalog).await {
+            let _ = crds.add_crd(&crd);
+        }
         let _ = self.crds.set(crds);
         // The parent's namespaces: this set's and those older runs left members in, which
         // prune will look in too.
@@ -278,7 +281,7 @@ impl Engine {
         // KEP-3659: the parent lists the union of old and new group-kinds and namespaces before
         // any member is written, so a run cut off anywhere leaves no member prune cannot find.
         let parent = desired.iter().position(is_parent).expect("prepare adds the parent");
-        let (parent_change, created_bare) = self.write_parent_first(&desired[parent]).await;
+        let (parent_change, created_bare) = self.write_parent_first(&desired, parent).await;
         let failed = parent_change.error.is_some();
         let mut changes = vec![parent_change];
         if failed {
@@ -385,9 +388,14 @@ impl Engine {
     /// bare first (name and creation mark, no member label), so no member precedes the parent
     /// and the namespaces phase then applies it in full.
     /// Returns the parent's change and whether its namespace was created bare.
-    async fn write_parent_first(&self, parent: &Desired) -> (ObjectChange, bool) {
+    async fn write_parent_first(&self, desired: &[Desired], parent: usize) -> (ObjectChange, bool) {
+        let parent = &desired[parent];
         let mut created_bare = false;
-        if !self.opts.dry_run {
+        // The set's LIST of Namespaces already found it when it is a labelled member.
+        let listed = desired.iter().any(|d| {
+            d.kind() == "Namespace" && d.name() == self.parent.namespace && matches!(d.seen, Seen::Live(_))
+        });
+        if !self.opts.dry_run && !listed {
             match self.ensure_parent_namespace().await {
                 Ok(created) => created_bare = created,
                 Err(e) => {
@@ -420,6 +428,34 @@ impl Engine {
 }
 
 impl Engine {
+    /// The CRDs of custom resources in the set whose CRD is not (another tool installed it),
+    /// read from the cluster once per kind, so the no-op proof knows their list types too. A
+    /// CRD that cannot be read leaves its resources to the dry-run.
+    async fn foreign_crds(&self, desired: &[Desired], known: &CrdSchemas, catalog: &Catalog) -> Vec<Value> {
+        let Some(crd_resource) = catalog.resolve("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+        else {
+            return Vec::new();
+        };
+        let names: std::collections::BTreeSet<String> = desired
+            .iter()
+            .filter(|d| !is_parent(d) && !is_core_kind(d.s("/apiVersion"), d.kind()))
+            .filter(|d| known.schema(d.s("/apiVersion"), d.kind()).is_none())
+            .filter_map(|d| d.resolved.as_ref())
+            .filter(|r| !r.resource.group.is_empty())
+            .map(|r| format!("{}.{}", r.resource.plural, r.resource.group))
+            .collect();
+        let api = cluster::api_for(&self.client, &crd_resource, None);
+        let read = in_order(
+            self.opts.concurrency,
+            stream::iter(names).map(|name| {
+                let api = api.clone();
+                async move { cluster::get(&api, &name, &format!("CustomResourceDefinition {name}")).await }
+            }),
+        )
+        .await;
+        read.into_iter().filter_map(|r| r.ok().flatten()).collect()
+    }
+
     /// Where the no-op proof finds an object's list types.
     fn shapes<'a>(&'a self, obj: &Value) -> Shapes<'a> {
         let api_version = obj["apiVersion"].as_str().unwrap_or_default();

@@ -101,7 +101,7 @@ impl Templates {
         });
         // Secrets are rendered as `data`, not `stringData`: the API server stores only `data`,
         // so an applied `stringData` never matches the live object and every plan of it needs
-        // a server dry-run (engine/noop.rs), once per tenant.
+        // a server dry-run (engine/noop.rs). Every shipped Secret with values uses it.
         env.add_filter("b64encode", |value: String| BASE64.encode(value));
         let mut files = BTreeMap::new();
         for (name, (file, text)) in sources {

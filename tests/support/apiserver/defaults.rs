@@ -167,6 +167,20 @@ pub(crate) fn apply_defaults(kind: &str, obj: &mut Value, cluster_ip: impl FnOnc
         "StatefulSet" => {
             if let Some(spec) = obj.get_mut("spec") {
                 default_template(spec, "Always");
+                // The claim templates are defaulted as PersistentVolumeClaims, status included
+                // (SetObjectDefaults_StatefulSet).
+                let claims = spec.get_mut("volumeClaimTemplates").and_then(Value::as_array_mut);
+                for claim in claims.into_iter().flatten() {
+                    if let Some(requests) = claim.pointer_mut("/spec/resources/requests") {
+                        canonical_quantities(Some(requests));
+                    }
+                    if let Some(c) = claim.get_mut("spec").and_then(Value::as_object_mut) {
+                        set_default(c, "volumeMode", json!("Filesystem"));
+                    }
+                    if let Some(c) = claim.as_object_mut() {
+                        set_default(c, "status", json!({"phase": "Pending"}));
+                    }
+                }
                 if let Some(s) = spec.as_object_mut() {
                     set_default(s, "replicas", json!(1));
                     set_default(s, "podManagementPolicy", json!("OrderedReady"));
@@ -344,7 +358,22 @@ pub(crate) fn initial_status(kind: &str) -> Option<Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::canonical_quantity;
+    use super::{apply_defaults, canonical_quantity};
+    use serde_json::json;
+
+    #[test]
+    fn statefulset_claim_templates_are_defaulted_as_persistent_volume_claims() {
+        let mut sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+            "spec": {"template": {"spec": {"containers": []}}, "volumeClaimTemplates": [{"metadata": {"name": "data"},
+              "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1024Mi"}}}}]}});
+        apply_defaults("StatefulSet", &mut sts, String::new);
+        assert_eq!(
+            sts["spec"]["volumeClaimTemplates"][0],
+            json!({"metadata": {"name": "data"}, "status": {"phase": "Pending"},
+                   "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+                            "volumeMode": "Filesystem"}})
+        );
+    }
 
     #[test]
     fn quantities_are_stored_in_the_api_servers_canonical_form() {

@@ -791,6 +791,24 @@ impl ApiServer {
             .unwrap_or_else(|e| panic!("setting status of {name} failed: {}", e.body))
     }
 
+    /// Reports every Deployment, StatefulSet and DaemonSet ready and every Job complete at
+    /// its current generation, as the controllers would: for tests that hold readiness back
+    /// (`workload_ready_delay(None)`) until a point of their choosing.
+    pub fn mark_workloads_ready(&self) {
+        for (api_version, kind) in [
+            ("apps/v1", "Deployment"),
+            ("apps/v1", "StatefulSet"),
+            ("apps/v1", "DaemonSet"),
+            ("batch/v1", "Job"),
+        ] {
+            for obj in self.list(api_version, kind) {
+                let ns = obj["metadata"]["namespace"].as_str();
+                let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+                self.set_status(api_version, kind, ns, name, controllers::ready_status(kind, &obj, &now()));
+            }
+        }
+    }
+
     /// Reports a Deployment rolled out and available at its current generation.
     pub fn mark_deployment_available(&self, namespace: &str, name: &str) {
         let obj = self.get("apps/v1", "Deployment", Some(namespace), name).expect("deployment exists");

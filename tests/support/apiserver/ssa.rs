@@ -108,7 +108,9 @@ impl Schema<'_> {
                 | "ephemeralContainers"
                 | "env"
                 | "volumes"
-                | "imagePullSecrets" => keys(&["name"]),
+                | "imagePullSecrets"
+                | "resourceClaims"
+                | "schedulingGates" => keys(&["name"]),
                 "volumeMounts" => keys(&["mountPath"]),
                 "volumeDevices" => keys(&["devicePath"]),
                 "conditions" => keys(&["type"]),
@@ -119,6 +121,7 @@ impl Schema<'_> {
                 "ports" if *kind == "Service" && parent == [Pe::Field("spec".into())] => {
                     keys(&["port", "protocol"])
                 }
+                "secrets" if *kind == "ServiceAccount" && parent.is_empty() => keys(&["name"]),
                 "finalizers" if parent == [Pe::Field("metadata".into())] => ListKind::Set,
                 _ => ListKind::Atomic,
             },
