@@ -53,6 +53,7 @@ resources:
   gpu: {request: 2, limit: 2}
   memory: {request: 8Gi, limit: 16Gi}
 dev_shm_size: 2Gi
+tmp_cache_dir: /scratch
 image_pull:
   docker_config_json:
     auths:
@@ -186,6 +187,27 @@ fn the_client_pin_defaults_to_4_5_on_a_python_3_8_image_and_to_the_server_pin_ot
         (pin("cpu").as_str(), pin("sweep").as_str(), pin("gpu").as_str()),
         ("4.5.0", "5.0.0", "5.0.0")
     );
+}
+
+#[test]
+fn the_runner_is_told_the_tmp_cache_dir_the_job_mounts_so_it_installs_packages_there() {
+    let out = rendered();
+    for (batch, dir) in [("cpu", "/mnt/tmp-cache"), ("gpu", "/scratch")] {
+        let docs = batch_objects(&out, batch);
+        let doc = |kind: &str| -> Value {
+            serde_yaml::from_str(
+                docs.split("---\n").find(|d| d.contains(&format!("kind: {kind}\n"))).unwrap(),
+            )
+            .unwrap()
+        };
+        let json: Value =
+            serde_json::from_str(doc("ConfigMap")["data"]["batch.json"].as_str().unwrap()).unwrap();
+        assert_eq!(json["tmp_cache_dir"], dir, "{batch}");
+        let mounts = &doc("Job")["spec"]["template"]["spec"]["containers"][0]["volumeMounts"];
+        let mounted =
+            mounts.as_array().unwrap().iter().any(|m| m["name"] == "tmp-cache" && m["mountPath"] == dir);
+        assert!(mounted, "{batch}: the Job mounts tmp-cache at {dir}: {mounts}");
+    }
 }
 
 #[tokio::test]

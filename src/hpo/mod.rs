@@ -187,6 +187,8 @@ struct BatchJson<'a> {
     objective: &'static str,
     requirements: &'static str,
     optuna_version: &'a str,
+    /// Where the Job mounts the writable scratch volume; the runner installs packages there.
+    tmp_cache_dir: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     log_flush_lines: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -350,6 +352,7 @@ fn resolve(env: &Environment, s: &BatchSpec, file: &Path, c: &mut Checker) -> Ba
         objective: "objective.py",
         requirements: "requirements.txt",
         optuna_version: &client,
+        tmp_cache_dir: &s.tmp_cache_dir,
         log_flush_lines: s.log_flush_lines,
         log_flush_seconds: s.log_flush_seconds,
     };
