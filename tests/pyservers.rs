@@ -1,10 +1,12 @@
 //! The Python servers the tests start get ports nothing else takes, count as started only when
 //! every server of theirs listens, and a server that dies under a test is reported with its log.
 
+use std::os::linux::net::SocketAddrExt as _;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
-use crate::support::ports::{free_port, free_ports};
+use crate::support::ports::{free_port, free_ports, lock_name};
 use crate::support::pyservers::{self, PyServer};
 use crate::support::pytools;
 
@@ -30,9 +32,11 @@ fn test_server_ports_lie_outside_the_ephemeral_and_ray_worker_ranges_and_are_nev
     unique.dedup();
     assert_eq!(unique.len(), ports.len(), "a port was handed out twice: {ports:?}");
     // Another test process cannot take them: each one's lock is held.
-    let lock = std::env::temp_dir().join("trainstack-test-ports").join(ports[0].to_string());
-    let other = std::fs::File::open(&lock).unwrap();
-    assert!(other.try_lock().is_err(), "{} is not locked", lock.display());
+    for port in [ports[0], ports[127]] {
+        let name = SocketAddr::from_abstract_name(lock_name(port)).unwrap();
+        let taken = UnixDatagram::bind_addr(&name).expect_err("the port's lock is free");
+        assert_eq!(taken.kind(), std::io::ErrorKind::AddrInUse, "{port}: {taken}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,11 +8,13 @@
 //! raylet and agents, which all bind port 0. The kernel never picks a port outside that range
 //! by itself, and Ray keeps its worker ports in 10002-19999, so ports above both are only ever
 //! bound by whoever was handed them here. Test binaries running side by side (each engineer's
-//! and the full suite) keep apart through a lock file per port held until the process exits.
+//! and the full suite) keep apart through an abstract Unix socket named after each port, held
+//! until the process exits: the kernel frees it with the process, and like the port it belongs
+//! to the network namespace.
 
-use std::fs::File;
 use std::ops::Range;
-use std::path::PathBuf;
+use std::os::linux::net::SocketAddrExt as _;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::sync::Mutex;
 
 /// Ray's default worker ports; Ray rejects its own servers' ports inside them.
@@ -23,7 +25,7 @@ struct Allocator {
     next: u16,
     end: u16,
     /// Held for the whole run so other test processes skip these ports.
-    locks: Vec<File>,
+    locks: Vec<UnixDatagram>,
 }
 
 static ALLOCATOR: Mutex<Option<Allocator>> = Mutex::new(None);
@@ -38,7 +40,6 @@ pub fn free_port() -> u16 {
 pub fn free_ports(count: u16) -> Range<u16> {
     let mut guard = ALLOCATOR.lock().unwrap_or_else(|e| e.into_inner());
     let allocator = guard.get_or_insert_with(Allocator::new);
-    let dir = lock_dir();
     'block: loop {
         let start = allocator.next;
         let end = start
@@ -48,7 +49,7 @@ pub fn free_ports(count: u16) -> Range<u16> {
         let mut held = Vec::new();
         for port in start..end {
             allocator.next = port + 1;
-            match claim(&dir, port) {
+            match claim(port) {
                 Some(lock) => held.push(lock),
                 None => continue 'block,
             }
@@ -83,16 +84,15 @@ fn ephemeral_range() -> (u16, u16) {
     }
 }
 
-fn lock_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join("trainstack-test-ports");
-    std::fs::create_dir_all(&dir).expect("test port lock directory");
-    dir
+/// The name whose socket a test process holds while `port` is its.
+pub fn lock_name(port: u16) -> String {
+    format!("trainstack-test-port-{port}")
 }
 
 /// The lock of `port` when no other test process holds it and nothing listens on it now.
-fn claim(dir: &std::path::Path, port: u16) -> Option<File> {
-    let lock = File::create(dir.join(port.to_string())).ok()?;
-    lock.try_lock().ok()?;
+fn claim(port: u16) -> Option<UnixDatagram> {
+    let name = SocketAddr::from_abstract_name(lock_name(port)).ok()?;
+    let lock = UnixDatagram::bind_addr(&name).ok()?;
     std::net::TcpListener::bind(("127.0.0.1", port)).ok()?;
     Some(lock)
 }

@@ -141,17 +141,28 @@ type MakeCommand<'m> = &'m dyn Fn(&Path, u16) -> Command;
 
 /// Where a server listens: on the port it was given, or on one it bound itself and wrote
 /// into a file of its directory (found there by the function, `None` until written).
+#[derive(Clone, Copy)]
 enum Listens {
     On(u16),
     Reported(fn(&Path) -> Option<u16>),
 }
 
+impl Listens {
+    fn port(self, dir: &Path) -> Option<u16> {
+        match self {
+            Listens::On(port) => Some(port),
+            Listens::Reported(find) => find(dir),
+        }
+    }
+}
+
 /// How [`launch`] knows a server is ready: `GET path` answers 200, or (for a gRPC server, which
-/// has no HTTP endpoint) the port accepts connections. `also` are more ports of the server
-/// that must accept connections first (a Ray head dies whole when one of them cannot bind).
+/// has no HTTP endpoint) the port accepts connections. `also` are more servers of the process
+/// that must accept connections first (a Ray head dies whole when one of them cannot bind, and
+/// its Jobs API needs its dashboard agent).
 struct Probe<'p> {
     http: Option<&'p str>,
-    also: Vec<u16>,
+    also: Vec<Listens>,
 }
 
 impl<'p> From<&'p str> for Probe<'p> {
@@ -163,9 +174,14 @@ impl<'p> From<&'p str> for Probe<'p> {
 impl Probe<'_> {
     const TCP: Probe<'static> = Probe { http: None, also: Vec::new() };
 
-    async fn ready(&self, port: u16) -> bool {
+    async fn ready(&self, port: u16, dir: &Path) -> bool {
         for also in &self.also {
-            if tokio::net::TcpStream::connect(("127.0.0.1", *also)).await.is_err() {
+            let listens = match *also {
+                Listens::On(port) => tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok(),
+                // Written once it listens, and maybe on the node's address rather than loopback.
+                Listens::Reported(find) => find(dir).is_some(),
+            };
+            if !listens {
                 return false;
             }
         }
@@ -206,12 +222,8 @@ async fn launch_in(
         if let Some(status) = server.exit_status() {
             panic!("{name} exited with {status} before it was ready:\n{}", server.log_tail());
         }
-        let port = match listens {
-            Listens::On(port) => Some(port),
-            Listens::Reported(find) => find(server.dir()),
-        };
-        if let Some(port) = port {
-            if ready.ready(port).await {
+        if let Some(port) = listens.port(server.dir()) {
+            if ready.ready(port, server.dir()).await {
                 server.port = port;
                 return server;
             }
@@ -340,10 +352,11 @@ const RAY_WORKER_PORTS: u16 = 64;
 ///
 /// Every server of the head that can bind port 0 does (GCS, raylet, object manager, the
 /// dashboard and its agents), and the dashboard's port is read from its log. The Ray Client
-/// server cannot (Ray rejects ports below 1024) and workers take ports from a range, so those
-/// come from [`free_ports`]: a head whose client server found its port taken would pass the
-/// readiness check and then be killed whole by `ray start --block` a moment later. The Ray
-/// Client port is part of readiness, so a head that dies of it dies here, with its log.
+/// server cannot (Ray takes no port below 1024 for it, 0 included) and workers take ports from
+/// a range, so those come from [`free_ports`]: a head whose client server found its port taken
+/// would pass a dashboard-only readiness check and then be killed whole by `ray start --block`
+/// a moment later. The head counts as started once the dashboard, its agent and the Ray Client
+/// server all listen, so a head that dies of any of them dies here, with its log.
 pub async fn ray_head_with_driver_path(bin: &Path) -> PyServer {
     ray_head_with_client_port(bin, free_port()).await
 }
@@ -373,9 +386,24 @@ pub async fn ray_head_with_client_port(bin: &Path, client: u16) -> PyServer {
         // Job entrypoints run `python`: normally the virtualenv's, which has Ray.
         .env("PATH", path)
         .env("RAY_USAGE_STATS_ENABLED", "0");
-    let ready = Probe { http: Some("/api/jobs/"), also: vec![client] };
+    let ready = Probe {
+        http: Some("/api/jobs/"),
+        also: vec![Listens::On(client), Listens::Reported(ray_dashboard_agent_port)],
+    };
     launch_in("ray", command, dir, Listens::Reported(ray_dashboard_port), ready, Duration::from_secs(180))
         .await
+}
+
+/// The HTTP port of the head's dashboard agent, which runs the jobs the dashboard accepts
+/// (until it listens, submissions fail with "No available agent"). The agent writes it to a
+/// file named after the node once it listens; -1 there means its HTTP server failed to start.
+fn ray_dashboard_agent_port(dir: &Path) -> Option<u16> {
+    let session = dir.join("ray/session_latest");
+    let file = std::fs::read_dir(session)
+        .ok()?
+        .flatten()
+        .find(|f| f.file_name().to_string_lossy().starts_with("dashboard_agent_listen_port_"))?;
+    std::fs::read_to_string(file.path()).ok()?.trim().parse().ok()
 }
 
 /// The port the Ray dashboard bound, from the line its head logs once it listens (Ray writes
