@@ -158,8 +158,8 @@ impl Listens {
 
 /// How [`launch`] knows a server is ready: `GET path` answers 200, or (for a gRPC server, which
 /// has no HTTP endpoint) the port accepts connections. `also` are more servers of the process
-/// that must accept connections first (a Ray head dies whole when one of them cannot bind, and
-/// its Jobs API needs its dashboard agent).
+/// that must listen first: given ports accept connections, reported ones are written (a Ray
+/// head dies whole when one of them cannot bind, and its Jobs API needs its dashboard agent).
 struct Probe<'p> {
     http: Option<&'p str>,
     also: Vec<Listens>,
