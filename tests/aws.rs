@@ -467,7 +467,7 @@ async fn access_denied_names_the_call_and_what_to_check() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unreachable_aws_endpoint_reads_as_its_cause_without_a_debug_dump() {
     // A port nothing listens on: every AWS call fails before a response (a dispatch failure).
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::support::ports::free_port();
     let tf_outputs = repo().join(TF_OUTPUTS).display().to_string();
     let mut cluster = ClusterScenario::new(
         ApiServer::start().await,

@@ -27,6 +27,9 @@ mod kind;
 mod layering;
 #[cfg(unix)]
 mod lifecycle;
+// Servers started from the test virtualenv, killed by process group.
+#[cfg(unix)]
+mod pyservers;
 // `#[ignore = "needs cluster"]`: run by `just test-cluster`.
 #[cfg(unix)]
 mod real_cluster;

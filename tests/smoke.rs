@@ -223,6 +223,7 @@ async fn ray_job_failing_fails_the_ray_check_with_its_logs_in_the_junit_file() {
         .status(1)
         .run_async()
         .await;
+    ray.assert_running();
     let row = row(&out, "ray");
     assert!(row.contains("failed") && row.contains("FAILED"), "{}", out.stdout);
     let cases = parse_junit(&junit);

@@ -315,7 +315,10 @@ async fn ray_job_succeeds_and_its_logs_show_the_cluster_resources() {
 
     let report = ray::check(&production_client(&server), &ray_target(), Duration::from_secs(120))
         .await
-        .unwrap_or_else(|e| panic!("{e}\nhint: {}\nlogs:\n{}\nhead:\n{}", e.hint, e.logs, head.log_tail()));
+        .unwrap_or_else(|e| {
+            head.assert_running();
+            panic!("{e}\nhint: {}\nlogs:\n{}\nhead:\n{}", e.hint, e.logs, head.log_tail())
+        });
 
     assert!(report.steps[0].starts_with("dashboard answers (Ray 2."), "{:?}", report.steps);
     assert!(report.steps.iter().any(|s| s.contains("SUCCEEDED")), "{:?}", report.steps);
@@ -328,12 +331,13 @@ async fn ray_job_succeeds_and_its_logs_show_the_cluster_resources() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ray_job_that_exits_1_fails_with_its_status_message_and_logs() {
-    let (server, _head) = platform_with_ray().await;
+    let (server, head) = platform_with_ray().await;
 
     let entrypoint = r#"python -c "import sys; print('smoke job output before failing'); sys.exit(1)""#;
     let e = expect_failure(
         ray::run_job(&production_client(&server), &ray_target(), entrypoint, Duration::from_secs(120)).await,
     );
+    head.assert_running();
     assert_eq!(e.step, "wait for job", "{e:?}");
     assert!(e.reason.contains("ended FAILED"), "{}", e.reason);
     assert!(e.reason.contains("exit code 1") || e.reason.contains("failed"), "{}", e.reason);
@@ -348,6 +352,7 @@ async fn ray_job_that_outlives_the_timeout_names_its_state_and_is_stopped() {
     let e = expect_failure(
         ray::run_job(&production_client(&server), &ray_target(), &marker, Duration::from_secs(8)).await,
     );
+    head.assert_running();
     assert_eq!(e.step, "wait for job", "{e:?}");
     assert!(
         e.reason.contains("still PENDING after 8s") || e.reason.contains("still RUNNING after 8s"),

@@ -7,6 +7,8 @@ pub mod apiserver;
 pub mod iam;
 #[allow(dead_code)]
 pub mod moto;
+#[allow(dead_code)]
+pub mod ports;
 #[cfg(unix)]
 #[allow(dead_code)]
 pub mod pyservers;

@@ -1,7 +1,6 @@
-//! A moto server (AWS API emulator) on a free 127.0.0.1 port, killed on drop, with its
+//! A moto server (AWS API emulator) on a 127.0.0.1 port from `ports`, killed on drop, with its
 //! request log kept so tests can count the AWS writes the binary made.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,7 +33,7 @@ impl Moto {
     /// Starts moto and waits until it answers. `env` is passed to the server (e.g.
     /// `INITIAL_NO_AUTH_ACTION_COUNT` to turn on IAM checks).
     pub fn start_with(env: &[(&str, &str)]) -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = super::ports::free_port();
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("moto.log");
         // moto's own server, with the one response the Rust SDK cannot parse fixed (see the script).

@@ -11,11 +11,14 @@ use std::collections::HashMap;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::OnceCell;
 
+pub use super::ports::free_port;
+use super::ports::free_ports;
 use super::pytools::{pyenv, tool};
 
 /// The admin of [`mlflow_with_basic_auth`].
@@ -24,7 +27,8 @@ pub const MLFLOW_ADMIN: (&str, &str) = ("smoke-admin", "smoke-admin-password-123
 /// A running server; dropping it kills every process it started.
 pub struct PyServer {
     name: &'static str,
-    leader: Child,
+    /// Shared servers are read through `&'static`; whether the leader still runs needs `&mut`.
+    leader: Mutex<Child>,
     watchdog: Child,
     port: u16,
     log: PathBuf,
@@ -47,8 +51,31 @@ impl PyServer {
         tail(&self.log)
     }
 
+    /// Panics with the server's log tail when it is gone, so a test whose server died reads
+    /// as that (a Ray head names the subprocess that took it down) rather than as whatever
+    /// its client made of a refused connection.
+    pub fn assert_running(&self) {
+        if let Some(status) = self.exit_status() {
+            panic!("{self:?} exited with {status} during the test:\n{}", self.log_tail());
+        }
+    }
+
+    /// The first process the server started whose command line contains `needle`.
+    pub fn process_running(&self, needle: &str) -> Option<u32> {
+        let leader = self.leader.lock().unwrap_or_else(|e| e.into_inner()).id();
+        descendants(leader).into_iter().find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
+        })
+    }
+
+    fn exit_status(&self) -> Option<std::process::ExitStatus> {
+        self.leader.lock().unwrap_or_else(|e| e.into_inner()).try_wait().ok().flatten()
+    }
+
     fn stop(&mut self) {
-        let pgid = self.leader.id();
+        let leader = self.leader.get_mut().unwrap_or_else(|e| e.into_inner());
+        let pgid = leader.id();
         // Descendants that left the group (Ray workers start new sessions) are found through
         // their parents before the parents die.
         let mut pids = descendants(pgid);
@@ -60,7 +87,7 @@ impl PyServer {
             kill.arg("-KILL").arg("--").args(pids.iter().map(u32::to_string)).stderr(Stdio::null());
             let _ = kill.status();
         }
-        let _ = self.leader.wait();
+        let _ = leader.wait();
         let _ = self.watchdog.kill();
         let _ = self.watchdog.wait();
     }
@@ -76,11 +103,6 @@ impl std::fmt::Debug for PyServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} on {}", self.name, self.address())
     }
-}
-
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }
 
 fn tail(log: &Path) -> String {
@@ -117,77 +139,103 @@ fn descendants(root: u32) -> Vec<u32> {
 /// How a server is started: its working directory and port in, the command out.
 type MakeCommand<'m> = &'m dyn Fn(&Path, u16) -> Command;
 
-/// How [`launch`] knows a server is ready: `GET path` answers 200, or (for a gRPC server, which
-/// has no HTTP endpoint) the port accepts connections.
-enum Probe<'p> {
-    Http(&'p str),
-    Tcp,
+/// Where a server listens: on the port it was given, or on one it bound itself and wrote
+/// into a file of its directory (found there by the function, `None` until written).
+#[derive(Clone, Copy)]
+enum Listens {
+    On(u16),
+    Reported(fn(&Path) -> Option<u16>),
 }
 
-impl<'p> From<&'p str> for Probe<'p> {
-    fn from(path: &'p str) -> Self {
-        Probe::Http(path)
-    }
-}
-
-impl Probe<'_> {
-    async fn ready(&self, port: u16) -> bool {
+impl Listens {
+    fn port(self, dir: &Path) -> Option<u16> {
         match self {
-            Probe::Http(path) => http_status(port, path).await == Some(200),
-            Probe::Tcp => tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok(),
+            Listens::On(port) => Some(port),
+            Listens::Reported(find) => find(dir),
         }
     }
 }
 
-/// Starts the server on a free port in a fresh directory, in its own process group with a
-/// watchdog, and waits until `ready` says so. A port picked free can be taken by someone else
-/// before the server binds it; then it starts again on another one.
+/// How [`launch`] knows a server is ready: `GET path` answers 200, or (for a gRPC server, which
+/// has no HTTP endpoint) the port accepts connections. `also` are more servers of the process
+/// that must listen first: given ports accept connections, reported ones are written (a Ray
+/// head dies whole when one of them cannot bind, and its Jobs API needs its dashboard agent).
+struct Probe<'p> {
+    http: Option<&'p str>,
+    also: Vec<Listens>,
+}
+
+impl<'p> From<&'p str> for Probe<'p> {
+    fn from(path: &'p str) -> Self {
+        Probe { http: Some(path), also: Vec::new() }
+    }
+}
+
+impl Probe<'_> {
+    const TCP: Probe<'static> = Probe { http: None, also: Vec::new() };
+
+    async fn ready(&self, port: u16, dir: &Path) -> bool {
+        for also in &self.also {
+            let listens = match *also {
+                Listens::On(port) => tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok(),
+                // Written once it listens, and maybe on the node's address rather than loopback.
+                Listens::Reported(find) => find(dir).is_some(),
+            };
+            if !listens {
+                return false;
+            }
+        }
+        match self.http {
+            Some(path) => http_status(port, path).await == Some(200),
+            None => tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok(),
+        }
+    }
+}
+
+/// Starts the server on a port from [`free_port`] in a fresh directory, in its own process
+/// group with a watchdog, and waits until `ready` says so.
 async fn launch<'p>(
     name: &'static str,
     make: MakeCommand<'_>,
     ready: impl Into<Probe<'p>>,
     limit: Duration,
 ) -> PyServer {
-    launch_on(name, make, ready, limit, &free_port).await
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    launch_in(name, make(dir.path(), port), dir, Listens::On(port), ready.into(), limit).await
 }
 
-/// [`launch`] on the ports `port` gives (a restarted server takes its predecessor's).
-async fn launch_on<'p>(
+/// Starts `command` in `dir` and waits until it listens where `listens` says and `ready`
+/// answers. A server that exits first fails the test with its log: the ports it was given
+/// are nobody else's, so a bind failure is a finding, not bad luck to retry.
+async fn launch_in(
     name: &'static str,
-    make: MakeCommand<'_>,
-    ready: impl Into<Probe<'p>>,
+    command: Command,
+    dir: tempfile::TempDir,
+    listens: Listens,
+    ready: Probe<'_>,
     limit: Duration,
-    port: &dyn Fn() -> u16,
 ) -> PyServer {
-    const ATTEMPTS: usize = 3;
-    let ready = ready.into();
-    for attempt in 1..=ATTEMPTS {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = port();
-        let mut server = spawn(name, make(dir.path(), port), port, dir);
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = server.leader.try_wait() {
-                let log = server.log_tail();
-                let taken = ["address already in use", "already occupied", "failed to bind"];
-                if attempt < ATTEMPTS && taken.iter().any(|t| log.to_lowercase().contains(t)) {
-                    break;
-                }
-                panic!("{name} exited with {status} before it was ready:\n{log}");
-            }
-            if ready.ready(port).await {
+    let mut server = spawn(name, command, dir);
+    let started = Instant::now();
+    loop {
+        if let Some(status) = server.exit_status() {
+            panic!("{name} exited with {status} before it was ready:\n{}", server.log_tail());
+        }
+        if let Some(port) = listens.port(server.dir()) {
+            if ready.ready(port, server.dir()).await {
+                server.port = port;
                 return server;
             }
-            if started.elapsed() > limit {
-                panic!("{name} was not ready within {limit:?}:\n{}", server.log_tail());
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
         }
+        if started.elapsed() > limit {
+            panic!("{name} was not ready within {limit:?}:\n{}", server.log_tail());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    unreachable!("the last attempt returns or panics")
 }
 
-fn spawn(name: &'static str, mut command: Command, port: u16, dir: tempfile::TempDir) -> PyServer {
+fn spawn(name: &'static str, mut command: Command, dir: tempfile::TempDir) -> PyServer {
     let log = dir.path().join(format!("{name}.log"));
     let out = std::fs::File::create(&log).expect("server log file");
     let err = out.try_clone().expect("server log file");
@@ -213,7 +261,7 @@ fn spawn(name: &'static str, mut command: Command, port: u16, dir: tempfile::Tem
         .process_group(0)
         .spawn()
         .expect("watchdog shell");
-    PyServer { name, leader, watchdog, port, log, dir }
+    PyServer { name, leader: Mutex::new(leader), watchdog, port: 0, log, dir }
 }
 
 /// The status of `GET path` on 127.0.0.1:port, `None` when nothing answers.
@@ -291,39 +339,79 @@ pub async fn shared_mlflow() -> &'static PyServer {
     SERVER.get_or_init(mlflow).await
 }
 
-/// A Ray head with the dashboard (Jobs API) and one CPU, every port picked free (all outside
-/// Ray's default worker port range, 10002-19999, which it refuses for its own servers).
+/// A Ray head with the dashboard (Jobs API) and one CPU.
 pub async fn ray_head() -> PyServer {
     ray_head_with_driver_path(&pyenv().join("bin")).await
 }
 
+/// Worker ports per Ray head: one CPU runs a few workers at a time (job supervisor, driver,
+/// task), and a port comes back to the pool when its worker exits.
+const RAY_WORKER_PORTS: u16 = 64;
+
 /// A Ray head whose job drivers find `python` in `bin` first (before the rest of PATH).
+///
+/// Every server of the head that can bind port 0 does (GCS, raylet, object manager, the
+/// dashboard and its agents), and the dashboard's port is read from its log. The Ray Client
+/// server cannot (Ray takes no port below 1024 for it, 0 included) and workers take ports from
+/// a range, so those come from [`free_ports`]: a head whose client server found its port taken
+/// would pass a dashboard-only readiness check and then be killed whole by `ray start --block`
+/// a moment later. The head counts as started once the dashboard, its agent and the Ray Client
+/// server all listen, so a head that dies of any of them dies here, with its log.
 pub async fn ray_head_with_driver_path(bin: &Path) -> PyServer {
-    let make = |dir: &Path, dashboard: u16| {
-        let path = match std::env::var_os("PATH") {
-            Some(p) => {
-                std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(std::env::split_paths(&p)))
-                    .expect("PATH")
-            }
-            None => bin.as_os_str().to_owned(),
-        };
-        let mut command = Command::new(tool("ray"));
-        command
-            .args(["start", "--head", "--block", "--disable-usage-stats"])
-            .args(["--node-ip-address", "127.0.0.1", "--port", "0"])
-            .args(["--dashboard-host", "127.0.0.1", "--dashboard-port", &dashboard.to_string()])
-            .args(["--include-dashboard", "true"])
-            .args(["--ray-client-server-port", &free_port().to_string()])
-            .args(["--dashboard-agent-listen-port", &free_port().to_string()])
-            .args(["--num-cpus", "1", "--object-store-memory", "100000000"])
-            .arg("--temp-dir")
-            .arg(dir.join("ray"))
-            // Job entrypoints run `python`: normally the virtualenv's, which has Ray.
-            .env("PATH", path)
-            .env("RAY_USAGE_STATS_ENABLED", "0");
-        command
+    ray_head_with_client_port(bin, free_port()).await
+}
+
+/// [`ray_head_with_driver_path`] with the Ray Client server on `client`.
+pub async fn ray_head_with_client_port(bin: &Path, client: u16) -> PyServer {
+    let path = match std::env::var_os("PATH") {
+        Some(p) => std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(std::env::split_paths(&p)))
+            .expect("PATH"),
+        None => bin.as_os_str().to_owned(),
     };
-    launch("ray", &make, "/api/jobs/", Duration::from_secs(180)).await
+    let workers = free_ports(RAY_WORKER_PORTS);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = Command::new(tool("ray"));
+    command
+        .args(["start", "--head", "--block", "--disable-usage-stats"])
+        .args(["--node-ip-address", "127.0.0.1", "--port", "0"])
+        .args(["--dashboard-host", "127.0.0.1", "--dashboard-port", "0"])
+        .args(["--include-dashboard", "true"])
+        .args(["--ray-client-server-port", &client.to_string()])
+        .args(["--dashboard-agent-listen-port", "0"])
+        .args(["--min-worker-port", &workers.start.to_string()])
+        .args(["--max-worker-port", &(workers.end - 1).to_string()])
+        .args(["--num-cpus", "1", "--object-store-memory", "100000000"])
+        .arg("--temp-dir")
+        .arg(dir.path().join("ray"))
+        // Job entrypoints run `python`: normally the virtualenv's, which has Ray.
+        .env("PATH", path)
+        .env("RAY_USAGE_STATS_ENABLED", "0");
+    let ready = Probe {
+        http: Some("/api/jobs/"),
+        also: vec![Listens::On(client), Listens::Reported(ray_dashboard_agent_port)],
+    };
+    launch_in("ray", command, dir, Listens::Reported(ray_dashboard_port), ready, Duration::from_secs(180))
+        .await
+}
+
+/// The HTTP port of the head's dashboard agent, which runs the jobs the dashboard accepts
+/// (until it listens, submissions fail with "No available agent"). The agent writes it to a
+/// file named after the node once it listens; -1 there means its HTTP server failed to start.
+fn ray_dashboard_agent_port(dir: &Path) -> Option<u16> {
+    let session = dir.join("ray/session_latest");
+    let file = std::fs::read_dir(session)
+        .ok()?
+        .flatten()
+        .find(|f| f.file_name().to_string_lossy().starts_with("dashboard_agent_listen_port_"))?;
+    std::fs::read_to_string(file.path()).ok()?.trim().parse().ok()
+}
+
+/// The port the Ray dashboard bound, from the line its head logs once it listens (Ray writes
+/// no port file for the dashboard, unlike its GCS and agents).
+fn ray_dashboard_port(dir: &Path) -> Option<u16> {
+    let log = std::fs::read_to_string(dir.join("ray/session_latest/logs/dashboard.log")).ok()?;
+    let address = log.lines().find_map(|l| l.split_once("Dashboard head http address: "))?.1;
+    address.trim().rsplit_once(':')?.1.parse().ok()
 }
 
 /// One basic-auth tracking server for the whole test run.
@@ -349,7 +437,7 @@ pub async fn optuna_storage(journal: &Path) -> PyServer {
 /// [`optuna_storage`] with more `TRAINSTACK_HPO_*` variables of the script set (a test's short
 /// reaper interval, for one).
 pub async fn optuna_storage_with(journal: &Path, env: &[(&str, &str)]) -> PyServer {
-    storage_on(journal, env, &free_port).await
+    storage_on(journal, env, free_port()).await
 }
 
 /// Stops `server` and starts [`optuna_storage_with`] on the same journal and port after `down`,
@@ -363,23 +451,22 @@ pub async fn restart_optuna_storage(
     let port = server.port;
     drop(server);
     tokio::time::sleep(down).await;
-    storage_on(journal, env, &|| port).await
+    storage_on(journal, env, port).await
 }
 
-async fn storage_on(journal: &Path, env: &[(&str, &str)], port: &dyn Fn() -> u16) -> PyServer {
+async fn storage_on(journal: &Path, env: &[(&str, &str)], port: u16) -> PyServer {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/hpo/storage.py");
-    let make = |_: &Path, port: u16| {
-        let mut command = Command::new(tool("python"));
-        command
-            .args(["-W", "ignore"])
-            .arg(&script)
-            .env("TRAINSTACK_HPO_JOURNAL", journal)
-            .env("TRAINSTACK_HPO_HOST", "127.0.0.1")
-            .env("TRAINSTACK_HPO_PORT", port.to_string())
-            .envs(env.iter().copied());
-        command
-    };
-    launch_on("optuna gRPC storage", &make, Probe::Tcp, Duration::from_secs(120), port).await
+    let mut command = Command::new(tool("python"));
+    command
+        .args(["-W", "ignore"])
+        .arg(&script)
+        .env("TRAINSTACK_HPO_JOURNAL", journal)
+        .env("TRAINSTACK_HPO_HOST", "127.0.0.1")
+        .env("TRAINSTACK_HPO_PORT", port.to_string())
+        .envs(env.iter().copied());
+    let dir = tempfile::tempdir().expect("temp dir");
+    launch_in("optuna gRPC storage", command, dir, Listens::On(port), Probe::TCP, Duration::from_secs(120))
+        .await
 }
 
 /// The workspace's `hpo-dashboard`: `optuna_dashboard.run_server` against the gRPC storage at
