@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::engine::applyset;
 use crate::engine::cluster::{self, ClusterError, Resolved};
-use crate::engine::resolve::{in_order, is_parent, with_type, Desired, Engine, Seen};
+use crate::engine::resolve::{in_order, is_parent, lookup, with_type, Desired, Engine, Seen};
 
 /// One resource type's listed members, by namespace and name.
 type Members = HashMap<(String, String), Value>;
@@ -77,11 +77,11 @@ impl Engine {
             .map(|o| with_type(o, r))
             .filter_map(|o| {
                 let ns =
-                    o.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
+                    lookup(&o, "/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
                 if r.namespaced && !namespaces.contains(&ns) {
                     return None;
                 }
-                let name = o.pointer("/metadata/name").and_then(Value::as_str)?.to_string();
+                let name = lookup(&o, "/metadata/name").and_then(Value::as_str)?.to_string();
                 Some(((ns, name), o))
             })
             .collect();
@@ -96,7 +96,7 @@ impl Engine {
         let all = cache.get(&type_key(r))?;
         Some(
             all.iter()
-                .filter(|o| o.pointer("/metadata/namespace").and_then(Value::as_str) == namespace)
+                .filter(|o| lookup(&o, "/metadata/namespace").and_then(Value::as_str) == namespace)
                 .cloned()
                 .collect(),
         )

@@ -115,11 +115,11 @@ pub fn decide(desired: &Value, live: &Value, manager: &str, shapes: Shapes) -> V
 
 fn prove(desired: &Value, live: &Value, manager: &str, shapes: Shapes) -> Result<(), Fallback> {
     let whole = |reason| Fallback { reason, at: String::new() };
-    if live.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()) {
+    if live.get("metadata").and_then(|m| m.get("deletionTimestamp")).is_some_and(|t| !t.is_null()) {
         return Err(whole(reason::DELETING));
     }
     let wanted = desired_fields(desired, shapes)?;
-    let entries = live.pointer("/metadata/managedFields").and_then(Value::as_array);
+    let entries = live.get("metadata").and_then(|m| m.get("managedFields")).and_then(Value::as_array);
     let entries: Vec<&Value> = entries.into_iter().flatten().collect();
     let is_mine = |e: &Value| {
         e["manager"].as_str() == Some(manager)

@@ -109,12 +109,12 @@ impl Engine {
             change.diff = diff;
             return (change, Cow::Borrowed(&d.obj), Ok(None));
         };
-        let api = cluster::api_for(&self.client, r, d.namespace());
-        let what = d.id();
+        // Built only for a request: most objects of a no-op plan make none.
+        let api = || cluster::api_for(&self.client, r, d.namespace());
         let live: Option<Cow<'a, Value>> = match &d.seen {
             Seen::Live(l) => Some(Cow::Borrowed(l)),
             Seen::Absent => None,
-            Seen::Unknown => match cluster::get(&api, d.name(), &what).await {
+            Seen::Unknown => match cluster::get(&api(), d.name(), &d.id()).await {
                 Ok(l) => l.map(Cow::Owned),
                 Err(e) => {
                     change.error = Some(e.to_string());
@@ -141,6 +141,7 @@ impl Engine {
             },
         };
         self.count_plan(Some(why));
+        let (api, what) = (api(), d.id());
         let dry = match cluster::apply(&api, d.name(), &obj, true, self.opts.force_conflicts, &what).await {
             Ok(v) => v,
             // A new object in a namespace this same apply creates cannot be dry-run yet (the
