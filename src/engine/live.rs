@@ -96,7 +96,7 @@ impl Engine {
         let all = cache.get(&type_key(r))?;
         Some(
             all.iter()
-                .filter(|o| lookup(&o, "/metadata/namespace").and_then(Value::as_str) == namespace)
+                .filter(|o| lookup(o, "/metadata/namespace").and_then(Value::as_str) == namespace)
                 .cloned()
                 .collect(),
         )
