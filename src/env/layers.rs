@@ -111,6 +111,40 @@ pub(crate) fn spec_files(
     Ok(files)
 }
 
+/// One spec file (a job spec, a trial batch) read and typed, with what its checks need.
+pub(crate) struct SpecFile<T> {
+    pub spec: T,
+    /// The file alone, for diagnostics at its own lines.
+    pub sources: Sources,
+    /// Paths left out of `spec` because they did not fit its type.
+    pub dropped: Vec<String>,
+    /// Where its `name:` stands, if it has one.
+    pub name_pos: Option<Pos>,
+}
+
+/// Reads one spec file and types it as `T`. Read, YAML and type errors go to `diags`; what
+/// typed is still returned so that one mistyped field hides nothing else (`None` when nothing
+/// could be typed).
+pub(crate) fn read_spec<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    diags: &mut Diagnostics,
+) -> Option<SpecFile<T>> {
+    let (value, index) = match read_located(path) {
+        Ok(v) => v,
+        Err(d) => {
+            diags.push(d);
+            return None;
+        }
+    };
+    let typed = yaml::from_value_all::<T>(value, Vec::new());
+    let name_pos = index.value("name");
+    let sources = Sources::single(path.to_path_buf(), index);
+    for e in &typed.errors {
+        diags.push(check::type_diagnostic(e, &sources));
+    }
+    Some(SpecFile { spec: typed.value?, sources, dropped: typed.dropped, name_pos })
+}
+
 /// Reads and parses one YAML file the user wrote, with the positions of its keys; a problem is
 /// a diagnostic naming the file (and the line, for YAML errors).
 pub(crate) fn read_located(path: &Path) -> Result<(yaml::Value, PosIndex), Diagnostic> {

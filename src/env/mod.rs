@@ -20,7 +20,7 @@ use crate::yaml;
 
 use layers::{failed, merge_all};
 pub use layers::{merge_files, Merged};
-pub(crate) use layers::{read_located, spec_files};
+pub(crate) use layers::{read_spec, spec_files, SpecFile};
 pub use model::Environment;
 pub use sources::{within, Layer, Sources};
 

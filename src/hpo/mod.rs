@@ -15,10 +15,10 @@ use base64::Engine as _;
 use serde::{Serialize, Serializer};
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::env::check::{self, Checker};
+use crate::env::check::Checker;
 use crate::env::model::{Environment, Taint};
-use crate::env::{names, quantity, LoadedEnv, Sources};
-use crate::yaml::{self, Pos};
+use crate::env::{names, quantity, LoadedEnv};
+use crate::yaml::Pos;
 use spec::{Amount, BatchSpec, Direction, GpuModel, ImagePull};
 
 /// The trial runner every trial pod starts, shipped in the batch's ConfigMap.
@@ -223,23 +223,11 @@ pub fn load_files(loaded: &LoadedEnv, files: &[PathBuf]) -> Result<Vec<Batch>, D
 }
 
 fn load_one(loaded: &LoadedEnv, file: &Path, diags: &mut Diagnostics) -> Option<Batch> {
-    let (value, index) = match crate::env::read_located(file) {
-        Ok(v) => v,
-        Err(d) => {
-            diags.push(d);
-            return None;
-        }
-    };
-    let typed = yaml::from_value_all::<BatchSpec>(value, Vec::new());
-    let name_pos = index.value("name");
-    let sources = Sources::single(file.to_path_buf(), index);
-    for e in &typed.errors {
-        diags.push(check::type_diagnostic(e, &sources));
-    }
-    let spec = typed.value?;
-    let mut c = Checker::new(&sources, &typed.dropped);
-    let batch = resolve(&loaded.env, &spec, file, &mut c);
+    let f = crate::env::read_spec::<BatchSpec>(file, diags)?;
+    let mut c = Checker::new(&f.sources, &f.dropped);
+    let batch = resolve(&loaded.env, &f.spec, file, &mut c);
     diags.0.extend(c.finish().0);
+    let name_pos = f.name_pos;
     Some(Batch { name_pos, ..batch })
 }
 

@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::env::check::{self, Checker};
+use crate::env::check::Checker;
 use crate::env::model::{Environment, Quota};
 use crate::env::terraform::Fetched;
 use crate::env::validate::limits;
-use crate::env::{self, names, quantity, Layered, LoadedEnv, Sources};
+use crate::env::{self, names, quantity, Layered, LoadedEnv};
 use crate::hpo::{self, Batch};
-use crate::yaml::{self, Pos};
+use crate::yaml::Pos;
 use spec::{Framework, JobSpec};
 
 /// A job spec with its scripts read in, ready to render.
@@ -117,22 +117,8 @@ pub fn load_files(loaded: &LoadedEnv, files: &[PathBuf]) -> Result<Vec<Job>, Dia
 }
 
 fn load_one(loaded: &LoadedEnv, file: &Path, diags: &mut Diagnostics) -> Option<Job> {
-    let (value, index) = match crate::env::read_located(file) {
-        Ok(v) => v,
-        Err(d) => {
-            diags.push(d);
-            return None;
-        }
-    };
-    let typed = yaml::from_value_all::<JobSpec>(value, Vec::new());
-    let name_pos = index.value("name");
-    let sources = Sources::single(file.to_path_buf(), index);
-    for e in &typed.errors {
-        diags.push(check::type_diagnostic(e, &sources));
-    }
-    // What typed is still checked, so that one mistyped field hides nothing else.
-    let spec = typed.value?;
-    let mut c = Checker::new(&sources, &typed.dropped);
+    let env::SpecFile { spec, sources, dropped, name_pos } = env::read_spec::<JobSpec>(file, diags)?;
+    let mut c = Checker::new(&sources, &dropped);
     check_spec(loaded, &spec, &mut c);
     let script_contents = read_scripts(&spec, file, &mut c);
     diags.0.extend(c.finish().0);
